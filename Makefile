@@ -1,0 +1,52 @@
+# mqttfleet — build, test and benchmark targets. `make test` is the README's
+# test command and what .ci/run calls: it installs what the tests need first.
+
+GO        ?= go
+PKGS      ?= ./...
+FUZZTIME  ?= 20s
+BENCHTIME ?= 1s
+
+# testcontainers-go settings for machines without a registry (see docs/environment.md):
+# the reaper image cannot be pulled, and /.dockerenv must not make it dial the gateway.
+export TESTCONTAINERS_RYUK_DISABLED := true
+export TESTCONTAINERS_HOST_OVERRIDE := 127.0.0.1
+
+.PHONY: all build deps test vet fmt-check unit fuzz fuzz-long bench run images demo clean
+
+all: build
+
+build:
+	$(GO) build -o bin/mqttfleet ./cmd/mqttfleet
+
+## deps: Debian packages the tests use (mosquitto), a Docker engine, local images.
+deps:
+	bash scripts/deps.sh
+
+vet:
+	$(GO) vet $(PKGS)
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+unit:
+	$(GO) test -count=1 -timeout 15m $(PKGS)
+
+test: deps vet fmt-check unit
+
+## fuzz: every fuzz target for a bounded time (FUZZTIME each).
+fuzz:
+	bash scripts/fuzz.sh $(FUZZTIME)
+
+## fuzz-long: the documented 10-minute run per target.
+fuzz-long:
+	bash scripts/fuzz.sh 10m
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) $(PKGS)
+
+run: build
+	./bin/mqttfleet broker
+
+clean:
+	rm -rf bin results
