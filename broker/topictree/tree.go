@@ -1,7 +1,24 @@
-// Package topictree holds the broker's subscription tree and retained store.
+// Package topictree holds the reference broker's subscription tree and its
+// retained-message store.
+//
+// Both are tries keyed by topic level. A publish walks the subscription trie
+// once, following at each level the literal child, the '+' child and the '#'
+// child, so its cost grows with the topic's depth and the number of matching
+// subscribers, not with the number of subscriptions:
+//
+//	root ──"sensors"──> n ──"+"──> n ──"temp"──> n [subs: c1 QoS1, c7 QoS0]
+//	  │                  └─"#"──> n [subs: logger QoS0]
+//	  └─"#"──> n [subs: audit QoS2]   (never for topics starting with '$')
+//
+// Shared subscriptions ($share/{group}/{filter}, MQTT 5) are not implemented.
+// They would live beside subs in the node of {filter}: a per-group list from
+// which Match picks one member per publish, with Subscribe/Unsubscribe
+// stripping the $share/{group}/ prefix before walking the trie.
 package topictree
 
 import (
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/mqttfleet/mqttfleet/packet"
@@ -13,44 +30,272 @@ type Sub struct {
 	packet.Subscription
 }
 
-// Tree is the subscription tree, safe for concurrent use.
+// indexAt is the number of subscribers a node holds before it builds a
+// client ID index; below it a linear scan is cheaper than a map.
+const indexAt = 32
+
+// node is one topic level of the subscription trie.
+type node struct {
+	kids children[node]
+	plus *node // the '+' child
+	hash *node // the '#' child
+	subs []Sub
+	idx  map[string]int32 // ClientID -> position in subs, once len(subs) >= indexAt
+}
+
+func (n *node) empty() bool {
+	return len(n.subs) == 0 && n.kids.len() == 0 && n.plus == nil && n.hash == nil
+}
+
+func (n *node) child(level string) *node {
+	switch level {
+	case "+":
+		return n.plus
+	case "#":
+		return n.hash
+	}
+	return n.kids.get(level)
+}
+
+func (n *node) addChild(level string) *node {
+	c := &node{}
+	switch level {
+	case "+":
+		n.plus = c
+	case "#":
+		n.hash = c
+	default:
+		n.kids.set(level, c)
+	}
+	return c
+}
+
+func (n *node) delChild(level string) {
+	switch level {
+	case "+":
+		n.plus = nil
+	case "#":
+		n.hash = nil
+	default:
+		n.kids.del(level)
+	}
+}
+
+func (n *node) find(clientID string) int {
+	if n.idx != nil {
+		if i, ok := n.idx[clientID]; ok {
+			return int(i)
+		}
+		return -1
+	}
+	for i := range n.subs {
+		if n.subs[i].ClientID == clientID {
+			return i
+		}
+	}
+	return -1
+}
+
+func (n *node) add(s Sub) {
+	n.subs = append(n.subs, s)
+	switch {
+	case n.idx != nil:
+		n.idx[s.ClientID] = int32(len(n.subs) - 1)
+	case len(n.subs) >= indexAt:
+		n.idx = make(map[string]int32, len(n.subs))
+		for i := range n.subs {
+			n.idx[n.subs[i].ClientID] = int32(i)
+		}
+	}
+}
+
+func (n *node) remove(i int) {
+	last := len(n.subs) - 1
+	if n.idx != nil {
+		delete(n.idx, n.subs[i].ClientID)
+	}
+	if i != last {
+		n.subs[i] = n.subs[last]
+		if n.idx != nil {
+			n.idx[n.subs[i].ClientID] = int32(i)
+		}
+	}
+	n.subs[last] = Sub{} // drop the strings for the collector
+	n.subs = n.subs[:last]
+	switch {
+	case last == 0:
+		n.subs, n.idx = nil, nil
+	case cap(n.subs) > 64 && last < cap(n.subs)/4:
+		// Give back memory after a crowd of subscribers left.
+		n.subs = slices.Clip(slices.Clone(n.subs))
+	}
+	if n.idx != nil && last < indexAt/2 {
+		n.idx = nil
+	}
+}
+
+// Tree is the subscription tree. It is safe for concurrent use; Match takes
+// only a read lock so publishes proceed in parallel.
 type Tree struct {
-	mu sync.RWMutex
+	mu    sync.RWMutex
+	root  node
+	count int
 }
 
 // New returns an empty subscription tree.
 func New() *Tree { return &Tree{} }
 
 // Subscribe adds or replaces clientID's subscription to sub.Filter; existed reports a replace. [MQTT-3.8.4-3]
-func (t *Tree) Subscribe(clientID string, sub packet.Subscription) (existed bool) { return false }
+// The tree keeps sub.Filter's string as given.
+func (t *Tree) Subscribe(clientID string, sub packet.Subscription) (existed bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := &t.root
+	for rest, more := sub.Filter, true; more; {
+		var level string
+		level, rest, more = nextLevel(rest)
+		c := n.child(level)
+		if c == nil {
+			c = n.addChild(level)
+		}
+		n = c
+	}
+	s := Sub{ClientID: clientID, Subscription: sub}
+	if i := n.find(clientID); i >= 0 {
+		n.subs[i] = s
+		return true
+	}
+	n.add(s)
+	t.count++
+	return false
+}
 
 // Unsubscribe removes clientID's subscription to filter; existed reports whether there was one.
-func (t *Tree) Unsubscribe(clientID, filter string) (existed bool) { return false }
+func (t *Tree) Unsubscribe(clientID, filter string) (existed bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	// The path is kept to prune nodes left empty, so that a fleet of
+	// short-lived clients with unique topics does not grow the tree forever.
+	type step struct {
+		parent *node
+		level  string
+	}
+	var path [16]step
+	steps := path[:0]
+	n := &t.root
+	for rest, more := filter, true; more; {
+		var level string
+		level, rest, more = nextLevel(rest)
+		c := n.child(level)
+		if c == nil {
+			return false
+		}
+		steps = append(steps, step{n, level})
+		n = c
+	}
+	i := n.find(clientID)
+	if i < 0 {
+		return false
+	}
+	n.remove(i)
+	t.count--
+	for j := len(steps) - 1; j >= 0 && n.empty(); j-- {
+		steps[j].parent.delChild(steps[j].level)
+		n = steps[j].parent
+	}
+	return true
+}
+
+// Count returns the number of (client, filter) subscriptions.
+func (t *Tree) Count() int {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.count
+}
 
 // Match appends to dst one Sub per client whose subscriptions match topic, with the
 // highest QoS among that client's matching subscriptions [MQTT-3.3.5-1], and returns dst.
-func (t *Tree) Match(topic string, dst []Sub) []Sub { return dst }
-
-// Count returns the number of (client, filter) subscriptions.
-func (t *Tree) Count() int { return 0 }
-
-// Retained is the retained-message store, safe for concurrent use.
-type Retained struct {
-	mu sync.RWMutex
+//
+// When one client has several matching subscriptions, the Sub returned is the
+// one with the highest QoS, except that NoLocal is set only if every matching
+// subscription set it, and RetainAsPublished if any did: the message then goes
+// out whenever at least one subscription asked for it. Match allocates nothing
+// beyond growing dst.
+func (t *Tree) Match(topic string, dst []Sub) []Sub {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	start := len(dst)
+	hits := 0
+	root := &t.root
+	// [MQTT-4.7.2-1] A '$' topic is skipped by the root's wildcards.
+	dollar := len(topic) > 0 && topic[0] == '$'
+	if !dollar && root.hash != nil {
+		dst, hits = collect(root.hash.subs, dst, hits)
+	}
+	level, rest, more := nextLevel(topic)
+	if c := root.kids.get(level); c != nil {
+		dst, hits = c.match(rest, more, dst, hits)
+	}
+	if !dollar && root.plus != nil {
+		dst, hits = root.plus.match(rest, more, dst, hits)
+	}
+	if hits > 1 {
+		dst = dedup(dst, start)
+	}
+	return dst
 }
 
-// NewRetained returns an empty retained store.
-func NewRetained() *Retained { return &Retained{} }
+// match collects the subscribers of n and its descendants that match the
+// topic levels left in rest (none if more is false).
+func (n *node) match(rest string, more bool, dst []Sub, hits int) ([]Sub, int) {
+	if n.hash != nil {
+		// '#' matches its parent level too: "sport/#" matches "sport".
+		dst, hits = collect(n.hash.subs, dst, hits)
+	}
+	if !more {
+		return collect(n.subs, dst, hits)
+	}
+	level, rest, more := nextLevel(rest)
+	if c := n.kids.get(level); c != nil {
+		dst, hits = c.match(rest, more, dst, hits)
+	}
+	if n.plus != nil {
+		dst, hits = n.plus.match(rest, more, dst, hits)
+	}
+	return dst, hits
+}
 
-// Set stores msg as the retained message of msg.Topic, replacing any; an empty payload removes it
-// [MQTT-3.3.1-10], [MQTT-3.3.1-11]. It keeps msg as given.
-func (r *Retained) Set(msg *packet.Publish) (stored bool) { return false }
+// collect appends subs to dst, counting the non-empty sets: within one node a
+// client appears at most once, so only more than one set can hold duplicates.
+func collect(subs []Sub, dst []Sub, hits int) ([]Sub, int) {
+	if len(subs) == 0 {
+		return dst, hits
+	}
+	return append(dst, subs...), hits + 1
+}
 
-// Match calls fn for every retained message whose topic matches filter.
-func (r *Retained) Match(filter string, fn func(*packet.Publish)) {}
+// dedup merges the entries of dst[start:] that share a client ID [MQTT-3.3.5-1].
+func dedup(dst []Sub, start int) []Sub {
+	seg := dst[start:]
+	slices.SortFunc(seg, func(a, b Sub) int { return strings.Compare(a.ClientID, b.ClientID) })
+	w := 0
+	for r := 0; r < len(seg); r++ {
+		if w > 0 && seg[w-1].ClientID == seg[r].ClientID {
+			merge(&seg[w-1], &seg[r])
+			continue
+		}
+		seg[w] = seg[r]
+		w++
+	}
+	clear(seg[w:])
+	return dst[:start+w]
+}
 
-// Len returns the number of retained messages.
-func (r *Retained) Len() int { return 0 }
-
-// Matches reports whether topic name matches filter.
-func Matches(filter, topic string) bool { return false }
+func merge(into, s *Sub) {
+	noLocal := into.NoLocal && s.NoLocal
+	rap := into.RetainAsPublished || s.RetainAsPublished
+	if s.QoS > into.QoS {
+		*into = *s
+	}
+	into.NoLocal, into.RetainAsPublished = noLocal, rap
+}

@@ -1,0 +1,156 @@
+package topictree
+
+import (
+	"sync"
+
+	"github.com/mqttfleet/mqttfleet/packet"
+)
+
+// rnode is one topic level of the retained trie.
+type rnode struct {
+	kids children[rnode]
+	msg  *packet.Publish
+}
+
+// Retained is the retained-message store, a trie by topic level so that a
+// wildcard subscription visits only the branches it can match. It is safe
+// for concurrent use.
+type Retained struct {
+	mu   sync.RWMutex
+	root rnode
+	n    int
+}
+
+// NewRetained returns an empty retained store.
+func NewRetained() *Retained { return &Retained{} }
+
+// Set stores msg as the retained message of msg.Topic, replacing any; an empty payload removes it
+// [MQTT-3.3.1-10], [MQTT-3.3.1-11]. It keeps msg as given (the caller passes a message it no longer mutates).
+// stored reports whether msg is now the topic's retained message.
+func (r *Retained) Set(msg *packet.Publish) (stored bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(msg.Payload) == 0 {
+		r.clear(msg.Topic)
+		return false
+	}
+	n := &r.root
+	for rest, more := msg.Topic, true; more; {
+		var level string
+		level, rest, more = nextLevel(rest)
+		c := n.kids.get(level)
+		if c == nil {
+			c = &rnode{}
+			n.kids.set(level, c)
+		}
+		n = c
+	}
+	if n.msg == nil {
+		r.n++
+	}
+	n.msg = msg
+	return true
+}
+
+// clear removes topic's retained message and prunes the branch left empty.
+func (r *Retained) clear(topic string) {
+	type step struct {
+		parent *rnode
+		level  string
+	}
+	var path [16]step
+	steps := path[:0]
+	n := &r.root
+	for rest, more := topic, true; more; {
+		var level string
+		level, rest, more = nextLevel(rest)
+		c := n.kids.get(level)
+		if c == nil {
+			return
+		}
+		steps = append(steps, step{n, level})
+		n = c
+	}
+	if n.msg == nil {
+		return
+	}
+	n.msg = nil
+	r.n--
+	for j := len(steps) - 1; j >= 0 && n.msg == nil && n.kids.len() == 0; j-- {
+		steps[j].parent.kids.del(steps[j].level)
+		n = steps[j].parent
+	}
+}
+
+// Match calls fn for every retained message whose topic matches filter, in no
+// particular order. fn runs after the store's lock is released, so it may
+// block (write to a connection) or call Set.
+func (r *Retained) Match(filter string, fn func(*packet.Publish)) {
+	r.mu.RLock()
+	msgs := r.root.match(filter, true, nil)
+	r.mu.RUnlock()
+	for _, m := range msgs {
+		fn(m)
+	}
+}
+
+// match appends the messages under n that match the filter levels in rest.
+// atRoot marks the first level, where wildcards skip '$' topics [MQTT-4.7.2-1].
+func (n *rnode) match(rest string, atRoot bool, out []*packet.Publish) []*packet.Publish {
+	level, rest, more := nextLevel(rest)
+	switch level {
+	case "#":
+		// '#' matches the parent level ("sport/#" matches "sport") and
+		// everything below it.
+		if n.msg != nil {
+			out = append(out, n.msg)
+		}
+		for l, c := range n.kids.all() {
+			if atRoot && len(l) > 0 && l[0] == '$' {
+				continue
+			}
+			out = c.all(out)
+		}
+	case "+":
+		for l, c := range n.kids.all() {
+			if atRoot && len(l) > 0 && l[0] == '$' {
+				continue
+			}
+			out = c.step(rest, more, out)
+		}
+	default:
+		if c := n.kids.get(level); c != nil {
+			out = c.step(rest, more, out)
+		}
+	}
+	return out
+}
+
+// step continues a match at n, the node of the level just matched.
+func (n *rnode) step(rest string, more bool, out []*packet.Publish) []*packet.Publish {
+	if !more {
+		if n.msg != nil {
+			out = append(out, n.msg)
+		}
+		return out
+	}
+	return n.match(rest, false, out)
+}
+
+// all appends every message at or below n.
+func (n *rnode) all(out []*packet.Publish) []*packet.Publish {
+	if n.msg != nil {
+		out = append(out, n.msg)
+	}
+	for _, c := range n.kids.all() {
+		out = c.all(out)
+	}
+	return out
+}
+
+// Len returns the number of retained messages.
+func (r *Retained) Len() int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.n
+}
