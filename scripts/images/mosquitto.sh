@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Builds the local Mosquitto image the conformance suite uses where no registry
+# serves eclipse-mosquitto: a FROM scratch image holding Debian's
+# /usr/sbin/mosquitto, every shared library ldd lists for it, the config in
+# deploy/images/mosquitto/ and the passwd/group lines of the user it runs as.
+# Idempotent: does nothing when the image exists (FORCE=1 rebuilds).
+set -euo pipefail
+
+IMAGE="${MQTTFLEET_MOSQUITTO_IMAGE:-mqttfleet/mosquitto:2.0.11}"
+BIN=/usr/sbin/mosquitto
+here="$(cd "$(dirname "$0")/../.." && pwd)"
+
+if ! command -v docker >/dev/null 2>&1 || ! docker info >/dev/null 2>&1; then
+	echo "images/mosquitto: no Docker engine; skipping $IMAGE" >&2
+	exit 0
+fi
+if [ "${FORCE:-0}" != 1 ] && docker image inspect "$IMAGE" >/dev/null 2>&1; then
+	exit 0
+fi
+if [ ! -x "$BIN" ]; then
+	echo "images/mosquitto: $BIN missing (apt-get install mosquitto); cannot build $IMAGE" >&2
+	exit 1
+fi
+
+ctx="$(mktemp -d)"
+trap 'rm -rf "$ctx"' EXIT
+mkdir -p "$ctx/rootfs/etc" "$ctx/rootfs/usr/sbin" "$ctx/rootfs/tmp"
+cp "$BIN" "$ctx/rootfs/usr/sbin/mosquitto"
+# ldd prints "name => /path (addr)" or "/path (addr)" for the loader.
+ldd "$BIN" | awk '/=> \//{print $3} /^\t\//{print $1}' | sort -u | while read -r lib; do
+	mkdir -p "$ctx/rootfs$(dirname "$lib")"
+	cp -L "$lib" "$ctx/rootfs$lib"
+done
+printf 'root:x:0:0:root:/:/sbin/nologin\nmosquitto:x:1883:1883:mosquitto:/:/sbin/nologin\n' >"$ctx/rootfs/etc/passwd"
+printf 'root:x:0:\nmosquitto:x:1883:\n' >"$ctx/rootfs/etc/group"
+chmod 1777 "$ctx/rootfs/tmp"
+cp "$here/deploy/images/mosquitto/Dockerfile" "$here/deploy/images/mosquitto/mosquitto.conf" "$ctx/"
+
+version="$({ "$BIN" -h 2>/dev/null || true; } | awk '/mosquitto version/{print $3; exit}')"
+echo "images/mosquitto: building $IMAGE from $BIN ${version:-}"
+if ! out="$(docker build -q --label "org.opencontainers.image.version=${version:-unknown}" -t "$IMAGE" "$ctx" 2>&1)"; then
+	echo "$out" >&2
+	exit 1
+fi
