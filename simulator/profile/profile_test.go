@@ -1,0 +1,117 @@
+package profile
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+const good = `name: sensors
+seed: 7
+duration: 60s
+groups:
+  - name: sensors
+    count: 100
+    client_id: "sensor-{{.Index}}"
+    keepalive: 30s
+    will: {topic: "status/{{.Index}}", payload: "gone", qos: 1}
+    subscriptions:
+      - filter: "cmd/{{.Index}}"
+        qos: 1
+    publish:
+      interval: 10s
+      jitter: 1s
+      qos: 1
+      topic: "fleet/{{.Index}}/temp"
+      payload: {kind: random_walk, start: 20, step: 0.5, min: -10, max: 50}
+    lifecycle: {rate: 500}
+    reconnect: {policy: exponential, delay: 100ms, max: 5s, jitter: 0.2}
+`
+
+func TestParseGood(t *testing.T) {
+	p, err := Parse([]byte(good))
+	if err != nil {
+		t.Fatalf("parse: %v", err)
+	}
+	g := p.Groups[0]
+	if g.Count != 100 || g.Publish.QoS != 1 || g.Reconnect.Multiplier != 2 || g.Transport.Kind != TransportTCP {
+		t.Fatalf("unexpected group after defaults: %+v", g)
+	}
+	if p.Drain != DefaultDrain || g.KeepAliveOrDefault() != 30*time.Second || !g.IsClean() {
+		t.Fatalf("defaults not applied: drain %s keepalive %s", p.Drain, g.KeepAliveOrDefault())
+	}
+	if got := MustCompile("id", g.ClientID).Render(Vars{Index: 42}); got != "sensor-42" {
+		t.Fatalf("client id = %q", got)
+	}
+}
+
+// TestParseBad checks that every refusal names the field and its line.
+func TestParseBad(t *testing.T) {
+	cases := []struct {
+		name, replace, with string
+		field                string
+		line                 int
+	}{
+		{"unknown field", "    keepalive: 30s\n", "    keepalive: 30s\n    keeplive: 3s\n", "groups[0].keeplive", 9},
+		{"count zero", "count: 100", "count: 0", "groups[0].count", 6},
+		{"count type", "count: 100", "count: many", "groups[0].count", 6},
+		{"publish qos", "      qos: 1\n      topic", "      qos: 3\n      topic", "groups[0].publish.qos", 16},
+		{"sub qos", "        qos: 1", "        qos: -1", "groups[0].subscriptions[0].qos", 12},
+		{"bad filter", `"cmd/{{.Index}}"`, `"cmd/#/x"`, "groups[0].subscriptions[0].filter", 11},
+		{"wildcard topic", `"fleet/{{.Index}}/temp"`, `"fleet/+/temp"`, "groups[0].publish.topic", 17},
+		{"seq in topic", `"fleet/{{.Index}}/temp"`, `"fleet/{{.Seq}}"`, "groups[0].publish.topic", 17},
+		{"bad template", `"sensor-{{.Index}}"`, `"sensor-{{.Indx}}"`, "groups[0].client_id", 7},
+		{"jitter over interval", "jitter: 1s", "jitter: 20s", "groups[0].publish.jitter", 15},
+		{"interval duration", "interval: 10s", "interval: soon", "groups[0].publish.interval", 14},
+		{"reconnect policy", "policy: exponential", "policy: sometimes", "groups[0].reconnect.policy", 20},
+		{"reconnect cap", "max: 5s", "max: 10ms", "groups[0].reconnect.max", 20},
+		{"rate and spread", "{rate: 500}", "{rate: 500, spread: 10s}", "groups[0].lifecycle.spread", 19},
+		{"walk bounds", "min: -10, max: 50", "min: 10, max: 5", "groups[0].publish.payload.max", 18},
+		{"will qos", `qos: 1}`, `qos: 5}`, "groups[0].will.qos", 9},
+		{"protocol", "    keepalive: 30s\n", "    keepalive: 30s\n    protocol: 6\n", "groups[0].protocol", 9},
+		{"source address", "    keepalive: 30s\n", "    keepalive: 30s\n    source_addresses: [127.0.0.2, nope]\n", "groups[0].source_addresses[1]", 9},
+		{"transport", "    keepalive: 30s\n", "    keepalive: 30s\n    transport: {kind: quic}\n", "groups[0].transport.kind", 9},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			src := strings.Replace(good, tc.replace, tc.with, 1)
+			if src == good {
+				t.Fatalf("replacement %q not found", tc.replace)
+			}
+			_, err := Parse([]byte(src))
+			var pe *Error
+			if !errors.As(err, &pe) {
+				t.Fatalf("want *Error, got %v", err)
+			}
+			if pe.Field != tc.field || pe.Line != tc.line {
+				t.Fatalf("got field %q line %d, want %q line %d (%v)", pe.Field, pe.Line, tc.field, tc.line, err)
+			}
+			if !strings.Contains(err.Error(), tc.field) {
+				t.Fatalf("message %q does not name the field", err)
+			}
+		})
+	}
+}
+
+func TestValidateGo(t *testing.T) {
+	p := &Profile{Groups: []Group{{Count: 3, Publish: &Publish{Interval: time.Second, Topic: "t", QoS: 9}}}}
+	err := p.Validate()
+	var pe *Error
+	if !errors.As(err, &pe) || pe.Field != "groups[0].publish.qos" || pe.Line != 0 {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestGroupOf(t *testing.T) {
+	p := &Profile{Groups: []Group{{Name: "a", Count: 2}, {Name: "b", Count: 3}}}
+	for i, want := range []string{"a", "a", "b", "b", "b"} {
+		g, _ := p.GroupOf(i)
+		if g == nil || g.Name != want {
+			t.Fatalf("device %d in %v, want %s", i, g, want)
+		}
+	}
+	if g, _ := p.GroupOf(5); g != nil {
+		t.Fatalf("device 5 should be out of range")
+	}
+}
