@@ -50,8 +50,8 @@ func TestParseGood(t *testing.T) {
 func TestParseBad(t *testing.T) {
 	cases := []struct {
 		name, replace, with string
-		field                string
-		line                 int
+		field               string
+		line                int
 	}{
 		{"unknown field", "    keepalive: 30s\n", "    keepalive: 30s\n    keeplive: 3s\n", "groups[0].keeplive", 9},
 		{"count zero", "count: 100", "count: 0", "groups[0].count", 6},
