@@ -224,71 +224,110 @@ func (t *Tree) Count() int {
 func (t *Tree) Match(topic string, dst []Sub) []Sub {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	start := len(dst)
-	hits := 0
+	m := matcher{dst: dst, start: len(dst)}
 	root := &t.root
 	// [MQTT-4.7.2-1] A '$' topic is skipped by the root's wildcards.
 	dollar := len(topic) > 0 && topic[0] == '$'
 	if !dollar && root.hash != nil {
-		dst, hits = collect(root.hash.subs, dst, hits)
+		m.collect(root.hash)
 	}
 	level, rest, more := nextLevel(topic)
 	if c := root.kids.get(level); c != nil {
-		dst, hits = c.match(rest, more, dst, hits)
+		c.match(rest, more, &m)
 	}
 	if !dollar && root.plus != nil {
-		dst, hits = root.plus.match(rest, more, dst, hits)
+		root.plus.match(rest, more, &m)
 	}
-	if hits > 1 {
-		dst = dedup(dst, start)
+	if m.hits > 1 {
+		m.dedup()
 	}
-	return dst
+	return m.dst
+}
+
+// matcher is the state of one Match call.
+type matcher struct {
+	dst   []Sub
+	start int   // len(dst) on entry: entries before it are the caller's
+	hits  int   // number of nodes whose subscribers were appended
+	big   *node // the node with the most subscribers appended
+	bigAt int   // where big's subscribers start in dst
 }
 
 // match collects the subscribers of n and its descendants that match the
 // topic levels left in rest (none if more is false).
-func (n *node) match(rest string, more bool, dst []Sub, hits int) ([]Sub, int) {
+func (n *node) match(rest string, more bool, m *matcher) {
 	if n.hash != nil {
 		// '#' matches its parent level too: "sport/#" matches "sport".
-		dst, hits = collect(n.hash.subs, dst, hits)
+		m.collect(n.hash)
 	}
 	if !more {
-		return collect(n.subs, dst, hits)
+		m.collect(n)
+		return
 	}
 	level, rest, more := nextLevel(rest)
 	if c := n.kids.get(level); c != nil {
-		dst, hits = c.match(rest, more, dst, hits)
+		c.match(rest, more, m)
 	}
 	if n.plus != nil {
-		dst, hits = n.plus.match(rest, more, dst, hits)
+		n.plus.match(rest, more, m)
 	}
-	return dst, hits
 }
 
-// collect appends subs to dst, counting the non-empty sets: within one node a
-// client appears at most once, so only more than one set can hold duplicates.
-func collect(subs []Sub, dst []Sub, hits int) ([]Sub, int) {
-	if len(subs) == 0 {
-		return dst, hits
+// collect appends n's subscribers.
+func (m *matcher) collect(n *node) {
+	if len(n.subs) == 0 {
+		return
 	}
-	return append(dst, subs...), hits + 1
+	if m.big == nil || len(n.subs) > len(m.big.subs) {
+		m.big, m.bigAt = n, len(m.dst)
+	}
+	m.dst = append(m.dst, n.subs...)
+	m.hits++
 }
 
 // dedup merges the entries of dst[start:] that share a client ID [MQTT-3.3.5-1].
-func dedup(dst []Sub, start int) []Sub {
-	seg := dst[start:]
-	slices.SortFunc(seg, func(a, b Sub) int { return strings.Compare(a.ClientID, b.ClientID) })
+// Within one node a client appears once, so duplicates only span nodes. The
+// usual overlap is a large fan-out node plus a few wildcard subscribers, so
+// rather than sorting everything, the few "other" entries are looked up in the
+// big node (through its client index when it has one) and sorted among
+// themselves.
+func (m *matcher) dedup() {
+	seg := m.dst[m.start:]
+	bigLen := len(m.big.subs)
+	// Rotate the big block to the end: others = seg[:k], big = seg[k:].
+	rotate(seg[m.bigAt-m.start:], bigLen)
+	k := len(seg) - bigLen
+	others, big := seg[:k], seg[k:]
 	w := 0
-	for r := 0; r < len(seg); r++ {
-		if w > 0 && seg[w-1].ClientID == seg[r].ClientID {
-			merge(&seg[w-1], &seg[r])
+	for r := range others {
+		if i := m.big.find(others[r].ClientID); i >= 0 {
+			merge(&big[i], &others[r])
 			continue
 		}
-		seg[w] = seg[r]
+		others[w] = others[r]
 		w++
 	}
-	clear(seg[w:])
-	return dst[:start+w]
+	others = others[:w]
+	slices.SortFunc(others, func(a, b Sub) int { return strings.Compare(a.ClientID, b.ClientID) })
+	w = 0
+	for r := range others {
+		if w > 0 && others[w-1].ClientID == others[r].ClientID {
+			merge(&others[w-1], &others[r])
+			continue
+		}
+		others[w] = others[r]
+		w++
+	}
+	n := copy(seg[w:], big)
+	clear(seg[w+n:])
+	m.dst = m.dst[:m.start+w+n]
+}
+
+// rotate moves the first n entries of s to its end, in place.
+func rotate(s []Sub, n int) {
+	slices.Reverse(s[:n])
+	slices.Reverse(s[n:])
+	slices.Reverse(s)
 }
 
 func merge(into, s *Sub) {
