@@ -44,7 +44,7 @@ func TestSubscribeReplaceUnsubscribe(t *testing.T) {
 		{"unsub", "c1", "a/b", 0, true, 1, "a/b", []string{"c2:1"}},
 		{"unsub", "c1", "a/b", 0, false, 1, "a/b", []string{"c2:1"}}, // twice
 		{"unsub", "c2", "a/+", 0, true, 0, "a/b", []string{}},
-		{"unsub", "c2", "x/y/z", 0, false, 0, "a/b", []string{}}, // unknown path
+		{"unsub", "c2", "x/y/z", 0, false, 0, "a/b", []string{}},   // unknown path
 		{"sub", "c1", "a/b", 1, false, 1, "a/b", []string{"c1:1"}}, // again after prune
 	}
 	for i, s := range steps {
