@@ -1,6 +1,7 @@
 package packet
 
 import (
+	"fmt"
 	"io"
 )
 
@@ -20,25 +21,58 @@ type Options struct {
 // Decode decodes one packet from the start of b and returns it with the
 // number of bytes it used. When b holds only part of a packet, the error is
 // io.ErrUnexpectedEOF. Slices in the result (such as Publish.Payload) alias b.
+//
+// Any other failure is an *Error. Once the fixed header is known and the whole
+// packet is in b, n is the packet's full length even on error, so a caller
+// can skip it. A CONNECT with an unsupported protocol level returns the
+// partial *Connect (ProtocolName, ProtocolLevel) with an error matching
+// ErrUnsupportedProtocolLevel; a packet over opt.MaxPacketSize fails with
+// ErrPacketTooLarge before the body is looked at (n is 0 then).
 func Decode(b []byte, opt Options) (Packet, int, error) {
-	panic("packet.Decode: not implemented yet")
+	h, err := parseHeader(b, opt)
+	if err != nil {
+		return nil, 0, err
+	}
+	n := h.size + h.remain
+	if len(b) < n {
+		return nil, 0, io.ErrUnexpectedEOF
+	}
+	p, err := decodeBody(h, b[h.size:n:n], opt)
+	return p, n, err
 }
 
 // ReadPacket reads and decodes one packet from r. The fixed header is read
 // first, so a packet over opt.MaxPacketSize is refused before its body is
 // allocated. The packet body is read into one fresh buffer; Publish.Payload
-// aliases it.
+// aliases it. A clean end of stream before the first byte is io.EOF; an end
+// inside a packet is io.ErrUnexpectedEOF. For a long-lived connection use
+// Reader, which buffers.
 func ReadPacket(r io.Reader, opt Options) (Packet, error) {
-	panic("packet.ReadPacket: not implemented yet")
+	if br, ok := r.(io.ByteReader); ok {
+		return readPacket(br, r, opt)
+	}
+	return readPacket(&oneByteReader{r: r}, r, opt)
 }
 
 // Append encodes p for the given protocol level and appends it to dst.
 // Encoding a PUBLISH allocates nothing beyond growing dst.
+// Version 0 means V311. On error dst is returned as it was.
 func Append(dst []byte, p Packet, version byte) ([]byte, error) {
-	panic("packet.Append: not implemented yet")
+	out, err := appendPacket(dst, p, version)
+	if err != nil {
+		return dst, err
+	}
+	return out, nil
 }
 
 // Encode writes p, encoded for the given protocol level, to w in one Write.
 func Encode(w io.Writer, p Packet, version byte) error {
-	panic("packet.Encode: not implemented yet")
+	b, err := Append(nil, p, version)
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(b); err != nil {
+		return fmt.Errorf("write %s: %w", p.Type(), err)
+	}
+	return nil
 }
