@@ -1,0 +1,194 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/token"
+
+	"github.com/mqttfleet/mqttfleet/broker/auth"
+	"github.com/mqttfleet/mqttfleet/events"
+)
+
+// Config is the broker's configuration. The zero value of a limit means
+// "use the default"; DefaultConfig returns the defaults filled in.
+type Config struct {
+	// Listeners are the sockets the broker accepts connections on.
+	Listeners []ListenerConfig `yaml:"listeners"`
+	// Auth selects anonymous access, the password file and the ACL file.
+	Auth auth.Config `yaml:"auth"`
+	// MaxConnections refuses (CONNACK 3) connections beyond this many; 0 = no limit.
+	MaxConnections int `yaml:"max_connections"`
+	// MaxPacketSize closes connections that send a larger packet; 0 = protocol maximum.
+	MaxPacketSize int `yaml:"max_packet_size"`
+	// MaxInflight is the per-client window of outgoing QoS 1/2 messages awaiting acknowledgement.
+	MaxInflight int `yaml:"max_inflight"`
+	// MaxQueued bounds the QoS 1/2 messages held per session behind the inflight window or while offline.
+	MaxQueued int `yaml:"max_queued"`
+	// OutboundBuffer bounds the packets queued per connection for writing; QoS 0 messages beyond it are dropped.
+	OutboundBuffer int `yaml:"outbound_buffer"`
+	// ConnectTimeout closes connections that send no CONNECT within it.
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	// SysInterval is the period of the $SYS/ topics; 0 turns them off.
+	SysInterval time.Duration `yaml:"sys_interval"`
+	// MetricsAddr serves Prometheus /metrics on this address; "" turns it off.
+	MetricsAddr string `yaml:"metrics_addr"`
+	// Events receives an event for every decision the broker makes; nil discards them.
+	Events events.Sink `yaml:"-"`
+	// Logger receives structured logs; nil discards them.
+	Logger *slog.Logger `yaml:"-"`
+}
+
+// ListenerConfig is one socket the broker listens on.
+type ListenerConfig struct {
+	// Name identifies the listener in Addrs and logs; default "<type><index>".
+	Name string `yaml:"name"`
+	// Type is "tcp", "ws", "tls" or "wss".
+	Type string `yaml:"type"`
+	// Addr is host:port; "127.0.0.1:0" picks a free port.
+	Addr string `yaml:"addr"`
+	// Path is the WebSocket path (ws and wss); default "/mqtt".
+	Path string `yaml:"path"`
+	// CertFile and KeyFile are the PEM server certificate and key (tls and wss).
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ClientCAFile verifies client certificates when set (tls and wss).
+	ClientCAFile string `yaml:"client_ca_file"`
+	// RequireClientCert refuses TLS handshakes without a valid client certificate.
+	RequireClientCert bool `yaml:"require_client_cert"`
+}
+
+// ListenerAddr is where a started listener accepts connections.
+type ListenerAddr struct {
+	Name string
+	Type string
+	Addr string // URL: tcp://127.0.0.1:54321, ws://127.0.0.1:5/mqtt
+}
+
+// Defaults used when a Config field is zero.
+const (
+	DefaultMaxInflight    = 20
+	DefaultMaxQueued      = 1000
+	DefaultOutboundBuffer = 1024
+	DefaultConnectTimeout = 10 * time.Second
+	DefaultWSPath         = "/mqtt"
+)
+
+// DefaultConfig returns a configuration with one TCP listener on
+// 127.0.0.1:1883, anonymous access and the default limits.
+func DefaultConfig() Config {
+	return Config{
+		Listeners:      []ListenerConfig{{Name: "tcp", Type: "tcp", Addr: "127.0.0.1:1883"}},
+		Auth:           auth.Config{AllowAnonymous: true},
+		MaxInflight:    DefaultMaxInflight,
+		MaxQueued:      DefaultMaxQueued,
+		OutboundBuffer: DefaultOutboundBuffer,
+		ConnectTimeout: DefaultConnectTimeout,
+	}
+}
+
+// LoadConfig reads a YAML configuration file over DefaultConfig. Unknown
+// fields are errors; errors name the file, the line and the field.
+func LoadConfig(path string) (Config, error) {
+	cfg := DefaultConfig()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return cfg, fmt.Errorf("read broker config: %w", err)
+	}
+	// Listeners in the file replace the default one rather than merging by index.
+	cfg.Listeners = nil
+	if err := yaml.UnmarshalWithOptions(data, &cfg, yaml.DisallowUnknownField()); err != nil {
+		var ye interface {
+			GetToken() *token.Token
+			GetMessage() string
+		}
+		if errors.As(err, &ye) && ye.GetToken() != nil {
+			return cfg, fmt.Errorf("%s:%d: %s (near %q): %w", path, ye.GetToken().Position.Line, ye.GetMessage(), ye.GetToken().Value, err)
+		}
+		return cfg, fmt.Errorf("%s: %w", path, err)
+	}
+	if cfg.Listeners == nil {
+		cfg.Listeners = DefaultConfig().Listeners
+	}
+	if err := cfg.validate(); err != nil {
+		return cfg, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// withDefaults fills zero limits with their defaults.
+func (c Config) withDefaults() Config {
+	if c.MaxInflight == 0 {
+		c.MaxInflight = DefaultMaxInflight
+	}
+	if c.MaxQueued == 0 {
+		c.MaxQueued = DefaultMaxQueued
+	}
+	if c.OutboundBuffer == 0 {
+		c.OutboundBuffer = DefaultOutboundBuffer
+	}
+	if c.ConnectTimeout == 0 {
+		c.ConnectTimeout = DefaultConnectTimeout
+	}
+	c.Listeners = append([]ListenerConfig(nil), c.Listeners...)
+	for i := range c.Listeners {
+		l := &c.Listeners[i]
+		if l.Name == "" {
+			l.Name = fmt.Sprintf("%s%d", l.Type, i)
+		}
+		if (l.Type == "ws" || l.Type == "wss") && l.Path == "" {
+			l.Path = DefaultWSPath
+		}
+	}
+	return c
+}
+
+// validate reports the first invalid field, by its YAML name.
+func (c Config) validate() error {
+	for _, f := range []struct {
+		name string
+		v    int
+	}{
+		{"max_connections", c.MaxConnections}, {"max_packet_size", c.MaxPacketSize},
+		{"max_inflight", c.MaxInflight}, {"max_queued", c.MaxQueued}, {"outbound_buffer", c.OutboundBuffer},
+	} {
+		if f.v < 0 {
+			return fmt.Errorf("%s: must not be negative, got %d", f.name, f.v)
+		}
+	}
+	if c.MaxInflight > 65535 {
+		return fmt.Errorf("max_inflight: at most 65535 packet identifiers exist, got %d", c.MaxInflight)
+	}
+	if c.SysInterval < 0 || c.ConnectTimeout < 0 {
+		return fmt.Errorf("sys_interval and connect_timeout: must not be negative")
+	}
+	names := map[string]bool{}
+	for i, l := range c.Listeners {
+		switch l.Type {
+		case "tcp", "ws":
+		case "tls", "wss":
+			if l.CertFile == "" || l.KeyFile == "" {
+				return fmt.Errorf("listeners[%d].cert_file, key_file: required for type %q", i, l.Type)
+			}
+		default:
+			return fmt.Errorf("listeners[%d].type: want tcp, ws, tls or wss, got %q", i, l.Type)
+		}
+		if l.Addr == "" {
+			return fmt.Errorf("listeners[%d].addr: required", i)
+		}
+		if l.RequireClientCert && l.ClientCAFile == "" {
+			return fmt.Errorf("listeners[%d].client_ca_file: required with require_client_cert", i)
+		}
+		if l.Name != "" {
+			if names[l.Name] {
+				return fmt.Errorf("listeners[%d].name: %q used twice", i, l.Name)
+			}
+			names[l.Name] = true
+		}
+	}
+	return nil
+}

@@ -1,0 +1,264 @@
+package broker
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/mqttfleet/mqttfleet/events"
+	"github.com/mqttfleet/mqttfleet/packet"
+)
+
+// conn is one client connection. Its reader goroutine (run) owns the
+// handshake, the read loop and the cleanup; other goroutines only queue
+// packets on it (send) or end it (shutdown).
+type conn struct {
+	b      *Broker
+	nc     net.Conn
+	remote string
+	rd     lazyReader
+
+	// Set by the reader during the handshake, read-only afterwards.
+	version   byte
+	clientID  string
+	username  string
+	keepalive time.Duration
+	sess      *session
+	will      *packet.Will // owned by the reader goroutine
+	lastRead  time.Time
+
+	omu     sync.Mutex // guards the outbound fields; a leaf lock
+	ocond   sync.Cond  // signalled when the writer drains, for waitRoom
+	out     []packet.Packet
+	spare   []packet.Packet
+	writing bool
+	oclosed bool
+
+	endMu     sync.Mutex // guards the end reason
+	ended     bool
+	cause     events.Cause
+	statement string
+	detail    string
+
+	done chan struct{} // closed when cleanup (will, session detach) is complete
+}
+
+func newConn(b *Broker, nc net.Conn, remote string) *conn {
+	c := &conn{b: b, nc: nc, remote: remote, version: packet.V311, done: make(chan struct{})}
+	c.rd.nc = nc
+	c.ocond.L = &c.omu
+	return c
+}
+
+// shutdown ends the connection with a cause unless it has one already. It
+// never blocks on the reader: the reader sees the closed socket and cleans up.
+func (c *conn) shutdown(cause events.Cause, statement, detail string) {
+	c.endMu.Lock()
+	if !c.ended {
+		c.ended, c.cause, c.statement, c.detail = true, cause, statement, detail
+	}
+	c.endMu.Unlock()
+	c.closeOutbound()
+	_ = c.nc.Close()
+}
+
+// violation ends the connection without sending anything [MQTT-4.8.0-1].
+func (c *conn) violation(statement, detail string) {
+	c.b.emit(events.Event{Kind: events.Violation, ClientID: c.clientID, Remote: c.remote, Statement: statement, Detail: detail})
+	c.shutdown(events.CauseViolation, statement, detail)
+}
+
+// run is the connection's reader goroutine.
+func (c *conn) run() {
+	defer c.b.wg.Done()
+	defer c.finish()
+	if !c.handshake() {
+		return
+	}
+	c.readLoop()
+}
+
+// readPacket waits, holding no buffer, for the next packet and decodes it.
+func (c *conn) readPacket() (packet.Packet, error) {
+	if err := c.rd.wait(); err != nil {
+		return nil, err
+	}
+	return packet.ReadPacket(&c.rd, packet.Options{Version: c.version, MaxPacketSize: c.b.cfg.MaxPacketSize})
+}
+
+// readFailed turns a read error into the connection's end cause.
+func (c *conn) readFailed(err error) {
+	var pe *packet.Error
+	switch {
+	case errors.As(err, &pe):
+		if errors.Is(err, packet.ErrPacketTooLarge) {
+			c.b.drop(c.clientID, "", 0, events.CauseTooLarge, pe.Error())
+			c.b.emit(events.Event{Kind: events.Violation, ClientID: c.clientID, Remote: c.remote, Statement: pe.Statement, Detail: pe.Error()})
+			c.shutdown(events.CauseTooLarge, pe.Statement, pe.Error())
+			return
+		}
+		c.violation(pe.Statement, pe.Error())
+	case isTimeout(err):
+		if c.sess == nil {
+			c.shutdown(events.CauseIOError, "", "no CONNECT within connect timeout")
+			return
+		}
+		silence := time.Since(c.lastRead)
+		c.endMu.Lock()
+		already := c.ended
+		c.endMu.Unlock()
+		if !already {
+			// [MQTT-3.1.2-24] 1.5x the keepalive passed without a packet.
+			c.b.emit(events.Event{Kind: events.KeepaliveExpired, ClientID: c.clientID, Remote: c.remote,
+				KeepAlive: int(c.keepalive / time.Second), Latency: silence})
+		}
+		c.shutdown(events.CauseKeepalive, "MQTT-3.1.2-24", fmt.Sprintf("silent for %v", silence.Round(time.Millisecond)))
+	default:
+		c.shutdown(events.CauseIOError, "", "read: "+err.Error())
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) ||
+		(errors.As(err, &ne) && ne.Timeout())
+}
+
+// readLoop reads and handles packets until the connection ends.
+func (c *conn) readLoop() {
+	ka := c.keepalive * 3 / 2
+	if ka == 0 {
+		_ = c.nc.SetReadDeadline(time.Time{})
+	}
+	for {
+		if ka > 0 {
+			_ = c.nc.SetReadDeadline(time.Now().Add(ka))
+		}
+		p, err := c.readPacket()
+		if err != nil {
+			c.readFailed(err)
+			return
+		}
+		c.lastRead = time.Now()
+		if !c.handle(p) {
+			return
+		}
+		c.waitRoom()
+	}
+}
+
+// finish runs once the reader stops: it detaches the session, publishes the
+// will unless the client sent DISCONNECT, and reports the disconnect.
+func (c *conn) finish() {
+	c.shutdown(events.CauseIOError, "", "connection ended")
+	c.rd.release()
+	c.endMu.Lock()
+	cause, statement, detail := c.cause, c.statement, c.detail
+	c.endMu.Unlock()
+	b := c.b
+	if s := c.sess; s != nil {
+		b.connected.Add(-1)
+		b.detach(s, c)
+		if c.will != nil && cause != events.CauseClientDisconnect {
+			b.publishWill(c, cause)
+		}
+	}
+	b.emit(events.Event{Kind: events.Disconnect, ClientID: c.clientID, Remote: c.remote, Cause: cause, Statement: statement, Detail: detail})
+	b.log.Debug("disconnect", "client", c.clientID, "remote", c.remote, "cause", cause, "statement", statement, "detail", detail)
+	b.mu.Lock()
+	delete(b.conns, c)
+	b.mu.Unlock()
+	close(c.done)
+}
+
+// publishWill publishes the connection's will [MQTT-3.1.2-8] with its QoS
+// and retain flag, and forgets it [MQTT-3.1.2-10].
+func (b *Broker) publishWill(c *conn, cause events.Cause) {
+	w := c.will
+	c.will = nil
+	if !b.auth.CanPublish(c.username, c.clientID, w.Topic) {
+		b.drop(c.clientID, w.Topic, w.QoS, events.CauseNotAuthorized, "will denied by ACL")
+		return
+	}
+	b.publish(&packet.Publish{Topic: w.Topic, QoS: w.QoS, Retain: w.Retain, Payload: w.Payload, Props: w.Props})
+	b.emit(events.Event{Kind: events.WillPublished, ClientID: c.clientID, Topic: w.Topic, QoS: w.QoS, Retain: w.Retain, Cause: cause})
+}
+
+// lazyReader reads a connection through a pooled bufio.Reader that it holds
+// only while bytes are buffered: an idle connection blocks in a one-byte
+// read of the socket and holds no read buffer.
+type lazyReader struct {
+	nc       net.Conn
+	br       *bufio.Reader
+	first    [1]byte
+	hasFirst bool
+}
+
+var readBufs = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 8<<10) }}
+
+// wait returns once the next packet's first byte is available.
+func (r *lazyReader) wait() error {
+	if r.br != nil {
+		if r.br.Buffered() > 0 {
+			return nil
+		}
+		r.release()
+	}
+	for {
+		n, err := r.nc.Read(r.first[:])
+		if n == 1 {
+			r.hasFirst = true
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// Read implements io.Reader for the packet decoder.
+func (r *lazyReader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if r.hasFirst {
+		p[0] = r.first[0]
+		r.hasFirst = false
+		return 1, nil
+	}
+	if r.br == nil {
+		r.br = readBufs.Get().(*bufio.Reader)
+		r.br.Reset(r.nc)
+	}
+	return r.br.Read(p)
+}
+
+// ReadByte lets the decoder read the fixed header without an adapter.
+func (r *lazyReader) ReadByte() (byte, error) {
+	if r.hasFirst {
+		r.hasFirst = false
+		return r.first[0], nil
+	}
+	if r.br == nil {
+		r.br = readBufs.Get().(*bufio.Reader)
+		r.br.Reset(r.nc)
+	}
+	return r.br.ReadByte()
+}
+
+// release returns the read buffer to the pool.
+func (r *lazyReader) release() {
+	if r.br != nil {
+		r.br.Reset(nil)
+		readBufs.Put(r.br)
+		r.br = nil
+	}
+}
+
+var _ io.ByteReader = (*lazyReader)(nil)

@@ -1,0 +1,173 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/mqttfleet/mqttfleet/events"
+	"github.com/mqttfleet/mqttfleet/packet"
+)
+
+// takeoverWait bounds how long a new connection waits for the connection it
+// replaces to finish its cleanup (will, session detach).
+const takeoverWait = 5 * time.Second
+
+// handshake reads CONNECT, applies the connection rules and sends CONNACK.
+// It reports whether the connection was accepted.
+func (c *conn) handshake() bool {
+	b := c.b
+	_ = c.nc.SetReadDeadline(time.Now().Add(b.cfg.ConnectTimeout))
+	p, err := c.readPacket()
+	if err != nil {
+		if errors.Is(err, packet.ErrUnsupportedProtocolLevel) {
+			// A valid name with an unknown level: CONNACK 1, then close [MQTT-3.1.2-2].
+			c.refuse(packet.RefusedProtocolVersion, "MQTT-3.1.2-2", err.Error())
+			return false
+		}
+		c.readFailed(err)
+		return false
+	}
+	cp, ok := p.(*packet.Connect)
+	if !ok {
+		c.violation("MQTT-3.1.0-1", "first packet is "+p.Type().String()+", not CONNECT")
+		return false
+	}
+	c.lastRead = time.Now()
+	b.emit(events.Event{Kind: events.Connect, ClientID: cp.ClientID, Remote: c.remote, KeepAlive: int(cp.KeepAlive), Clean: cp.CleanSession})
+
+	switch {
+	case cp.ProtocolName == "MQTT" && cp.ProtocolLevel == packet.V311, cp.ProtocolName == "MQIsdp" && cp.ProtocolLevel == packet.V31:
+	case cp.ProtocolName != "MQTT" && cp.ProtocolName != "MQIsdp":
+		// Not MQTT at all: close without answering [MQTT-3.1.2-1].
+		c.violation("MQTT-3.1.2-1", fmt.Sprintf("protocol name %q", cp.ProtocolName))
+		return false
+	default:
+		// MQTT 5 (level 5) is not served yet: refused like any other level.
+		c.refuse(packet.RefusedProtocolVersion, "MQTT-3.1.2-2", fmt.Sprintf("protocol %q level %d", cp.ProtocolName, cp.ProtocolLevel))
+		return false
+	}
+	c.version = cp.ProtocolLevel
+	c.keepalive = time.Duration(cp.KeepAlive) * time.Second
+	c.username = cp.Username
+
+	id := cp.ClientID
+	if id == "" {
+		if !cp.CleanSession {
+			c.refuse(packet.RefusedIdentifierRejected, "MQTT-3.1.3-8", "empty client ID with clean session 0")
+			return false
+		}
+		// [MQTT-3.1.3-6] assign a unique ID; the prefix keeps it apart from chosen IDs.
+		id = "mqttfleet-auto-" + strconv.FormatUint(b.nextAnon.Add(1), 36)
+	}
+	c.clientID = id
+
+	if code := b.auth.Authenticate(cp.Username, cp.Password, cp.UsernameFlag, cp.PasswordFlag); code != packet.Accepted {
+		c.refuse(code, "", "authentication refused")
+		return false
+	}
+	if max := b.cfg.MaxConnections; max > 0 && int(b.connected.Load()) >= max {
+		c.refuse(packet.RefusedServerUnavailable, "", fmt.Sprintf("max_connections %d reached", max))
+		return false
+	}
+	c.will = cp.Will
+	return c.attach(cp.CleanSession)
+}
+
+// refuse writes a CONNACK with a non-zero code and closes the connection.
+// Nothing else is queued on a refused connection, so it is written directly.
+func (c *conn) refuse(code byte, statement, detail string) {
+	_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+	_ = packet.Encode(c.nc, &packet.Connack{ReturnCode: code}, packet.V311)
+	c.b.emit(events.Event{Kind: events.ConnAck, ClientID: c.clientID, Remote: c.remote, Code: int(code), Statement: statement, Detail: detail})
+	c.shutdown(events.CauseRefused, statement, detail)
+}
+
+// attach takes over any connection holding the client ID [MQTT-3.1.4-2],
+// resumes or creates the session [MQTT-3.1.2-4] [MQTT-3.1.2-6], queues
+// CONNACK and resends unacknowledged messages [MQTT-4.4.0-1].
+func (c *conn) attach(clean bool) bool {
+	b := c.b
+	for try := 0; try < 100; try++ {
+		b.mu.Lock()
+		if b.closed {
+			b.mu.Unlock()
+			c.shutdown(events.CauseShutdown, "", "broker closing")
+			return false
+		}
+		s := b.sessions[c.clientID]
+		var old *conn
+		if s != nil {
+			s.mu.Lock()
+			old = s.conn
+			s.mu.Unlock()
+		}
+		if old == nil {
+			present := s != nil && !clean && !s.clean
+			if s != nil && !present {
+				b.dropSession(s)
+				s = nil
+			}
+			if s == nil {
+				s = newSession(c.clientID, clean)
+				b.sessions[c.clientID] = s
+			}
+			c.sess = s
+			b.connected.Add(1)
+			s.mu.Lock()
+			s.conn = c
+			// CONNACK goes first: deliveries to s queue behind it since they take s.mu.
+			// [MQTT-3.2.2-1] [MQTT-3.2.2-2] [MQTT-3.2.2-3]
+			c.send(&packet.Connack{SessionPresent: present, ReturnCode: packet.Accepted}, false)
+			s.resend(b)
+			s.mu.Unlock()
+			b.mu.Unlock()
+			b.emit(events.Event{Kind: events.ConnAck, ClientID: c.clientID, Remote: c.remote, SessionPresent: present, KeepAlive: int(c.keepalive / time.Second)})
+			b.log.Debug("connect", "client", c.clientID, "remote", c.remote, "clean", clean, "session_present", present)
+			return true
+		}
+		b.mu.Unlock()
+		b.emit(events.Event{Kind: events.Takeover, ClientID: c.clientID, Remote: c.remote, Detail: "replaces " + old.remote})
+		old.shutdown(events.CauseTakeover, "MQTT-3.1.4-2", "client ID taken over by "+c.remote)
+		select {
+		case <-old.done:
+		case <-time.After(takeoverWait):
+			c.shutdown(events.CauseShutdown, "", "previous connection did not finish in time")
+			return false
+		}
+	}
+	c.shutdown(events.CauseShutdown, "", "client ID contended by too many connections")
+	return false
+}
+
+// detach separates a finished connection from its session; a clean session
+// ends with its connection [MQTT-3.1.2-6].
+func (b *Broker) detach(s *session, c *conn) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s.mu.Lock()
+	mine := s.conn == c
+	if mine {
+		s.conn = nil
+	}
+	s.mu.Unlock()
+	if mine && s.clean && b.sessions[s.id] == s {
+		b.dropSession(s)
+	}
+}
+
+// dropSession forgets a session and its subscriptions. b.mu is held.
+func (b *Broker) dropSession(s *session) {
+	delete(b.sessions, s.id)
+	s.mu.Lock()
+	subs := s.subs
+	s.subs = nil
+	s.queue, s.inflight = nil, nil
+	s.mu.Unlock()
+	b.subMu.Lock()
+	for f := range subs {
+		b.tree.Unsubscribe(s.id, f)
+	}
+	b.subMu.Unlock()
+}

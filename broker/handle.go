@@ -1,0 +1,165 @@
+package broker
+
+import (
+	"sync"
+
+	"github.com/mqttfleet/mqttfleet/broker/topictree"
+	"github.com/mqttfleet/mqttfleet/events"
+	"github.com/mqttfleet/mqttfleet/packet"
+)
+
+// handle acts on one packet from a connected client and reports whether the
+// connection goes on.
+func (c *conn) handle(p packet.Packet) bool {
+	b, s := c.b, c.sess
+	switch p := p.(type) {
+	case *packet.Publish:
+		c.handlePublish(p)
+	case *packet.Puback:
+		s.acked(b, p.PacketID, packet.PUBACK)
+	case *packet.Pubrec:
+		s.received(p.PacketID)
+	case *packet.Pubcomp:
+		s.acked(b, p.PacketID, packet.PUBCOMP)
+	case *packet.Pubrel:
+		// The ID is free again; PUBCOMP even for an unknown ID lets a client
+		// that resends PUBREL after reconnecting finish [MQTT-4.3.3-2].
+		s.release(p.PacketID)
+		c.send(&packet.Pubcomp{PacketID: p.PacketID}, false)
+	case *packet.Subscribe:
+		c.handleSubscribe(p)
+	case *packet.Unsubscribe:
+		c.handleUnsubscribe(p)
+	case *packet.Pingreq:
+		c.send(&packet.Pingresp{}, false)
+		b.emit(events.Event{Kind: events.Ping, ClientID: c.clientID})
+	case *packet.Disconnect:
+		// [MQTT-3.1.2-10] DISCONNECT discards the will.
+		c.will = nil
+		c.shutdown(events.CauseClientDisconnect, "", "")
+		return false
+	case *packet.Connect:
+		c.violation("MQTT-3.1.0-2", "second CONNECT")
+		return false
+	default:
+		c.violation("MQTT-4.8.0-1", "unexpected "+p.Type().String()+" from a client")
+		return false
+	}
+	return true
+}
+
+// handlePublish routes an incoming PUBLISH and acknowledges it.
+func (c *conn) handlePublish(p *packet.Publish) {
+	b := c.b
+	b.msgIn.Add(1)
+	route := true
+	if p.QoS == 2 && !c.sess.holdQoS2(p.PacketID) {
+		route = false // a resent QoS 2 message already routed once
+	}
+	if route {
+		if b.auth.CanPublish(c.username, c.clientID, p.Topic) {
+			b.publish(p)
+		} else {
+			// 3.1.1 has no negative acknowledgement: the flow completes and the message goes nowhere.
+			b.drop(c.clientID, p.Topic, p.QoS, events.CauseNotAuthorized, "publish denied by ACL")
+		}
+	}
+	switch p.QoS {
+	case 1:
+		c.send(&packet.Puback{PacketID: p.PacketID}, false)
+	case 2:
+		c.send(&packet.Pubrec{PacketID: p.PacketID}, false)
+	}
+}
+
+var subBufs = sync.Pool{New: func() any { s := make([]topictree.Sub, 0, 64); return &s }}
+
+// publish stores a retained message and routes p to every matching
+// subscription.
+func (b *Broker) publish(p *packet.Publish) {
+	if p.Retain {
+		// [MQTT-3.3.1-5] keep it; [MQTT-3.3.1-10] [MQTT-3.3.1-11] an empty payload clears it.
+		r := &packet.Publish{Topic: p.Topic, QoS: p.QoS, Retain: true, Payload: p.Payload, Props: p.Props}
+		b.retMu.Lock()
+		b.retained.Set(r)
+		b.retMu.Unlock()
+	}
+	bp := subBufs.Get().(*[]topictree.Sub)
+	b.subMu.RLock()
+	subs := b.tree.Match(p.Topic, (*bp)[:0])
+	b.subMu.RUnlock()
+	if len(subs) > 0 {
+		var shared *packet.Publish
+		b.mu.RLock()
+		for _, sub := range subs {
+			s := b.sessions[sub.ClientID]
+			if s == nil {
+				continue
+			}
+			// [MQTT-3.3.1-9] forwarded with RETAIN 0; [MQTT-3.3.5-1] the tree gives
+			// one match per client with its highest QoS.
+			s.deliver(b, p, min(p.QoS, sub.QoS), false, &shared)
+		}
+		b.mu.RUnlock()
+	}
+	clear(subs)
+	if cap(subs) <= 4096 {
+		*bp = subs[:0]
+		subBufs.Put(bp)
+	}
+}
+
+// handleSubscribe adds subscriptions, answers SUBACK with one code per
+// filter [MQTT-3.8.4-5] and then sends matching retained messages.
+func (c *conn) handleSubscribe(p *packet.Subscribe) {
+	b, s := c.b, c.sess
+	codes := make([]byte, len(p.Subscriptions))
+	var granted []packet.Subscription
+	for i, sub := range p.Subscriptions {
+		code, detail := packet.SubackFailure, ""
+		if err := packet.ValidateTopicFilter(sub.Filter); err != nil {
+			detail = err.Error()
+		} else if !b.auth.CanSubscribe(c.username, c.clientID, sub.Filter) {
+			detail = "subscribe denied by ACL"
+		} else {
+			sub.QoS = min(sub.QoS, 2)
+			code = sub.QoS
+			b.subMu.Lock()
+			b.tree.Subscribe(c.clientID, sub)
+			b.subMu.Unlock()
+			s.mu.Lock()
+			if s.subs == nil {
+				s.subs = map[string]packet.Subscription{}
+			}
+			s.subs[sub.Filter] = sub
+			s.mu.Unlock()
+			granted = append(granted, sub)
+		}
+		codes[i] = code
+		b.emit(events.Event{Kind: events.Subscribed, ClientID: c.clientID, Topic: sub.Filter, QoS: code, Detail: detail})
+	}
+	c.send(&packet.Suback{PacketID: p.PacketID, ReturnCodes: codes}, false)
+	for _, sub := range granted {
+		b.retMu.Lock()
+		b.retained.Match(sub.Filter, func(m *packet.Publish) {
+			// [MQTT-3.3.1-8] sent because of a new subscription: RETAIN 1.
+			s.deliver(b, m, min(m.QoS, sub.QoS), true, nil)
+		})
+		b.retMu.Unlock()
+	}
+}
+
+// handleUnsubscribe removes subscriptions and answers UNSUBACK.
+func (c *conn) handleUnsubscribe(p *packet.Unsubscribe) {
+	b, s := c.b, c.sess
+	for _, f := range p.Filters {
+		b.subMu.Lock()
+		b.tree.Unsubscribe(c.clientID, f)
+		b.subMu.Unlock()
+		s.mu.Lock()
+		delete(s.subs, f)
+		s.mu.Unlock()
+		b.emit(events.Event{Kind: events.Unsubscribed, ClientID: c.clientID, Topic: f})
+	}
+	c.send(&packet.Unsuback{PacketID: p.PacketID}, false)
+}

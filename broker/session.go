@@ -1,0 +1,185 @@
+package broker
+
+import (
+	"sync"
+
+	"github.com/mqttfleet/mqttfleet/events"
+	"github.com/mqttfleet/mqttfleet/packet"
+)
+
+// session is the state the broker keeps for one client ID: subscriptions,
+// outgoing QoS 1/2 messages (inflight and queued) and incoming QoS 2 packet
+// IDs awaiting PUBREL. It outlives its connection when not clean.
+//
+// Nothing here is specific to 3.1.1: MQTT 5 adds an expiry (a timer that
+// calls dropSession), per-message properties (carried on packet.Publish) and
+// a receive maximum (the window, today MaxInflight).
+type session struct {
+	id    string
+	clean bool
+
+	mu       sync.Mutex // guards the fields below; order: b.mu -> s.mu -> conn.omu
+	conn     *conn      // the online connection, nil while offline
+	subs     map[string]packet.Subscription
+	inflight []*flight          // sent, awaiting acknowledgement, in send order
+	queue    []*packet.Publish  // QoS 1/2 waiting for the window or for the client to come back
+	inQoS2   map[uint16]struct{} // incoming QoS 2 IDs between PUBREC and PUBREL [MQTT-4.3.3-2]
+	nextID   uint16
+}
+
+// flight is one outgoing QoS 1/2 message awaiting its acknowledgement.
+type flight struct {
+	pub   *packet.Publish
+	state packet.Type // the packet awaited: PUBACK, PUBREC or PUBCOMP
+}
+
+func newSession(id string, clean bool) *session {
+	return &session{id: id, clean: clean}
+}
+
+// deliver hands a routed message to the session with the effective QoS
+// (minimum of the publish and the subscription). QoS 0 goes straight to the
+// connection, or nowhere while offline; QoS 1/2 is queued behind the
+// inflight window, bounded by MaxQueued. shared caches one QoS 0 copy per
+// routed message so fan-out allocates it once.
+func (s *session) deliver(b *Broker, pub *packet.Publish, qos byte, retain bool, shared **packet.Publish) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if qos == 0 {
+		if s.conn == nil {
+			return
+		}
+		var p *packet.Publish
+		if !retain && shared != nil {
+			if *shared == nil {
+				*shared = &packet.Publish{Topic: pub.Topic, Payload: pub.Payload, Props: pub.Props}
+			}
+			p = *shared
+		} else {
+			p = &packet.Publish{Topic: pub.Topic, Payload: pub.Payload, Props: pub.Props, Retain: retain}
+		}
+		s.conn.sendPublish(p)
+		return
+	}
+	if len(s.queue) >= b.cfg.MaxQueued {
+		b.drop(s.id, pub.Topic, qos, events.CauseQueueFull, "session queue full")
+		return
+	}
+	s.queue = append(s.queue, &packet.Publish{Topic: pub.Topic, QoS: qos, Retain: retain, Payload: pub.Payload, Props: pub.Props})
+	s.pump(b)
+}
+
+// pump moves queued messages into the inflight window and sends them, in
+// order. s.mu is held.
+func (s *session) pump(b *Broker) {
+	for len(s.queue) > 0 && len(s.inflight) < b.cfg.MaxInflight && s.conn != nil {
+		m := s.queue[0]
+		s.queue[0] = nil
+		s.queue = s.queue[1:]
+		m.PacketID = s.newPacketID()
+		want := packet.PUBACK
+		if m.QoS == 2 {
+			want = packet.PUBREC
+		}
+		s.inflight = append(s.inflight, &flight{pub: m, state: want})
+		s.conn.send(m, false)
+	}
+	if len(s.queue) == 0 {
+		s.queue = nil
+	}
+}
+
+// newPacketID returns an ID not used by any inflight message. s.mu is held.
+func (s *session) newPacketID() uint16 {
+	for {
+		s.nextID++
+		if s.nextID == 0 {
+			s.nextID = 1
+		}
+		if s.find(s.nextID) < 0 {
+			return s.nextID
+		}
+	}
+}
+
+// find returns the inflight index of id, or -1. s.mu is held.
+func (s *session) find(id uint16) int {
+	for i, f := range s.inflight {
+		if f.pub.PacketID == id {
+			return i
+		}
+	}
+	return -1
+}
+
+// resend sends, after CONNACK on a resumed session, every unacknowledged
+// message in its original order with DUP set, and PUBREL for those past
+// PUBREC [MQTT-4.4.0-1]; then fills the window from the queue. s.mu is held.
+func (s *session) resend(b *Broker) {
+	for _, f := range s.inflight {
+		if f.state == packet.PUBCOMP {
+			s.conn.send(&packet.Pubrel{PacketID: f.pub.PacketID}, false)
+			continue
+		}
+		// A copy: the previous connection's writer may still hold the old one.
+		cp := *f.pub
+		cp.Dup = true
+		f.pub = &cp
+		s.conn.send(&cp, false)
+	}
+	s.pump(b)
+}
+
+// acked completes an outgoing flow on PUBACK or PUBCOMP.
+func (s *session) acked(b *Broker, id uint16, t packet.Type) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := s.find(id)
+	if i < 0 || s.inflight[i].state != t {
+		return
+	}
+	copy(s.inflight[i:], s.inflight[i+1:])
+	s.inflight[len(s.inflight)-1] = nil
+	s.inflight = s.inflight[:len(s.inflight)-1]
+	if len(s.inflight) == 0 {
+		s.inflight = nil
+	}
+	s.pump(b)
+}
+
+// received moves an outgoing QoS 2 flow past PUBREC and answers PUBREL.
+func (s *session) received(id uint16) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if i := s.find(id); i >= 0 && s.inflight[i].state == packet.PUBREC {
+		s.inflight[i].state = packet.PUBCOMP
+	}
+	if s.conn != nil {
+		s.conn.send(&packet.Pubrel{PacketID: id}, false)
+	}
+}
+
+// holdQoS2 records an incoming QoS 2 packet ID and reports whether it was
+// new; a duplicate is acknowledged but not routed again [MQTT-4.3.3-2].
+func (s *session) holdQoS2(id uint16) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, dup := s.inQoS2[id]; dup {
+		return false
+	}
+	if s.inQoS2 == nil {
+		s.inQoS2 = map[uint16]struct{}{}
+	}
+	s.inQoS2[id] = struct{}{}
+	return true
+}
+
+// release forgets an incoming QoS 2 packet ID on PUBREL.
+func (s *session) release(id uint16) {
+	s.mu.Lock()
+	delete(s.inQoS2, id)
+	if len(s.inQoS2) == 0 {
+		s.inQoS2 = nil
+	}
+	s.mu.Unlock()
+}

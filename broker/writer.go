@@ -1,0 +1,140 @@
+package broker
+
+import (
+	"sync"
+
+	"github.com/mqttfleet/mqttfleet/events"
+	"github.com/mqttfleet/mqttfleet/packet"
+)
+
+// The outbound side of a connection. Packets are appended to conn.out under
+// conn.omu; a writer goroutine is started when the first packet arrives and
+// exits when the queue is empty, so an idle connection holds no writer
+// goroutine and no write buffer (memory per idle connection is a target).
+
+// writeBufs holds encode buffers shared by all writers.
+var writeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// flushAt is the encoded size after which a writer writes what it has.
+const flushAt = 32 << 10
+
+// send queues p for writing. A droppable packet (a QoS 0 PUBLISH) is refused
+// when the queue holds OutboundBuffer packets or more, so a slow subscriber
+// never slows its publishers. Other packets are bounded by the inflight
+// window and by the reader's back-pressure (waitRoom). It reports whether p
+// was queued.
+func (c *conn) send(p packet.Packet, droppable bool) bool {
+	c.omu.Lock()
+	if c.oclosed || (droppable && len(c.out) >= c.b.cfg.OutboundBuffer) {
+		c.omu.Unlock()
+		return false
+	}
+	c.out = append(c.out, p)
+	if !c.writing {
+		c.writing = true
+		// The caller is a goroutine counted in b.wg, so the counter is not
+		// zero here and Add may race with Close's Wait.
+		c.b.wg.Add(1)
+		go c.writeLoop()
+	}
+	c.omu.Unlock()
+	return true
+}
+
+// sendPublish queues a PUBLISH, counting and reporting it as dropped when a
+// QoS 0 message finds the queue full.
+func (c *conn) sendPublish(p *packet.Publish) {
+	if c.send(p, p.QoS == 0) {
+		return
+	}
+	if p.QoS == 0 {
+		c.b.drop(c.clientID, p.Topic, 0, events.CauseQueueFull, "outbound queue full (slow consumer)")
+	}
+}
+
+// waitRoom blocks the reader while the connection's own outbound queue is
+// far over its bound: a client that publishes but never reads its socket
+// slows only itself.
+func (c *conn) waitRoom() {
+	limit := 2*c.b.cfg.OutboundBuffer + c.b.cfg.MaxInflight
+	c.omu.Lock()
+	for len(c.out) > limit && !c.oclosed {
+		c.ocond.Wait()
+	}
+	c.omu.Unlock()
+}
+
+// writeLoop writes queued packets in batches until the queue is empty or the
+// socket fails.
+func (c *conn) writeLoop() {
+	defer c.b.wg.Done()
+	bp := writeBufs.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= 64<<10 {
+			*bp = (*bp)[:0]
+			writeBufs.Put(bp)
+		}
+	}()
+	for {
+		c.omu.Lock()
+		batch := c.out
+		if len(batch) == 0 || c.oclosed {
+			c.writing = false
+			c.out = nil
+			c.spare = nil
+			c.ocond.Broadcast()
+			c.omu.Unlock()
+			return
+		}
+		c.out = c.spare[:0]
+		c.spare = nil
+		c.omu.Unlock()
+
+		buf := (*bp)[:0]
+		var err error
+		var pubs uint64
+		for i, p := range batch {
+			if p.Type() == packet.PUBLISH {
+				pubs++
+			}
+			buf, err = packet.Append(buf, p, c.version)
+			if err != nil {
+				c.b.log.Error("encode packet", "client", c.clientID, "type", p.Type().String(), "err", err)
+				err = nil
+				continue
+			}
+			if len(buf) >= flushAt || i == len(batch)-1 {
+				if _, err = c.nc.Write(buf); err != nil {
+					break
+				}
+				c.b.bytesOut.Add(uint64(len(buf)))
+				buf = buf[:0]
+			}
+		}
+		*bp = buf[:0]
+		c.b.msgOut.Add(pubs)
+		clear(batch)
+		c.omu.Lock()
+		if c.spare == nil && cap(batch) <= 256 {
+			c.spare = batch[:0]
+		}
+		c.ocond.Broadcast()
+		c.omu.Unlock()
+		if err != nil {
+			c.shutdown(events.CauseIOError, "", "write: "+err.Error())
+			c.omu.Lock()
+			c.writing = false
+			c.out = nil
+			c.omu.Unlock()
+			return
+		}
+	}
+}
+
+// closeOutbound stops accepting packets and wakes a reader waiting for room.
+func (c *conn) closeOutbound() {
+	c.omu.Lock()
+	c.oclosed = true
+	c.ocond.Broadcast()
+	c.omu.Unlock()
+}
