@@ -21,8 +21,8 @@ type session struct {
 	mu       sync.Mutex // guards the fields below; order: b.mu -> s.mu -> conn.omu
 	conn     *conn      // the online connection, nil while offline
 	subs     map[string]packet.Subscription
-	inflight []*flight          // sent, awaiting acknowledgement, in send order
-	queue    []*packet.Publish  // QoS 1/2 waiting for the window or for the client to come back
+	inflight []*flight           // sent, awaiting acknowledgement, in send order
+	queue    []*packet.Publish   // QoS 1/2 waiting for the window or for the client to come back
 	inQoS2   map[uint16]struct{} // incoming QoS 2 IDs between PUBREC and PUBREL [MQTT-4.3.3-2]
 	nextID   uint16
 }
