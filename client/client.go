@@ -1,0 +1,297 @@
+package client
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mqttfleet/mqttfleet/events"
+	"github.com/mqttfleet/mqttfleet/packet"
+)
+
+// readBufferSize is the reader's buffer: big enough to take most small
+// packets in one read, small enough for tens of thousands of clients.
+const readBufferSize = 2048
+
+// Client is one MQTT connection. Its methods are safe for concurrent use.
+type Client struct {
+	opts    Options
+	conn    net.Conn
+	br      *bufio.Reader
+	ropts   packet.Options
+	version byte
+	sink    events.Sink
+	epoch   time.Time // origin of the monotonic nanosecond stamps below
+
+	keepAlive   time.Duration // as sent on the wire
+	pingTimeout time.Duration
+
+	wsem    chan struct{} // one slot: holding it grants the right to write
+	wbuf    []byte        // encode buffer; guarded by wsem
+	wclosed bool          // DISCONNECT was written; guarded by wsem [MQTT-3.14.4-2]
+
+	lastSent atomic.Int64 // now() when the last write completed
+	lastRecv atomic.Int64 // now() when the last packet arrived
+	pingSent atomic.Int64 // now() of the outstanding PINGREQ; 0 when none
+
+	window chan struct{} // one slot per outgoing QoS 1/2 publish in flight
+
+	mu     sync.Mutex
+	ids    idSpace
+	err    error        // why the link ended; nil while it is up
+	cause  events.Cause // the event cause matching err
+	ended  bool         // the reader is winding down: no new timer work
+	timer  *time.Timer  // keepalive timer; nil when keepalive is off
+	bg     sync.WaitGroup
+	quit   chan struct{} // closed when the link starts ending
+	done   chan struct{} // closed when the link has ended and the reader is done
+	msgs   chan *packet.Publish
+	closed sync.Once
+
+	// Reader-goroutine-only state.
+	recv2   map[uint16]struct{} // incoming QoS 2 ids between PUBREC and PUBREL [MQTT-4.3.3-2]
+	puback  packet.Puback
+	pubrec  packet.Pubrec
+	pubrel  packet.Pubrel
+	pubcomp packet.Pubcomp
+}
+
+// Connect sends CONNECT over conn with everything opts asks for (will,
+// credentials, clean session, keepalive) and waits for the CONNACK. On
+// success the returned Client owns conn. A refused CONNACK returns the
+// CONNACK and a *ConnackError, and closes conn; so does any other failure.
+func Connect(ctx context.Context, conn net.Conn, opts Options) (*Client, *packet.Connack, error) {
+	opts = opts.withDefaults()
+	c := &Client{
+		opts:        opts,
+		conn:        conn,
+		br:          bufio.NewReaderSize(conn, readBufferSize),
+		ropts:       packet.Options{Version: opts.ProtocolLevel, MaxPacketSize: opts.MaxPacketSize},
+		version:     opts.ProtocolLevel,
+		sink:        opts.Events,
+		epoch:       time.Now(),
+		keepAlive:   time.Duration(opts.keepAliveSeconds()) * time.Second,
+		pingTimeout: opts.PingTimeout,
+		wsem:        make(chan struct{}, 1),
+		window:      make(chan struct{}, opts.MaxInflight),
+		quit:        make(chan struct{}),
+		done:        make(chan struct{}),
+	}
+	if c.version == packet.V31 {
+		c.ropts.Version = packet.V311 // 3.1 and 3.1.1 packets after CONNECT are alike
+	}
+	ack, err := c.handshake(ctx)
+	if err != nil {
+		_ = conn.Close()
+		return nil, ack, err
+	}
+	if opts.OnMessage == nil {
+		c.msgs = make(chan *packet.Publish, opts.MessageBuffer)
+	}
+	c.lastSent.Store(c.now())
+	c.lastRecv.Store(c.now())
+	go c.readLoop()
+	if c.keepAlive > 0 {
+		c.mu.Lock()
+		c.timer = time.AfterFunc(c.keepAlive, c.onTimer)
+		c.mu.Unlock()
+	}
+	return c, ack, nil
+}
+
+// handshake writes CONNECT and reads CONNACK in the caller's goroutine,
+// bounded by ctx and ConnectTimeout through the conn's deadlines.
+func (c *Client) handshake(ctx context.Context) (*packet.Connack, error) {
+	deadline := time.Now().Add(c.opts.ConnectTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	if err := c.conn.SetDeadline(deadline); err != nil {
+		return nil, fmt.Errorf("connect: set deadline: %w", err)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = c.conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+
+	cp := c.opts.connectPacket()
+	buf, err := packet.Append(nil, cp, c.version)
+	if err != nil {
+		return nil, fmt.Errorf("connect: encode CONNECT: %w", err)
+	}
+	start := time.Now()
+	if c.sink != nil {
+		c.emit(events.Event{Kind: events.Connect, Remote: remote(c.conn), KeepAlive: int(cp.KeepAlive), Clean: cp.CleanSession})
+	}
+	if _, err := c.conn.Write(buf); err != nil {
+		return nil, c.ctxErr(ctx, fmt.Errorf("connect: write CONNECT: %w", err))
+	}
+	p, err := packet.ReadPacket(c.br, c.ropts)
+	if err != nil {
+		return nil, c.ctxErr(ctx, fmt.Errorf("connect: read CONNACK: %w", err))
+	}
+	ack, ok := p.(*packet.Connack)
+	if !ok {
+		return nil, fmt.Errorf("connect: got %s instead of CONNACK: %w", p.Type(), ErrProtocol)
+	}
+	if c.sink != nil {
+		c.emit(events.Event{Kind: events.ConnAck, Code: int(ack.ReturnCode), SessionPresent: ack.SessionPresent, Latency: time.Since(start)})
+	}
+	if refused(c.version, ack.ReturnCode) {
+		if c.sink != nil {
+			c.emit(events.Event{Kind: events.Disconnect, Cause: events.CauseRefused, Code: int(ack.ReturnCode)})
+		}
+		return ack, &ConnackError{Code: ack.ReturnCode}
+	}
+	if !stop() {
+		return ack, c.ctxErr(ctx, errors.New("connect: context ended"))
+	}
+	if err := c.conn.SetDeadline(time.Time{}); err != nil {
+		return ack, fmt.Errorf("connect: clear deadline: %w", err)
+	}
+	return ack, nil
+}
+
+// ctxErr prefers the context's error when the context ended, since a
+// deadline error from the conn is then only its symptom.
+func (c *Client) ctxErr(ctx context.Context, err error) error {
+	if cerr := ctx.Err(); cerr != nil {
+		return fmt.Errorf("%w (%v)", cerr, err)
+	}
+	return err
+}
+
+// refused tells whether a CONNACK code refuses the connection: any non-zero
+// 3.1.1 return code, or an MQTT 5 reason code of 0x80 and above.
+func refused(version, code byte) bool {
+	if version == packet.V5 {
+		return code >= 0x80
+	}
+	return code != packet.Accepted
+}
+
+func remote(conn net.Conn) string {
+	if a := conn.RemoteAddr(); a != nil {
+		return a.String()
+	}
+	return ""
+}
+
+// now is a monotonic timestamp in nanoseconds since the client started;
+// never 0, so 0 can mean "none".
+func (c *Client) now() int64 {
+	return int64(time.Since(c.epoch)) + 1
+}
+
+// emit stamps e with the client's identity and hands it to the sink. Callers
+// check c.sink != nil first so a client without events builds no Event.
+func (c *Client) emit(e events.Event) {
+	e.Time = time.Now()
+	e.Source = events.SourceClient
+	e.ClientID = c.opts.ClientID
+	e.Device = c.opts.Device
+	c.sink.Emit(e)
+}
+
+// ClientID returns the client identifier sent in CONNECT.
+func (c *Client) ClientID() string { return c.opts.ClientID }
+
+// Done is closed when the connection has ended and the reader has stopped.
+func (c *Client) Done() <-chan struct{} { return c.done }
+
+// Err says why the connection ended: it wraps ErrClosed, ErrDisconnected,
+// ErrPingTimeout, a read/write error or a *ReasonError. Nil while connected.
+func (c *Client) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// Messages returns the channel incoming PUBLISHes are delivered on when
+// Options.OnMessage is nil (nil otherwise). It is closed when the link ends.
+func (c *Client) Messages() <-chan *packet.Publish { return c.msgs }
+
+// linkErr is the error operations return once the link is ending.
+func (c *Client) linkErr() error {
+	if err := c.Err(); err != nil {
+		return fmt.Errorf("connection ended: %w", err)
+	}
+	return fmt.Errorf("connection ending: %w", ErrClosed)
+}
+
+// fail ends the link for the first reason given; later reasons are ignored.
+func (c *Client) fail(err error, cause events.Cause) {
+	c.mu.Lock()
+	first := c.err == nil
+	if first {
+		c.err, c.cause = err, cause
+	}
+	c.mu.Unlock()
+	if first {
+		c.closeQuit()
+		_ = c.conn.Close()
+	}
+}
+
+func (c *Client) closeQuit() { c.closed.Do(func() { close(c.quit) }) }
+
+// Close drops the link without sending DISCONNECT, as a crash would (so the
+// broker publishes the will), and waits for the reader to stop.
+func (c *Client) Close() error {
+	c.fail(ErrClosed, events.CauseShutdown)
+	<-c.done
+	return nil
+}
+
+// disconnectDrain bounds how long Disconnect waits for the broker to close
+// its side after DISCONNECT.
+const disconnectDrain = 2 * time.Second
+
+// Disconnect sends DISCONNECT and closes the link [MQTT-3.14.4-1]; nothing
+// is written after it [MQTT-3.14.4-2]. On TCP it half-closes first and lets
+// the reader drain until the broker closes, so unread data in our receive
+// buffer does not turn the close into a reset that could lose the DISCONNECT.
+func (c *Client) Disconnect(ctx context.Context) error {
+	if err := c.acquireWrite(ctx); err != nil {
+		c.fail(ErrClosed, events.CauseShutdown)
+		<-c.done
+		return fmt.Errorf("disconnect: %w", err)
+	}
+	c.mu.Lock()
+	already := c.err
+	if already == nil {
+		c.err, c.cause = ErrDisconnected, events.CauseClientDisconnect
+	}
+	c.mu.Unlock()
+	if already != nil {
+		c.releaseWrite()
+		<-c.done
+		return fmt.Errorf("disconnect: %w", c.linkErr())
+	}
+	c.closeQuit()
+	_, err := c.writeLocked(ctx, &packet.Disconnect{})
+	c.wclosed = true
+	c.releaseWrite()
+	if err != nil {
+		_ = c.conn.Close()
+		<-c.done
+		return fmt.Errorf("disconnect: %w", err)
+	}
+	if hc, ok := c.conn.(interface{ CloseWrite() error }); ok && hc.CloseWrite() == nil {
+		drain := time.Now().Add(disconnectDrain)
+		if d, ok := ctx.Deadline(); ok && d.Before(drain) {
+			drain = d
+		}
+		_ = c.conn.SetReadDeadline(drain)
+		stop := context.AfterFunc(ctx, func() { _ = c.conn.Close() })
+		<-c.done
+		stop()
+		return nil
+	}
+	_ = c.conn.Close()
+	<-c.done
+	return nil
+}

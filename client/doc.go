@@ -1,0 +1,23 @@
+// Package client is a small MQTT client over any net.Conn, for the fleet
+// simulator (thousands of instances per process) and for conformance probes.
+//
+// A Client is lean on purpose: one reader goroutine per connection plus one
+// timer for keepalive. Callers write from their own goroutines; the reader
+// writes acknowledgements. Writes are serialised by a one-slot semaphore so
+// that a writer waiting for its turn still honours its context.
+//
+//	caller goroutines ──Publish/Subscribe──► write sem ──► net.Conn ──► broker
+//	                                            ▲
+//	reader goroutine ◄──── packets ─────────────┼──── net.Conn ◄─── broker
+//	   │ PUBACK/PUBREC/PUBREL/PUBCOMP ──────────┘
+//	   ├─► completes Tokens (acks, SUBACK, UNSUBACK), frees packet IDs
+//	   └─► OnMessage / Messages()
+//	keepalive timer (time.AfterFunc) ──PINGREQ──► write sem; closes the link on ping timeout
+//
+// Lock order: the write semaphore may be held while taking Client.mu, never
+// the other way round. Client.mu is never held across I/O.
+//
+// Raw is the other half: a connection with no automatic behaviour at all,
+// for tests that need to send exactly the bytes they want and see exactly
+// what comes back.
+package client

@@ -1,0 +1,58 @@
+package client
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors; Err and the errors of failed operations wrap them.
+var (
+	// ErrPingTimeout: no PINGRESP arrived within PingTimeout of a PINGREQ.
+	ErrPingTimeout = errors.New("mqtt client: no PINGRESP in time")
+	// ErrClosed: the link was dropped by Close.
+	ErrClosed = errors.New("mqtt client: closed")
+	// ErrDisconnected: the link was ended by Disconnect.
+	ErrDisconnected = errors.New("mqtt client: disconnected")
+	// ErrNoPacketID: all 65535 packet identifiers are in flight.
+	ErrNoPacketID = errors.New("mqtt client: no free packet identifier")
+	// ErrProtocol: the broker sent something the protocol does not allow here.
+	ErrProtocol = errors.New("mqtt client: protocol violation by the broker")
+)
+
+// ConnackError is returned by Connect when the broker refuses the connection.
+type ConnackError struct {
+	Code byte // CONNACK return code (3.1.1) or reason code (5.0)
+}
+
+// Error names the refusal.
+func (e *ConnackError) Error() string {
+	return fmt.Sprintf("mqtt client: connection refused: %s (0x%02x)", connackText(e.Code), e.Code)
+}
+
+func connackText(code byte) string {
+	switch code {
+	case 0x01:
+		return "unacceptable protocol version"
+	case 0x02:
+		return "identifier rejected"
+	case 0x03:
+		return "server unavailable"
+	case 0x04:
+		return "bad user name or password"
+	case 0x05:
+		return "not authorized"
+	}
+	return "refused"
+}
+
+// ReasonError is an acknowledgement that carried a failure reason code
+// (MQTT 5 PUBACK/PUBREC with a code of 0x80 or more, or a server DISCONNECT).
+type ReasonError struct {
+	Packet string // the packet that carried the code, e.g. "PUBACK"
+	Code   byte
+}
+
+// Error names the packet and the code.
+func (e *ReasonError) Error() string {
+	return fmt.Sprintf("mqtt client: %s reason code 0x%02x", e.Packet, e.Code)
+}

@@ -1,0 +1,273 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/mqttfleet/mqttfleet/events"
+	"github.com/mqttfleet/mqttfleet/packet"
+)
+
+// dialBroker connects a client to b and closes it when the test ends.
+func dialBroker(t *testing.T, addr string, opts Options) *Client {
+	t.Helper()
+	c, ack, err := Dial(ctxT(t, 5*time.Second), addr, opts)
+	if err != nil {
+		t.Fatalf("connect %s as %q: %v", addr, opts.ClientID, err)
+	}
+	if ack.ReturnCode != 0 {
+		t.Fatalf("CONNACK code %d", ack.ReturnCode)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// nextMessage waits for one message on c, or fails after timeout.
+func nextMessage(t *testing.T, c *Client, timeout time.Duration) *packet.Publish {
+	t.Helper()
+	select {
+	case m, ok := <-c.Messages():
+		if !ok {
+			t.Fatalf("link of %s ended: %v", c.ClientID(), c.Err())
+		}
+		return m
+	case <-time.After(timeout):
+		t.Fatalf("%s: no message within %v", c.ClientID(), timeout)
+	}
+	return nil
+}
+
+// noMessage checks that nothing arrives on c within window.
+func noMessage(t *testing.T, c *Client, window time.Duration) {
+	t.Helper()
+	select {
+	case m, ok := <-c.Messages():
+		if ok {
+			t.Fatalf("%s: unexpected message %q on %s (retain %v)", c.ClientID(), m.Payload, m.Topic, m.Retain)
+		}
+	case <-time.After(window):
+	}
+}
+
+func TestMosquittoConnect(t *testing.T) {
+	b := startMosquitto(t)
+	tests := []struct {
+		name  string
+		addr  string
+		level byte
+	}{
+		{"tcp 3.1.1", "tcp://" + b.addr, packet.V311},
+		{"host:port 3.1", b.addr, packet.V31},
+		{"tcp 5.0", b.addr, packet.V5},
+		{"websocket 3.1.1", "ws://" + b.wsAddr + "/mqtt", packet.V311},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := events.NewRecorder()
+			c := dialBroker(t, tt.addr, Options{ClientID: "conn-" + tt.name[:2], ProtocolLevel: tt.level, CleanSession: true, Events: rec, Device: 7})
+			e, err := rec.WaitFor(time.Second, events.Is(events.ConnAck))
+			if err != nil || e.Code != 0 || e.Latency <= 0 || e.Device != 7 || e.Source != events.SourceClient {
+				t.Fatalf("ConnAck event = %+v, %v", e, err)
+			}
+			// A round trip proves the link is usable after CONNACK.
+			if _, err := c.Subscribe(ctxT(t, 5*time.Second), packet.Subscription{Filter: "x/#", QoS: 1}); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Disconnect(ctxT(t, 5*time.Second)); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestMosquittoRefusesBadProtocolLevel(t *testing.T) {
+	b := startMosquitto(t)
+	conn, err := DialConn(ctxT(t, 5*time.Second), b.addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// Level 6 does not exist: 3.1.1 servers answer CONNACK 0x01 and close [MQTT-3.1.2-2].
+	r, ack, err := RawConnect(ctxT(t, 5*time.Second), conn,
+		&packet.Connect{ProtocolName: "MQTT", ProtocolLevel: 6, CleanSession: true, ClientID: "badlevel"})
+	if err != nil {
+		t.Fatalf("raw connect: %v", err)
+	}
+	if ack.ReturnCode != packet.RefusedProtocolVersion {
+		t.Fatalf("CONNACK code 0x%02x, want 0x01", ack.ReturnCode)
+	}
+	if err := r.ExpectClosed(5 * time.Second); err != nil {
+		t.Fatalf("after refusal: %v", err)
+	}
+}
+
+func TestMosquittoPublishSubscribe(t *testing.T) {
+	b := startMosquitto(t)
+	for _, qos := range []byte{0, 1, 2} {
+		t.Run(fmt.Sprintf("qos%d", qos), func(t *testing.T) {
+			ctx := ctxT(t, 10*time.Second)
+			rec := events.NewRecorder()
+			topic := fmt.Sprintf("ps/%d", qos)
+			sub := dialBroker(t, b.addr, Options{ClientID: fmt.Sprintf("sub%d", qos), CleanSession: true, Events: rec})
+			granted, err := sub.Subscribe(ctx, packet.Subscription{Filter: topic, QoS: qos})
+			if err != nil || len(granted) != 1 || granted[0] != qos {
+				t.Fatalf("subscribe: granted %v, %v; want [%d]", granted, err, qos)
+			}
+			pub := dialBroker(t, b.addr, Options{ClientID: fmt.Sprintf("pub%d", qos), CleanSession: true, Events: rec})
+			if err := pub.Publish(ctx, topic, qos, false, []byte("hello")); err != nil {
+				t.Fatalf("publish: %v", err)
+			}
+			m := nextMessage(t, sub, 5*time.Second)
+			if m.Topic != topic || string(m.Payload) != "hello" || m.QoS != qos || m.Retain {
+				t.Fatalf("got %s %q QoS %d retain %v; want %s hello QoS %d", m.Topic, m.Payload, m.QoS, m.Retain, topic, qos)
+			}
+			noMessage(t, sub, 300*time.Millisecond) // exactly once
+			if qos > 0 {
+				e, err := rec.Wait(ctx, events.And(events.Is(events.PublishAcked), events.ForClient(pub.ClientID())))
+				if err != nil || e.Latency <= 0 || e.QoS != qos {
+					t.Fatalf("PublishAcked = %+v, %v", e, err)
+				}
+			}
+			for _, k := range []events.Kind{events.Subscribed, events.PublishSent, events.PublishReceived} {
+				if rec.Count(events.Is(k)) != 1 {
+					t.Errorf("%d %s events, want 1", rec.Count(events.Is(k)), k)
+				}
+			}
+		})
+	}
+}
+
+func TestMosquittoRetained(t *testing.T) {
+	b := startMosquitto(t)
+	ctx := ctxT(t, 15*time.Second)
+	pub := dialBroker(t, b.addr, Options{ClientID: "rpub", CleanSession: true})
+	if err := pub.Publish(ctx, "ret/a", 1, true, []byte("kept")); err != nil {
+		t.Fatal(err)
+	}
+	late := dialBroker(t, b.addr, Options{ClientID: "rsub1", CleanSession: true})
+	if _, err := late.Subscribe(ctx, packet.Subscription{Filter: "ret/#", QoS: 1}); err != nil {
+		t.Fatal(err)
+	}
+	m := nextMessage(t, late, 5*time.Second)
+	if !m.Retain || string(m.Payload) != "kept" || m.Topic != "ret/a" {
+		t.Fatalf("late subscriber got %s %q retain %v; want ret/a kept retained", m.Topic, m.Payload, m.Retain)
+	}
+	// An empty retained payload clears it [MQTT-3.3.1-10].
+	if err := pub.Publish(ctx, "ret/a", 1, true, nil); err != nil {
+		t.Fatal(err)
+	}
+	if m := nextMessage(t, late, 5*time.Second); len(m.Payload) != 0 {
+		t.Fatalf("live subscriber got %q for the clearing publish, want empty", m.Payload)
+	}
+	later := dialBroker(t, b.addr, Options{ClientID: "rsub2", CleanSession: true})
+	if _, err := later.Subscribe(ctx, packet.Subscription{Filter: "ret/#", QoS: 1}); err != nil {
+		t.Fatal(err)
+	}
+	noMessage(t, later, 500*time.Millisecond)
+}
+
+func TestMosquittoWill(t *testing.T) {
+	b := startMosquitto(t)
+	tests := []struct {
+		name     string
+		end      func(c *Client) error
+		wantWill bool
+	}{
+		{"close without DISCONNECT", func(c *Client) error { return c.Close() }, true},
+		{"DISCONNECT", func(c *Client) error { return c.Disconnect(context.Background()) }, false},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := ctxT(t, 10*time.Second)
+			topic := fmt.Sprintf("will/%d", i)
+			watcher := dialBroker(t, b.addr, Options{ClientID: fmt.Sprintf("watch%d", i), CleanSession: true})
+			if _, err := watcher.Subscribe(ctx, packet.Subscription{Filter: topic, QoS: 1}); err != nil {
+				t.Fatal(err)
+			}
+			dev := dialBroker(t, b.addr, Options{ClientID: fmt.Sprintf("dev%d", i), CleanSession: true,
+				Will: &packet.Will{Topic: topic, Payload: []byte("gone"), QoS: 1}})
+			if err := tt.end(dev); err != nil {
+				t.Fatal(err)
+			}
+			if tt.wantWill {
+				m := nextMessage(t, watcher, 5*time.Second)
+				if string(m.Payload) != "gone" || m.Topic != topic {
+					t.Fatalf("watcher got %s %q, want the will", m.Topic, m.Payload)
+				}
+				return
+			}
+			noMessage(t, watcher, time.Second) // [MQTT-3.14.4-3]
+		})
+	}
+}
+
+func TestMosquittoKeepalive(t *testing.T) {
+	b := startMosquitto(t)
+	rec := events.NewRecorder()
+	c := dialBroker(t, b.addr, Options{ClientID: "ka", KeepAlive: time.Second, CleanSession: true, Events: rec})
+	const hold = 3500 * time.Millisecond
+	select {
+	case <-c.Done():
+		t.Fatalf("link ended within %v: %v", hold, c.Err())
+	case <-time.After(hold):
+	}
+	pings := rec.Filter(events.Is(events.Ping))
+	if len(pings) < 2 {
+		t.Fatalf("%d Ping events in %v with keepalive 1s, want at least 2", len(pings), hold)
+	}
+	for _, e := range pings {
+		if e.Latency <= 0 || e.Latency > time.Second {
+			t.Errorf("Ping round trip %v, want between 0 and 1s", e.Latency)
+		}
+	}
+	if n := rec.Count(events.Is(events.KeepaliveExpired, events.Disconnect)); n != 0 {
+		t.Errorf("%d keepalive_expired/disconnect events on a healthy link", n)
+	}
+	if err := c.Disconnect(ctxT(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestMosquittoManyInflight(t *testing.T) {
+	b := startMosquitto(t)
+	ctx := ctxT(t, 20*time.Second)
+	sub := dialBroker(t, b.addr, Options{ClientID: "msub", CleanSession: true, MessageBuffer: 2000})
+	if _, err := sub.Subscribe(ctx, packet.Subscription{Filter: "many", QoS: 2}); err != nil {
+		t.Fatal(err)
+	}
+	pub := dialBroker(t, b.addr, Options{ClientID: "mpub", CleanSession: true, MaxInflight: 16})
+	const n = 1000
+	toks := make([]*Token, 0, n)
+	for i := range n {
+		toks = append(toks, pub.PublishAsync(ctx, "many", byte(1+i%2), false, fmt.Appendf(nil, "%d", i)))
+	}
+	for i, tok := range toks {
+		if err := tok.Wait(ctx); err != nil {
+			t.Fatalf("publish %d: %v", i, err)
+		}
+	}
+	// Exactly once each; in order per QoS, the only order a broker owes
+	// across QoS levels on one topic [MQTT-4.6.0-6].
+	seen := make(map[int]bool, n)
+	last := [3]int{-1, -1, -1}
+	for range n {
+		m := nextMessage(t, sub, 5*time.Second)
+		i, err := strconv.Atoi(string(m.Payload))
+		if err != nil || seen[i] || m.QoS != byte(1+i%2) {
+			t.Fatalf("message %q QoS %d: not a fresh message of this run (seen %v)", m.Payload, m.QoS, seen[i])
+		}
+		seen[i] = true
+		if i < last[m.QoS] {
+			t.Fatalf("QoS %d message %d after %d: out of order", m.QoS, i, last[m.QoS])
+		}
+		last[m.QoS] = i
+	}
+	noMessage(t, sub, 300*time.Millisecond)
+	if err := pub.Close(); err != nil || !errors.Is(pub.Err(), ErrClosed) {
+		t.Fatalf("Close = %v, Err = %v", err, pub.Err())
+	}
+}

@@ -1,0 +1,271 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/mqttfleet/mqttfleet/events"
+	"github.com/mqttfleet/mqttfleet/packet"
+)
+
+// readLoop is the client's one goroutine: it reads packets until the link
+// fails, dispatches them, then winds the client down.
+func (c *Client) readLoop() {
+	for {
+		p, err := packet.ReadPacket(c.br, c.ropts)
+		if err != nil {
+			c.fail(fmt.Errorf("read packet: %w", err), events.CauseIOError)
+			break
+		}
+		c.lastRecv.Store(c.now())
+		if err := c.handle(p); err != nil {
+			c.fail(err, events.CauseViolation)
+			break
+		}
+	}
+	c.finish()
+}
+
+// finish runs once on the reader goroutine when the link has ended: it stops
+// the keepalive timer, fails everything in flight, closes Messages, emits the
+// Disconnect event, closes Done and then calls OnConnectionLost.
+func (c *Client) finish() {
+	_ = c.conn.Close()
+	c.mu.Lock()
+	c.ended = true
+	pending := c.ids.take()
+	err, cause, t := c.err, c.cause, c.timer
+	c.mu.Unlock()
+	if t != nil {
+		t.Stop()
+	}
+	c.bg.Wait() // a timer callback already running may re-arm the timer
+	if t != nil {
+		t.Stop()
+	}
+	lost := fmt.Errorf("connection ended before the ack: %w", err)
+	for _, tok := range pending {
+		tok.complete(lost)
+	}
+	if c.msgs != nil {
+		close(c.msgs)
+	}
+	if c.sink != nil {
+		c.emit(events.Event{Kind: events.Disconnect, Cause: cause, Detail: err.Error()})
+	}
+	close(c.done)
+	if c.opts.OnConnectionLost != nil && cause != events.CauseShutdown && cause != events.CauseClientDisconnect {
+		c.opts.OnConnectionLost(err)
+	}
+}
+
+// handle acts on one incoming packet. An error ends the link as a protocol
+// violation. Failed ack writes are not errors here: a write failure has
+// already ended the link, and the next read will say so.
+func (c *Client) handle(p packet.Packet) error {
+	switch p := p.(type) {
+	case *packet.Publish:
+		c.onPublish(p)
+	case *packet.Puback:
+		c.onPuback(p)
+	case *packet.Pubrec:
+		c.onPubrec(p)
+	case *packet.Pubrel:
+		// [MQTT-4.3.3-2] the id is fresh again once PUBCOMP goes out.
+		delete(c.recv2, p.PacketID)
+		c.pubcomp.PacketID = p.PacketID
+		_, _ = c.send(context.Background(), &c.pubcomp)
+	case *packet.Pubcomp:
+		c.onPubcomp(p)
+	case *packet.Suback:
+		c.onSuback(p)
+	case *packet.Unsuback:
+		c.onUnsuback(p)
+	case *packet.Pingresp:
+		if sent := c.pingSent.Swap(0); sent != 0 && c.sink != nil {
+			c.emit(events.Event{Kind: events.Ping, Latency: time.Duration(c.now() - sent)})
+		}
+	case *packet.Disconnect:
+		// An MQTT 5 server may say why it drops us; for us it is a lost link.
+		err := &ReasonError{Packet: "DISCONNECT", Code: p.ReasonCode}
+		c.fail(err, events.CauseIOError)
+		return err
+	default:
+		return fmt.Errorf("unexpected %s from the broker: %w", p.Type(), ErrProtocol)
+	}
+	return nil
+}
+
+// onPublish delivers an incoming message and acknowledges it. A QoS 2
+// message is delivered on its first PUBLISH only; repeats before PUBREL are
+// answered with PUBREC again and not delivered [MQTT-4.3.3-2].
+func (c *Client) onPublish(p *packet.Publish) {
+	if c.sink != nil {
+		c.emit(events.Event{Kind: events.PublishReceived, Topic: p.Topic, QoS: p.QoS, Retain: p.Retain,
+			PacketID: p.PacketID, Dup: p.Dup, Size: len(p.Payload)})
+	}
+	switch p.QoS {
+	case 0:
+		c.deliver(p)
+	case 1:
+		c.deliver(p)
+		c.puback.PacketID = p.PacketID // [MQTT-4.3.2-2]
+		_, _ = c.send(context.Background(), &c.puback)
+	case 2:
+		if _, dup := c.recv2[p.PacketID]; !dup {
+			if c.recv2 == nil {
+				c.recv2 = make(map[uint16]struct{})
+			}
+			c.recv2[p.PacketID] = struct{}{}
+			c.deliver(p)
+		}
+		c.pubrec.PacketID = p.PacketID
+		_, _ = c.send(context.Background(), &c.pubrec)
+	}
+}
+
+// deliver hands a message to OnMessage or the Messages channel. While the
+// channel is full the reader waits, unless the link is ending.
+func (c *Client) deliver(p *packet.Publish) {
+	if c.opts.OnMessage != nil {
+		c.opts.OnMessage(p)
+		return
+	}
+	select {
+	case c.msgs <- p:
+	case <-c.quit:
+	}
+}
+
+// lookup returns the token in flight under id when it waits for an ack of
+// the given kind; the caller holds c.mu.
+func (c *Client) lookup(id uint16, kind opKind) *Token {
+	t := c.ids.inflight[id]
+	if t == nil || t.kind != kind {
+		return nil
+	}
+	return t
+}
+
+// finishPublish ends an outgoing QoS 1/2 exchange: frees its id and window
+// slot, completes its token and reports the round trip.
+func (c *Client) finishPublish(t *Token, err error) {
+	<-c.window
+	t.complete(err)
+	if c.sink != nil && err == nil {
+		c.emit(events.Event{Kind: events.PublishAcked, PacketID: t.id, QoS: t.qos, Latency: time.Duration(c.now() - t.sent.Load())})
+	}
+}
+
+func (c *Client) onPuback(p *packet.Puback) {
+	c.mu.Lock()
+	t := c.lookup(p.PacketID, opPublish1)
+	if t != nil {
+		c.ids.free(p.PacketID)
+	}
+	c.mu.Unlock()
+	if t == nil {
+		slog.Debug("mqtt client: PUBACK for no QoS 1 publish in flight", "client", c.opts.ClientID, "id", p.PacketID)
+		return
+	}
+	c.finishPublish(t, c.reasonErr("PUBACK", p.ReasonCode))
+}
+
+func (c *Client) onPubrec(p *packet.Pubrec) {
+	rerr := c.reasonErr("PUBREC", p.ReasonCode)
+	c.mu.Lock()
+	t := c.lookup(p.PacketID, opPublish2)
+	if t != nil {
+		if rerr != nil {
+			c.ids.free(p.PacketID) // a failed PUBREC ends the exchange
+		} else {
+			t.relSent = true
+		}
+	}
+	c.mu.Unlock()
+	if t == nil {
+		slog.Debug("mqtt client: PUBREC for no QoS 2 publish in flight", "client", c.opts.ClientID, "id", p.PacketID)
+		return
+	}
+	if rerr != nil {
+		c.finishPublish(t, rerr)
+		return
+	}
+	// A repeated PUBREC gets the PUBREL again; the PUBLISH is never resent [MQTT-4.3.3-1].
+	c.pubrel.PacketID = p.PacketID
+	_, _ = c.send(context.Background(), &c.pubrel)
+}
+
+func (c *Client) onPubcomp(p *packet.Pubcomp) {
+	c.mu.Lock()
+	t := c.lookup(p.PacketID, opPublish2)
+	if t != nil && t.relSent {
+		c.ids.free(p.PacketID)
+	} else {
+		t = nil
+	}
+	c.mu.Unlock()
+	if t == nil {
+		slog.Debug("mqtt client: PUBCOMP for no PUBREL in flight", "client", c.opts.ClientID, "id", p.PacketID)
+		return
+	}
+	c.finishPublish(t, c.reasonErr("PUBCOMP", p.ReasonCode))
+}
+
+func (c *Client) onSuback(p *packet.Suback) {
+	c.mu.Lock()
+	t := c.lookup(p.PacketID, opSubscribe)
+	if t != nil {
+		c.ids.free(p.PacketID)
+	}
+	c.mu.Unlock()
+	if t == nil {
+		slog.Debug("mqtt client: SUBACK for no SUBSCRIBE in flight", "client", c.opts.ClientID, "id", p.PacketID)
+		return
+	}
+	t.codes = p.ReturnCodes
+	var err error
+	if len(p.ReturnCodes) != len(t.filters) {
+		err = fmt.Errorf("SUBACK has %d codes for %d filters: %w", len(p.ReturnCodes), len(t.filters), ErrProtocol)
+	}
+	t.complete(err)
+	if c.sink != nil {
+		lat := time.Duration(c.now() - t.sent.Load())
+		for i, f := range t.filters {
+			if i < len(p.ReturnCodes) {
+				c.emit(events.Event{Kind: events.Subscribed, Topic: f, QoS: p.ReturnCodes[i], PacketID: p.PacketID, Latency: lat})
+			}
+		}
+	}
+}
+
+func (c *Client) onUnsuback(p *packet.Unsuback) {
+	c.mu.Lock()
+	t := c.lookup(p.PacketID, opUnsubscribe)
+	if t != nil {
+		c.ids.free(p.PacketID)
+	}
+	c.mu.Unlock()
+	if t == nil {
+		slog.Debug("mqtt client: UNSUBACK for no UNSUBSCRIBE in flight", "client", c.opts.ClientID, "id", p.PacketID)
+		return
+	}
+	t.codes = p.ReasonCodes
+	t.complete(nil)
+	if c.sink != nil {
+		for _, f := range t.filters {
+			c.emit(events.Event{Kind: events.Unsubscribed, Topic: f, PacketID: p.PacketID, Latency: time.Duration(c.now() - t.sent.Load())})
+		}
+	}
+}
+
+// reasonErr turns an MQTT 5 failure reason code into an error; 3.1.1 acks
+// carry no code.
+func (c *Client) reasonErr(pkt string, code byte) error {
+	if c.version == packet.V5 && code >= 0x80 {
+		return &ReasonError{Packet: pkt, Code: code}
+	}
+	return nil
+}
