@@ -1,30 +1,178 @@
-// Package auth authenticates MQTT connections and checks ACLs, reading
-// Mosquitto-style password and ACL files.
+// Package auth authenticates MQTT connections and checks publish and
+// subscribe rights, reading password and ACL files in the formats Mosquitto
+// users know (password_file with bcrypt hashes, acl_file).
+//
+// A nil *Auth, or one loaded from a zero Config, lets everyone in and permits
+// everything, so the broker can call it unconditionally.
 package auth
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"fmt"
+	"sync"
+
+	"golang.org/x/crypto/bcrypt"
+)
 
 // Config names the authentication settings.
 type Config struct {
-	AllowAnonymous bool   `yaml:"allow_anonymous"`
-	PasswordFile   string `yaml:"password_file"`
-	ACLFile        string `yaml:"acl_file"`
+	AllowAnonymous bool   `yaml:"allow_anonymous"` // clients without a user name may connect
+	PasswordFile   string `yaml:"password_file"`   // lines "username:bcrypt-hash", '#' comments
+	ACLFile        string `yaml:"acl_file"`        // Mosquitto acl_file syntax
 }
 
+// CONNACK return codes Authenticate gives (MQTT 3.1.1 table 3.1).
+const (
+	Accepted      byte = 0 // connection accepted
+	BadUserOrPass byte = 4 // bad user name or password
+	NotAuthorized byte = 5 // not authorized
+)
+
 // Auth decides who may connect and what they may publish and subscribe to.
-type Auth struct{}
+// It is safe for concurrent use.
+type Auth struct {
+	anonymous bool
+	users     map[string][]byte // user name -> bcrypt hash; nil: no password file
+	acl       *acl              // nil: no ACL file, everything permitted
+
+	// Successful bcrypt checks are remembered as an HMAC of the password under
+	// a per-process random key, per user and hash: a reconnecting device then
+	// costs a SHA-256 instead of a bcrypt. The HMAC key never leaves memory, a
+	// changed hash (reload) misses, and a failed check is never cached.
+	cacheKey [32]byte
+	mu       sync.Mutex
+	cache    map[string]cached
+}
+
+type cached struct {
+	hash string // the bcrypt hash the password was checked against
+	mac  [sha256.Size]byte
+}
 
 // Load reads the files Config names; errors name the file and line of a bad entry.
-func Load(cfg Config) (*Auth, error) { return &Auth{}, nil }
+//
+// Without a password file nobody can be authenticated, so anonymous access
+// is then allowed whatever AllowAnonymous says: a zero Config means an open
+// broker.
+func Load(cfg Config) (*Auth, error) {
+	a := &Auth{anonymous: cfg.AllowAnonymous || cfg.PasswordFile == ""}
+	if cfg.PasswordFile != "" {
+		users, err := loadPasswords(cfg.PasswordFile)
+		if err != nil {
+			return nil, err
+		}
+		a.users = users
+		a.cache = make(map[string]cached)
+		if _, err := rand.Read(a.cacheKey[:]); err != nil {
+			return nil, fmt.Errorf("auth: make password cache key: %w", err)
+		}
+	}
+	if cfg.ACLFile != "" {
+		acl, err := loadACL(cfg.ACLFile)
+		if err != nil {
+			return nil, err
+		}
+		a.acl = acl
+	}
+	return a, nil
+}
 
-// Authenticate returns the CONNACK return code for a connection.
+// Authenticate returns the CONNACK return code for a connection: 0 accepted, 4 bad user name or
+// password (unknown user, wrong password, password without user [MQTT-3.1.2-22]), 5 not authorized
+// (no user name while anonymous access is off).
 func (a *Auth) Authenticate(username string, password []byte, hasUsername, hasPassword bool) byte {
-	return 0
+	if hasPassword && !hasUsername {
+		return BadUserOrPass // [MQTT-3.1.2-22]
+	}
+	if a == nil {
+		return Accepted
+	}
+	if !hasUsername {
+		if a.anonymous {
+			return Accepted
+		}
+		return NotAuthorized
+	}
+	if a.users == nil {
+		// No password file: a user name is only a label, as in Mosquitto.
+		return Accepted
+	}
+	hash, ok := a.users[username]
+	if !ok || !hasPassword {
+		return BadUserOrPass
+	}
+	if a.checkCached(username, hash, password) {
+		return Accepted
+	}
+	if bcrypt.CompareHashAndPassword(hash, password) != nil {
+		return BadUserOrPass
+	}
+	a.remember(username, hash, password)
+	return Accepted
+}
+
+func (a *Auth) mac(password []byte) [sha256.Size]byte {
+	h := hmac.New(sha256.New, a.cacheKey[:])
+	h.Write(password)
+	var out [sha256.Size]byte
+	h.Sum(out[:0])
+	return out
+}
+
+func (a *Auth) checkCached(user string, hash, password []byte) bool {
+	a.mu.Lock()
+	c, ok := a.cache[user]
+	a.mu.Unlock()
+	if !ok || c.hash != string(hash) {
+		return false
+	}
+	m := a.mac(password)
+	return hmac.Equal(c.mac[:], m[:])
+}
+
+func (a *Auth) remember(user string, hash, password []byte) {
+	c := cached{hash: string(hash), mac: a.mac(password)}
+	a.mu.Lock()
+	a.cache[user] = c // one entry per user: bounded by the password file
+	a.mu.Unlock()
 }
 
 // CanPublish reports whether the client may publish to topic.
-func (a *Auth) CanPublish(username, clientID, topic string) bool { return true }
+func (a *Auth) CanPublish(username, clientID, topic string) bool {
+	if a == nil || a.acl == nil {
+		return true
+	}
+	return a.acl.canPublish(username, clientID, topic)
+}
 
-// CanSubscribe reports whether the client may subscribe to filter.
-func (a *Auth) CanSubscribe(username, clientID, filter string) bool { return true }
+// CanSubscribe reports whether the client may subscribe to filter: filter must
+// be covered by a granted read filter and must not reach any topic a deny
+// rule names (the broker does not re-check each delivery, so a subscription
+// is refused rather than partly honoured).
+func (a *Auth) CanSubscribe(username, clientID, filter string) bool {
+	if a == nil || a.acl == nil {
+		return true
+	}
+	return a.acl.canSubscribe(username, clientID, filter)
+}
+
+// CanRead reports whether a message on topic may be delivered to the client:
+// the per-message check Mosquitto makes, for a broker that wants it in
+// addition to CanSubscribe.
+func (a *Auth) CanRead(username, clientID, topic string) bool {
+	if a == nil || a.acl == nil {
+		return true
+	}
+	return a.acl.canRead(username, clientID, topic)
+}
 
 // HashPassword returns a bcrypt hash for a password file line.
-func HashPassword(password []byte) (string, error) { return "", nil }
+func HashPassword(password []byte) (string, error) {
+	h, err := bcrypt.GenerateFromPassword(password, bcrypt.DefaultCost)
+	if err != nil {
+		return "", fmt.Errorf("auth: hash password: %w", err)
+	}
+	return string(h), nil
+}
