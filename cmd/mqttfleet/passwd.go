@@ -1,0 +1,159 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/mqttfleet/mqttfleet/broker/auth"
+)
+
+func init() {
+	register("passwd", "add or replace a user in a broker password file (bcrypt)", runPasswd)
+}
+
+func runPasswd(_ context.Context, args []string) error {
+	return passwd(args, os.Stdin, os.Stderr)
+}
+
+// passwd is `mqttfleet passwd -f FILE USER`: it reads the password as one
+// line from stdin and writes USER's "user:bcrypt-hash" line into FILE,
+// replacing an existing line for USER and keeping every other line as it was.
+func passwd(args []string, stdin io.Reader, stderr io.Writer) error {
+	fset := flag.NewFlagSet("passwd", flag.ContinueOnError)
+	fset.SetOutput(stderr)
+	file := fset.String("f", "", "password file to create or update (created with mode 0600)")
+	fset.Usage = func() {
+		fmt.Fprintln(stderr, "usage: mqttfleet passwd -f FILE USER   (password: one line on stdin)")
+		fset.PrintDefaults()
+	}
+	if err := fset.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if *file == "" {
+		return fmt.Errorf("%w: -f FILE is required", errUsage)
+	}
+	if fset.NArg() != 1 {
+		return fmt.Errorf("%w: want exactly one USER argument, got %d", errUsage, fset.NArg())
+	}
+	user := fset.Arg(0)
+	if err := checkUser(user); err != nil {
+		return fmt.Errorf("%w: user %q: %v", errUsage, user, err)
+	}
+	pw, err := readPasswordLine(stdin)
+	if err != nil {
+		return err
+	}
+	hash, err := auth.HashPassword(pw)
+	if err != nil {
+		return err
+	}
+	return setPasswordLine(*file, user, hash)
+}
+
+// checkUser refuses names the password file could not hold unambiguously.
+func checkUser(user string) error {
+	switch {
+	case user == "":
+		return errors.New("empty user name")
+	case strings.ContainsRune(user, ':'):
+		return errors.New("':' separates user and hash, so it cannot be in a user name")
+	case strings.TrimSpace(user) != user:
+		return errors.New("leading or trailing white space")
+	case user[0] == '#':
+		return errors.New("a line starting with '#' is a comment")
+	case strings.ContainsFunc(user, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		return errors.New("control characters")
+	}
+	return nil
+}
+
+// readPasswordLine reads one line, without its line ending, from r.
+func readPasswordLine(r io.Reader) ([]byte, error) {
+	line, err := bufio.NewReader(r).ReadString('\n')
+	if err != nil && !(errors.Is(err, io.EOF) && line != "") {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("read password from stdin: no input")
+		}
+		return nil, fmt.Errorf("read password from stdin: %w", err)
+	}
+	line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
+	if line == "" {
+		return nil, errors.New("read password from stdin: empty password")
+	}
+	return []byte(line), nil
+}
+
+// setPasswordLine writes user's line into path, replacing the old one or
+// appending. The new content goes to a temporary file renamed over path, so a
+// broker reading the file never sees half of it.
+func setPasswordLine(path, user, hash string) error {
+	mode := fs.FileMode(0o600)
+	old, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return fmt.Errorf("read password file: %w", err)
+	default:
+		if st, err := os.Stat(path); err == nil {
+			mode = st.Mode().Perm()
+		}
+	}
+	entry := user + ":" + hash
+	var lines []string
+	if len(old) > 0 {
+		lines = strings.Split(strings.TrimSuffix(string(old), "\n"), "\n")
+	}
+	replaced := false
+	for i, l := range lines {
+		if t := strings.TrimSpace(l); t == "" || t[0] == '#' {
+			continue
+		}
+		if u, _, ok := strings.Cut(l, ":"); ok && u == user {
+			if replaced {
+				return fmt.Errorf("password file %s:%d: user %q listed twice; fix the file by hand", path, i+1, user)
+			}
+			lines[i] = entry
+			replaced = true
+		}
+	}
+	if !replaced {
+		lines = append(lines, entry)
+	}
+	content := strings.Join(lines, "\n") + "\n"
+
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write password file: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // a no-op after the rename
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write password file: %w", err)
+	}
+	if _, err := tmp.WriteString(content); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write password file: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write password file: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write password file: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write password file: %w", err)
+	}
+	return nil
+}
