@@ -93,12 +93,11 @@ func Connect(ctx context.Context, conn net.Conn, opts Options) (*Client, *packet
 	if opts.OnMessage == nil {
 		c.msgs = make(chan *packet.Publish, opts.MessageBuffer)
 	}
-	c.lastSent.Store(c.now())
 	c.lastRecv.Store(c.now())
 	go c.readLoop()
 	if c.keepAlive > 0 {
 		c.mu.Lock()
-		c.timer = time.AfterFunc(c.keepAlive, c.onTimer)
+		c.timer = time.AfterFunc(c.keepAlive-time.Duration(c.now()-c.lastSent.Load()), c.onTimer)
 		c.mu.Unlock()
 	}
 	return c, ack, nil
@@ -129,6 +128,7 @@ func (c *Client) handshake(ctx context.Context) (*packet.Connack, error) {
 	if _, err := c.conn.Write(buf); err != nil {
 		return nil, c.ctxErr(ctx, fmt.Errorf("connect: write CONNECT: %w", err))
 	}
+	c.lastSent.Store(c.now()) // keepalive counts from CONNECT, as the broker does
 	p, err := packet.ReadPacket(c.br, c.ropts)
 	if err != nil {
 		return nil, c.ctxErr(ctx, fmt.Errorf("connect: read CONNACK: %w", err))

@@ -20,10 +20,14 @@ func (c *Client) Publish(ctx context.Context, topic string, qos byte, retain boo
 // many can be in flight. It blocks only for a free slot in the MaxInflight
 // window (QoS 1/2) and for the write itself, both bounded by ctx. Errors
 // before or during the write come back as an already completed Token.
-// payload is not retained after PublishAsync returns.
+// payload is not retained after PublishAsync returns. The topic is checked
+// first, so a malformed one is an error here rather than a dropped link.
 func (c *Client) PublishAsync(ctx context.Context, topic string, qos byte, retain bool, payload []byte) *Token {
 	if qos > 2 {
 		return doneToken(fmt.Errorf("publish %q: QoS %d: %w", topic, qos, ErrProtocol))
+	}
+	if err := packet.CheckTopicName(topic, c.version); err != nil {
+		return doneToken(fmt.Errorf("publish: %w", err))
 	}
 	pub := &packet.Publish{Topic: topic, QoS: qos, Retain: retain, Payload: payload}
 	if qos == 0 {
@@ -103,13 +107,21 @@ func (c *Client) unregister(t *Token) bool {
 	return true
 }
 
-// Subscribe sends one SUBSCRIBE with all subs and waits for the SUBACK. It
+// Subscribe sends one SUBSCRIBE with all subs and waits for the SUBACK.
+// Filters are checked first, so a malformed one is an error here rather
+// than a dropped link. It
 // returns the granted QoS (or 0x80 for a refused filter) per subscription;
 // a refusal is not an error.
 func (c *Client) Subscribe(ctx context.Context, subs ...packet.Subscription) ([]byte, error) {
+	if len(subs) == 0 {
+		return nil, fmt.Errorf("subscribe: no subscriptions: %w", ErrProtocol) // [MQTT-3.8.3-3]
+	}
 	t := newToken(opSubscribe)
 	t.filters = make([]string, len(subs))
 	for i, s := range subs {
+		if err := packet.CheckTopicFilter(s.Filter, c.version); err != nil {
+			return nil, fmt.Errorf("subscribe: %w", err)
+		}
 		t.filters[i] = s.Filter
 	}
 	id, err := c.register(t)
@@ -128,6 +140,14 @@ func (c *Client) Subscribe(ctx context.Context, subs ...packet.Subscription) ([]
 
 // Unsubscribe sends one UNSUBSCRIBE for filters and waits for the UNSUBACK.
 func (c *Client) Unsubscribe(ctx context.Context, filters ...string) error {
+	if len(filters) == 0 {
+		return fmt.Errorf("unsubscribe: no filters: %w", ErrProtocol) // [MQTT-3.10.3-2]
+	}
+	for _, f := range filters {
+		if err := packet.CheckTopicFilter(f, c.version); err != nil {
+			return fmt.Errorf("unsubscribe: %w", err)
+		}
+	}
 	t := newToken(opUnsubscribe)
 	t.filters = filters
 	id, err := c.register(t)
