@@ -1,0 +1,113 @@
+package netem
+
+import "time"
+
+// queueLen bounds the chunks waiting in a pipe's delivery goroutine; beyond
+// it the reader blocks, so a slow fault still pushes back on the sender.
+const queueLen = 16
+
+// enqueue hands a chunk to the delivery goroutine, starting it on first use.
+// Once started it delivers every later chunk too, so order is kept.
+func (p *pipe) enqueue(c chunk) bool {
+	if p.q == nil {
+		p.q = make(chan chunk, queueLen)
+		p.l.running.Add(1)
+		p.l.p.mu.Lock()
+		p.l.p.goroutine(p.deliverLoop)
+		p.l.p.mu.Unlock()
+	}
+	select {
+	case p.q <- c:
+		return true
+	case <-p.l.done:
+		return false
+	}
+}
+
+// deliverLoop is the delivery goroutine: it owns dst once started.
+func (p *pipe) deliverLoop() {
+	defer p.l.exit()
+	for {
+		select {
+		case c := <-p.q:
+			if c.eof {
+				p.dst.CloseWrite()
+				return
+			}
+			if !p.deliver(c) {
+				return
+			}
+		case <-p.l.done:
+			return
+		}
+	}
+}
+
+// deliver waits out the chunk's latency, then writes it in slices and at the
+// rate the current faults allow. A fault change while it waits is taken into
+// account at once (removing a latency releases waiting bytes).
+func (p *pipe) deliver(c chunk) bool {
+	for {
+		st := p.state.Load()
+		due := c.at.Add(st.delay(c))
+		if !time.Now().Before(due) {
+			break
+		}
+		var changed <-chan struct{}
+		if st != nil {
+			changed = st.changed
+		}
+		t := time.NewTimer(time.Until(due))
+		select {
+		case <-t.C:
+		case <-changed:
+		case <-p.l.done:
+			t.Stop()
+			return false
+		}
+		t.Stop()
+	}
+	b := c.data
+	for len(b) > 0 {
+		st := p.state.Load()
+		n := st.pieceLen(len(b))
+		if !p.pace(st) {
+			return false
+		}
+		if !p.write(st, b[:n]) {
+			return false
+		}
+		p.spend(st, n)
+		b = b[n:]
+		if len(b) > 0 && st != nil && st.chunk > 0 && st.pause > 0 && !p.sleep(st.pause) {
+			return false
+		}
+	}
+	return true
+}
+
+// pieceLen is how much of n bytes may go in one write.
+func (st *pipeState) pieceLen(n int) int {
+	if st == nil {
+		return n
+	}
+	if st.chunk > 0 && n > st.chunk {
+		n = st.chunk
+	}
+	if st.rate > 0 {
+		n = min(n, int(max(1, st.rate/ratePieces)))
+	}
+	return n
+}
+
+// sleep waits d or until the link is torn down.
+func (p *pipe) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-p.l.done:
+		return false
+	}
+}
