@@ -86,10 +86,11 @@ func (d *dec) varint(what string) (uint32, error) {
 // bin reads Binary Data (two-byte length, then bytes). The result aliases the
 // packet buffer.
 func (d *dec) bin(what string) ([]byte, error) {
-	n, err := d.u16(what + " length")
-	if err != nil {
-		return nil, err
+	if d.left() < 2 {
+		return nil, d.malformed("", "%s length needs 2 bytes, only %d left in the packet", what, d.left())
 	}
+	n := uint16(d.b[d.i])<<8 | uint16(d.b[d.i+1])
+	d.i += 2
 	if d.left() < int(n) {
 		return nil, d.short(what, int(n))
 	}

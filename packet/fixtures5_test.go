@@ -1,8 +1,194 @@
 package packet
 
 // fixtures5 are valid MQTT 5 packets; layouts from sections 3.1 to 3.15 of
-// MQTT 5.0.
-func fixtures5() []fixture { return nil }
+// MQTT 5.0, properties from section 2.2.2.2. Properties are written in
+// identifier order, which is the order Append uses.
+func fixtures5() []fixture {
+	return []fixture{
+		{name: "v5 CONNECT minimal", version: V5,
+			// "MQTT" | level 5 | clean | keep alive 60 | property length 0 | client id "c1"
+			raw:  "10 0F | 00 04 4D 51 54 54 | 05 | 02 | 00 3C | 00 | 00 02 63 31",
+			want: &Connect{ProtocolName: "MQTT", ProtocolLevel: 5, CleanSession: true, KeepAlive: 60, ClientID: "c1"}},
+		{name: "v5 CONNECT decoded on a 3.1.1-configured reader", version: V311,
+			raw:  "10 0F | 00 04 4D 51 54 54 | 05 | 02 | 00 3C | 00 | 00 02 63 31",
+			want: &Connect{ProtocolName: "MQTT", ProtocolLevel: 5, CleanSession: true, KeepAlive: 60, ClientID: "c1"}},
+		{name: "v5 CONNECT all properties, will with properties", version: V5,
+			// flags: user 80 | password 40 | will QoS 2 10 | will 04 | clean 02 = D6; keep alive 30
+			raw: "10 61 | 00 04 4D 51 54 54 | 05 | D6 | 00 1E |" +
+				"24 | 11 00 00 00 78 | 15 00 02 6D 31 | 16 00 01 AA | 17 00 | 19 01 | 21 00 14 | 22 00 0A |" +
+				"    26 00 01 6B 00 01 76 | 27 00 00 10 00 |" +
+				"00 02 63 31 |" +
+				"20 | 01 01 | 02 00 00 00 0A | 03 00 01 74 | 08 00 01 72 | 09 00 02 01 02 | 18 00 00 00 05 |" +
+				"    26 00 01 61 00 01 62 |" +
+				"00 01 77 | 00 02 68 69 | 00 01 75 | 00 01 70",
+			want: &Connect{ProtocolName: "MQTT", ProtocolLevel: 5, CleanSession: true, KeepAlive: 30, ClientID: "c1",
+				Will: &Will{Topic: "w", Payload: []byte("hi"), QoS: 2, Props: &Properties{
+					PayloadFormat: u8p(1), MessageExpiry: u32p(10), ContentType: "t", HasContentType: true,
+					ResponseTopic: "r", HasResponseTopic: true, CorrelationData: []byte{1, 2}, WillDelay: u32p(5),
+					User: []UserProperty{{"a", "b"}}}},
+				UsernameFlag: true, Username: "u", PasswordFlag: true, Password: []byte("p"),
+				Props: &Properties{SessionExpiry: u32p(120), AuthMethod: "m1", HasAuthMethod: true, AuthData: []byte{0xAA},
+					RequestProblemInfo: u8p(0), RequestResponseInfo: u8p(1), ReceiveMaximum: u16p(20),
+					TopicAliasMaximum: u16p(10), User: []UserProperty{{"k", "v"}}, MaximumPacketSize: u32p(4096)}}},
+		{name: "v5 CONNECT password without user name", version: V5,
+			raw:  "10 12 | 00 04 4D 51 54 54 | 05 | 42 | 00 3C | 00 | 00 02 63 31 | 00 01 70",
+			want: &Connect{ProtocolName: "MQTT", ProtocolLevel: 5, CleanSession: true, KeepAlive: 60, ClientID: "c1", PasswordFlag: true, Password: []byte("p")}},
+		{name: "v5 CONNACK", version: V5, raw: "20 03 00 00 00", want: &Connack{}},
+		{name: "v5 CONNACK refused", version: V5, raw: "20 03 00 87 00", want: &Connack{ReturnCode: 0x87}},
+		{name: "v5 CONNACK all properties", version: V5,
+			raw: "20 3F | 01 | 00 | 3C | 11 00 00 00 00 | 12 00 02 69 64 | 13 00 1E | 15 00 01 6D | 16 00 00 |" +
+				"1A 00 01 69 | 1C 00 01 73 | 1F 00 02 6F 6B | 21 00 0A | 22 00 05 | 24 01 | 25 00 |" +
+				"26 00 01 6B 00 00 | 27 00 01 00 00 | 28 01 | 29 00 | 2A 01",
+			want: &Connack{SessionPresent: true, Props: &Properties{SessionExpiry: u32p(0),
+				AssignedClientID: "id", HasAssignedClientID: true, ServerKeepAlive: u16p(30),
+				AuthMethod: "m", HasAuthMethod: true, AuthData: []byte{}, ResponseInfo: "i", HasResponseInfo: true,
+				ServerReference: "s", HasServerReference: true, ReasonString: "ok", HasReasonString: true,
+				ReceiveMaximum: u16p(10), TopicAliasMaximum: u16p(5), MaximumQoS: u8p(1), RetainAvailable: u8p(0),
+				User: []UserProperty{{"k", ""}}, MaximumPacketSize: u32p(65536), WildcardSubAvailable: u8p(1),
+				SubIDAvailable: u8p(0), SharedSubAvailable: u8p(1)}}},
+		{name: "v5 PUBLISH QoS 0", version: V5,
+			raw:  "30 0B | 00 03 61 2F 62 | 00 | 68 65 6C 6C 6F",
+			want: &Publish{Topic: "a/b", Payload: []byte("hello")}},
+		{name: "v5 PUBLISH QoS 1 properties", version: V5,
+			// two Subscription Identifiers (5 and 128, the second a two-byte varint)
+			raw: "32 32 | 00 03 61 2F 62 | 00 0A |" +
+				"28 | 01 01 | 02 00 00 00 3C | 03 00 04 74 65 78 74 | 08 00 03 72 2F 31 | 09 00 02 CA FE |" +
+				"    0B 05 | 0B 80 01 | 23 00 03 | 26 00 01 78 00 01 79 |" +
+				"68 69",
+			want: &Publish{QoS: 1, Topic: "a/b", PacketID: 10, Payload: []byte("hi"), Props: &Properties{
+				PayloadFormat: u8p(1), MessageExpiry: u32p(60), ContentType: "text", HasContentType: true,
+				ResponseTopic: "r/1", HasResponseTopic: true, CorrelationData: []byte{0xCA, 0xFE},
+				SubscriptionIDs: []uint32{5, 128}, TopicAlias: u16p(3), User: []UserProperty{{"x", "y"}}}}},
+		{name: "v5 PUBLISH empty topic with alias", version: V5,
+			raw:  "30 07 | 00 00 | 03 23 00 01 | 7A",
+			want: &Publish{Payload: []byte("z"), Props: &Properties{TopicAlias: u16p(1)}}},
+		{name: "v5 PUBACK short form", version: V5, raw: "40 02 00 07", want: &Puback{PacketID: 7}},
+		{name: "v5 PUBACK reason only", version: V5, raw: "40 03 00 07 10", want: &Puback{PacketID: 7, ReasonCode: 0x10}},
+		{name: "v5 PUBACK reason string", version: V5, raw: "40 0A 00 07 | 80 | 06 | 1F 00 03 62 61 64",
+			want: &Puback{PacketID: 7, ReasonCode: 0x80, Props: &Properties{ReasonString: "bad", HasReasonString: true}}},
+		{name: "v5 PUBACK long form, empty properties", version: V5, raw: "40 04 00 07 00 00",
+			want: &Puback{PacketID: 7}, decodeOnly: true},
+		{name: "v5 PUBACK long form, reason 0", version: V5, raw: "40 03 00 07 00",
+			want: &Puback{PacketID: 7}, decodeOnly: true},
+		{name: "v5 PUBREC user property", version: V5, raw: "50 0C 00 07 | 10 | 08 | 26 00 01 6B 00 02 76 76",
+			want: &Pubrec{PacketID: 7, ReasonCode: 0x10, Props: &Properties{User: []UserProperty{{"k", "vv"}}}}},
+		{name: "v5 PUBREC short form", version: V5, raw: "50 02 00 07", want: &Pubrec{PacketID: 7}},
+		{name: "v5 PUBREL short form", version: V5, raw: "62 02 00 07", want: &Pubrel{PacketID: 7}},
+		{name: "v5 PUBREL not found", version: V5, raw: "62 03 00 07 92", want: &Pubrel{PacketID: 7, ReasonCode: 0x92}},
+		{name: "v5 PUBREL reason string", version: V5, raw: "62 09 00 07 | 92 | 05 | 1F 00 02 6E 66",
+			want: &Pubrel{PacketID: 7, ReasonCode: 0x92, Props: &Properties{ReasonString: "nf", HasReasonString: true}}},
+		{name: "v5 PUBCOMP short form", version: V5, raw: "70 02 00 07", want: &Pubcomp{PacketID: 7}},
+		{name: "v5 PUBCOMP reason string", version: V5, raw: "70 08 00 07 | 92 | 04 | 1F 00 01 78",
+			want: &Pubcomp{PacketID: 7, ReasonCode: 0x92, Props: &Properties{ReasonString: "x", HasReasonString: true}}},
+		{name: "v5 SUBSCRIBE options", version: V5,
+			// a/+: QoS 1 | No Local 04 | Retain As Published 08 | Retain Handling 2 20 = 2D; #: Retain Handling 1 = 10
+			raw: "82 0D | 00 01 | 00 | 00 03 61 2F 2B | 2D | 00 01 23 | 10",
+			want: &Subscribe{PacketID: 1, Subscriptions: []Subscription{
+				{Filter: "a/+", QoS: 1, NoLocal: true, RetainAsPublished: true, RetainHandling: 2},
+				{Filter: "#", RetainHandling: 1}}}},
+		{name: "v5 SUBSCRIBE shared with properties", version: V5,
+			raw: "82 19 | 00 02 | 09 | 0B 0A | 26 00 01 61 00 01 62 | 00 0A 24 73 68 61 72 65 2F 67 2F 61 | 02",
+			want: &Subscribe{PacketID: 2, Subscriptions: []Subscription{{Filter: "$share/g/a", QoS: 2}},
+				Props: &Properties{SubscriptionIDs: []uint32{10}, User: []UserProperty{{"a", "b"}}}}},
+		{name: "v5 SUBACK", version: V5, raw: "90 07 00 01 | 00 | 00 02 87 91",
+			want: &Suback{PacketID: 1, ReturnCodes: []byte{0, 2, 0x87, 0x91}}},
+		{name: "v5 SUBACK reason string", version: V5, raw: "90 09 00 01 | 04 | 1F 00 01 78 | 00 02",
+			want: &Suback{PacketID: 1, ReturnCodes: []byte{0, 2}, Props: &Properties{ReasonString: "x", HasReasonString: true}}},
+		{name: "v5 UNSUBSCRIBE", version: V5, raw: "A2 09 | 00 03 | 00 | 00 01 23 | 00 01 2B",
+			want: &Unsubscribe{PacketID: 3, Filters: []string{"#", "+"}}},
+		{name: "v5 UNSUBSCRIBE user property", version: V5, raw: "A2 0D | 00 03 | 07 | 26 00 01 61 00 01 62 | 00 01 23",
+			want: &Unsubscribe{PacketID: 3, Filters: []string{"#"}, Props: &Properties{User: []UserProperty{{"a", "b"}}}}},
+		{name: "v5 UNSUBACK", version: V5, raw: "B0 05 00 03 | 00 | 00 11",
+			want: &Unsuback{PacketID: 3, ReasonCodes: []byte{0, 0x11}}},
+		{name: "v5 UNSUBACK reason string", version: V5, raw: "B0 08 00 03 | 04 | 1F 00 01 78 | 80",
+			want: &Unsuback{PacketID: 3, ReasonCodes: []byte{0x80}, Props: &Properties{ReasonString: "x", HasReasonString: true}}},
+		{name: "v5 PINGREQ", version: V5, raw: "C0 00", want: &Pingreq{}},
+		{name: "v5 PINGRESP", version: V5, raw: "D0 00", want: &Pingresp{}},
+		{name: "v5 DISCONNECT short form", version: V5, raw: "E0 00", want: &Disconnect{}},
+		{name: "v5 DISCONNECT reason only", version: V5, raw: "E0 01 8E", want: &Disconnect{ReasonCode: 0x8E}},
+		{name: "v5 DISCONNECT properties", version: V5,
+			raw: "E0 0F | 04 | 0D | 11 00 00 00 0A | 1C 00 01 73 | 1F 00 01 79",
+			want: &Disconnect{ReasonCode: 4, Props: &Properties{SessionExpiry: u32p(10),
+				ServerReference: "s", HasServerReference: true, ReasonString: "y", HasReasonString: true}}},
+		{name: "v5 DISCONNECT long form", version: V5, raw: "E0 02 00 00", want: &Disconnect{}, decodeOnly: true},
+		{name: "v5 AUTH short form", version: V5, raw: "F0 00", want: &Auth{}},
+		{name: "v5 AUTH re-authenticate", version: V5, raw: "F0 02 19 00", want: &Auth{ReasonCode: 0x19}},
+		{name: "v5 AUTH continue with data", version: V5, raw: "F0 0B | 18 | 09 | 15 00 02 6D 31 | 16 00 01 01",
+			want: &Auth{ReasonCode: 0x18, Props: &Properties{AuthMethod: "m1", HasAuthMethod: true, AuthData: []byte{1}}}},
+		{name: "v5 AUTH reason without property length", version: V5, raw: "F0 01 19",
+			want: &Auth{ReasonCode: 0x19}, decodeOnly: true},
+	}
+}
 
-// malformed5 breaks one MQTT 5 rule each; stmt is the v5 statement.
-func malformed5() []fixture { return nil }
+// malformed5 breaks one MQTT 5 rule each; stmt is the v5 statement, or ""
+// where the standard states the rule without a numbered statement.
+func malformed5() []fixture {
+	const hdr = "00 04 4D 51 54 54 | 05 |" // "MQTT", level 5
+	return []fixture{
+		{name: "v5 topic ill-formed UTF-8", version: V5, raw: "30 06 00 03 61 C3 28 00", stmt: "MQTT-1.5.4-1", code: CodeMalformed},
+		{name: "v5 topic with U+0000", version: V5, raw: "30 06 00 03 61 00 62 00", stmt: "MQTT-1.5.4-2"},
+		{name: "v5 user property with U+0000", version: V5, raw: "40 0B 00 07 00 07 26 00 01 00 00 01 76", stmt: "MQTT-1.5.4-2"},
+		{name: "v5 remaining length not minimal", version: V5, raw: "C0 80 00", stmt: "MQTT-1.5.5-1"},
+		{name: "v5 property length not minimal", version: V5, raw: "40 05 00 07 00 80 00", stmt: "MQTT-1.5.5-1"},
+		{name: "v5 CONNACK reserved fixed-header flags", version: V5, raw: "21 03 00 00 00", stmt: "MQTT-2.1.3-1"},
+		{name: "v5 PUBREL flags 0000", version: V5, raw: "60 02 00 07", stmt: "MQTT-3.6.1-1"},
+		{name: "v5 DISCONNECT reserved flags", version: V5, raw: "E2 00", stmt: "MQTT-3.14.1-1"},
+		{name: "v5 AUTH reserved flags", version: V5, raw: "F1 00", stmt: "MQTT-3.15.1-1"},
+		{name: "v5 PUBLISH QoS 3", version: V5, raw: "36 08 00 03 61 2F 62 00 01 00", stmt: "MQTT-3.3.1-4"},
+		{name: "v5 SUBSCRIBE packet id 0", version: V5, raw: "82 07 00 00 | 00 | 00 01 23 | 00", stmt: "MQTT-2.2.1-3"},
+		{name: "v5 PUBACK packet id 0", version: V5, raw: "40 02 00 00", stmt: "MQTT-2.2.1-5"},
+		{name: "v5 SUBACK packet id 0", version: V5, raw: "90 04 00 00 00 00", stmt: "MQTT-2.2.1-6"},
+		{name: "v5 SUBSCRIBE no filters", version: V5, raw: "82 03 00 01 00", stmt: "MQTT-3.8.3-2"},
+		{name: "v5 UNSUBSCRIBE no filters", version: V5, raw: "A2 03 00 01 00", stmt: "MQTT-3.10.3-2"},
+		{name: "v5 SUBSCRIBE reserved option bits", version: V5, raw: "82 07 00 01 | 00 | 00 01 23 | 40", stmt: "MQTT-3.8.3-5"},
+		{name: "v5 SUBSCRIBE QoS 3", version: V5, raw: "82 07 00 01 | 00 | 00 01 23 | 03", code: CodeProtocolError},
+		{name: "v5 SUBSCRIBE Retain Handling 3", version: V5, raw: "82 07 00 01 | 00 | 00 01 23 | 30", code: CodeProtocolError},
+		{name: "v5 SUBSCRIBE No Local on shared", version: V5,
+			raw: "82 10 00 01 | 00 | 00 0A 24 73 68 61 72 65 2F 67 2F 61 | 04", stmt: "MQTT-3.8.3-4", code: CodeProtocolError},
+		{name: "v5 SUBSCRIBE # not alone", version: V5, raw: "82 08 00 01 | 00 | 00 02 61 23 | 00", stmt: "MQTT-4.7.1-1"},
+		{name: "v5 UNSUBSCRIBE + not alone", version: V5, raw: "A2 07 00 01 | 00 | 00 02 2B 61", stmt: "MQTT-4.7.1-2"},
+		{name: "v5 SUBSCRIBE share name missing", version: V5, raw: "82 0F 00 01 | 00 | 00 09 24 73 68 61 72 65 2F 2F 61 | 00", stmt: "MQTT-4.8.2-1"},
+		{name: "v5 PUBLISH topic with wildcard", version: V5, raw: "30 06 00 03 61 2F 2B 00", stmt: "MQTT-3.3.2-2"},
+		{name: "v5 PUBLISH empty topic without alias", version: V5, raw: "30 03 00 00 00", stmt: "MQTT-4.7.3-1"},
+		{name: "v5 PUBLISH Topic Alias 0", version: V5, raw: "30 07 00 01 74 | 03 23 00 00", stmt: "MQTT-3.3.2-8", code: CodeProtocolError},
+		{name: "v5 PUBLISH Response Topic with wildcard", version: V5, raw: "30 08 00 01 74 | 04 08 00 01 23", stmt: "MQTT-3.3.2-14"},
+		{name: "v5 PUBLISH property not allowed", version: V5, raw: "30 09 00 01 74 | 05 11 00 00 00 01", code: CodeMalformed},
+		{name: "v5 PUBLISH unknown property", version: V5, raw: "30 06 00 01 74 | 02 05 00", code: CodeMalformed},
+		{name: "v5 PUBLISH duplicate property", version: V5, raw: "30 08 00 01 74 | 04 01 00 01 01", code: CodeProtocolError},
+		{name: "v5 PUBLISH Payload Format 2", version: V5, raw: "30 06 00 01 74 | 02 01 02", code: CodeProtocolError},
+		{name: "v5 PUBLISH Subscription Identifier 0", version: V5, raw: "30 06 00 01 74 | 02 0B 00", code: CodeProtocolError},
+		{name: "v5 SUBSCRIBE two Subscription Identifiers", version: V5, raw: "82 0B 00 01 | 04 0B 01 0B 02 | 00 01 23 | 00", code: CodeProtocolError},
+		{name: "v5 PUBACK property runs past its length", version: V5, raw: "40 06 00 07 00 02 1F 00", code: CodeMalformed},
+		{name: "v5 PUBACK property length past the packet", version: V5, raw: "40 04 00 07 00 05", code: CodeMalformed},
+		{name: "v5 PUBACK trailing byte", version: V5, raw: "40 05 00 07 00 00 FF", code: CodeMalformed},
+		{name: "v5 DISCONNECT trailing byte", version: V5, raw: "E0 03 00 00 FF", code: CodeMalformed},
+		{name: "v5 CONNECT Receive Maximum 0", version: V5, raw: "10 12 |" + hdr + "02 | 00 3C | 03 21 00 00 | 00 02 63 31", code: CodeProtocolError},
+		{name: "v5 CONNECT Maximum Packet Size 0", version: V5, raw: "10 14 |" + hdr + "02 | 00 3C | 05 27 00 00 00 00 | 00 02 63 31", code: CodeProtocolError},
+		{name: "v5 CONNECT Topic Alias not allowed", version: V5, raw: "10 12 |" + hdr + "02 | 00 3C | 03 23 00 01 | 00 02 63 31", code: CodeMalformed},
+		{name: "v5 CONNECT will QoS without will flag", version: V5, raw: "10 0F |" + hdr + "0A | 00 3C | 00 | 00 02 63 31", stmt: "MQTT-3.1.2-11"},
+		{name: "v5 CONNECT will retain without will flag", version: V5, raw: "10 0F |" + hdr + "22 | 00 3C | 00 | 00 02 63 31", stmt: "MQTT-3.1.2-13"},
+		{name: "v5 CONNECT will QoS 3", version: V5, raw: "10 15 |" + hdr + "1E | 00 3C | 00 | 00 02 63 31 | 00 | 00 01 77 | 00 00", stmt: "MQTT-3.1.2-12"},
+		{name: "v5 CONNECT will property not allowed", version: V5,
+			raw: "10 1A |" + hdr + "06 | 00 3C | 00 | 00 02 63 31 | 05 11 00 00 00 01 | 00 01 77 | 00 00", code: CodeMalformed},
+		{name: "v5 CONNECT user name missing", version: V5, raw: "10 0F |" + hdr + "82 | 00 3C | 00 | 00 02 63 31", stmt: "MQTT-3.1.2-17"},
+		{name: "v5 CONNECT password missing", version: V5, raw: "10 12 |" + hdr + "C2 | 00 3C | 00 | 00 02 63 31 | 00 01 75", stmt: "MQTT-3.1.2-19"},
+		{name: "v5 CONNECT user name not flagged", version: V5, raw: "10 12 |" + hdr + "02 | 00 3C | 00 | 00 02 63 31 | 00 01 75", stmt: "MQTT-3.1.2-16"},
+		{name: "v5 CONNECT protocol name", version: V5, raw: "10 0F | 00 04 4D 51 54 74 | 05 | 02 | 00 3C | 00 | 00 02 63 31", stmt: "MQTT-3.1.2-1"},
+		{name: "v5 CONNECT reserved flag", version: V5, raw: "10 0F |" + hdr + "01 | 00 3C | 00 | 00 02 63 31", stmt: "MQTT-3.1.2-3"},
+		{name: "v5 CONNACK reserved acknowledge flags", version: V5, raw: "20 03 02 00 00", stmt: "MQTT-3.2.2-1"},
+		{name: "v5 CONNACK session present with refusal", version: V5, raw: "20 03 01 87 00", stmt: "MQTT-3.2.2-6"},
+		{name: "v5 CONNACK reason code 0x01", version: V5, raw: "20 03 00 01 00", stmt: "MQTT-3.2.2-8"},
+		{name: "v5 PUBACK reason code 0x01", version: V5, raw: "40 03 00 07 01", stmt: "MQTT-3.4.2-1"},
+		{name: "v5 PUBREC reason code 0x01", version: V5, raw: "50 03 00 07 01", stmt: "MQTT-3.5.2-1"},
+		{name: "v5 PUBREL reason code 0x10", version: V5, raw: "62 03 00 07 10", stmt: "MQTT-3.6.2-1"},
+		{name: "v5 PUBCOMP reason code 0x10", version: V5, raw: "70 03 00 07 10", stmt: "MQTT-3.7.2-1"},
+		{name: "v5 SUBACK reason code 0x03", version: V5, raw: "90 04 00 01 00 03", stmt: "MQTT-3.9.3-2"},
+		{name: "v5 UNSUBACK reason code 0x01", version: V5, raw: "B0 04 00 01 00 01", stmt: "MQTT-3.11.3-2"},
+		{name: "v5 DISCONNECT reason code 0x01", version: V5, raw: "E0 01 01", stmt: "MQTT-3.14.2-1"},
+		{name: "v5 AUTH reason code 0x01", version: V5, raw: "F0 02 01 00", stmt: "MQTT-3.15.2-1"},
+		{name: "v5 AUTH property not allowed", version: V5, raw: "F0 04 18 02 01 00", code: CodeMalformed},
+		{name: "v5 PUBLISH over MaxPacketSize", version: V5, max: 12, raw: "30 0B | 00 03 61 2F 62 | 00 | 68 65 6C 6C 6F", code: CodePacketTooLarge},
+		{name: "v5 CONNECT unsupported level 7", version: V5, raw: "10 0F | 00 04 4D 51 54 54 | 07 | 02 | 00 3C | 00 | 00 02 63 31",
+			stmt: "MQTT-3.1.2-2", code: CodeUnsupportedVersion},
+	}
+}

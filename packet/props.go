@@ -64,7 +64,7 @@ var (
 // nil. Duplicates of a non-repeatable property are a Protocol Error; only
 // User Property repeats, and Subscription Identifier in PUBLISH.
 func (d *dec) props(allowed uint64, where string) (*Properties, error) {
-	n, err := d.varint(where + " property length")
+	n, err := d.varint("property length")
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +79,7 @@ func (d *dec) props(allowed uint64, where string) (*Properties, error) {
 	p := &Properties{}
 	var seen uint64
 	for pd.left() > 0 {
-		id, err := pd.varint(where + " property identifier")
+		id, err := pd.varint("property identifier")
 		if err != nil {
 			return nil, err
 		}
