@@ -1,0 +1,94 @@
+package simulator
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"time"
+
+	"github.com/mqttfleet/mqttfleet/simulator/profile"
+)
+
+// Driver connects one device to the broker with some MQTT client library.
+// The native driver (package client) is lean, for scale; the paho driver
+// shows what a widely used library really does, auto-reconnect included.
+type Driver interface {
+	// Name is "native" or "paho".
+	Name() string
+	// Connect dials and completes CONNECT -> CONNACK. A refused CONNACK
+	// returns a *ConnackError. The returned Conn reports later events
+	// through p.Handler.
+	Connect(ctx context.Context, p *ConnectParams) (Conn, error)
+}
+
+// Conn is one live device connection.
+type Conn interface {
+	// Publish writes a message without waiting for its acknowledgement;
+	// the ack arrives through Handler.Acked.
+	Publish(ctx context.Context, topic string, qos byte, retain bool, payload []byte) error
+	// Subscribe sends one SUBSCRIBE and waits for its SUBACK; it returns the
+	// granted QoS (0x80 for a refusal) per filter.
+	Subscribe(ctx context.Context, subs []profile.Subscription) ([]byte, error)
+	// Disconnect sends DISCONNECT and closes the link.
+	Disconnect()
+	// Drop closes the link without DISCONNECT, as a crashed device would.
+	Drop()
+}
+
+// Handler receives what a Conn observes after Connect returned. Methods are
+// called from the driver's goroutines and must not block.
+type Handler interface {
+	// Message is a delivered PUBLISH.
+	Message(topic string, payload []byte, qos byte, dup, retain bool)
+	// Acked is the completion of a QoS 1/2 publish flow and its latency.
+	Acked(qos byte, latency time.Duration)
+	// Lost is the link ending by any cause but Disconnect or Drop.
+	Lost(err error)
+	// Reconnecting is a library's own reconnect attempt starting (paho).
+	Reconnecting()
+	// Reconnected is a library's own reconnect succeeding (paho
+	// auto-reconnect), with its CONNECT -> CONNACK latency when known.
+	Reconnected(latency time.Duration, sessionPresent bool)
+}
+
+// ConnectParams are what a driver needs to connect one device.
+type ConnectParams struct {
+	// Addr is host:port or a tcp://, ws://, tls:// or wss:// URL.
+	Addr      string
+	Transport profile.Transport
+	TLS       *tls.Config
+	// LocalAddr binds the source address when not nil (TCP and TLS).
+	LocalAddr net.IP
+	Device    int // global index
+	ClientID  string
+	Username  string
+	Password  string
+	Clean     bool
+	KeepAlive time.Duration
+	Protocol  int
+	Will      *profile.Will // rendered
+	// Reconnect is handed to drivers that reconnect by themselves (paho).
+	Reconnect profile.Reconnect
+	Handler   Handler
+}
+
+// ConnackError is a refused CONNACK as a driver reports it.
+type ConnackError struct {
+	Code byte
+	Err  error
+}
+
+// Error names the code.
+func (e *ConnackError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the library's error.
+func (e *ConnackError) Unwrap() error { return e.Err }
+
+// dialer returns a net.Dialer bound to the params' source address.
+func (p *ConnectParams) dialer() *net.Dialer {
+	d := &net.Dialer{}
+	if p.LocalAddr != nil {
+		d.LocalAddr = &net.TCPAddr{IP: p.LocalAddr}
+	}
+	return d
+}

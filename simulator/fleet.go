@@ -1,0 +1,443 @@
+package simulator
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mqttfleet/mqttfleet/broker/topictree"
+	"github.com/mqttfleet/mqttfleet/events"
+	"github.com/mqttfleet/mqttfleet/reports"
+	"github.com/mqttfleet/mqttfleet/simulator/payload"
+	"github.com/mqttfleet/mqttfleet/simulator/profile"
+)
+
+// DefaultGrace is how long before a receiver's link ended a message must
+// have been sent to still be expected (see the accounting rule in tracker.go).
+const DefaultGrace = 500 * time.Millisecond
+
+// maxPairs bounds the (publisher, receiver) routes computed up front; past
+// it, loss is not computed (duplicates and reordering still are).
+const maxPairs = 20_000_000
+
+// Action is what a test hook asks the fleet to do with one message.
+type Action int
+
+// Hook actions.
+const (
+	Send   Action = iota // send normally
+	Skip                 // use up the sequence number without sending: a loss
+	Repeat               // send the same message twice: a duplicate
+)
+
+// Config is a fleet run.
+type Config struct {
+	// Profile is the validated fleet description.
+	Profile *profile.Profile
+	// Broker overrides Profile.Broker.
+	Broker string
+	// Driver defaults to Native{}.
+	Driver Driver
+	// Shard selects the devices this process runs; zero runs all.
+	Shard Shard
+	// Events receives every fleet event besides the internal Collector.
+	Events events.Sink
+	// TLS is used for tls and wss transports.
+	TLS *tls.Config
+	// Grace defaults to DefaultGrace.
+	Grace time.Duration
+	// Tamper, when set, decides per message whether to send, skip or repeat
+	// it: a test hook to inject loss and duplication the accounting must find.
+	Tamper func(device int, seq uint64) Action
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// groupRT is a group with its templates compiled.
+type groupRT struct {
+	g                   *profile.Group
+	base                int // global index of the group's first device
+	id, user, pass      *profile.Template
+	topic               *profile.Template
+	willTopic, willBody *profile.Template
+	subs                []*profile.Template
+	autoReconnect       bool // the driver reconnects by itself
+	persistent          bool
+	pubQoS              byte
+}
+
+// Fleet is a running or finished fleet. Create it with New, run it with Run.
+type Fleet struct {
+	cfg     Config
+	p       *profile.Profile
+	addr    string
+	driver  Driver
+	run     uint32
+	lo, hi  int
+	groups  []*groupRT
+	devices []*device
+	tr      *tracker
+	col     *reports.Collector
+	sink    events.Sink
+	ids     idRegistry
+	log     *slog.Logger
+	Live    Live
+
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu      sync.Mutex // guards closing and wg.Add
+	closing bool
+	wg      sync.WaitGroup
+
+	pubMu      sync.RWMutex // held shared by a publish, exclusively to stop publishing
+	publishing bool
+	start      time.Time
+}
+
+// New prepares a fleet: compiles templates, derives device seeds, and
+// computes which local publishers each receiver should hear.
+func New(cfg Config) (*Fleet, error) {
+	if cfg.Profile == nil {
+		return nil, errors.New("simulator: no profile")
+	}
+	p := cfg.Profile
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("simulator: %w", err)
+	}
+	f := &Fleet{cfg: cfg, p: p, addr: cfg.Broker, driver: cfg.Driver, log: cfg.Logger}
+	if f.addr == "" {
+		f.addr = p.Broker
+	}
+	if f.addr == "" {
+		return nil, errors.New("simulator: no broker address (profile broker: or --broker)")
+	}
+	if f.driver == nil {
+		f.driver = Native{}
+	}
+	if f.log == nil {
+		f.log = slog.Default()
+	}
+	if cfg.Grace <= 0 {
+		f.cfg.Grace = DefaultGrace
+	}
+	f.run = RunID(p.Seed, p.Name)
+	total := p.Devices()
+	f.lo, f.hi = cfg.Shard.Range(total)
+	if err := f.compile(); err != nil {
+		return nil, err
+	}
+	f.tr = &tracker{run: f.run, lo: f.lo, grace: f.cfg.Grace,
+		pubs: make([]*pubState, f.hi-f.lo), recvs: make([]*recvState, f.hi-f.lo)}
+	f.devices = make([]*device, 0, f.hi-f.lo)
+	for i := f.lo; i < f.hi; i++ {
+		f.devices = append(f.devices, f.newDevice(i))
+	}
+	f.route(total)
+	f.col = reports.NewCollector(reports.KindSimulate, reports.Run{
+		Name: p.Name, Target: f.addr, Seed: int64(p.Seed), Devices: f.hi - f.lo,
+		Shard: reports.Shard{Index: cfg.Shard.norm().Index, Count: cfg.Shard.norm().Count},
+	})
+	// The Collector's own sequence check assumes one gap means one loss; the
+	// tracker knows better, so it never sees sequence numbers.
+	toCol := events.SinkFunc(func(e events.Event) { e.Seq = 0; f.col.Emit(e) })
+	f.sink = events.Multi(toCol, cfg.Events)
+	return f, nil
+}
+
+func (f *Fleet) compile() error {
+	base := 0
+	for i := range f.p.Groups {
+		g := &f.p.Groups[i]
+		rt := &groupRT{g: g, base: base, persistent: !g.IsClean()}
+		base += g.Count
+		var err error
+		c := func(field, text string) *profile.Template {
+			t, e := profile.Compile(field, text)
+			if e != nil && err == nil {
+				err = fmt.Errorf("group %s: %s: %w", g.Name, field, e)
+			}
+			return t
+		}
+		rt.id, rt.user, rt.pass = c("client_id", g.ClientID), c("username", g.Username), c("password", g.Password)
+		if g.Publish != nil {
+			rt.topic = c("publish.topic", g.Publish.Topic)
+			rt.pubQoS = byte(g.Publish.QoS)
+		}
+		if g.Will != nil {
+			rt.willTopic, rt.willBody = c("will.topic", g.Will.Topic), c("will.payload", g.Will.Payload)
+		}
+		for _, s := range g.Subscriptions {
+			rt.subs = append(rt.subs, c("subscriptions.filter", s.Filter))
+		}
+		rt.autoReconnect = f.driver.Name() == "paho" && g.Reconnect.Policy != profile.ReconnectNone
+		if err != nil {
+			return err
+		}
+		f.groups = append(f.groups, rt)
+	}
+	return nil
+}
+
+// vars returns the template variables of global device index i.
+func (f *Fleet) vars(rt *groupRT, i int) profile.Vars {
+	return profile.Vars{Index: i, N: i + 1, GroupIndex: i - rt.base, Group: rt.g.Name}
+}
+
+func (f *Fleet) groupOf(i int) *groupRT {
+	for _, rt := range f.groups {
+		if i < rt.base+rt.g.Count {
+			return rt
+		}
+	}
+	return nil
+}
+
+// route computes, for every local receiver, the local publishers whose
+// topics its filters match. Identical filters are matched once.
+func (f *Fleet) route(total int) {
+	byTopic := map[string][]int32{}
+	for _, d := range f.devices {
+		if d.pub != nil {
+			byTopic[d.topic] = append(byTopic[d.topic], int32(d.idx))
+		}
+	}
+	cache := map[string][]int32{}
+	pairs := 0
+	for _, d := range f.devices {
+		if d.recv == nil {
+			continue
+		}
+		best := map[int32]byte{}
+		for j, s := range d.g.g.Subscriptions {
+			filter := d.subs[j]
+			pubs, ok := cache[filter]
+			if !ok {
+				if !hasWildcard(filter) {
+					pubs = byTopic[filter]
+				} else {
+					for topic, ps := range byTopic {
+						if topictree.Matches(filter, topic) {
+							pubs = append(pubs, ps...)
+						}
+					}
+				}
+				cache[filter] = pubs
+			}
+			for _, p := range pubs {
+				if q, seen := best[p]; !seen || byte(s.QoS) > q {
+					best[p] = byte(s.QoS)
+				}
+			}
+		}
+		pairs += len(best)
+		if pairs > maxPairs {
+			f.log.Warn("too many publisher-receiver routes to account loss; counting duplicates and reordering only", "routes", pairs)
+			for _, d := range f.devices {
+				if d.recv != nil {
+					d.recv.matches = nil
+				}
+			}
+			return
+		}
+		d.recv.matches = make([]match, 0, len(best))
+		for p, q := range best {
+			d.recv.matches = append(d.recv.matches, match{pub: p, qos: q})
+		}
+	}
+}
+
+func hasWildcard(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '+' || s[i] == '#' {
+			return true
+		}
+	}
+	return false
+}
+
+// enter registers a goroutine doing fleet work; false once the fleet closes.
+func (f *Fleet) enter() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closing {
+		return false
+	}
+	f.wg.Add(1)
+	return true
+}
+
+func (f *Fleet) emit(e events.Event) {
+	e.Source = events.SourceSimulator
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	f.sink.Emit(e)
+}
+
+// Run brings the fleet up, runs it for the profile's duration or until ctx
+// ends, stops publishing, drains, disconnects every device and returns the
+// results. Cancelling ctx ends the run early but cleanly: results are still
+// complete for the time run.
+func (f *Fleet) Run(ctx context.Context) (*reports.Results, error) {
+	f.ctx, f.cancel = context.WithCancel(context.Background())
+	defer f.cancel()
+	f.start = time.Now()
+	f.pubMu.Lock()
+	f.publishing = true
+	f.pubMu.Unlock()
+	for _, d := range f.devices {
+		d.scheduleStart()
+	}
+	var end <-chan time.Time
+	if f.p.Duration > 0 {
+		t := time.NewTimer(f.p.Duration)
+		defer t.Stop()
+		end = t.C
+	}
+	select {
+	case <-ctx.Done():
+	case <-end:
+	}
+	f.pubMu.Lock()
+	f.publishing = false
+	f.pubMu.Unlock()
+	stopped := time.Now()
+	f.tr.finish()
+	drain := time.NewTimer(f.p.Drain)
+	<-drain.C
+	f.shutdown()
+	res := f.results(stopped)
+	return res, nil
+}
+
+// shutdown stops every timer and disconnects every device, then waits for
+// in-flight connect attempts.
+func (f *Fleet) shutdown() {
+	f.mu.Lock()
+	f.closing = true
+	f.mu.Unlock()
+	f.cancel()
+	const workers = 8
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(f.devices); i += workers {
+				f.devices[i].stop()
+			}
+		}()
+	}
+	wg.Wait()
+	f.wg.Wait()
+}
+
+// Results returns the results so far (counters, histograms, series) with
+// the tracker's accounting; final after Run returns.
+func (f *Fleet) results(stopped time.Time) *reports.Results {
+	r := f.col.Results()
+	r.Run.Start, r.Run.End = f.start, time.Now()
+	t := f.tr.tally()
+	r.Counters["lost"] = t.Lost
+	r.Counters["duplicates"] = t.Dup
+	r.Counters["out_of_order"] = t.OutOfOrder
+	r.Counters["expected"] = t.Expected
+	r.Counters["received_distinct"] = t.Distinct
+	r.Counters["foreign"] = f.tr.foreign.Load()
+	r.Counters["reconnects"] = f.Live.Reconnects.Load()
+	r.Counters["devices"] = int64(len(f.devices))
+	if s := r.Series; s != nil && s.Len > 0 {
+		// Loss is known only at the end: it goes to the second publishing stopped.
+		i := int(stopped.Unix() - s.Start.Unix())
+		i = max(0, min(i, s.Len-1))
+		if col := s.Columns[reports.ColLost]; len(col) == s.Len {
+			col[i] += t.Lost
+		}
+		if col := s.Columns[reports.ColDup]; len(col) == s.Len {
+			col[i] += t.Dup
+		}
+	}
+	return r
+}
+
+// Devices returns the number of devices this fleet (shard) runs.
+func (f *Fleet) Devices() int { return len(f.devices) }
+
+// Range returns the global device indexes [lo, hi) this fleet runs.
+func (f *Fleet) Range() (int, int) { return f.lo, f.hi }
+
+// newDevice builds device i's static state.
+func (f *Fleet) newDevice(i int) *device {
+	rt := f.groupOf(i)
+	v := f.vars(rt, i)
+	seed := DeviceSeed(f.p.Seed, i)
+	d := &device{f: f, g: rt, idx: i, rng: rand.New(rand.NewPCG(seed, seed^0x5851f42d4c957f2d))}
+	d.clientID = rt.id.Render(v)
+	v.ClientID = d.clientID
+	if rt.topic != nil {
+		d.topic = rt.topic.Render(v)
+		d.pub = &pubState{qos: rt.pubQoS}
+		f.tr.pubs[i-f.lo] = d.pub
+		d.body = payload.NewBody(rt.g.Publish.Payload, !rt.g.Publish.NoHeader, d.rng, v)
+	}
+	if len(rt.subs) > 0 {
+		d.recv = &recvState{}
+		f.tr.recvs[i-f.lo] = d.recv
+		for _, t := range rt.subs {
+			d.subs = append(d.subs, t.Render(v))
+		}
+	}
+	if n := len(rt.g.SourceAddresses); n > 0 {
+		d.local = net.ParseIP(rt.g.SourceAddresses[i%n])
+	}
+	return d
+}
+
+// idRegistry remembers, per client ID, the device that last started a
+// connect attempt with it and when, to recognise takeovers: a device whose
+// link ends after another device started connecting with its ID was
+// (almost certainly) closed by the broker for that reason [MQTT-3.1.4-2].
+type idRegistry struct {
+	mu sync.Mutex
+	m  map[string]idAttempt
+}
+
+type idAttempt struct {
+	dev *device
+	at  time.Time
+}
+
+func (r *idRegistry) attempt(id string, d *device, at time.Time) {
+	r.mu.Lock()
+	if r.m == nil {
+		r.m = map[string]idAttempt{}
+	}
+	r.m[id] = idAttempt{d, at}
+	r.mu.Unlock()
+}
+
+// takenOver reports whether another device started connecting with id
+// since connectedAt.
+func (r *idRegistry) takenOver(id string, d *device, connectedAt time.Time) (*device, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	a, ok := r.m[id]
+	if !ok || a.dev == d || a.at.Before(connectedAt) {
+		return nil, false
+	}
+	return a.dev, true
+}
+
+// Live are counters read while the fleet runs (progress, Prometheus).
+type Live struct {
+	Connected, Connects, ConnectFailures, Disconnects, Reconnects, Takeovers atomic.Int64
+	Sent, Received, Acked, Duplicates, OutOfOrder                            atomic.Int64
+}
