@@ -92,22 +92,27 @@ func (c *conn) readPacket() (packet.Packet, error) {
 	return packet.ReadPacket(&c.rd, packet.Options{Version: c.version, MaxPacketSize: c.b.cfg.MaxPacketSize})
 }
 
-// readFailed turns a read error into the connection's end cause.
-func (c *conn) readFailed(err error) {
+// readFailed turns a read error into the connection's end cause, except for
+// a SUBSCRIBE with an invalid filter, which is answered and reading goes on
+// (it reports true then).
+func (c *conn) readFailed(err error) bool {
 	var pe *packet.Error
 	switch {
 	case errors.As(err, &pe):
+		if pe.Code == packet.CodeTopicFilterInvalid && pe.Packet == packet.SUBSCRIBE && c.sess != nil && c.subscribeFallback() {
+			return true
+		}
 		if errors.Is(err, packet.ErrPacketTooLarge) {
 			c.b.drop(c.clientID, "", 0, events.CauseTooLarge, pe.Error())
 			c.b.emit(events.Event{Kind: events.Violation, ClientID: c.clientID, Remote: c.remote, Statement: pe.Statement, Detail: pe.Error()})
 			c.shutdown(events.CauseTooLarge, pe.Statement, pe.Error())
-			return
+			return false
 		}
 		c.violation(pe.Statement, pe.Error())
 	case isTimeout(err):
 		if c.sess == nil {
 			c.shutdown(events.CauseIOError, "", "no CONNECT within connect timeout")
-			return
+			return false
 		}
 		silence := time.Since(c.lastRead)
 		c.endMu.Lock()
@@ -122,6 +127,7 @@ func (c *conn) readFailed(err error) {
 	default:
 		c.shutdown(events.CauseIOError, "", "read: "+err.Error())
 	}
+	return false
 }
 
 func isTimeout(err error) bool {
@@ -142,7 +148,10 @@ func (c *conn) readLoop() {
 		}
 		p, err := c.readPacket()
 		if err != nil {
-			c.readFailed(err)
+			if c.readFailed(err) {
+				c.lastRead = time.Now()
+				continue
+			}
 			return
 		}
 		c.lastRead = time.Now()
@@ -198,6 +207,11 @@ type lazyReader struct {
 	br       *bufio.Reader
 	first    [1]byte
 	hasFirst bool
+	// capture keeps the bytes of the current SUBSCRIBE packet, so a filter
+	// the codec refuses can still be answered with SUBACK 0x80 (see
+	// subscribeFallback); other packets are not copied.
+	capture   []byte
+	capturing bool
 }
 
 var readBufs = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 8<<10) }}
@@ -206,6 +220,9 @@ var readBufs = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 8<<10
 func (r *lazyReader) wait() error {
 	if r.br != nil {
 		if r.br.Buffered() > 0 {
+			b, _ := r.br.Peek(1)
+			r.capturing = packet.Type(b[0]>>4) == packet.SUBSCRIBE
+			r.capture = r.capture[:0]
 			return nil
 		}
 		r.release()
@@ -214,6 +231,8 @@ func (r *lazyReader) wait() error {
 		n, err := r.nc.Read(r.first[:])
 		if n == 1 {
 			r.hasFirst = true
+			r.capturing = packet.Type(r.first[0]>>4) == packet.SUBSCRIBE
+			r.capture = r.capture[:0]
 			return nil
 		}
 		if err != nil {
@@ -230,26 +249,41 @@ func (r *lazyReader) Read(p []byte) (int, error) {
 	if r.hasFirst {
 		p[0] = r.first[0]
 		r.hasFirst = false
+		r.keep(p[:1])
 		return 1, nil
 	}
 	if r.br == nil {
 		r.br = readBufs.Get().(*bufio.Reader)
 		r.br.Reset(r.nc)
 	}
-	return r.br.Read(p)
+	n, err := r.br.Read(p)
+	r.keep(p[:n])
+	return n, err
+}
+
+// keep appends read bytes to capture while reading a SUBSCRIBE.
+func (r *lazyReader) keep(b []byte) {
+	if r.capturing && len(r.capture) < 64<<10 {
+		r.capture = append(r.capture, b...)
+	}
 }
 
 // ReadByte lets the decoder read the fixed header without an adapter.
 func (r *lazyReader) ReadByte() (byte, error) {
 	if r.hasFirst {
 		r.hasFirst = false
+		r.keep(r.first[:])
 		return r.first[0], nil
 	}
 	if r.br == nil {
 		r.br = readBufs.Get().(*bufio.Reader)
 		r.br.Reset(r.nc)
 	}
-	return r.br.ReadByte()
+	b, err := r.br.ReadByte()
+	if err == nil && r.capturing {
+		r.keep([]byte{b})
+	}
+	return b, err
 }
 
 // release returns the read buffer to the pool.

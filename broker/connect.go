@@ -26,7 +26,7 @@ func (c *conn) handshake() bool {
 			c.refuse(packet.RefusedProtocolVersion, "MQTT-3.1.2-2", err.Error())
 			return false
 		}
-		c.readFailed(err)
+		_ = c.readFailed(err)
 		return false
 	}
 	cp, ok := p.(*packet.Connect)

@@ -163,3 +163,45 @@ func (c *conn) handleUnsubscribe(p *packet.Unsubscribe) {
 	}
 	c.send(&packet.Unsuback{PacketID: p.PacketID}, false)
 }
+
+// subscribeFallback answers a SUBSCRIBE that the codec refused because of an
+// invalid topic filter. 3.1.1 lets a server refuse one filter with SUBACK
+// 0x80 and keep the connection, which is what this broker promises, while the
+// codec refuses the whole packet. The captured bytes are walked here only to
+// recover the packet ID and the filters (2-byte length, string, QoS byte);
+// each filter is then checked with the codec's validator. It reports false
+// when the packet cannot be walked, and the connection is then closed.
+func (c *conn) subscribeFallback() bool {
+	b := c.rd.capture
+	c.rd.capturing = false
+	// Skip the fixed header: type byte and 1-4 remaining-length bytes.
+	i := 1
+	for i < len(b) && i < 5 && b[i]&0x80 != 0 {
+		i++
+	}
+	i++
+	if i+2 > len(b) {
+		return false
+	}
+	p := &packet.Subscribe{PacketID: uint16(b[i])<<8 | uint16(b[i+1])}
+	for i += 2; i < len(b); {
+		if i+2 > len(b) {
+			return false
+		}
+		n := int(b[i])<<8 | int(b[i+1])
+		if i+2+n+1 > len(b) {
+			return false
+		}
+		q := b[i+2+n]
+		if q > 2 {
+			return false
+		}
+		p.Subscriptions = append(p.Subscriptions, packet.Subscription{Filter: string(b[i+2 : i+2+n]), QoS: q})
+		i += 3 + n
+	}
+	if len(p.Subscriptions) == 0 {
+		return false
+	}
+	c.handleSubscribe(p)
+	return true
+}
