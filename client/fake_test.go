@@ -388,3 +388,52 @@ func TestRawReadTimeoutAndExpectClosed(t *testing.T) {
 		})
 	}
 }
+
+// TestPingTimeoutWithBlockedWrite: the server stops reading, so a large
+// publish blocks in Write and the PINGREQ cannot even be sent. The ping
+// timeout must still end the link, and so unblock the publisher.
+func TestPingTimeoutWithBlockedWrite(t *testing.T) {
+	const keepAlive, pingTimeout = time.Second, time.Second
+	start := time.Now()
+	c, _ := connectFake(t, Options{ClientID: "stuck", KeepAlive: keepAlive, PingTimeout: pingTimeout})
+	pubErr := make(chan error, 1)
+	go func() {
+		// Far more than loopback socket buffers hold.
+		pubErr <- c.Publish(context.Background(), "big", 0, false, make([]byte, 64<<20))
+	}()
+	select {
+	case err := <-pubErr:
+		if err == nil {
+			t.Fatalf("64 MiB publish to a server that does not read succeeded")
+		}
+	case <-time.After(keepAlive + pingTimeout + 3*time.Second):
+		t.Fatalf("publish still blocked %v after connecting", time.Since(start))
+	}
+	<-c.Done()
+	// Wider margin than TestPingTimeout: zeroing and writing 64 MiB competes
+	// for the CPU (seen 2.8 s under -race).
+	if el := time.Since(start); el > keepAlive+pingTimeout+2500*time.Millisecond {
+		t.Errorf("link declared dead after %v, want about %v", el, keepAlive+pingTimeout)
+	}
+	if !errors.Is(c.Err(), ErrPingTimeout) {
+		t.Errorf("Err() = %v, want ErrPingTimeout", c.Err())
+	}
+}
+
+// TestPublishContextCutsBlockedWrite: a publish whose context ends while its
+// write is stuck returns the context's error and ends the link, since the
+// stream holds a partial packet.
+func TestPublishContextCutsBlockedWrite(t *testing.T) {
+	c, _ := connectFake(t, Options{ClientID: "cut"})
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	err := c.Publish(ctx, "big", 1, false, make([]byte, 64<<20))
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Publish = %v, want DeadlineExceeded", err)
+	}
+	select {
+	case <-c.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatalf("link still up after a cut write")
+	}
+}
