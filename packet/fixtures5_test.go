@@ -186,6 +186,7 @@ func malformed5() []fixture {
 		{name: "v5 UNSUBACK reason code 0x01", version: V5, raw: "B0 04 00 01 00 01", stmt: "MQTT-3.11.3-2"},
 		{name: "v5 DISCONNECT reason code 0x01", version: V5, raw: "E0 01 01", stmt: "MQTT-3.14.2-1"},
 		{name: "v5 AUTH reason code 0x01", version: V5, raw: "F0 02 01 00", stmt: "MQTT-3.15.2-1"},
+		{name: "v5 AUTH data without method", version: V5, raw: "F0 07 18 05 16 00 02 01 02", code: CodeProtocolError},
 		{name: "v5 AUTH property not allowed", version: V5, raw: "F0 04 18 02 01 00", code: CodeMalformed},
 		{name: "v5 PUBLISH over MaxPacketSize", version: V5, max: 12, raw: "30 0B | 00 03 61 2F 62 | 00 | 68 65 6C 6C 6F", code: CodePacketTooLarge},
 		{name: "v5 CONNECT unsupported level 7", version: V5, raw: "10 0F | 00 04 4D 51 54 54 | 07 | 02 | 00 3C | 00 | 00 02 63 31",

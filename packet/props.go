@@ -95,6 +95,9 @@ func (d *dec) props(allowed uint64, where string) (*Properties, error) {
 			return nil, err
 		}
 	}
+	if p.AuthData != nil && !p.HasAuthMethod {
+		return nil, d.protocol("", "Authentication Data without Authentication Method in %s", where)
+	}
 	return p, nil
 }
 
