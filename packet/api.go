@@ -3,6 +3,7 @@ package packet
 import (
 	"fmt"
 	"io"
+	"sync"
 )
 
 // Options control decoding.
@@ -67,12 +68,24 @@ func Append(dst []byte, p Packet, version byte) ([]byte, error) {
 
 // Encode writes p, encoded for the given protocol level, to w in one Write.
 func Encode(w io.Writer, p Packet, version byte) error {
-	b, err := Append(nil, p, version)
+	bp := encodeBufs.Get().(*[]byte)
+	defer func() {
+		// Keep only modest buffers, so one huge PUBLISH does not pin memory.
+		if cap(*bp) <= 64<<10 {
+			encodeBufs.Put(bp)
+		}
+	}()
+	b, err := Append((*bp)[:0], p, version)
 	if err != nil {
 		return err
 	}
+	*bp = b
+	// io.Writer must not retain b, so the buffer can go back to the pool.
 	if _, err := w.Write(b); err != nil {
 		return fmt.Errorf("write %s: %w", p.Type(), err)
 	}
 	return nil
 }
+
+// encodeBufs recycles Encode's buffers between calls and connections.
+var encodeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}

@@ -296,11 +296,11 @@ func decodeAuth(d *dec) (*Auth, error) {
 		if p.ReasonCode != 0 && p.ReasonCode != 0x18 && p.ReasonCode != 0x19 {
 			return nil, d.malformed("MQTT-3.15.2-1", "reason code 0x%02X is not an AUTH reason code", p.ReasonCode)
 		}
-		if d.left() > 0 {
-			var err error
-			if p.Props, err = d.props(allowAuth, "AUTH"); err != nil {
-				return nil, err
-			}
+		// Unlike DISCONNECT, AUTH may drop the reason code and property
+		// length only together (section 3.15.2).
+		var err error
+		if p.Props, err = d.props(allowAuth, "AUTH"); err != nil {
+			return nil, err
 		}
 	}
 	return p, d.done("")

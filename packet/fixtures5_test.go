@@ -115,8 +115,7 @@ func fixtures5() []fixture {
 		{name: "v5 AUTH re-authenticate", version: V5, raw: "F0 02 19 00", want: &Auth{ReasonCode: 0x19}},
 		{name: "v5 AUTH continue with data", version: V5, raw: "F0 0B | 18 | 09 | 15 00 02 6D 31 | 16 00 01 01",
 			want: &Auth{ReasonCode: 0x18, Props: &Properties{AuthMethod: "m1", HasAuthMethod: true, AuthData: []byte{1}}}},
-		{name: "v5 AUTH reason without property length", version: V5, raw: "F0 01 19",
-			want: &Auth{ReasonCode: 0x19}, decodeOnly: true},
+
 	}
 }
 
@@ -186,6 +185,9 @@ func malformed5() []fixture {
 		{name: "v5 UNSUBACK reason code 0x01", version: V5, raw: "B0 04 00 01 00 01", stmt: "MQTT-3.11.3-2"},
 		{name: "v5 DISCONNECT reason code 0x01", version: V5, raw: "E0 01 01", stmt: "MQTT-3.14.2-1"},
 		{name: "v5 AUTH reason code 0x01", version: V5, raw: "F0 02 01 00", stmt: "MQTT-3.15.2-1"},
+		{name: "v5 AUTH reason without property length", version: V5, raw: "F0 01 19", code: CodeMalformed},
+		{name: "v5 CONNACK without property length", version: V5, raw: "20 02 00 00", code: CodeMalformed},
+		{name: "v5 SUBSCRIBE without property length", version: V5, raw: "82 06 00 01 | 00 01 23 | 00", code: CodeMalformed},
 		{name: "v5 AUTH data without method", version: V5, raw: "F0 07 18 05 16 00 02 01 02", code: CodeProtocolError},
 		{name: "v5 AUTH property not allowed", version: V5, raw: "F0 04 18 02 01 00", code: CodeMalformed},
 		{name: "v5 PUBLISH over MaxPacketSize", version: V5, max: 12, raw: "30 0B | 00 03 61 2F 62 | 00 | 68 65 6C 6C 6F", code: CodePacketTooLarge},
