@@ -28,8 +28,9 @@ type Client struct {
 	sink    events.Sink
 	epoch   time.Time // origin of the monotonic nanosecond stamps below
 
-	keepAlive   time.Duration // as sent on the wire
+	keepAlive   time.Duration // as sent on the wire, or as the MQTT 5 server imposed
 	pingTimeout time.Duration
+	pingDefault bool // PingTimeout follows keepAlive
 
 	wsem    chan struct{} // one slot: holding it grants the right to write
 	wbuf    []byte        // encode buffer; guarded by wsem
@@ -66,8 +67,10 @@ type Client struct {
 // success the returned Client owns conn. A refused CONNACK returns the
 // CONNACK and a *ConnackError, and closes conn; so does any other failure.
 func Connect(ctx context.Context, conn net.Conn, opts Options) (*Client, *packet.Connack, error) {
+	pingDefault := opts.PingTimeout <= 0
 	opts = opts.withDefaults()
 	c := &Client{
+		pingDefault: pingDefault,
 		opts:        opts,
 		conn:        conn,
 		br:          bufio.NewReaderSize(conn, readBufferSize),
@@ -78,7 +81,6 @@ func Connect(ctx context.Context, conn net.Conn, opts Options) (*Client, *packet
 		keepAlive:   time.Duration(opts.keepAliveSeconds()) * time.Second,
 		pingTimeout: opts.PingTimeout,
 		wsem:        make(chan struct{}, 1),
-		window:      make(chan struct{}, opts.MaxInflight),
 		quit:        make(chan struct{}),
 		done:        make(chan struct{}),
 	}
@@ -90,6 +92,8 @@ func Connect(ctx context.Context, conn net.Conn, opts Options) (*Client, *packet
 		_ = conn.Close()
 		return nil, ack, err
 	}
+	c.applyServerLimits(ack)
+	c.window = make(chan struct{}, c.opts.MaxInflight)
 	if opts.OnMessage == nil {
 		c.msgs = make(chan *packet.Publish, opts.MessageBuffer)
 	}
@@ -153,6 +157,28 @@ func (c *Client) handshake(ctx context.Context) (*packet.Connack, error) {
 		return ack, fmt.Errorf("connect: clear deadline: %w", err)
 	}
 	return ack, nil
+}
+
+// applyServerLimits adopts what an MQTT 5 CONNACK imposes: the Server Keep
+// Alive replaces ours [MQTT-3.2.2-21], Receive Maximum caps the inflight
+// window [MQTT-3.3.4-7], and an Assigned Client Identifier labels events.
+func (c *Client) applyServerLimits(ack *packet.Connack) {
+	if c.version != packet.V5 || ack.Props == nil {
+		return
+	}
+	p := ack.Props
+	if p.ServerKeepAlive != nil {
+		c.keepAlive = time.Duration(*p.ServerKeepAlive) * time.Second
+		if c.pingDefault {
+			c.pingTimeout = max(c.keepAlive, minPingTimeout)
+		}
+	}
+	if p.ReceiveMaximum != nil && int(*p.ReceiveMaximum) < c.opts.MaxInflight && *p.ReceiveMaximum > 0 {
+		c.opts.MaxInflight = int(*p.ReceiveMaximum)
+	}
+	if p.HasAssignedClientID && c.opts.ClientID == "" {
+		c.opts.ClientID = p.AssignedClientID
+	}
 }
 
 // ctxErr prefers the context's error when the context ended, since a

@@ -175,10 +175,11 @@ func TestMosquittoWill(t *testing.T) {
 	tests := []struct {
 		name     string
 		end      func(c *Client) error
+		cause    events.Cause
 		wantWill bool
 	}{
-		{"close without DISCONNECT", func(c *Client) error { return c.Close() }, true},
-		{"DISCONNECT", func(c *Client) error { return c.Disconnect(context.Background()) }, false},
+		{"close without DISCONNECT", func(c *Client) error { return c.Close() }, events.CauseShutdown, true},
+		{"DISCONNECT", func(c *Client) error { return c.Disconnect(context.Background()) }, events.CauseClientDisconnect, false},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -188,10 +189,14 @@ func TestMosquittoWill(t *testing.T) {
 			if _, err := watcher.Subscribe(ctx, packet.Subscription{Filter: topic, QoS: 1}); err != nil {
 				t.Fatal(err)
 			}
+			rec := events.NewRecorder()
 			dev := dialBroker(t, b.addr, Options{ClientID: fmt.Sprintf("dev%d", i), CleanSession: true,
-				Will: &packet.Will{Topic: topic, Payload: []byte("gone"), QoS: 1}})
+				Will: &packet.Will{Topic: topic, Payload: []byte("gone"), QoS: 1}, Events: rec})
 			if err := tt.end(dev); err != nil {
 				t.Fatal(err)
+			}
+			if e, err := rec.WaitFor(time.Second, events.Is(events.Disconnect)); err != nil || e.Cause != tt.cause {
+				t.Errorf("Disconnect event = %+v, %v; want cause %s", e, err, tt.cause)
 			}
 			if tt.wantWill {
 				m := nextMessage(t, watcher, 5*time.Second)
@@ -269,5 +274,37 @@ func TestMosquittoManyInflight(t *testing.T) {
 	noMessage(t, sub, 300*time.Millisecond)
 	if err := pub.Close(); err != nil || !errors.Is(pub.Err(), ErrClosed) {
 		t.Fatalf("Close = %v, Err = %v", err, pub.Err())
+	}
+}
+
+func TestMosquittoUnsubscribe(t *testing.T) {
+	b := startMosquitto(t)
+	ctx := ctxT(t, 10*time.Second)
+	rec := events.NewRecorder()
+	c := dialBroker(t, b.addr, Options{ClientID: "unsub", CleanSession: true, Events: rec})
+	if _, err := c.Subscribe(ctx, packet.Subscription{Filter: "u/a", QoS: 1}, packet.Subscription{Filter: "u/b", QoS: 0}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Unsubscribe(ctx, "u/a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Publish(ctx, "u/a", 1, false, []byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Publish(ctx, "u/b", 1, false, []byte("b")); err != nil {
+		t.Fatal(err)
+	}
+	// Messages on one connection arrive in order, so "b" proves "a" is not coming.
+	if m := nextMessage(t, c, 5*time.Second); m.Topic != "u/b" {
+		t.Fatalf("got a message on %s after unsubscribing from it", m.Topic)
+	}
+	if n := rec.Count(events.Is(events.Subscribed)); n != 2 {
+		t.Errorf("%d Subscribed events for two filters, want 2", n)
+	}
+	if n := rec.Count(events.Is(events.Unsubscribed)); n != 1 {
+		t.Errorf("%d Unsubscribed events, want 1", n)
+	}
+	if e, err := rec.Wait(ctx, events.Is(events.Connect)); err != nil || e.Remote != b.addr || !e.Clean {
+		t.Errorf("Connect event = %+v, %v", e, err)
 	}
 }
