@@ -115,7 +115,6 @@ func fixtures5() []fixture {
 		{name: "v5 AUTH re-authenticate", version: V5, raw: "F0 02 19 00", want: &Auth{ReasonCode: 0x19}},
 		{name: "v5 AUTH continue with data", version: V5, raw: "F0 0B | 18 | 09 | 15 00 02 6D 31 | 16 00 01 01",
 			want: &Auth{ReasonCode: 0x18, Props: &Properties{AuthMethod: "m1", HasAuthMethod: true, AuthData: []byte{1}}}},
-
 	}
 }
 
