@@ -27,7 +27,9 @@ type Options struct {
 // packet is in b, n is the packet's full length even on error, so a caller
 // can skip it. A CONNECT with an unsupported protocol level returns the
 // partial *Connect (ProtocolName, ProtocolLevel) with an error matching
-// ErrUnsupportedProtocolLevel; a packet over opt.MaxPacketSize fails with
+// ErrUnsupportedProtocolLevel (Code 0x84, [MQTT-3.1.2-2]); a CONNECT with a
+// wrong protocol name returns the same partial *Connect with a Protocol Error
+// naming [MQTT-3.1.2-1]. A packet over opt.MaxPacketSize fails with
 // ErrPacketTooLarge before the body is looked at (n is 0 then).
 func Decode(b []byte, opt Options) (Packet, int, error) {
 	h, err := parseHeader(b, opt)
@@ -46,7 +48,8 @@ func Decode(b []byte, opt Options) (Packet, int, error) {
 // first, so a packet over opt.MaxPacketSize is refused before its body is
 // allocated. The packet body is read into one fresh buffer; Publish.Payload
 // aliases it. A clean end of stream before the first byte is io.EOF; an end
-// inside a packet is io.ErrUnexpectedEOF. For a long-lived connection use
+// inside a packet is io.ErrUnexpectedEOF; other errors, and the partial
+// *Connect returned with them, are as for Decode. For a long-lived connection use
 // Reader, which buffers.
 func ReadPacket(r io.Reader, opt Options) (Packet, error) {
 	if br, ok := r.(io.ByteReader); ok {
