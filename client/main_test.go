@@ -230,3 +230,13 @@ func ctxT(t *testing.T, d time.Duration) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// newFakeServerB is a loopback listener for benchmarks.
+func newFakeServerB(b *testing.B) net.Listener {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatalf("listen: %v", err)
+	}
+	b.Cleanup(func() { _ = ln.Close() })
+	return ln
+}

@@ -35,7 +35,7 @@ func (c *Client) PublishAsync(ctx context.Context, topic string, qos byte, retai
 			return doneToken(fmt.Errorf("publish %q: %w", topic, err))
 		}
 		c.emitSent(pub)
-		return doneToken(nil)
+		return okToken
 	}
 	select {
 	case c.window <- struct{}{}:

@@ -42,6 +42,10 @@ func newToken(kind opKind) *Token {
 	return &Token{done: make(chan struct{}), kind: kind}
 }
 
+// okToken is the shared result of every successful QoS 0 publish, so that
+// path allocates no Token.
+var okToken = doneToken(nil)
+
 // doneToken returns an already completed token.
 func doneToken(err error) *Token {
 	t := &Token{done: closedChan, err: err}
