@@ -17,15 +17,20 @@ func (p *pipe) pace(st *pipeState) bool {
 	return true
 }
 
-// spend books n bytes against the bandwidth limit. Idle time is not saved up:
-// a link that was quiet does not get a burst.
+// rateSlack is how far behind schedule a busy pipe may fall and still catch
+// up: timers and goroutines wake late on a loaded machine, and that must not
+// lower the rate. A pipe that ran out of bytes starts afresh instead (see
+// deliverLoop), so idle time is never saved up as a burst.
+const rateSlack = time.Second
+
+// spend books n bytes against the bandwidth limit.
 func (p *pipe) spend(st *pipeState, n int) {
 	if st == nil || st.rate <= 0 {
 		return
 	}
-	start := time.Now().Add(-time.Millisecond)
-	if p.nextFree.After(start) {
-		start = p.nextFree
+	start := time.Now()
+	if p.nextFree.After(start.Add(-rateSlack)) {
+		start = p.nextFree // behind by less than the slack: catch up
 	}
 	p.nextFree = start.Add(time.Duration(float64(n) / float64(st.rate) * float64(time.Second)))
 }

@@ -28,6 +28,9 @@ func (p *pipe) enqueue(c chunk) bool {
 func (p *pipe) deliverLoop() {
 	defer p.l.exit()
 	for {
+		if len(p.q) == 0 {
+			p.nextFree = time.Time{} // idle: no catch-up credit for the next bytes
+		}
 		select {
 		case c := <-p.q:
 			if c.eof {

@@ -1,6 +1,7 @@
 package netem
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -200,7 +201,9 @@ func (f Fault) MarshalJSON() ([]byte, error) {
 // UnmarshalJSON reads durations as strings such as "50ms".
 func (f *Fault) UnmarshalJSON(b []byte) error {
 	var j faultJSON
-	if err := json.Unmarshal(b, &j); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields() // a typo in a field name must not silently mean 0
+	if err := dec.Decode(&j); err != nil {
 		return fmt.Errorf("decode fault: %w", err)
 	}
 	out := Fault{Kind: j.Kind, Direction: j.Direction, Distribution: j.Distribution, Rate: j.Rate,
