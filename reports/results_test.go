@@ -58,13 +58,6 @@ func TestCollectorCounts(t *testing.T) {
 	}
 }
 
-func peak(xs []int64) int64 {
-	var m int64
-	for _, x := range xs {
-		m = max(m, x)
-	}
-	return m
-}
 
 // TestMergeShardsEqualsOneRun: one Collector over the whole stream and four
 // over disjoint device ranges, merged, agree exactly.
