@@ -58,7 +58,6 @@ func TestCollectorCounts(t *testing.T) {
 	}
 }
 
-
 // TestMergeShardsEqualsOneRun: one Collector over the whole stream and four
 // over disjoint device ranges, merged, agree exactly.
 func TestMergeShardsEqualsOneRun(t *testing.T) {
