@@ -54,8 +54,13 @@ type Client struct {
 	msgs   chan *packet.Publish
 	closed sync.Once
 
-	// Reader-goroutine-only state.
-	recv2   map[uint16]struct{} // incoming QoS 2 ids between PUBREC and PUBREL [MQTT-4.3.3-2]
+	ackMu      sync.Mutex
+	acks       []ack       // acks waiting for the write slot, oldest first; guarded by ackMu
+	acksQueued atomic.Bool // len(acks) > 0, readable without ackMu
+
+	recv2 map[uint16]struct{} // reader only: incoming QoS 2 ids between PUBREC and PUBREL [MQTT-4.3.3-2]
+
+	// Scratch ack packets, used only by the holder of the write slot.
 	puback  packet.Puback
 	pubrec  packet.Pubrec
 	pubrel  packet.Pubrel

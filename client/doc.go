@@ -14,8 +14,11 @@
 //	   └─► OnMessage / Messages()
 //	keepalive timer (time.AfterFunc) ──PINGREQ──► write sem; closes the link on ping timeout
 //
-// Lock order: the write semaphore may be held while taking Client.mu, never
-// the other way round. Client.mu is never held across I/O.
+// Lock order: the write semaphore may be held while taking Client.mu or
+// Client.ackMu, never the other way round; neither mutex is held across I/O.
+// The reader never waits for the write semaphore: when it is busy, acks are
+// queued and written by whoever holds it, so a publisher blocked in Write
+// (the broker blocked writing to us) cannot stop the reader from reading.
 //
 // Raw is the other half: a connection with no automatic behaviour at all,
 // for tests that need to send exactly the bytes they want and see exactly

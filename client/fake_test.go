@@ -437,3 +437,62 @@ func TestPublishContextCutsBlockedWrite(t *testing.T) {
 		t.Fatalf("link still up after a cut write")
 	}
 }
+
+// TestReaderKeepsReadingWhileWriteBlocked: the client's write is stuck
+// (a publish bigger than the socket buffers, the server not reading) while
+// the server writes QoS 1 messages that need PUBACKs. The reader must keep
+// reading and queue the acks; otherwise both sides wait on full buffers for
+// ever. Then the server reads: the publish, then the PUBACKs in arrival
+// order [MQTT-4.6.0-2].
+func TestReaderKeepsReadingWhileWriteBlocked(t *testing.T) {
+	c, srv := connectFake(t, Options{ClientID: "nodeadlock", MessageBuffer: 100})
+	const big = 32 << 20
+	pubErr := make(chan error, 1)
+	go func() { pubErr <- c.Publish(context.Background(), "up", 0, false, make([]byte, big)) }()
+	// Wait until the publish is stuck in Write: the slot stays taken.
+	deadline := time.Now().Add(5 * time.Second)
+	for len(c.wsem) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("publish never took the write slot")
+		}
+		time.Sleep(time.Millisecond) // polling a condition with a deadline
+	}
+	const n = 64
+	payload := make([]byte, 256<<10) // 64 x 256 KiB = 16 MiB: more than loopback buffers hold
+	wrote := make(chan error, 1)
+	go func() {
+		for i := range n {
+			if err := srv.WritePacket(&packet.Publish{QoS: 1, PacketID: uint16(i + 1), Topic: "down", Payload: payload}); err != nil {
+				wrote <- err
+				return
+			}
+		}
+		wrote <- nil
+	}()
+	select {
+	case err := <-wrote:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("server could not write %d messages: the client stopped reading", n)
+	}
+	p, err := srv.ReadPacket(10 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pub, ok := p.(*packet.Publish); !ok || len(pub.Payload) != big {
+		t.Fatalf("first packet from the client: %s, want the big PUBLISH", p.Type())
+	}
+	if err := <-pubErr; err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	for i := range n {
+		if ack := expect[*packet.Puback](t, srv); ack.PacketID != uint16(i+1) {
+			t.Fatalf("PUBACK %d has id %d, want %d", i, ack.PacketID, i+1)
+		}
+	}
+	if got := len(c.Messages()); got != n {
+		t.Fatalf("%d messages delivered, want %d", got, n)
+	}
+}

@@ -1,7 +1,6 @@
 package client
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"time"
@@ -75,8 +74,7 @@ func (c *Client) handle(p packet.Packet) error {
 	case *packet.Pubrel:
 		// [MQTT-4.3.3-2] the id is fresh again once PUBCOMP goes out.
 		delete(c.recv2, p.PacketID)
-		c.pubcomp.PacketID = p.PacketID
-		_, _ = c.send(context.Background(), &c.pubcomp)
+		c.sendAck(packet.PUBCOMP, p.PacketID)
 	case *packet.Pubcomp:
 		c.onPubcomp(p)
 	case *packet.Suback:
@@ -111,8 +109,7 @@ func (c *Client) onPublish(p *packet.Publish) {
 		c.deliver(p)
 	case 1:
 		c.deliver(p)
-		c.puback.PacketID = p.PacketID // [MQTT-4.3.2-2]
-		_, _ = c.send(context.Background(), &c.puback)
+		c.sendAck(packet.PUBACK, p.PacketID) // [MQTT-4.3.2-2]
 	case 2:
 		if _, dup := c.recv2[p.PacketID]; !dup {
 			if c.recv2 == nil {
@@ -121,8 +118,7 @@ func (c *Client) onPublish(p *packet.Publish) {
 			c.recv2[p.PacketID] = struct{}{}
 			c.deliver(p)
 		}
-		c.pubrec.PacketID = p.PacketID
-		_, _ = c.send(context.Background(), &c.pubrec)
+		c.sendAck(packet.PUBREC, p.PacketID)
 	}
 }
 
@@ -194,8 +190,7 @@ func (c *Client) onPubrec(p *packet.Pubrec) {
 		return
 	}
 	// A repeated PUBREC gets the PUBREL again; the PUBLISH is never resent [MQTT-4.3.3-1].
-	c.pubrel.PacketID = p.PacketID
-	_, _ = c.send(context.Background(), &c.pubrel)
+	c.sendAck(packet.PUBREL, p.PacketID)
 }
 
 func (c *Client) onPubcomp(p *packet.Pubcomp) {
