@@ -34,7 +34,8 @@ done
 printf 'root:x:0:0:root:/:/sbin/nologin\nmosquitto:x:1883:1883:mosquitto:/:/sbin/nologin\n' >"$ctx/rootfs/etc/passwd"
 printf 'root:x:0:\nmosquitto:x:1883:\n' >"$ctx/rootfs/etc/group"
 chmod 1777 "$ctx/rootfs/tmp"
-cp "$here/deploy/images/mosquitto/Dockerfile" "$here/deploy/images/mosquitto/mosquitto.conf" "$ctx/"
+# One config for the image and the target: targets/mosquitto.conf (embedded there).
+cp "$here/deploy/images/mosquitto/Dockerfile" "$here/targets/mosquitto.conf" "$ctx/"
 
 version="$({ "$BIN" -h 2>/dev/null || true; } | awk '/mosquitto version/{print $3; exit}')"
 echo "images/mosquitto: building $IMAGE from $BIN ${version:-}"

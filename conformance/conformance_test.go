@@ -1,0 +1,35 @@
+package conformance_test
+
+import (
+	"os"
+	"testing"
+
+	. "github.com/onsi/ginkgo/v2" //nolint:revive
+	. "github.com/onsi/gomega"    //nolint:revive
+
+	"github.com/mqttfleet/mqttfleet/conformance"
+	"github.com/mqttfleet/mqttfleet/targets"
+)
+
+// TestConformance runs the suite against the targets in MQTTFLEET_TARGETS
+// (default "inprocess,mosquitto"; a target that cannot run here is skipped
+// with its reason) and writes JUnit and the matrix to
+// MQTTFLEET_CONFORMANCE_OUT when set.
+func TestConformance(t *testing.T) {
+	names := os.Getenv("MQTTFLEET_TARGETS")
+	if names == "" {
+		names = "inprocess,mosquitto"
+	}
+	ts, err := targets.List(names)
+	if err != nil {
+		t.Fatalf("MQTTFLEET_TARGETS: %v", err)
+	}
+	var outs conformance.Outputs
+	if dir := os.Getenv("MQTTFLEET_CONFORMANCE_OUT"); dir != "" {
+		outs = conformance.OutputsInDir(dir)
+	}
+	conformance.Define(ts)
+	conformance.ReportTo(outs)
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "MQTT 3.1.1 conformance")
+}

@@ -1,0 +1,132 @@
+package conformance
+
+import (
+	"time"
+
+	. "github.com/onsi/gomega" //nolint:revive
+
+	"github.com/mqttfleet/mqttfleet/client"
+	"github.com/mqttfleet/mqttfleet/packet"
+)
+
+// willClient connects a client whose CONNECT carries a will on topic.
+func (e *env) willClient(tag, topic string, qos byte, retain bool, keepAlive uint16) *client.Raw {
+	cp := connectPacket(e.id(tag))
+	cp.KeepAlive = keepAlive
+	cp.Will = &packet.Will{Topic: topic, Payload: []byte("will of " + cp.ClientID), QoS: qos, Retain: retain}
+	if retain {
+		e.retained = append(e.retained, topic)
+	}
+	r, _ := e.connectOK(cp)
+	return r
+}
+
+var _ = register(specDef{
+	Area: "will", Text: "publishes the will, not retained, when the connection closes without DISCONNECT",
+	Statements: []string{"MQTT-3.1.2-8", "MQTT-3.1.2-16"}, Needs: []string{"qos1"},
+	Body: func(e *env) {
+		t := e.topic("will")
+		watch := e.client("watch")
+		e.subOK(watch, 1, t)
+		w := e.willClient("w", t, 1, false, 60)
+		Expect(w.Close()).To(Succeed())
+		got := e.recv(watch)
+		Expect(got.Topic).To(Equal(t))
+		Expect(got.QoS).To(Equal(byte(1)))
+		Expect(got.Retain).To(BeFalse())
+		e.nothing(watch) // published once [MQTT-3.1.2-10]
+	},
+})
+
+var _ = register(specDef{
+	Area: "will", Text: "publishes the will once, then deletes it",
+	Statements: []string{"MQTT-3.1.2-10"},
+	Body: func(e *env) {
+		t := e.topic("will")
+		watch := e.client("watch")
+		e.subOK(watch, 0, t)
+		w := e.willClient("w", t, 0, false, 60)
+		Expect(w.Close()).To(Succeed())
+		e.recv(watch)
+		e.nothing(watch)
+	},
+})
+
+var _ = register(specDef{
+	Area: "will", Text: "publishes a will with Will Retain=1 as a retained message",
+	Statements: []string{"MQTT-3.1.2-17"}, Needs: []string{"retain"},
+	Body: func(e *env) {
+		t := e.topic("will")
+		watch := e.client("watch")
+		e.subOK(watch, 0, t)
+		w := e.willClient("w", t, 0, true, 60)
+		Expect(w.Close()).To(Succeed())
+		e.recv(watch)
+		late := e.client("late")
+		e.subOK(late, 0, t)
+		got := e.recv(late)
+		Expect(got.Retain).To(BeTrue(), "the will was not stored as retained")
+	},
+})
+
+var _ = register(specDef{
+	Area: "will", Text: "discards the will on DISCONNECT",
+	Statements: []string{"MQTT-3.14.4-3", "MQTT-3.1.2-10"},
+	Body: func(e *env) {
+		t := e.topic("will")
+		watch := e.client("watch")
+		e.subOK(watch, 0, t)
+		w := e.willClient("w", t, 0, false, 60)
+		e.send(w, &packet.Disconnect{})
+		Expect(w.Close()).To(Succeed())
+		e.nothing(watch)
+	},
+})
+
+var _ = register(specDef{
+	Area: "will", Text: "publishes no will for a connection without the will flag",
+	Statements: []string{"MQTT-3.1.2-12"}, Needs: []string{"wildcards"},
+	Body: func(e *env) {
+		watch := e.client("watch")
+		e.subOK(watch, 0, e.prefix()+"/#")
+		r := e.client("nowill")
+		Expect(r.Close()).To(Succeed())
+		e.nothing(watch)
+	},
+})
+
+var _ = register(specDef{
+	Area: "will", Text: "publishes the will when it closes the connection for a protocol violation",
+	Statements: []string{"MQTT-3.1.2-8", "MQTT-4.8.0-1"},
+	Body: func(e *env) {
+		t := e.topic("will")
+		watch := e.client("watch")
+		e.subOK(watch, 0, t)
+		w := e.willClient("w", t, 0, false, 60)
+		e.sendBytes(w, []byte{0xC1, 0x00}) // PINGREQ with a reserved flag set
+		e.closed(w)
+		Expect(e.recv(watch).Topic).To(Equal(t))
+	},
+})
+
+var _ = register(specDef{
+	Area: "keepalive", Text: "publishes the will when the keepalive expires",
+	Statements: []string{"MQTT-3.1.2-8", "MQTT-3.1.2-24"},
+	Body: func(e *env) {
+		t := e.topic("will")
+		watch := e.client("watch")
+		e.subOK(watch, 0, t)
+		e.willClient("w", t, 0, false, 1)
+		p, err := watch.ReadPacket(keepaliveDeadline(1))
+		Expect(err).NotTo(HaveOccurred(), "no will within 1.5 x keepalive + grace")
+		Expect(p.(*packet.Publish).Topic).To(Equal(t))
+	},
+})
+
+// keepaliveDeadline is 1.5 times the keepalive plus the grace a broker's
+// timer granularity and a loaded machine need.
+func keepaliveDeadline(keepAlive uint16) time.Duration {
+	return time.Duration(keepAlive)*1500*time.Millisecond + keepaliveGrace
+}
+
+const keepaliveGrace = 1500 * time.Millisecond

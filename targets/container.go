@@ -1,0 +1,263 @@
+package targets
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/testcontainers/testcontainers-go"
+	"github.com/testcontainers/testcontainers-go/wait"
+)
+
+// ContainerPort is one broker listener inside a container.
+type ContainerPort struct {
+	// Port is the container port with protocol, such as "1883/tcp".
+	Port string
+	// Path is the URL path for WebSocket listeners, such as "/mqtt".
+	Path string
+}
+
+// File is a file copied into the container before it starts (a broker config).
+type File struct {
+	Path    string // absolute path in the container
+	Content []byte
+}
+
+// Container is a broker run from any image with testcontainers-go: the
+// generic "image + ports + config" target Mosquitto and EMQX are made of.
+//
+// The image must be present locally unless MQTTFLEET_PULL=1: machines without
+// a registry would otherwise spend the pull retries before failing, and a
+// missing image is a skip reason, not a failure.
+type Container struct {
+	// TargetName is the Name of the target ("mosquitto").
+	TargetName string
+	// Image is the image reference ("eclipse-mosquitto:2").
+	Image string
+	// ImageEnv names the environment variable that overrides Image, for messages.
+	ImageEnv string
+	// Ports maps a transport ("tcp", "ws") to its listener in the container.
+	Ports map[string]ContainerPort
+	// Files are copied into the container before it starts.
+	Files []File
+	// Cmd replaces the image's command when not empty.
+	Cmd []string
+	// Env is the container's environment.
+	Env map[string]string
+	// Caps are the declared capabilities.
+	Caps Capabilities
+	// StartupTimeout bounds the wait for the listeners; 0 means 60 s.
+	StartupTimeout time.Duration
+
+	mu   sync.Mutex
+	c    *testcontainers.DockerContainer
+	urls map[string]string
+	logs []byte // logs of containers already terminated
+}
+
+// Name returns TargetName.
+func (t *Container) Name() string { return t.TargetName }
+
+// Capabilities returns the declared capabilities.
+func (t *Container) Capabilities() Capabilities { return t.Caps }
+
+// Addr returns the host URL of a transport's listener while the container runs.
+func (t *Container) Addr(transport string) (string, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	u, ok := t.urls[transport]
+	return u, ok
+}
+
+// Start creates and starts the container and waits for its listeners.
+func (t *Container) Start(ctx context.Context) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.c != nil {
+		return nil
+	}
+	setLocalDockerDefaults()
+	if err := t.checkImage(ctx); err != nil {
+		return err
+	}
+	timeout := t.StartupTimeout
+	if timeout == 0 {
+		timeout = 60 * time.Second
+	}
+	var exposed []string
+	var waits []wait.Strategy
+	for _, p := range t.Ports {
+		exposed = append(exposed, p.Port)
+		waits = append(waits, wait.ForListeningPort(p.Port).SkipInternalCheck().WithStartupTimeout(timeout))
+	}
+	opts := []testcontainers.ContainerCustomizer{
+		testcontainers.WithExposedPorts(exposed...),
+		testcontainers.WithWaitStrategy(wait.ForAll(waits...).WithDeadline(timeout)),
+		testcontainers.WithLabels(map[string]string{"org.mqttfleet.target": t.TargetName}),
+	}
+	for _, f := range t.Files {
+		opts = append(opts, testcontainers.WithFiles(testcontainers.ContainerFile{
+			Reader: bytes.NewReader(f.Content), ContainerFilePath: f.Path, FileMode: 0o644,
+		}))
+	}
+	if len(t.Cmd) > 0 {
+		opts = append(opts, testcontainers.WithCmd(t.Cmd...))
+	}
+	if len(t.Env) > 0 {
+		opts = append(opts, testcontainers.WithEnv(t.Env))
+	}
+	c, err := testcontainers.Run(ctx, t.Image, opts...)
+	if err != nil {
+		if c != nil {
+			t.keepLogs(ctx, c)
+			_ = c.Terminate(context.WithoutCancel(ctx))
+		}
+		return fmt.Errorf("start %s container from %s: %w", t.TargetName, t.Image, err)
+	}
+	t.c = c
+	if err := t.resolve(ctx); err != nil {
+		t.stopLocked(ctx)
+		return err
+	}
+	return nil
+}
+
+// resolve maps each container port to its host URL.
+func (t *Container) resolve(ctx context.Context) error {
+	t.urls = map[string]string{}
+	for transport, p := range t.Ports {
+		scheme := "tcp"
+		if transport == "ws" {
+			scheme = "ws"
+		}
+		ep, err := t.c.PortEndpoint(ctx, p.Port, "")
+		if err != nil {
+			return fmt.Errorf("map %s port %s: %w", t.TargetName, p.Port, err)
+		}
+		t.urls[transport] = (&url.URL{Scheme: scheme, Host: ep, Path: p.Path}).String()
+	}
+	return nil
+}
+
+// Stop terminates the container, keeping its logs for Logs.
+func (t *Container) Stop(ctx context.Context) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.stopLocked(ctx)
+}
+
+func (t *Container) stopLocked(ctx context.Context) error {
+	if t.c == nil {
+		return nil
+	}
+	c := t.c
+	t.c, t.urls = nil, nil
+	t.keepLogs(ctx, c)
+	if err := c.Terminate(context.WithoutCancel(ctx)); err != nil {
+		return fmt.Errorf("terminate %s container: %w", t.TargetName, err)
+	}
+	return nil
+}
+
+// Restart stops and starts the same container. Docker may map new host
+// ports, so callers read Addr again afterwards.
+func (t *Container) Restart(ctx context.Context) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.c == nil {
+		return fmt.Errorf("restart %s: not started", t.TargetName)
+	}
+	grace := 5 * time.Second
+	if err := t.c.Stop(ctx, &grace); err != nil {
+		return fmt.Errorf("stop %s container: %w", t.TargetName, err)
+	}
+	if err := t.c.Start(ctx); err != nil {
+		return fmt.Errorf("start %s container again: %w", t.TargetName, err)
+	}
+	return t.resolve(ctx)
+}
+
+// Logs returns the logs of earlier containers of this target followed by
+// those of the running one.
+func (t *Container) Logs(ctx context.Context) ([]byte, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := append([]byte(nil), t.logs...)
+	if t.c == nil {
+		return out, nil
+	}
+	b, err := readLogs(ctx, t.c)
+	if err != nil {
+		return out, fmt.Errorf("read %s container logs: %w", t.TargetName, err)
+	}
+	return append(out, b...), nil
+}
+
+func (t *Container) keepLogs(ctx context.Context, c *testcontainers.DockerContainer) {
+	if b, err := readLogs(ctx, c); err == nil {
+		t.logs = append(t.logs, b...)
+	}
+}
+
+func readLogs(ctx context.Context, c *testcontainers.DockerContainer) ([]byte, error) {
+	rc, err := c.Logs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(io.LimitReader(rc, 64<<20))
+}
+
+// checkImage turns "no Docker" and "image not here" into ErrUnavailable.
+func (t *Container) checkImage(ctx context.Context) error {
+	cli, err := testcontainers.NewDockerClientWithOpts(ctx)
+	if err != nil {
+		return fmt.Errorf("%s: no Docker engine (%v): %w", t.TargetName, err, ErrUnavailable)
+	}
+	defer cli.Close()
+	if _, err := cli.ImageInspect(ctx, t.Image); err != nil {
+		if os.Getenv("MQTTFLEET_PULL") == "1" {
+			return nil
+		}
+		hint := ""
+		if t.ImageEnv != "" {
+			hint = fmt.Sprintf(", or point %s at a local image", t.ImageEnv)
+		}
+		if !cerrdefs.IsNotFound(err) {
+			return fmt.Errorf("%s: no Docker engine (%v): %w", t.TargetName, err, ErrUnavailable)
+		}
+		return fmt.Errorf("%s: image %s is not present locally (build it with `make images`, set MQTTFLEET_PULL=1 to pull it%s): %w",
+			t.TargetName, t.Image, hint, ErrUnavailable)
+	}
+	return nil
+}
+
+var localDockerOnce sync.Once
+
+// setLocalDockerDefaults applies the two testcontainers settings a local
+// engine without a registry needs (see ENVIRONMENT.md), unless the user set
+// them: no reaper (its image cannot be pulled; Stop terminates instead) and
+// the host is loopback (testcontainers otherwise dials the default gateway
+// when it finds /.dockerenv).
+func setLocalDockerDefaults() {
+	localDockerOnce.Do(func() {
+		if h := os.Getenv("DOCKER_HOST"); h != "" && !strings.HasPrefix(h, "unix://") {
+			return
+		}
+		for k, v := range map[string]string{
+			"TESTCONTAINERS_RYUK_DISABLED":  "true",
+			"TESTCONTAINERS_HOST_OVERRIDE": "127.0.0.1",
+		} {
+			if _, set := os.LookupEnv(k); !set {
+				_ = os.Setenv(k, v)
+			}
+		}
+	})
+}

@@ -1,0 +1,160 @@
+package targets
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"sync"
+
+	"github.com/mqttfleet/mqttfleet/broker"
+	"github.com/mqttfleet/mqttfleet/events"
+)
+
+// InProcess is the reference broker running inside the test process: the
+// default target, needing no Docker. It listens on 127.0.0.1 over TCP and
+// WebSocket; its logs are its slog output plus every event it emits, one JSON
+// object a line, so a failing spec shows why the broker decided what it did.
+type InProcess struct {
+	// Config is the broker configuration; Start replaces its listeners with
+	// TCP and WebSocket ones on 127.0.0.1 and sets Logger and Events.
+	Config broker.Config
+	// Events, when set, also receives every broker event.
+	Events events.Sink
+
+	mu    sync.Mutex
+	b     *broker.Broker
+	ports map[string]string // transport -> host:port, reused on Restart
+	logs  lockedBuffer
+}
+
+// NewInProcess returns the in-process reference broker target with the
+// broker's default configuration.
+func NewInProcess() *InProcess {
+	return &InProcess{Config: broker.DefaultConfig()}
+}
+
+// Name returns "inprocess".
+func (t *InProcess) Name() string { return "inprocess" }
+
+// Capabilities of the reference broker.
+func (t *InProcess) Capabilities() Capabilities {
+	return Capabilities{MaxQoS: 2, Retain: true, Wildcards: true, WebSocket: true,
+		MaxPacketSize: t.Config.MaxPacketSize, EmptyClientID: true, PersistentSessions: true, Restartable: true}
+}
+
+// Start creates and starts the broker.
+func (t *InProcess) Start(ctx context.Context) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.b != nil {
+		return nil
+	}
+	cfg := t.Config
+	tcpAddr, wsAddr := "127.0.0.1:0", "127.0.0.1:0"
+	if t.ports != nil {
+		tcpAddr, wsAddr = t.ports["tcp"], t.ports["ws"]
+	}
+	cfg.Listeners = []broker.ListenerConfig{
+		{Name: "tcp", Type: "tcp", Addr: tcpAddr},
+		{Name: "ws", Type: "ws", Addr: wsAddr, Path: "/mqtt"},
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(&t.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	sinks := []events.Sink{events.SinkFunc(t.logEvent)}
+	if t.Events != nil {
+		sinks = append(sinks, t.Events)
+	}
+	if cfg.Events != nil {
+		sinks = append(sinks, cfg.Events)
+	}
+	cfg.Events = events.Multi(sinks...)
+	b, err := broker.New(cfg)
+	if err != nil {
+		return fmt.Errorf("start in-process broker: %w", err)
+	}
+	if err := b.Start(); err != nil {
+		return fmt.Errorf("start in-process broker: %w", err)
+	}
+	t.b = b
+	t.ports = map[string]string{}
+	for _, tr := range []string{"tcp", "ws"} {
+		if u, err := url.Parse(b.Addr(tr)); err == nil && u.Host != "" {
+			t.ports[tr] = u.Host
+		}
+	}
+	return nil
+}
+
+// logEvent appends one broker event to the logs as a JSON line.
+func (t *InProcess) logEvent(e events.Event) {
+	b, err := json.Marshal(e)
+	if err != nil {
+		return
+	}
+	_, _ = t.logs.Write(append([]byte("event "), append(b, '\n')...))
+}
+
+// Stop closes the broker; its sessions and retained messages are lost.
+func (t *InProcess) Stop(ctx context.Context) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.b == nil {
+		return nil
+	}
+	b := t.b
+	t.b = nil
+	if err := b.Close(); err != nil {
+		return fmt.Errorf("stop in-process broker: %w", err)
+	}
+	return nil
+}
+
+// Restart closes the broker and starts a new one on the same ports.
+func (t *InProcess) Restart(ctx context.Context) error {
+	if err := t.Stop(ctx); err != nil {
+		return err
+	}
+	return t.Start(ctx)
+}
+
+// Addr returns the URL of the broker's listener for "tcp" or "ws".
+func (t *InProcess) Addr(transport string) (string, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.b == nil {
+		return "", false
+	}
+	u := t.b.Addr(transport)
+	if u == "" {
+		return "", false
+	}
+	if transport == "ws" && !strings.Contains(strings.TrimPrefix(u, "ws://"), "/") {
+		u += "/mqtt"
+	}
+	return u, true
+}
+
+// Logs returns the broker's slog output and events so far.
+func (t *InProcess) Logs(context.Context) ([]byte, error) { return t.logs.Bytes(), nil }
+
+// lockedBuffer is a bytes.Buffer safe for the broker's concurrent writers.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+// Bytes returns a copy of everything written so far.
+func (l *lockedBuffer) Bytes() []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return bytes.Clone(l.buf.Bytes())
+}

@@ -1,0 +1,134 @@
+// Package targets says where a broker under test comes from: the in-process
+// reference broker, a container (Mosquitto, EMQX or any image), or an address
+// the user already runs. Conformance specs and scenarios see one interface:
+// addresses per transport, declared capabilities, lifecycle and logs.
+package targets
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// ErrUnavailable marks a target that cannot run on this machine (no Docker
+// engine, image not present, ...). Suites skip such a target with the error's
+// text as the reason instead of failing.
+var ErrUnavailable = errors.New("target unavailable")
+
+// ErrNotSupported is returned by lifecycle calls a target cannot honour, such
+// as restarting a broker the user runs outside the harness.
+var ErrNotSupported = errors.New("not supported by this target")
+
+// Target is one broker under test.
+type Target interface {
+	// Name is a short stable name used in labels, reports and flags ("inprocess", "mosquitto").
+	Name() string
+	// Start brings the broker up; addresses are valid once it returns nil.
+	Start(ctx context.Context) error
+	// Stop shuts the broker down; Start may be called again afterwards.
+	Stop(ctx context.Context) error
+	// Restart stops and starts the broker, keeping its addresses where it can.
+	Restart(ctx context.Context) error
+	// Addr is the URL of the listener for a transport ("tcp", "ws"), such as
+	// "tcp://127.0.0.1:1883"; ok is false when the target has no such listener.
+	Addr(transport string) (url string, ok bool)
+	// Capabilities declares what the broker supports, so specs needing more skip.
+	Capabilities() Capabilities
+	// Logs returns everything the broker has logged since it was first started.
+	// Targets without access to the broker's logs return nil, nil.
+	Logs(ctx context.Context) ([]byte, error)
+}
+
+// Capabilities are the optional features of a broker that decide which
+// conformance specs apply to it.
+type Capabilities struct {
+	// MaxQoS is the highest QoS the broker grants (0, 1 or 2).
+	MaxQoS byte
+	// Retain: the broker keeps retained messages.
+	Retain bool
+	// Wildcards: the broker accepts '+' and '#' in topic filters.
+	Wildcards bool
+	// WebSocket: the broker has an MQTT-over-WebSocket listener (Addr("ws")).
+	WebSocket bool
+	// MQTT5: the broker speaks protocol level 5 as well as 3.1.1.
+	MQTT5 bool
+	// MaxPacketSize is the largest packet the broker accepts; 0 = protocol maximum.
+	MaxPacketSize int
+	// EmptyClientID: the broker assigns an identifier to a CONNECT with an
+	// empty ClientId and CleanSession=1 (optional in 3.1.1).
+	EmptyClientID bool
+	// PersistentSessions: the broker keeps CleanSession=0 sessions between connections.
+	PersistentSessions bool
+	// ACL: unauthorised publishes can be configured (the target sets up an ACL
+	// denying publish to topics under "acl/deny/" for every client).
+	ACL bool
+	// Restartable: Restart works (the harness owns the broker process).
+	Restartable bool
+}
+
+// Has reports whether the capabilities include the named feature, so specs
+// can declare needs as strings: "qos1", "qos2", "retain", "wildcards", "ws",
+// "mqtt5", "empty-client-id", "persistent-sessions", "acl", "restart".
+func (c Capabilities) Has(feature string) bool {
+	switch feature {
+	case "qos1":
+		return c.MaxQoS >= 1
+	case "qos2":
+		return c.MaxQoS >= 2
+	case "retain":
+		return c.Retain
+	case "wildcards":
+		return c.Wildcards
+	case "ws":
+		return c.WebSocket
+	case "mqtt5":
+		return c.MQTT5
+	case "empty-client-id":
+		return c.EmptyClientID
+	case "persistent-sessions":
+		return c.PersistentSessions
+	case "acl":
+		return c.ACL
+	case "restart":
+		return c.Restartable
+	}
+	return false
+}
+
+// ByName returns the target a flag or environment variable names:
+// "inprocess", "mosquitto", "emqx", or a broker URL ("tcp://host:port",
+// "ws://host:port/path") for a broker the user already runs.
+func ByName(name string) (Target, error) {
+	switch n := strings.TrimSpace(name); {
+	case n == "inprocess":
+		return NewInProcess(), nil
+	case n == "mosquitto":
+		return NewMosquitto(), nil
+	case n == "emqx":
+		return NewEMQX(), nil
+	case strings.Contains(n, "://"):
+		return NewExternal(n)
+	default:
+		return nil, fmt.Errorf("unknown target %q: want inprocess, mosquitto, emqx or a tcp:// or ws:// URL", name)
+	}
+}
+
+// List parses a comma-separated list of target names (see ByName).
+func List(names string) ([]Target, error) {
+	var ts []Target
+	for _, n := range strings.Split(names, ",") {
+		if strings.TrimSpace(n) == "" {
+			continue
+		}
+		t, err := ByName(n)
+		if err != nil {
+			return nil, err
+		}
+		ts = append(ts, t)
+	}
+	if len(ts) == 0 {
+		return nil, fmt.Errorf("no target in %q", names)
+	}
+	return ts, nil
+}
