@@ -252,7 +252,7 @@ func setLocalDockerDefaults() {
 			return
 		}
 		for k, v := range map[string]string{
-			"TESTCONTAINERS_RYUK_DISABLED":  "true",
+			"TESTCONTAINERS_RYUK_DISABLED": "true",
 			"TESTCONTAINERS_HOST_OVERRIDE": "127.0.0.1",
 		} {
 			if _, set := os.LookupEnv(k); !set {
