@@ -58,6 +58,9 @@ type Config struct {
 	Tamper func(device int, seq uint64) Action
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// StartAt is the run's time zero when in the future: shards started as
+	// separate processes share it, so their ramp-ups interleave as one.
+	StartAt time.Time
 }
 
 // groupRT is a group with its templates compiled.
@@ -290,6 +293,9 @@ func (f *Fleet) Run(ctx context.Context) (*reports.Results, error) {
 	f.ctx, f.cancel = context.WithCancel(context.Background())
 	defer f.cancel()
 	f.start = time.Now()
+	if f.cfg.StartAt.After(f.start) {
+		f.start = f.cfg.StartAt
+	}
 	f.pubMu.Lock()
 	f.publishing = true
 	f.pubMu.Unlock()
@@ -298,7 +304,7 @@ func (f *Fleet) Run(ctx context.Context) (*reports.Results, error) {
 	}
 	var end <-chan time.Time
 	if f.p.Duration > 0 {
-		t := time.NewTimer(f.p.Duration)
+		t := time.NewTimer(time.Until(f.start.Add(f.p.Duration)))
 		defer t.Stop()
 		end = t.C
 	}

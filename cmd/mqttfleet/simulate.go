@@ -1,0 +1,349 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/mqttfleet/mqttfleet/events"
+	"github.com/mqttfleet/mqttfleet/reports"
+	"github.com/mqttfleet/mqttfleet/simulator"
+	"github.com/mqttfleet/mqttfleet/simulator/profile"
+)
+
+func init() {
+	register("simulate", "bring up a fleet of simulated devices against a broker and measure it", runSimulateCmd)
+}
+
+// simulateFlags are the flags of `mqttfleet simulate`.
+type simulateFlags struct {
+	profile, broker, driver, shard, results, metrics, progress, events, startAt string
+	procs, devices, qos                                                         int
+	duration, interval, keepalive                                               time.Duration
+	rate                                                                        float64
+	seed                                                                        uint64
+	echo                                                                        bool
+}
+
+func runSimulateCmd(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
+	var o simulateFlags
+	fs.StringVar(&o.profile, "profile", "", "YAML fleet profile (see docs/simulator.md); without it the flags below describe one group")
+	fs.StringVar(&o.broker, "broker", "", "broker address: host:port or tcp://, ws://, tls://, wss:// URL (overrides the profile's)")
+	fs.StringVar(&o.driver, "driver", "native", "client library: native (lean, for scale) or paho (paho.mqtt.golang)")
+	fs.StringVar(&o.shard, "shard", "", "run only shard i/N of the fleet (contiguous device indexes)")
+	fs.IntVar(&o.procs, "procs", 1, "run the fleet as this many local shard processes and merge their results")
+	fs.StringVar(&o.results, "results", "simulate-results.json", "write the results file here")
+	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus /metrics on this host:port while running")
+	fs.StringVar(&o.progress, "progress", "auto", "live progress: auto, tty (status line), plain (periodic lines) or off")
+	fs.StringVar(&o.events, "events", "", "write every fleet event as JSON lines to this file")
+	fs.StringVar(&o.startAt, "start-at", "", "run start as Unix milliseconds (set by --procs so shards ramp up as one)")
+	fs.IntVar(&o.devices, "devices", 0, "device count (overrides the first group's count of a profile)")
+	fs.DurationVar(&o.duration, "duration", 0, "how long devices publish (overrides the profile; 0 = until Ctrl-C)")
+	fs.Uint64Var(&o.seed, "seed", 0, "run seed (overrides the profile's)")
+	fs.DurationVar(&o.interval, "interval", 10*time.Second, "without a profile: publish interval per device")
+	fs.IntVar(&o.qos, "qos", 1, "without a profile: QoS of publishes and subscriptions")
+	fs.DurationVar(&o.keepalive, "keepalive", 30*time.Second, "without a profile: keepalive")
+	fs.Float64Var(&o.rate, "rate", 1000, "without a profile: ramp-up rate, devices per second")
+	fs.BoolVar(&o.echo, "echo", true, "without a profile: each device subscribes to its own topic (end-to-end latency, loss)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if fs.NArg() == 1 && o.profile == "" {
+		o.profile = fs.Arg(0)
+	} else if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+	}
+	p, err := o.buildProfile(fs)
+	if err != nil {
+		return err
+	}
+	if o.procs > 1 {
+		if o.shard != "" {
+			return fmt.Errorf("%w: --procs and --shard exclude each other", errUsage)
+		}
+		return runProcs(ctx, &o, args)
+	}
+	return runOneFleet(ctx, &o, p)
+}
+
+// buildProfile loads the profile or builds one from flags, then applies overrides.
+func (o *simulateFlags) buildProfile(fs *flag.FlagSet) (*profile.Profile, error) {
+	var p *profile.Profile
+	if o.profile != "" {
+		var err error
+		if p, err = profile.Load(o.profile); err != nil {
+			return nil, err // names the field and line
+		}
+	} else {
+		n := o.devices
+		if n == 0 {
+			n = 100
+		}
+		ka := o.keepalive
+		g := profile.Group{
+			Name: "devices", Count: n, ClientID: "dev-{{.Index}}", KeepAlive: &ka,
+			Publish: &profile.Publish{Interval: o.interval, QoS: o.qos, Topic: "fleet/{{.Index}}",
+				Payload: profile.Payload{Kind: profile.PayloadRandomWalk, Start: 20, Step: 0.5, Min: -20, Max: 60}},
+			Lifecycle: profile.Lifecycle{Rate: o.rate},
+		}
+		if o.echo {
+			g.Subscriptions = []profile.Subscription{{Filter: "fleet/{{.Index}}", QoS: o.qos}}
+		}
+		p = &profile.Profile{Name: "simulate", Broker: "127.0.0.1:1883", Groups: []profile.Group{g}}
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if set["devices"] && o.profile != "" {
+		p.Groups[0].Count = o.devices
+	}
+	if set["duration"] {
+		p.Duration = o.duration
+	}
+	if set["seed"] {
+		p.Seed = o.seed
+	}
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func (o *simulateFlags) driverOf() (simulator.Driver, error) {
+	switch o.driver {
+	case "native":
+		return simulator.Native{}, nil
+	case "paho":
+		return simulator.Paho{}, nil
+	}
+	return nil, fmt.Errorf("%w: --driver must be native or paho, not %q", errUsage, o.driver)
+}
+
+// runOneFleet runs the fleet (or one shard of it) in this process.
+func runOneFleet(ctx context.Context, o *simulateFlags, p *profile.Profile) error {
+	drv, err := o.driverOf()
+	if err != nil {
+		return err
+	}
+	cfg := simulator.Config{Profile: p, Broker: o.broker, Driver: drv}
+	if o.shard != "" {
+		if cfg.Shard, err = simulator.ParseShard(o.shard); err != nil {
+			return fmt.Errorf("%w: %v", errUsage, err)
+		}
+	}
+	if o.startAt != "" {
+		ms, err := strconv.ParseInt(o.startAt, 10, 64)
+		if err != nil {
+			return fmt.Errorf("%w: --start-at: %v", errUsage, err)
+		}
+		cfg.StartAt = time.UnixMilli(ms)
+	}
+	if o.events != "" {
+		f, err := os.Create(o.events)
+		if err != nil {
+			return fmt.Errorf("open events file: %w", err)
+		}
+		jl := events.NewJSONLines(f)
+		defer jl.Close()
+		cfg.Events = jl
+	}
+	fleet, err := simulator.New(cfg)
+	if err != nil {
+		return err
+	}
+	// Every device holds one socket: refuse up front, naming the numbers,
+	// rather than failing at device 19,937.
+	if err := simulator.CheckOpenFiles(fleet.Devices()); err != nil {
+		return err
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer close(done)
+	if o.metrics != "" {
+		ln, err := net.Listen("tcp", o.metrics)
+		if err != nil {
+			return fmt.Errorf("listen for metrics: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", fleet.MetricsHandler())
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		wg.Add(2)
+		go func() { defer wg.Done(); _ = srv.Serve(ln) }()
+		go func() { defer wg.Done(); <-done; _ = srv.Close() }()
+	}
+	if mode := progressMode(o.progress); mode != "off" {
+		prefix := ""
+		if o.shard != "" {
+			prefix = "[shard " + o.shard + "] "
+		}
+		every := time.Second
+		if mode == "plain" {
+			every = 5 * time.Second
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); fleet.Progress(done, os.Stderr, every, mode == "tty", prefix) }()
+	}
+	lo, hi := fleet.Range()
+	slog.Info("simulate", "devices", hi-lo, "range", fmt.Sprintf("[%d,%d)", lo, hi), "driver", drv.Name(),
+		"duration", p.Duration, "broker", firstNonEmpty(o.broker, p.Broker))
+	res, err := fleet.Run(ctx)
+	if err != nil {
+		return err
+	}
+	res.Run.Command = os.Args
+	res.Run.Host, _ = os.Hostname()
+	if err := res.Write(o.results); err != nil {
+		return err
+	}
+	printSummary(os.Stderr, res)
+	return nil
+}
+
+func progressMode(m string) string {
+	if m != "auto" {
+		return m
+	}
+	if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+		return "tty"
+	}
+	return "plain"
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, x := range s {
+		if x != "" {
+			return x
+		}
+	}
+	return ""
+}
+
+// runProcs starts n copies of this command, each with --shard i/n, a shared
+// --start-at and its own results file, then merges their results. Ctrl-C is
+// passed on as SIGINT so every shard still writes its results.
+func runProcs(ctx context.Context, o *simulateFlags, args []string) error {
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find own executable: %w", err)
+	}
+	dir, err := os.MkdirTemp(filepath.Dir(o.results), ".shards-*")
+	if err != nil {
+		return fmt.Errorf("make shard results directory: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	start := time.Now().Add(time.Second).UnixMilli()
+	n := o.procs
+	errs := make([]error, n)
+	paths := make([]string, n)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		paths[i] = filepath.Join(dir, fmt.Sprintf("shard-%d.json", i))
+		child := append([]string{"simulate"}, withoutProcs(args)...)
+		child = append(child, "--procs=1", "--shard", fmt.Sprintf("%d/%d", i, n), "--results", paths[i],
+			"--start-at", strconv.FormatInt(start, 10))
+		if o.progress == "auto" || o.progress == "tty" {
+			child = append(child, "--progress", "plain")
+		}
+		if o.metrics != "" {
+			host, port, _ := net.SplitHostPort(o.metrics)
+			pn, _ := strconv.Atoi(port)
+			child = append(child, "--metrics", net.JoinHostPort(host, strconv.Itoa(pn+i)))
+		}
+		cmd := exec.CommandContext(ctx, self, child...)
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGINT) }
+		cmd.WaitDelay = 30 * time.Second
+		if err := cmd.Start(); err != nil {
+			return fmt.Errorf("start shard %d: %w", i, err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := cmd.Wait(); err != nil && ctx.Err() == nil {
+				errs[i] = fmt.Errorf("shard %d/%d: %w", i, n, err)
+			}
+		}()
+	}
+	wg.Wait()
+	var parts []*reports.Results
+	for i, p := range paths {
+		r, err := reports.Read(p)
+		if err != nil {
+			return errors.Join(append(errs, fmt.Errorf("shard %d/%d wrote no results: %w", i, n, err))...)
+		}
+		parts = append(parts, r)
+	}
+	merged, err := reports.Merge(parts...)
+	if err != nil {
+		return fmt.Errorf("merge shard results: %w", err)
+	}
+	if err := merged.Write(o.results); err != nil {
+		return err
+	}
+	printSummary(os.Stderr, merged)
+	return errors.Join(errs...)
+}
+
+// withoutProcs drops --procs, --shard, --results and --start-at from args.
+func withoutProcs(args []string) []string {
+	skip := map[string]bool{"procs": true, "shard": true, "results": true, "start-at": true}
+	var out []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		name := a
+		for len(name) > 0 && name[0] == '-' {
+			name = name[1:]
+		}
+		hasValue := false
+		for j := 0; j < len(name); j++ {
+			if name[j] == '=' {
+				name, hasValue = name[:j], true
+				break
+			}
+		}
+		if len(a) > 1 && a[0] == '-' && skip[name] {
+			if !hasValue {
+				i++ // the value is the next argument
+			}
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// printSummary writes the headline figures of a results file.
+func printSummary(w io.Writer, r *reports.Results) {
+	c := r.Counters
+	fmt.Fprintf(w, "devices %d  connects %d  failed %d  reconnects %d  takeovers %d\n",
+		c["devices"], c["connects"], c["connect_failures"], c["reconnects"], c["takeovers"])
+	fmt.Fprintf(w, "sent %d  received %d  acked %d  expected %d  lost %d  duplicated %d  out of order %d\n",
+		c["publishes_sent"], c["publishes_received"], c["publishes_acked"], c["expected"], c["lost"], c["duplicates"], c["out_of_order"])
+	for _, name := range []string{"connect_latency", "subscribe_latency", "publish_ack_latency", "e2e_latency"} {
+		h := r.Histograms[name]
+		if h == nil || h.Count() == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "%-20s n=%-8d p50 %-10s p90 %-10s p99 %-10s p99.9 %-10s max %s\n", name, h.Count(),
+			h.Percentile(50), h.Percentile(90), h.Percentile(99), h.Percentile(99.9), h.Max())
+	}
+	if len(r.Disconnects) > 0 {
+		fmt.Fprintf(w, "disconnects by cause: %v\n", r.Disconnects)
+	}
+}
