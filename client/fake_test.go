@@ -496,3 +496,22 @@ func TestReaderKeepsReadingWhileWriteBlocked(t *testing.T) {
 		t.Fatalf("%d messages delivered, want %d", got, n)
 	}
 }
+
+// TestMalformedFromBroker: a malformed packet from the broker ends the link
+// as a violation naming the statement.
+func TestMalformedFromBroker(t *testing.T) {
+	rec := events.NewRecorder()
+	c, srv := connectFake(t, Options{ClientID: "malformed", Events: rec})
+	// QoS 1 PUBLISH with packet identifier 0 [MQTT-2.3.1-1].
+	if err := srv.WriteBytes([]byte{0x32, 0x05, 0x00, 0x01, 't', 0x00, 0x00}); err != nil {
+		t.Fatal(err)
+	}
+	e, err := rec.WaitFor(5*time.Second, events.Is(events.Disconnect))
+	if err != nil || e.Cause != events.CauseViolation || e.Statement == "" {
+		t.Fatalf("Disconnect event = %+v, %v; want cause violation with a statement", e, err)
+	}
+	<-c.Done()
+	if err := srv.ExpectClosed(5 * time.Second); err != nil {
+		t.Errorf("server side: %v", err)
+	}
+}

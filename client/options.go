@@ -57,8 +57,11 @@ type Options struct {
 	// Device is copied into every event (simulator device index + 1).
 	Device int
 	// OnMessage is called from the reader goroutine for every delivered
-	// PUBLISH, before it is acknowledged; it must not block for long. When
-	// nil, messages go to the buffered channel returned by Messages.
+	// PUBLISH, before it is acknowledged; it must not block for long. It may
+	// call PublishAsync but must not wait for acks (Publish with QoS > 0,
+	// Token.Wait, Subscribe), Close or Disconnect: only this goroutine reads
+	// what they wait for. When nil, messages go to the buffered channel
+	// returned by Messages.
 	OnMessage func(*packet.Publish)
 	// MessageBuffer is the capacity of the Messages channel (default 256).
 	// When it is full the reader waits, which back-pressures the broker.

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -15,7 +16,11 @@ func (c *Client) readLoop() {
 	for {
 		p, err := packet.ReadPacket(c.br, c.ropts)
 		if err != nil {
-			c.fail(fmt.Errorf("read packet: %w", err), events.CauseIOError)
+			cause := events.CauseIOError
+			if pe := (*packet.Error)(nil); errors.As(err, &pe) {
+				cause = events.CauseViolation // the broker sent a malformed packet
+			}
+			c.fail(fmt.Errorf("read packet: %w", err), cause)
 			break
 		}
 		c.lastRecv.Store(c.now())
@@ -52,7 +57,11 @@ func (c *Client) finish() {
 		close(c.msgs)
 	}
 	if c.sink != nil {
-		c.emit(events.Event{Kind: events.Disconnect, Cause: cause, Detail: err.Error()})
+		e := events.Event{Kind: events.Disconnect, Cause: cause, Detail: err.Error()}
+		if pe := (*packet.Error)(nil); errors.As(err, &pe) {
+			e.Statement = pe.Statement
+		}
+		c.emit(e)
 	}
 	close(c.done)
 	if c.opts.OnConnectionLost != nil && cause != events.CauseShutdown && cause != events.CauseClientDisconnect {
