@@ -40,7 +40,8 @@ type pipe struct {
 
 	// Owned by whichever goroutine delivers (the reader until q exists).
 	rng      *rand.Rand
-	nextFree time.Time // bandwidth: when the next byte may leave
+	nextFree time.Time     // bandwidth: when the next byte may leave
+	late     time.Duration // latency: head start that offsets late timer wake-ups
 }
 
 // pipeFault is one fault attached to one direction of one link.
