@@ -40,6 +40,7 @@ type line struct {
 	area   bool // fill under the line
 	bars   bool // draw as bars instead of a line
 	dashed bool
+	under  bool // drawn wide and faint, so a line on top of it stays visible
 	agg    agg
 	format func(float64) string // tooltip value format
 }
@@ -111,7 +112,7 @@ func niceStep(maxV float64, n int) float64 {
 
 // timeStep picks a round tick interval in seconds for a span.
 func timeStep(span int) int {
-	for _, s := range []int{5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 43200, 86400} {
+	for _, s := range []int{1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 43200, 86400} {
 		if span/s <= 8 {
 			return s
 		}
@@ -234,11 +235,14 @@ func (c *timeChart) render(b *strings.Builder) {
 		if npts[i] == 0 {
 			continue
 		}
-		dash := ""
+		extra := ""
 		if l.dashed {
-			dash = ` stroke-dasharray="5 3"`
+			extra = ` stroke-dasharray="5 3"`
 		}
-		fmt.Fprintf(b, `<path class="series" data-points="%d" d="%s" stroke="%s"%s/>`, npts[i], paths[i], l.color, dash)
+		if l.under {
+			extra += ` style="stroke-width:4;stroke-opacity:.45"`
+		}
+		fmt.Fprintf(b, `<path class="series" data-points="%d" d="%s" stroke="%s"%s/>`, npts[i], paths[i], l.color, extra)
 	}
 
 	// Hover targets: one transparent column per point with its values.

@@ -233,7 +233,7 @@ func charts(b *strings.Builder, r *Results) {
 		ch.id, ch.title, ch.unit = "messages", "Messages per second", "messages / s"
 		ch.note = "PUBLISH packets written and read by the fleet; lost = gaps in sequence numbers."
 		ch.lines = []line{
-			{name: "sent", color: colBlue, values: column(s, ColSent)},
+			{name: "sent", color: colBlue, values: column(s, ColSent), under: true},
 			{name: "received", color: colGreen, values: column(s, ColReceived)},
 			{name: "lost", color: colRed, values: column(s, ColLost), bars: true},
 		}

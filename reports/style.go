@@ -96,5 +96,5 @@ footer{margin-top:30px;color:var(--mute);font-size:12px;text-align:center}
 // filterRule makes the status radio buttons filter the matrix rows: a row
 // carries a class per status found in it. Generated per status in html.go.
 const filterRule = `#mf-%[1]s:checked~.filters label[for=mf-%[1]s]{background:#1f2430;color:#fff;border-color:#1f2430}
-#mf-%[1]s:checked~table tbody tr:not(.has-%[1]s){display:none}
+#mf-%[1]s:checked~.tablecard tbody tr:not(.has-%[1]s){display:none}
 `
