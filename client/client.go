@@ -103,12 +103,12 @@ func Connect(ctx context.Context, conn net.Conn, opts Options) (*Client, *packet
 		c.msgs = make(chan *packet.Publish, opts.MessageBuffer)
 	}
 	c.lastRecv.Store(c.now())
-	go c.readLoop()
 	if c.keepAlive > 0 {
 		c.mu.Lock()
 		c.timer = time.AfterFunc(c.keepAlive-time.Duration(c.now()-c.lastSent.Load()), c.onTimer)
 		c.mu.Unlock()
 	}
+	go c.readLoop()
 	return c, ack, nil
 }
 
