@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mqttfleet/mqttfleet/events"
+	"github.com/mqttfleet/mqttfleet/netem"
+)
+
+func init() {
+	register("netem", "fault proxy between any client and broker, with an HTTP JSON control API (see docs/netem.md)", runNetemCmd)
+}
+
+// netemGroups collects repeated -group values.
+type netemGroups []string
+
+func (g *netemGroups) String() string     { return strings.Join(*g, ",") }
+func (g *netemGroups) Set(s string) error { *g = append(*g, s); return nil }
+
+// runNetemCmd is `mqttfleet netem`: it proxies -listen to -upstream and serves
+// the control API on -api until ctx ends.
+func runNetemCmd(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("netem", flag.ContinueOnError)
+	listen := fs.String("listen", "127.0.0.1:1884", "address devices connect to")
+	upstream := fs.String("upstream", "127.0.0.1:1883", "broker address every link dials")
+	api := fs.String("api", "127.0.0.1:8474", "HTTP JSON control API address (empty: none)")
+	eventsPath := fs.String("events", "", "write link and fault events as JSON lines to this file")
+	seed := fs.Int64("seed", 1, "seed for fault shares and jitter")
+	var groups netemGroups
+	fs.Var(&groups, "group", "open a listener for this link group at start, repeatable (its address is logged)")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if fs.NArg() != 0 {
+		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("%w: -log-level: %v", errUsage, err)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	netemRaiseFileLimit(log)
+
+	var sink events.Sink = events.Discard
+	if *eventsPath != "" {
+		f, err := os.Create(*eventsPath)
+		if err != nil {
+			return fmt.Errorf("open events file: %w", err)
+		}
+		jl := events.NewJSONLines(f)
+		defer jl.Close()
+		sink = jl
+	}
+
+	px := netem.NewProxy(netem.ProxyConfig{Listen: *listen, Upstream: *upstream, Events: sink, Seed: *seed, Logger: log})
+	if err := px.Start(); err != nil {
+		return err
+	}
+	defer px.Close()
+	for _, g := range groups {
+		addr, err := px.ListenGroup(g)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("group %s listening on %s\n", g, addr)
+	}
+	fmt.Printf("netem: %s -> %s\n", px.Addr(), *upstream)
+
+	var srv *http.Server
+	errc := make(chan error, 1)
+	if *api != "" {
+		ln, err := net.Listen("tcp", *api)
+		if err != nil {
+			return fmt.Errorf("listen for control API on %s: %w", *api, err)
+		}
+		srv = &http.Server{Handler: px.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		go func() { errc <- srv.Serve(ln) }()
+		fmt.Printf("netem: control API on http://%s\n", ln.Addr())
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		return fmt.Errorf("control API: %w", err)
+	}
+	if srv != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+		<-errc
+	}
+	return px.Close()
+}
+
+// netemRaiseFileLimit lifts the soft open-file limit to the hard one: each link
+// holds two sockets.
+func netemRaiseFileLimit(log *slog.Logger) {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return
+	}
+	if rl.Cur < rl.Max {
+		rl.Cur = rl.Max
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+			log.Warn("raise open file limit", "err", err)
+		}
+	}
+	log.Debug("open file limit", "limit", rl.Cur, "max_links", (rl.Cur-16)/2)
+}
