@@ -1,0 +1,229 @@
+package netem
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mqttfleet/mqttfleet/broker"
+	"github.com/mqttfleet/mqttfleet/events"
+)
+
+const mosquittoPath = "/usr/sbin/mosquitto"
+
+// withMosquitto starts Mosquitto on a free loopback port and returns its address.
+func withMosquitto(t *testing.T) string {
+	t.Helper()
+	if _, err := os.Stat(mosquittoPath); err != nil {
+		t.Skipf("mosquitto not installed (%v): apt-get install mosquitto", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	conf := filepath.Join(t.TempDir(), "mosquitto.conf")
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\n", port)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	cmd := exec.Command(mosquittoPath, "-c", conf)
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start mosquitto: %v", err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+		if t.Failed() {
+			t.Logf("mosquitto log:\n%s", logs.String())
+		}
+	})
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return addr
+		}
+		select {
+		case <-exited:
+			t.Fatalf("mosquitto exited: %s", logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("mosquitto not listening on %s after 5 s: %v", addr, err)
+		}
+		time.Sleep(20 * time.Millisecond) // polling a condition with a deadline
+	}
+}
+
+// MQTT 3.1.1 packets written by hand: this test must not depend on the
+// client package, and needs to know exactly when the device last sent a byte.
+
+func mqttString(s string) []byte { return append([]byte{byte(len(s) >> 8), byte(len(s))}, s...) }
+
+func mqttPacket(header byte, body []byte) []byte {
+	out := []byte{header}
+	n := len(body)
+	for { // remaining length, variable byte integer [MQTT-2.2.3]
+		b := byte(n % 128)
+		n /= 128
+		if n > 0 {
+			b |= 0x80
+		}
+		out = append(out, b)
+		if n == 0 {
+			break
+		}
+	}
+	return append(out, body...)
+}
+
+// mqttConnect is a CONNECT with clean session and, when willTopic is set, a QoS 0 will.
+func mqttConnect(clientID string, keepalive uint16, willTopic, willMsg string) []byte {
+	flags := byte(0x02)
+	body := append(mqttString("MQTT"), 4)
+	if willTopic != "" {
+		flags |= 0x04
+	}
+	body = append(body, flags, byte(keepalive>>8), byte(keepalive))
+	body = append(body, mqttString(clientID)...)
+	if willTopic != "" {
+		body = append(append(body, mqttString(willTopic)...), mqttString(willMsg)...)
+	}
+	return mqttPacket(0x10, body)
+}
+
+// readPacket reads one packet: its first byte and body.
+func readPacket(c net.Conn) (byte, []byte, error) {
+	var h [1]byte
+	if _, err := io.ReadFull(c, h[:]); err != nil {
+		return 0, nil, err
+	}
+	n, mul := 0, 1
+	for i := 0; i < 4; i++ {
+		var b [1]byte
+		if _, err := io.ReadFull(c, b[:]); err != nil {
+			return 0, nil, err
+		}
+		n += int(b[0]&0x7f) * mul
+		if b[0]&0x80 == 0 {
+			break
+		}
+		mul *= 128
+	}
+	body := make([]byte, n)
+	_, err := io.ReadFull(c, body)
+	return h[0], body, err
+}
+
+func expectPacket(t *testing.T, c net.Conn, header byte, what string) []byte {
+	t.Helper()
+	return expectPacketWithin(t, c, header, what, 5*time.Second)
+}
+
+func expectPacketWithin(t *testing.T, c net.Conn, header byte, what string, d time.Duration) []byte {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(d))
+	h, body, err := readPacket(c)
+	if err != nil || h != header {
+		t.Fatalf("%s: got header %#x err %v, want %#x", what, h, err, header)
+	}
+	return body
+}
+
+// withReferenceBroker starts the in-repo broker on a free loopback port.
+func withReferenceBroker(t *testing.T) string {
+	t.Helper()
+	cfg := broker.DefaultConfig()
+	cfg.Listeners = []broker.ListenerConfig{{Name: "tcp", Type: "tcp", Addr: "127.0.0.1:0"}}
+	b, err := broker.New(cfg)
+	if err != nil {
+		t.Fatalf("reference broker: %v", err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatalf("start reference broker: %v", err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return strings.TrimPrefix(b.Addr("tcp"), "tcp://")
+}
+
+// TestBlackholedDeviceWillAfterKeepalive: a device with keepalive 2 s goes
+// silent behind a blackhole; the broker must close it after 1.5 x keepalive
+// [MQTT-3.1.2-24] and publish its will [MQTT-3.1.2-8], which a watcher on a
+// direct connection sees 3.0..4.0 s after the blackhole began.
+//
+// Mosquitto 2.0.11 checks keepalives only every few seconds, so its figure
+// lands past the window; for it the test reports the figure and checks only
+// what the proxy is responsible for: not early (nothing leaked through the
+// blackhole) and the device's socket still open.
+func TestBlackholedDeviceWillAfterKeepalive(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		start  func(*testing.T) string
+		window bool
+	}{
+		{"reference broker", withReferenceBroker, true},
+		{"mosquitto", withMosquitto, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) { willAfterBlackhole(t, tc.start(t), tc.window) })
+	}
+}
+
+func willAfterBlackhole(t *testing.T, broker string, window bool) {
+	rec := events.NewRecorder()
+	px := withProxy(t, broker, rec)
+	watcher, err := net.Dial("tcp", broker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watcher.Close()
+	watcher.Write(mqttConnect("watcher", 60, "", ""))
+	expectPacket(t, watcher, 0x20, "watcher CONNACK")
+	watcher.Write(mqttPacket(0x82, append(append([]byte{0, 1}, mqttString("will/dev-1")...), 0)))
+	expectPacket(t, watcher, 0x90, "watcher SUBACK")
+
+	device, err := net.Dial("tcp", px.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer device.Close()
+	device.Write(mqttConnect("dev-1", 2, "will/dev-1", "gone"))
+	if b := expectPacket(t, device, 0x20, "device CONNACK"); len(b) != 2 || b[1] != 0 {
+		t.Fatalf("device CONNACK %x", b)
+	}
+	// The broker heard the device last at CONNECT, just now: from here on
+	// nothing passes either way, and neither socket closes.
+	if _, err := px.Apply(ByRemote(device.LocalAddr().String()), Fault{Kind: Blackhole}); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	// Waiting longer than the window lets a failure report the actual figure.
+	body := expectPacketWithin(t, watcher, 0x30, "will PUBLISH", 15*time.Second)
+	el := time.Since(t0)
+	if !bytes.Contains(body, []byte("will/dev-1")) || !bytes.HasSuffix(body, []byte("gone")) {
+		t.Fatalf("will PUBLISH body %q", body)
+	}
+	t.Logf("will arrived %v after the blackhole", el)
+	if el < 3*time.Second || (window && el > 4*time.Second) {
+		t.Fatalf("will arrived %v after the blackhole, want 3.0 s .. 4.0 s", el)
+	}
+	// The device's socket never saw the broker's close: half-open as it should be.
+	device.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	if n, err := device.Read(make([]byte, 1)); n != 0 || !isTimeout(err) {
+		t.Fatalf("device socket after will: n=%d err=%v, want still open and silent", n, err)
+	}
+}
