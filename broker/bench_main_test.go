@@ -1,7 +1,234 @@
 package broker
 
-// benchBrokerEnv, when set, makes the test binary run a broker instead of
-// tests, so benchmarks measure it in a process of its own.
-const benchBrokerEnv = "MQTTFLEET_BENCH_BROKER"
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
 
-func runBenchBroker() int { return 0 }
+	mochi "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// The brokers compared by the benchmarks each run in a process of their
+// own, so memory is measured per broker and the load generator (this test
+// process) is the same for all three. The Go brokers run as this test binary
+// re-executed with the variables below set.
+const (
+	benchBrokerEnv  = "MQTTFLEET_BENCH_BROKER"  // "mqttfleet" or "mochi": run that broker instead of tests
+	benchAddrEnv    = "MQTTFLEET_BENCH_ADDR"    // host:port it listens on
+	benchProfileEnv = "MQTTFLEET_BENCH_PROFILE" // write a CPU profile of the broker process here
+	mosquittoPath   = "/usr/sbin/mosquitto"
+)
+
+// runBenchBroker runs the broker named by benchBrokerEnv until its standard
+// input closes, printing "ready" once it accepts.
+func runBenchBroker() int {
+	raiseNoFile()
+	kind, addr := os.Getenv(benchBrokerEnv), os.Getenv(benchAddrEnv)
+	if p := os.Getenv(benchProfileEnv); p != "" {
+		f, err := os.Create(p)
+		if err == nil {
+			_ = pprof.StartCPUProfile(f)
+			defer func() { pprof.StopCPUProfile(); _ = f.Close() }()
+		}
+	}
+	var stop func()
+	switch kind {
+	case "mqttfleet":
+		cfg := DefaultConfig()
+		cfg.Listeners = []ListenerConfig{{Type: "tcp", Addr: addr}}
+		b, err := New(cfg)
+		if err == nil {
+			err = b.Start()
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		stop = func() { _ = b.Close() }
+	case "mochi":
+		s := mochi.New(&mochi.Options{InlineClient: false, Logger: slog.New(slog.DiscardHandler)})
+		if err := s.AddHook(new(allowAll), nil); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		if err := s.AddListener(listeners.NewTCP(listeners.Config{ID: "tcp", Address: addr})); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		if err := s.Serve(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		stop = func() { _ = s.Close() }
+	default:
+		fmt.Fprintf(os.Stderr, "unknown %s %q\n", benchBrokerEnv, kind)
+		return 2
+	}
+	fmt.Println("ready")
+	_, _ = io.Copy(io.Discard, os.Stdin) // the parent closes stdin to stop us
+	stop()
+	return 0
+}
+
+// allowAll lets every mochi client connect, publish and subscribe (mochi's
+// own allow hook pulls in a YAML module this repository does not carry).
+type allowAll struct{ mochi.HookBase }
+
+func (*allowAll) ID() string { return "allow-all" }
+func (*allowAll) Provides(b byte) bool {
+	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
+}
+func (*allowAll) OnConnectAuthenticate(*mochi.Client, packets.Packet) bool { return true }
+func (*allowAll) OnACLCheck(*mochi.Client, string, bool) bool              { return true }
+
+// raiseNoFile lifts the soft open-file limit to the hard limit.
+func raiseNoFile() {
+	var rl syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl) == nil && rl.Cur < rl.Max {
+		rl.Cur = rl.Max
+		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl)
+	}
+}
+
+// brokerProc is a broker under test running in its own process.
+type brokerProc struct {
+	kind  string
+	addr  string
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+}
+
+// freePort returns a loopback address with a port free a moment ago.
+func freePort(tb testing.TB) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startProc starts broker kind ("mqttfleet", "mochi", "mosquitto") and waits
+// until it accepts connections. profile, when set, is a CPU profile path for
+// the Go brokers.
+func startProc(tb testing.TB, kind, profile string) *brokerProc {
+	tb.Helper()
+	addr := freePort(tb)
+	p := &brokerProc{kind: kind, addr: addr}
+	switch kind {
+	case "mosquitto":
+		if _, err := os.Stat(mosquittoPath); err != nil {
+			tb.Skipf("mosquitto not installed at %s: %v", mosquittoPath, err)
+		}
+		_, port, _ := net.SplitHostPort(addr)
+		conf := filepath.Join(tb.TempDir(), "mosquitto.conf")
+		body := "listener " + port + " 127.0.0.1\nallow_anonymous true\npersistence false\nlog_type error\n"
+		if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+			tb.Fatal(err)
+		}
+		p.cmd = exec.Command(mosquittoPath, "-c", conf)
+	default:
+		p.cmd = exec.Command(os.Args[0], "-test.run=^$")
+		p.cmd.Env = append(os.Environ(), benchBrokerEnv+"="+kind, benchAddrEnv+"="+addr)
+		if profile != "" {
+			p.cmd.Env = append(p.cmd.Env, benchProfileEnv+"="+profile)
+		}
+	}
+	var err error
+	if p.stdin, err = p.cmd.StdinPipe(); err != nil {
+		tb.Fatal(err)
+	}
+	out, err := p.cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	p.cmd.Stderr = os.Stderr
+	if err := p.cmd.Start(); err != nil {
+		tb.Fatalf("start %s: %v", kind, err)
+	}
+	go func() { _, _ = io.Copy(io.Discard, bufio.NewReader(out)) }()
+	tb.Cleanup(p.stop)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			_ = c.Close()
+			return p
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("%s did not accept on %s: %v", kind, addr, err)
+		}
+		time.Sleep(20 * time.Millisecond) // polling a port with a deadline
+	}
+}
+
+// stop ends the broker process: stdin closed (Go brokers close gracefully),
+// SIGTERM for mosquitto, SIGKILL after 10 s.
+func (p *brokerProc) stop() {
+	if p.cmd.Process == nil {
+		return
+	}
+	_ = p.stdin.Close()
+	if p.kind == "mosquitto" {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	done := make(chan struct{})
+	go func() { _ = p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-done
+	}
+	p.cmd.Process = nil
+}
+
+// rssKB reads the resident set size of the broker process.
+func (p *brokerProc) rssKB(tb testing.TB) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+			return n
+		}
+	}
+	tb.Fatal("no VmRSS")
+	return 0
+}
+
+// settledRSS polls the RSS until it changes by less than 1% over 500 ms
+// (bounded by 10 s), so a Go broker's lazy work after a burst is counted.
+func (p *brokerProc) settledRSS(tb testing.TB) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	prev := p.rssKB(tb)
+	for {
+		select {
+		case <-ctx.Done():
+			return prev
+		case <-time.After(500 * time.Millisecond):
+		}
+		cur := p.rssKB(tb)
+		if d := cur - prev; d*100 < prev && -d*100 < prev {
+			return cur
+		}
+		prev = cur
+	}
+}

@@ -30,11 +30,11 @@ type conn struct {
 	username  string
 	keepalive time.Duration
 	sess      *session
-	will      *packet.Will // owned by the reader goroutine
-	lastRead  time.Time
+	will      *packet.Will  // owned by the reader goroutine
+	lastRead  time.Duration // since b.start: 8 bytes instead of a time.Time's 24
 
-	omu     sync.Mutex // guards the outbound fields; a leaf lock
-	ocond   sync.Cond  // signalled when the writer drains, for waitRoom
+	omu     sync.Mutex    // guards the outbound fields; a leaf lock
+	room    chan struct{} // made by a reader waiting in waitRoom, closed by the writer
 	out     []packet.Packet
 	spare   []packet.Packet
 	writing bool
@@ -45,15 +45,31 @@ type conn struct {
 	cause     events.Cause
 	statement string
 	detail    string
-
-	done chan struct{} // closed when cleanup (will, session detach) is complete
+	finished  bool          // cleanup (will, session detach) is complete
+	done      chan struct{} // made by a waiter (takeover), closed by finish
 }
 
 func newConn(b *Broker, nc net.Conn, remote string) *conn {
-	c := &conn{b: b, nc: nc, remote: remote, version: packet.V311, done: make(chan struct{})}
+	c := &conn{b: b, nc: nc, remote: remote, version: packet.V311}
 	c.rd.nc = nc
-	c.ocond.L = &c.omu
 	return c
+}
+
+// since returns the broker clock: time since the broker started.
+func (b *Broker) since() time.Duration { return time.Since(b.start) }
+
+// finishedCh returns a channel closed once the connection's cleanup is
+// complete. It is made on demand: most connections never have a waiter.
+func (c *conn) finishedCh() <-chan struct{} {
+	c.endMu.Lock()
+	defer c.endMu.Unlock()
+	if c.done == nil {
+		c.done = make(chan struct{})
+		if c.finished {
+			close(c.done)
+		}
+	}
+	return c.done
 }
 
 // shutdown ends the connection with a cause unless it has one already. It
@@ -74,14 +90,95 @@ func (c *conn) violation(statement, detail string) {
 	c.shutdown(events.CauseViolation, statement, detail)
 }
 
-// run is the connection's reader goroutine.
+// The reader side of a connection is a relay of goroutines, one alive at a
+// time. A goroutine's stack never shrinks back to the 2 KB minimum once it
+// has grown (the runtime shrinks only when under a quarter is used), and
+// handling packets grows it; so the goroutine that blocks on an idle socket
+// is always a fresh one, and a connection that is idle costs 2 KB of stack:
+//
+//	run (handshake) -> idle (blocks in a 1-byte read) -> burst (handles every
+//	buffered packet) -> idle (a new goroutine) -> burst -> ...
+//
+// Whichever goroutine sees the end runs finish.
+
+// run is the connection's first goroutine: the handshake.
 func (c *conn) run() {
 	defer c.b.wg.Done()
-	defer c.finish()
 	if !c.handshake() {
+		c.finish()
 		return
 	}
-	c.readLoop()
+	if c.keepalive == 0 {
+		_ = c.nc.SetReadDeadline(time.Time{})
+	}
+	c.relay()
+}
+
+// relay hands the connection to a fresh idle goroutine. The caller is
+// counted in b.wg, so the counter is not zero here.
+func (c *conn) relay() {
+	c.b.wg.Add(1)
+	go c.idle()
+}
+
+// idle waits, holding no read buffer and a minimal stack, for the next
+// packet's first byte.
+func (c *conn) idle() {
+	defer c.b.wg.Done()
+	c.armKeepalive()
+	if err := c.rd.wait(); err != nil {
+		c.end(err)
+		return
+	}
+	c.burst()
+}
+
+// armKeepalive sets the read deadline to 1.5x the keepalive from now
+// [MQTT-3.1.2-24]; every packet received moves it.
+func (c *conn) armKeepalive() {
+	if c.keepalive > 0 {
+		_ = c.nc.SetReadDeadline(time.Now().Add(c.keepalive * 3 / 2))
+	}
+}
+
+// end handles a read error: the connection ends unless readFailed says
+// reading goes on, in which case the relay continues.
+//
+//go:noinline
+func (c *conn) end(err error) {
+	if c.readFailed(err) {
+		c.lastRead = c.b.since()
+		c.relay()
+		return
+	}
+	c.finish()
+}
+
+// burst reads and handles packets while bytes are buffered, then relays.
+//
+//go:noinline
+func (c *conn) burst() {
+	opt := packet.Options{Version: c.version, MaxPacketSize: c.b.cfg.MaxPacketSize}
+	for {
+		p, err := packet.ReadPacket(&c.rd, opt)
+		if err != nil {
+			c.end(err)
+			return
+		}
+		c.lastRead = c.b.since()
+		if !c.handle(p) {
+			c.finish()
+			return
+		}
+		c.waitRoom()
+		if !c.rd.buffered() {
+			c.rd.release()
+			c.relay()
+			return
+		}
+		c.armKeepalive()
+		c.rd.startPacket()
+	}
 }
 
 // readPacket waits, holding no buffer, for the next packet and decodes it.
@@ -95,6 +192,8 @@ func (c *conn) readPacket() (packet.Packet, error) {
 // readFailed turns a read error into the connection's end cause, except for
 // a SUBSCRIBE with an invalid filter, which is answered and reading goes on
 // (it reports true then).
+//
+//go:noinline
 func (c *conn) readFailed(err error) bool {
 	var pe *packet.Error
 	switch {
@@ -114,7 +213,7 @@ func (c *conn) readFailed(err error) bool {
 			c.shutdown(events.CauseIOError, "", "no CONNECT within connect timeout")
 			return false
 		}
-		silence := time.Since(c.lastRead)
+		silence := c.b.since() - c.lastRead
 		c.endMu.Lock()
 		already := c.ended
 		c.endMu.Unlock()
@@ -136,34 +235,10 @@ func isTimeout(err error) bool {
 		(errors.As(err, &ne) && ne.Timeout())
 }
 
-// readLoop reads and handles packets until the connection ends.
-func (c *conn) readLoop() {
-	ka := c.keepalive * 3 / 2
-	if ka == 0 {
-		_ = c.nc.SetReadDeadline(time.Time{})
-	}
-	for {
-		if ka > 0 {
-			_ = c.nc.SetReadDeadline(time.Now().Add(ka))
-		}
-		p, err := c.readPacket()
-		if err != nil {
-			if c.readFailed(err) {
-				c.lastRead = time.Now()
-				continue
-			}
-			return
-		}
-		c.lastRead = time.Now()
-		if !c.handle(p) {
-			return
-		}
-		c.waitRoom()
-	}
-}
-
 // finish runs once the reader stops: it detaches the session, publishes the
 // will unless the client sent DISCONNECT, and reports the disconnect.
+//
+//go:noinline
 func (c *conn) finish() {
 	c.shutdown(events.CauseIOError, "", "connection ended")
 	c.rd.release()
@@ -183,7 +258,12 @@ func (c *conn) finish() {
 	b.mu.Lock()
 	delete(b.conns, c)
 	b.mu.Unlock()
-	close(c.done)
+	c.endMu.Lock()
+	c.finished = true
+	if c.done != nil {
+		close(c.done)
+	}
+	c.endMu.Unlock()
 }
 
 // publishWill publishes the connection's will [MQTT-3.1.2-8] with its QoS
@@ -210,7 +290,7 @@ type lazyReader struct {
 	// capture keeps the bytes of the current SUBSCRIBE packet, so a filter
 	// the codec refuses can still be answered with SUBACK 0x80 (see
 	// subscribeFallback); other packets are not copied.
-	capture   []byte
+	capture   *[]byte // allocated on the first SUBSCRIBE
 	capturing bool
 }
 
@@ -220,9 +300,7 @@ var readBufs = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 8<<10
 func (r *lazyReader) wait() error {
 	if r.br != nil {
 		if r.br.Buffered() > 0 {
-			b, _ := r.br.Peek(1)
-			r.capturing = packet.Type(b[0]>>4) == packet.SUBSCRIBE
-			r.capture = r.capture[:0]
+			r.startPacket()
 			return nil
 		}
 		r.release()
@@ -232,7 +310,7 @@ func (r *lazyReader) wait() error {
 		if n == 1 {
 			r.hasFirst = true
 			r.capturing = packet.Type(r.first[0]>>4) == packet.SUBSCRIBE
-			r.capture = r.capture[:0]
+			r.resetCapture()
 			return nil
 		}
 		if err != nil {
@@ -263,9 +341,36 @@ func (r *lazyReader) Read(p []byte) (int, error) {
 
 // keep appends read bytes to capture while reading a SUBSCRIBE.
 func (r *lazyReader) keep(b []byte) {
-	if r.capturing && len(r.capture) < 64<<10 {
-		r.capture = append(r.capture, b...)
+	if r.capturing && len(*r.capture) < 64<<10 {
+		*r.capture = append(*r.capture, b...)
 	}
+}
+
+// buffered reports whether bytes of a next packet are already read.
+func (r *lazyReader) buffered() bool {
+	return r.hasFirst || (r.br != nil && r.br.Buffered() > 0)
+}
+
+// startPacket notes whether the buffered packet about to be read is a
+// SUBSCRIBE, whose bytes are then captured.
+func (r *lazyReader) startPacket() {
+	if r.br == nil || r.br.Buffered() == 0 {
+		return
+	}
+	b, _ := r.br.Peek(1)
+	r.capturing = packet.Type(b[0]>>4) == packet.SUBSCRIBE
+	r.resetCapture()
+}
+
+// resetCapture empties the capture buffer, making it for a first SUBSCRIBE.
+func (r *lazyReader) resetCapture() {
+	if !r.capturing {
+		return
+	}
+	if r.capture == nil {
+		r.capture = new([]byte)
+	}
+	*r.capture = (*r.capture)[:0]
 }
 
 // ReadByte lets the decoder read the fixed header without an adapter.

@@ -16,6 +16,8 @@ const takeoverWait = 5 * time.Second
 
 // handshake reads CONNECT, applies the connection rules and sends CONNACK.
 // It reports whether the connection was accepted.
+//
+//go:noinline
 func (c *conn) handshake() bool {
 	b := c.b
 	_ = c.nc.SetReadDeadline(time.Now().Add(b.cfg.ConnectTimeout))
@@ -34,7 +36,7 @@ func (c *conn) handshake() bool {
 		c.violation("MQTT-3.1.0-1", "first packet is "+p.Type().String()+", not CONNECT")
 		return false
 	}
-	c.lastRead = time.Now()
+	c.lastRead = b.since()
 	b.emit(events.Event{Kind: events.Connect, ClientID: cp.ClientID, Remote: c.remote, KeepAlive: int(cp.KeepAlive), Clean: cp.CleanSession})
 
 	switch {
@@ -131,7 +133,7 @@ func (c *conn) attach(clean bool) bool {
 		b.emit(events.Event{Kind: events.Takeover, ClientID: c.clientID, Remote: c.remote, Detail: "replaces " + old.remote})
 		old.shutdown(events.CauseTakeover, "MQTT-3.1.4-2", "client ID taken over by "+c.remote)
 		select {
-		case <-old.done:
+		case <-old.finishedCh():
 		case <-time.After(takeoverWait):
 			c.shutdown(events.CauseShutdown, "", "previous connection did not finish in time")
 			return false

@@ -10,6 +10,8 @@ import (
 
 // handle acts on one packet from a connected client and reports whether the
 // connection goes on.
+//
+//go:noinline
 func (c *conn) handle(p packet.Packet) bool {
 	b, s := c.b, c.sess
 	switch p := p.(type) {
@@ -172,7 +174,10 @@ func (c *conn) handleUnsubscribe(p *packet.Unsubscribe) {
 // each filter is then checked with the codec's validator. It reports false
 // when the packet cannot be walked, and the connection is then closed.
 func (c *conn) subscribeFallback() bool {
-	b := c.rd.capture
+	if c.rd.capture == nil {
+		return false
+	}
+	b := *c.rd.capture
 	c.rd.capturing = false
 	// Skip the fixed header: type byte and 1-4 remaining-length bytes.
 	i := 1

@@ -57,11 +57,19 @@ func (c *conn) sendPublish(p *packet.Publish) {
 // slows only itself.
 func (c *conn) waitRoom() {
 	limit := 2*c.b.cfg.OutboundBuffer + c.b.cfg.MaxInflight
-	c.omu.Lock()
-	for len(c.out) > limit && !c.oclosed {
-		c.ocond.Wait()
+	for range 1 << 20 { // bounded; each pass waits for one drain
+		c.omu.Lock()
+		if len(c.out) <= limit || c.oclosed {
+			c.omu.Unlock()
+			return
+		}
+		if c.room == nil {
+			c.room = make(chan struct{})
+		}
+		room := c.room
+		c.omu.Unlock()
+		<-room
 	}
-	c.omu.Unlock()
 }
 
 // writeLoop writes queued packets in batches until the queue is empty or the
@@ -82,7 +90,7 @@ func (c *conn) writeLoop() {
 			c.writing = false
 			c.out = nil
 			c.spare = nil
-			c.ocond.Broadcast()
+			c.wakeReader()
 			c.omu.Unlock()
 			return
 		}
@@ -118,7 +126,7 @@ func (c *conn) writeLoop() {
 		if c.spare == nil && cap(batch) <= 256 {
 			c.spare = batch[:0]
 		}
-		c.ocond.Broadcast()
+		c.wakeReader()
 		c.omu.Unlock()
 		if err != nil {
 			c.shutdown(events.CauseIOError, "", "write: "+err.Error())
@@ -135,6 +143,14 @@ func (c *conn) writeLoop() {
 func (c *conn) closeOutbound() {
 	c.omu.Lock()
 	c.oclosed = true
-	c.ocond.Broadcast()
+	c.wakeReader()
 	c.omu.Unlock()
+}
+
+// wakeReader releases a reader waiting in waitRoom. c.omu is held.
+func (c *conn) wakeReader() {
+	if c.room != nil {
+		close(c.room)
+		c.room = nil
+	}
 }
