@@ -12,7 +12,7 @@ type malformed struct {
 }
 
 var malformedPackets = []malformed{
-	{"PINGREQ with a reserved flag bit set", []string{"MQTT-2.2.2-2", "MQTT-2.2.2-1", "MQTT-4.8.0-1"},
+	{"PINGREQ with a reserved flag bit set", []string{"MQTT-2.2.2-2", "MQTT-4.8.0-1"},
 		func(*env) []byte { return []byte{0xC1, 0x00} }},
 	{"PUBACK with a reserved flag bit set", []string{"MQTT-2.2.2-2"},
 		func(*env) []byte { return []byte{0x42, 0x02, 0x00, 0x01} }},

@@ -169,7 +169,8 @@ func runSpec(ctx SpecContext, t targets.Target, d specDef) {
 			attach()
 		}
 	})
-	dev, id, declared := deviationFor(t.Name(), d.Statements)
+	dev, declared := deviationFor(t.Name(), d)
+	id := dev.Statement
 	if !declared {
 		d.Body(e)
 		return

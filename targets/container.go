@@ -47,8 +47,13 @@ type Container struct {
 	Ports map[string]ContainerPort
 	// Files are copied into the container before it starts.
 	Files []File
+	// Entrypoint replaces the image's entrypoint when not empty.
+	Entrypoint []string
 	// Cmd replaces the image's command when not empty.
 	Cmd []string
+	// WaitLog, when set, is a log line the broker prints once it serves:
+	// port checks alone pass as soon as Docker's proxy listens.
+	WaitLog string
 	// Env is the container's environment.
 	Env map[string]string
 	// Caps are the declared capabilities.
@@ -97,6 +102,9 @@ func (t *Container) Start(ctx context.Context) error {
 		exposed = append(exposed, p.Port)
 		waits = append(waits, wait.ForListeningPort(p.Port).SkipInternalCheck().WithStartupTimeout(timeout))
 	}
+	if t.WaitLog != "" {
+		waits = append(waits, wait.ForLog(t.WaitLog).WithStartupTimeout(timeout))
+	}
 	opts := []testcontainers.ContainerCustomizer{
 		testcontainers.WithExposedPorts(exposed...),
 		testcontainers.WithWaitStrategy(wait.ForAll(waits...).WithDeadline(timeout)),
@@ -106,6 +114,9 @@ func (t *Container) Start(ctx context.Context) error {
 		opts = append(opts, testcontainers.WithFiles(testcontainers.ContainerFile{
 			Reader: bytes.NewReader(f.Content), ContainerFilePath: f.Path, FileMode: 0o644,
 		}))
+	}
+	if len(t.Entrypoint) > 0 {
+		opts = append(opts, testcontainers.WithEntrypoint(t.Entrypoint...))
 	}
 	if len(t.Cmd) > 0 {
 		opts = append(opts, testcontainers.WithCmd(t.Cmd...))

@@ -33,7 +33,11 @@ func NewMosquitto() *Container {
 		ImageEnv:   MosquittoImageEnv,
 		Ports:      map[string]ContainerPort{"tcp": {Port: "1883/tcp"}},
 		Files:      []File{{Path: "/mosquitto/config/mosquitto.conf", Content: mosquittoConf}},
-		Cmd:        []string{"/usr/sbin/mosquitto", "-c", "/mosquitto/config/mosquitto.conf"},
+		// The official image's entrypoint script only fixes ownership of
+		// directories this config does not use; the local image has no shell.
+		Entrypoint: []string{"/usr/sbin/mosquitto"},
+		Cmd:        []string{"-c", "/mosquitto/config/mosquitto.conf"},
+		WaitLog:    " running",
 		Caps: Capabilities{MaxQoS: 2, Retain: true, Wildcards: true, MQTT5: true,
 			EmptyClientID: true, PersistentSessions: true, Restartable: true},
 	}
