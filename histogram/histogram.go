@@ -18,6 +18,11 @@
 // per goroutine (or guard it with the lock they already hold) and Merge them
 // when reading. Record does not allocate once the 64-bucket chunk a value
 // falls in has been touched; a typical latency distribution touches a handful.
+//
+// Memory: counts live in 64-bucket chunks (512 bytes) allocated on first
+// use. Compact turns a histogram that is done being written (one second of a
+// long time series, say) into a sorted list of its non-empty buckets; it
+// reads the same, and a later Record expands it again.
 package histogram
 
 import (
@@ -44,6 +49,7 @@ const (
 // empty histogram ready to use.
 type Histogram struct {
 	chunks [numChunks]*[chunkSize]uint64
+	sparse []Bucket // the buckets while compacted; then every chunk is nil
 	count  uint64
 	sum    int64 // nanoseconds; overflows only past ~292 years of total recorded time
 	min    int64
@@ -106,6 +112,9 @@ func (h *Histogram) RecordN(d time.Duration, n uint64) {
 }
 
 func (h *Histogram) add(i int, n uint64) {
+	if h.sparse != nil {
+		h.expand()
+	}
 	c := h.chunks[i>>chunkBits]
 	if c == nil {
 		c = new([chunkSize]uint64)
@@ -152,23 +161,21 @@ func (h *Histogram) Percentile(p float64) time.Duration {
 		rank = 1
 	}
 	var seen uint64
-	for ci, c := range h.chunks {
-		if c == nil {
-			continue
+	var found = -1
+	h.each(func(i int, n uint64) bool {
+		seen += n
+		if seen >= rank {
+			found = i
+			return false
 		}
-		for j, n := range c {
-			if n == 0 {
-				continue
-			}
-			seen += n
-			if seen >= rank {
-				low, width := bounds(ci<<chunkBits + j)
-				v := low + width/2
-				v = max(v, h.min)
-				v = min(v, h.max)
-				return time.Duration(v)
-			}
-		}
+		return true
+	})
+	if found >= 0 {
+		low, width := bounds(found)
+		v := low + width/2
+		v = max(v, h.min)
+		v = min(v, h.max)
+		return time.Duration(v)
 	}
 	return time.Duration(h.max)
 }
@@ -187,20 +194,63 @@ func (h *Histogram) Merge(o *Histogram) {
 	}
 	h.count += o.count
 	h.sum += o.sum
-	for ci, c := range o.chunks {
+	o.each(func(i int, n uint64) bool {
+		h.add(i, n)
+		return true
+	})
+}
+
+// each calls f for every non-empty bucket in index order until f returns false.
+func (h *Histogram) each(f func(i int, n uint64) bool) {
+	if h.sparse != nil {
+		for _, b := range h.sparse {
+			if !f(b.Index, b.Count) {
+				return
+			}
+		}
+		return
+	}
+	for ci, c := range h.chunks {
 		if c == nil {
 			continue
 		}
 		for j, n := range c {
-			if n != 0 {
-				h.add(ci<<chunkBits+j, n)
+			if n != 0 && !f(ci<<chunkBits+j, n) {
+				return
 			}
 		}
 	}
 }
 
+// Compact releases the dense chunks, keeping only the non-empty buckets.
+// Reading is unchanged; the next Record or Merge into h expands it again.
+func (h *Histogram) Compact() {
+	if h.sparse != nil {
+		return
+	}
+	h.sparse = h.Buckets()
+	if h.sparse == nil {
+		h.sparse = []Bucket{}
+	}
+	h.chunks = [numChunks]*[chunkSize]uint64{}
+}
+
+// expand turns a compacted histogram back into chunks.
+func (h *Histogram) expand() {
+	sp := h.sparse
+	h.sparse = nil
+	for _, b := range sp {
+		h.add(b.Index, b.Count)
+	}
+}
+
 // Clone returns an independent copy of h.
 func (h *Histogram) Clone() *Histogram {
+	if h.sparse != nil {
+		c := &Histogram{count: h.count, sum: h.sum, min: h.min, max: h.max}
+		c.sparse = append(make([]Bucket, 0, len(h.sparse)), h.sparse...)
+		return c
+	}
 	c := &Histogram{}
 	c.Merge(h)
 	return c
@@ -208,6 +258,7 @@ func (h *Histogram) Clone() *Histogram {
 
 // Reset forgets every recorded value, keeping allocated chunks for reuse.
 func (h *Histogram) Reset() {
+	h.sparse = nil
 	for _, c := range h.chunks {
 		if c != nil {
 			*c = [chunkSize]uint64{}
@@ -226,16 +277,10 @@ type Bucket struct {
 // the same values (up to bucket precision) when their Buckets are equal.
 func (h *Histogram) Buckets() []Bucket {
 	var out []Bucket
-	for ci, c := range h.chunks {
-		if c == nil {
-			continue
-		}
-		for j, n := range c {
-			if n != 0 {
-				out = append(out, Bucket{Index: ci<<chunkBits + j, Count: n})
-			}
-		}
-	}
+	h.each(func(i int, n uint64) bool {
+		out = append(out, Bucket{Index: i, Count: n})
+		return true
+	})
 	return out
 }
 

@@ -175,6 +175,7 @@ func TestJSONRejects(t *testing.T) {
 	cases := []struct{ name, in, want string }{
 		{"other layout", `{"layout":"hdr","count":0,"buckets":[]}`, "layout"},
 		{"bucket out of range", `{"layout":"log2-128-ns","count":1,"buckets":[[99999,1]]}`, "out of range"},
+		{"unordered buckets", `{"layout":"log2-128-ns","count":2,"buckets":[[9,1],[5,1]]}`, "increasing order"},
 		{"count mismatch", `{"layout":"log2-128-ns","count":3,"buckets":[[5,1]]}`, "count says"},
 		{"wrong type", `{"layout":5}`, "decode histogram"},
 	}
@@ -186,6 +187,39 @@ func TestJSONRejects(t *testing.T) {
 				t.Fatalf("error %v, want one containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestCompact(t *testing.T) {
+	whole, split := parts(5, 20_000, 2)
+	c := whole.Clone()
+	c.Compact()
+	if !c.Equal(whole) || c.Clone().Equal(whole) != true {
+		t.Fatal("compacting changed the histogram")
+	}
+	for _, p := range []float64{0, 50, 99, 99.9, 100} {
+		if c.Percentile(p) != whole.Percentile(p) {
+			t.Fatalf("p%v differs after Compact", p)
+		}
+	}
+	// Writing to a compacted histogram expands it; merging from one works.
+	a, b := split[0].Clone(), split[1].Clone()
+	a.Compact()
+	b.Compact()
+	a.Merge(b)
+	if !a.Equal(whole) {
+		t.Fatal("merge of compacted halves differs from the whole")
+	}
+	a.Compact()
+	a.Record(time.Second)
+	whole.Record(time.Second)
+	if !a.Equal(whole) {
+		t.Fatal("Record after Compact lost values")
+	}
+	var empty Histogram
+	empty.Compact()
+	if empty.Count() != 0 || empty.Percentile(50) != 0 || len(empty.Buckets()) != 0 {
+		t.Fatal("compacted empty histogram is not empty")
 	}
 }
 

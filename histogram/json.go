@@ -45,13 +45,20 @@ func (h *Histogram) UnmarshalJSON(b []byte) error {
 	if w.Layout != layoutName {
 		return fmt.Errorf("decode histogram: layout %q, want %q", w.Layout, layoutName)
 	}
-	var n Histogram
+	// Decoded histograms stay compact: a results file may hold thousands.
+	n := Histogram{sparse: make([]Bucket, 0, len(w.Buckets))}
 	var total uint64
-	for _, bc := range w.Buckets {
+	for i, bc := range w.Buckets {
 		if bc[0] >= numBuckets {
 			return fmt.Errorf("decode histogram: bucket %d out of range (layout has %d)", bc[0], numBuckets)
 		}
-		n.add(int(bc[0]), bc[1])
+		if i > 0 && bc[0] <= w.Buckets[i-1][0] {
+			return fmt.Errorf("decode histogram: bucket %d after %d: not in increasing order", bc[0], w.Buckets[i-1][0])
+		}
+		if bc[1] == 0 {
+			continue
+		}
+		n.sparse = append(n.sparse, Bucket{Index: int(bc[0]), Count: bc[1]})
 		total += bc[1]
 	}
 	if total != w.Count {

@@ -15,6 +15,10 @@ const (
 	// maxSeriesSeconds caps the series span (a week); events beyond it still
 	// count in totals, so a stray timestamp cannot exhaust memory.
 	maxSeriesSeconds = 7 * 24 * 3600
+	// compactLag is how many seconds behind the newest one a second's
+	// latency histograms are compacted: events arrive a little out of order,
+	// but a long soak must not keep dense histograms for every second.
+	compactLag = 10
 )
 
 // counter indexes the totals a Collector keeps in a fixed array, so an
@@ -82,8 +86,9 @@ const (
 const nSecondHists = hE2E + 1
 
 type second struct {
-	cols [nCols]int64
-	lat  [nSecondHists]*histogram.Histogram
+	cols    [nCols]int64
+	lat     [nSecondHists]*histogram.Histogram
+	compact bool // lat histograms are compacted; a late sample recompacts
 }
 
 type seqKey struct{ client, topic string }
@@ -107,6 +112,7 @@ type Collector struct {
 	hists      [nHists]*histogram.Histogram
 	base       int64 // unix second of secs[0]
 	secs       []*second
+	compacted  int              // secs[:compacted] have been compacted
 	live       map[string]int32 // live connections per client ID, for the connected gauge
 	seqs       map[seqKey]uint64
 	disc       map[string]int64
@@ -161,6 +167,7 @@ func (c *Collector) Emit(e events.Event) {
 		cnt = &c.broker
 	}
 	sec := c.second(e.Time)
+	c.compactOld()
 	col := func(i int, n int64) {
 		if sec != nil && !fromBroker {
 			sec.cols[i] += n
@@ -282,6 +289,26 @@ func (c *Collector) latency(h int, sec *second, d time.Duration) {
 			sec.lat[h] = histogram.New()
 		}
 		sec.lat[h].Record(d)
+		if sec.compact {
+			sec.lat[h].Compact()
+		}
+	}
+}
+
+// compactOld compacts the latency histograms of seconds that fell
+// compactLag seconds behind the newest. Amortised O(1) per event.
+func (c *Collector) compactOld() {
+	for ; c.compacted < len(c.secs)-compactLag; c.compacted++ {
+		sec := c.secs[c.compacted]
+		if sec == nil {
+			continue
+		}
+		for _, h := range sec.lat {
+			if h != nil {
+				h.Compact()
+			}
+		}
+		sec.compact = true
 	}
 }
 
@@ -328,6 +355,7 @@ func (c *Collector) second(t time.Time) *second {
 		grown := make([]*second, int(-i), int(-i)+len(c.secs))
 		c.secs = append(grown, c.secs...)
 		c.base = s
+		c.compacted += int(-i) // the same seconds, shifted
 		i = 0
 	case i >= int64(len(c.secs)):
 		if i >= maxSeriesSeconds {
