@@ -2,11 +2,13 @@ package netem
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/mqttfleet/mqttfleet/events"
@@ -143,22 +145,61 @@ func (p *pipe) rebuild() {
 	}
 }
 
-// run is the reader goroutine.
+// run is the reader goroutine. An idle link holds no read buffer: the
+// goroutine waits for the socket to turn readable first and takes a pooled
+// buffer only for as long as bytes keep coming, which keeps 10,000 idle links
+// to a few KiB each.
 func (p *pipe) run() {
 	defer p.l.exit()
+	rc, err := p.src.SyscallConn()
+	if err != nil {
+		p.readEnd(err)
+		return
+	}
+	for {
+		if err := waitReadable(rc); err != nil {
+			p.readEnd(err)
+			return
+		}
+		if !p.drain() {
+			return
+		}
+	}
+}
+
+// drain reads while a full buffer suggests more is waiting, and returns
+// false once the pipe is finished.
+func (p *pipe) drain() bool {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
 	for {
 		n, err := p.src.Read(buf)
 		if n > 0 && !p.forward(buf[:n]) {
-			return
+			return false
 		}
 		if err != nil {
 			p.readEnd(err)
-			return
+			return false
+		}
+		if n < len(buf) {
+			return true
 		}
 	}
+}
+
+// waitReadable blocks in the runtime's poller until fd has bytes, a FIN or an
+// error to report, without reading anything.
+func waitReadable(rc syscall.RawConn) error {
+	var b [1]byte
+	err := rc.Read(func(fd uintptr) bool {
+		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		return err != syscall.EAGAIN && err != syscall.EINTR
+	})
+	if err != nil {
+		return fmt.Errorf("wait for readable socket: %w", err)
+	}
+	return nil
 }
 
 // forward passes one read on according to the current faults. It returns
