@@ -235,6 +235,7 @@ func mergedSample(t *testing.T) *Results {
 	}
 	for s, idx := range groups {
 		c := NewCollector(KindSimulate, Run{Name: "fleet-soak", Target: "reference", Shard: Shard{Index: s, Count: 4}, Devices: synthDevices / 4})
+		c.TrackSequences(true)
 		for _, i := range idx {
 			c.Emit(evs[i])
 		}

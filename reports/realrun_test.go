@@ -28,6 +28,7 @@ import (
 func realRun(t *testing.T) *Results {
 	t.Helper()
 	col := NewCollector(KindScenario, Run{Name: "real-run", Target: "reference", Version: "test", Devices: 4})
+	col.TrackSequences(true)
 	rec := events.NewRecorder()
 	sink := events.Multi(col, rec)
 	clientSink := events.SinkFunc(func(e events.Event) {
@@ -126,7 +127,8 @@ func realRun(t *testing.T) *Results {
 func TestRealRunReport(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	res := realRun(t)
-	if res.Counters["publishes_received"] != 160 || res.Counters["takeovers"] != 1 || res.Histograms["e2e_latency"].Count() != 160 {
+	if res.Counters["publishes_received"] != 160 || res.Counters["takeovers"] != 1 || res.Histograms["e2e_latency"].Count() != 160 ||
+		res.Counters["lost"] != 0 || res.Counters["duplicates"] != 0 {
 		t.Fatalf("counters %v", res.Counters)
 	}
 	res.AddAssertion(Assertion{Name: "every message delivered once", Verdict: Pass, Message: "160 of 160, no gaps, no duplicates"})

@@ -17,6 +17,7 @@ const synthDevices, synthSeconds = 200, 60
 
 func collect(evs []events.Event, run Run) *Results {
 	c := NewCollector(KindSimulate, run)
+	c.TrackSequences(true)
 	for _, e := range evs {
 		c.Emit(e)
 	}
@@ -176,6 +177,16 @@ func TestWriteReadRoundTrip(t *testing.T) {
 	b, _ := json.Marshal(back)
 	if string(a) != string(b) {
 		t.Fatal("results changed across Write/Read")
+	}
+}
+
+func TestSequenceTrackingIsOptIn(t *testing.T) {
+	c := NewCollector(KindSimulate, Run{})
+	for _, e := range synthStream(5, 20, 50) {
+		c.Emit(e)
+	}
+	if r := c.Results(); r.Counters["lost"] != 0 || r.Counters["duplicates"] != 0 || peak(r.Series.Columns[ColLost]) != 0 {
+		t.Fatalf("lost %d dup %d without TrackSequences", r.Counters["lost"], r.Counters["duplicates"])
 	}
 }
 
