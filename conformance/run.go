@@ -4,10 +4,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2" //nolint:revive
 	"github.com/onsi/ginkgo/v2/reporters"
 	"github.com/onsi/ginkgo/v2/types"
+	. "github.com/onsi/gomega" //nolint:revive
+
+	"github.com/mqttfleet/mqttfleet/targets"
 )
 
 // Outputs names the files a run writes; empty names are not written.
@@ -86,4 +90,39 @@ func writeOutputs(r types.Report, m *Matrix, outs Outputs) error {
 		}
 	}
 	return nil
+}
+
+// Options configure a programmatic run (the mqttfleet conformance command).
+type Options struct {
+	Targets     []targets.Target
+	Outputs     Outputs
+	LabelFilter string        // Ginkgo label filter, such as "retain || MQTT-3.1.2-24"
+	Timeout     time.Duration // whole run; 0 keeps Ginkgo's default (1 h)
+	Verbose     bool          // report every spec, not only failures
+}
+
+// stubT stands in for *testing.T outside go test: RunSpecs only calls Fail.
+type stubT struct{ failed bool }
+
+func (t *stubT) Fail() { t.failed = true }
+
+// Run runs the suite in this process with Ginkgo's RunSpecs, exactly as
+// go test does, and returns the matrix and whether every spec passed or
+// deviated as declared. Ginkgo allows one run per process.
+func Run(opts Options) (*Matrix, bool, error) {
+	if len(opts.Targets) == 0 {
+		return nil, false, fmt.Errorf("conformance: no target")
+	}
+	Define(opts.Targets)
+	ReportTo(opts.Outputs)
+	RegisterFailHandler(Fail)
+	suiteConfig, reporterConfig := GinkgoConfiguration()
+	suiteConfig.LabelFilter = opts.LabelFilter
+	if opts.Timeout > 0 {
+		suiteConfig.Timeout = opts.Timeout
+	}
+	reporterConfig.Verbose = opts.Verbose
+	t := &stubT{}
+	passed := RunSpecs(t, "MQTT 3.1.1 conformance", suiteConfig, reporterConfig)
+	return LastMatrix(), passed && !t.failed, nil
 }
