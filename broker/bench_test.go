@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -408,6 +409,9 @@ func idleMemory(b *testing.B, p *brokerProc, n int) float64 {
 		b.Fatalf("idle connections: %v", err)
 	}
 	after := p.settledRSS(b)
+	if p.kind != "mosquitto" {
+		_ = p.cmd.Process.Signal(syscall.SIGUSR1) // the Go brokers print their memory breakdown
+	}
 	closeAll(conns...)
 	closeAll(warm)
 	b.Logf("idle memory: RSS %d kB -> %d kB for %d connections", before, after, n)

@@ -20,12 +20,10 @@ import (
 // packets on it (send) or end it (shutdown).
 type conn struct {
 	b      *Broker
-	nc     net.Conn
 	remote string
-	rd     lazyReader
+	rd     lazyReader // rd.nc is the connection's socket
 
 	// Set by the reader during the handshake, read-only afterwards.
-	version   byte
 	clientID  string
 	username  string
 	keepalive time.Duration
@@ -36,21 +34,26 @@ type conn struct {
 	omu     sync.Mutex    // guards the outbound fields; a leaf lock
 	room    chan struct{} // made by a reader waiting in waitRoom, closed by the writer
 	out     []packet.Packet
-	spare   []packet.Packet
 	writing bool
 	oclosed bool
+	version byte // protocol level; set in the handshake
 
-	endMu     sync.Mutex // guards the end reason
-	ended     bool
+	endMu    sync.Mutex    // guards the fields below
+	reason   *endReason    // why the connection ended; nil while it lives
+	finished bool          // cleanup (will, session detach) is complete
+	done     chan struct{} // made by a waiter (takeover), closed by finish
+}
+
+// endReason is why a connection ended, kept out of line: most of a
+// connection's life it is not needed, and memory per connection matters.
+type endReason struct {
 	cause     events.Cause
 	statement string
 	detail    string
-	finished  bool          // cleanup (will, session detach) is complete
-	done      chan struct{} // made by a waiter (takeover), closed by finish
 }
 
 func newConn(b *Broker, nc net.Conn, remote string) *conn {
-	c := &conn{b: b, nc: nc, remote: remote, version: packet.V311}
+	c := &conn{b: b, remote: remote, version: packet.V311}
 	c.rd.nc = nc
 	return c
 }
@@ -76,12 +79,12 @@ func (c *conn) finishedCh() <-chan struct{} {
 // never blocks on the reader: the reader sees the closed socket and cleans up.
 func (c *conn) shutdown(cause events.Cause, statement, detail string) {
 	c.endMu.Lock()
-	if !c.ended {
-		c.ended, c.cause, c.statement, c.detail = true, cause, statement, detail
+	if c.reason == nil {
+		c.reason = &endReason{cause: cause, statement: statement, detail: detail}
 	}
 	c.endMu.Unlock()
 	c.closeOutbound()
-	_ = c.nc.Close()
+	_ = c.rd.nc.Close()
 }
 
 // violation ends the connection without sending anything [MQTT-4.8.0-1].
@@ -109,7 +112,7 @@ func (c *conn) run() {
 		return
 	}
 	if c.keepalive == 0 {
-		_ = c.nc.SetReadDeadline(time.Time{})
+		_ = c.rd.nc.SetReadDeadline(time.Time{})
 	}
 	c.relay()
 }
@@ -137,7 +140,7 @@ func (c *conn) idle() {
 // [MQTT-3.1.2-24]; every packet received moves it.
 func (c *conn) armKeepalive() {
 	if c.keepalive > 0 {
-		_ = c.nc.SetReadDeadline(time.Now().Add(c.keepalive * 3 / 2))
+		_ = c.rd.nc.SetReadDeadline(time.Now().Add(c.keepalive * 3 / 2))
 	}
 }
 
@@ -215,7 +218,7 @@ func (c *conn) readFailed(err error) bool {
 		}
 		silence := c.b.since() - c.lastRead
 		c.endMu.Lock()
-		already := c.ended
+		already := c.reason != nil
 		c.endMu.Unlock()
 		if !already {
 			// [MQTT-3.1.2-24] 1.5x the keepalive passed without a packet.
@@ -243,7 +246,8 @@ func (c *conn) finish() {
 	c.shutdown(events.CauseIOError, "", "connection ended")
 	c.rd.release()
 	c.endMu.Lock()
-	cause, statement, detail := c.cause, c.statement, c.detail
+	r := c.reason
+	cause, statement, detail := r.cause, r.statement, r.detail
 	c.endMu.Unlock()
 	b := c.b
 	if s := c.sess; s != nil {

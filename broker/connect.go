@@ -20,7 +20,7 @@ const takeoverWait = 5 * time.Second
 //go:noinline
 func (c *conn) handshake() bool {
 	b := c.b
-	_ = c.nc.SetReadDeadline(time.Now().Add(b.cfg.ConnectTimeout))
+	_ = c.rd.nc.SetReadDeadline(time.Now().Add(b.cfg.ConnectTimeout))
 	p, err := c.readPacket()
 	if err != nil {
 		if errors.Is(err, packet.ErrUnsupportedProtocolLevel) {
@@ -80,8 +80,8 @@ func (c *conn) handshake() bool {
 // refuse writes a CONNACK with a non-zero code and closes the connection.
 // Nothing else is queued on a refused connection, so it is written directly.
 func (c *conn) refuse(code byte, statement, detail string) {
-	_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
-	_ = packet.Encode(c.nc, &packet.Connack{ReturnCode: code}, packet.V311)
+	_ = c.rd.nc.SetWriteDeadline(time.Now().Add(time.Second))
+	_ = packet.Encode(c.rd.nc, &packet.Connack{ReturnCode: code}, packet.V311)
 	c.b.emit(events.Event{Kind: events.ConnAck, ClientID: c.clientID, Remote: c.remote, Code: int(code), Statement: statement, Detail: detail})
 	c.shutdown(events.CauseRefused, statement, detail)
 }

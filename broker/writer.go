@@ -89,13 +89,11 @@ func (c *conn) writeLoop() {
 		if len(batch) == 0 || c.oclosed {
 			c.writing = false
 			c.out = nil
-			c.spare = nil
 			c.wakeReader()
 			c.omu.Unlock()
 			return
 		}
-		c.out = c.spare[:0]
-		c.spare = nil
+		c.out = nil
 		c.omu.Unlock()
 
 		buf := (*bp)[:0]
@@ -112,7 +110,7 @@ func (c *conn) writeLoop() {
 				continue
 			}
 			if len(buf) >= flushAt || i == len(batch)-1 {
-				if _, err = c.nc.Write(buf); err != nil {
+				if _, err = c.rd.nc.Write(buf); err != nil {
 					break
 				}
 				c.b.bytesOut.Add(uint64(len(buf)))
@@ -123,8 +121,8 @@ func (c *conn) writeLoop() {
 		c.b.msgOut.Add(pubs)
 		clear(batch)
 		c.omu.Lock()
-		if c.spare == nil && cap(batch) <= 256 {
-			c.spare = batch[:0]
+		if c.out == nil && cap(batch) <= 256 {
+			c.out = batch[:0] // reused while the writer lives
 		}
 		c.wakeReader()
 		c.omu.Unlock()
