@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/url"
 	"os"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/testcontainers/testcontainers-go"
+	tclog "github.com/testcontainers/testcontainers-go/log"
 	"github.com/testcontainers/testcontainers-go/wait"
 )
 
@@ -89,6 +91,7 @@ func (t *Container) Start(ctx context.Context) error {
 		return nil
 	}
 	setLocalDockerDefaults()
+	quietTestcontainers.Do(func() { tclog.SetDefault(debugLogger{}) })
 	if err := t.checkImage(ctx); err != nil {
 		return err
 	}
@@ -185,6 +188,7 @@ func (t *Container) Restart(ctx context.Context) error {
 	if t.c == nil {
 		return fmt.Errorf("restart %s: not started", t.TargetName)
 	}
+	seen := t.logCount(ctx)
 	grace := 5 * time.Second
 	if err := t.c.Stop(ctx, &grace); err != nil {
 		return fmt.Errorf("stop %s container: %w", t.TargetName, err)
@@ -192,7 +196,47 @@ func (t *Container) Restart(ctx context.Context) error {
 	if err := t.c.Start(ctx); err != nil {
 		return fmt.Errorf("start %s container again: %w", t.TargetName, err)
 	}
+	if err := t.waitLogAfter(ctx, seen); err != nil {
+		return err
+	}
 	return t.resolve(ctx)
+}
+
+// logCount counts the WaitLog lines the container printed so far.
+func (t *Container) logCount(ctx context.Context) int {
+	if t.WaitLog == "" {
+		return 0
+	}
+	b, err := readLogs(ctx, t.c)
+	if err != nil {
+		return 0
+	}
+	return bytes.Count(b, []byte(t.WaitLog))
+}
+
+// waitLogAfter waits until the container prints WaitLog once more than
+// seen: the logs of a restarted container still hold the line of its first
+// start, so the start wait alone would pass before the broker serves.
+func (t *Container) waitLogAfter(ctx context.Context, seen int) error {
+	if t.WaitLog == "" {
+		return nil
+	}
+	timeout := t.StartupTimeout
+	if timeout == 0 {
+		timeout = 60 * time.Second
+	}
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if t.logCount(ctx) > seen {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("restart %s: %w", t.TargetName, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("restart %s: no %q in its logs within %v", t.TargetName, t.WaitLog, timeout)
 }
 
 // Logs returns the logs of earlier containers of this target followed by
@@ -248,6 +292,17 @@ func (t *Container) checkImage(ctx context.Context) error {
 			t.TargetName, t.Image, hint, ErrUnavailable)
 	}
 	return nil
+}
+
+var quietTestcontainers sync.Once
+
+// debugLogger sends testcontainers' progress lines (one per container step,
+// with emoji) to slog at debug level instead of stderr, so test output shows
+// only the suite's own report.
+type debugLogger struct{}
+
+func (debugLogger) Printf(format string, v ...any) {
+	slog.Debug(fmt.Sprintf(format, v...), "component", "testcontainers")
 }
 
 var localDockerOnce sync.Once

@@ -1,0 +1,201 @@
+package targets_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/url"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/mqttfleet/mqttfleet/targets"
+)
+
+func TestByName(t *testing.T) {
+	cases := []struct {
+		name, want, tcp, ws string
+		wantErr             bool
+	}{
+		{name: "inprocess", want: "inprocess"},
+		{name: "mosquitto", want: "mosquitto"},
+		{name: "emqx", want: "emqx"},
+		{name: "tcp://127.0.0.1:1883", want: "tcp://127.0.0.1:1883", tcp: "tcp://127.0.0.1:1883"},
+		{name: "mqtt://127.0.0.1:1883", want: "tcp://127.0.0.1:1883", tcp: "tcp://127.0.0.1:1883"},
+		{name: "ws://127.0.0.1:8080/mqtt", want: "ws://127.0.0.1:8080/mqtt", ws: "ws://127.0.0.1:8080/mqtt"},
+		{name: "hivemq", wantErr: true},
+		{name: "tcp://127.0.0.1", wantErr: true},
+		{name: "http://127.0.0.1:80", wantErr: true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			tg, err := targets.ByName(c.name)
+			if c.wantErr {
+				if err == nil {
+					t.Fatalf("ByName(%q) = %v, want an error", c.name, tg.Name())
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("ByName(%q): %v", c.name, err)
+			}
+			if tg.Name() != c.want {
+				t.Errorf("Name() = %q, want %q", tg.Name(), c.want)
+			}
+			for transport, want := range map[string]string{"tcp": c.tcp, "ws": c.ws} {
+				if want == "" {
+					continue
+				}
+				if got, ok := tg.Addr(transport); !ok || got != want {
+					t.Errorf("Addr(%q) = %q, %v; want %q", transport, got, ok, want)
+				}
+			}
+		})
+	}
+	if _, err := targets.List(" , "); err == nil {
+		t.Error("List of no names: want an error")
+	}
+	ts, err := targets.List("inprocess, tcp://127.0.0.1:1")
+	if err != nil || len(ts) != 2 {
+		t.Fatalf("List = %d targets, %v; want 2", len(ts), err)
+	}
+}
+
+func TestCapabilitiesHas(t *testing.T) {
+	c := targets.Capabilities{MaxQoS: 1, Retain: true}
+	for feature, want := range map[string]bool{"qos1": true, "qos2": false, "retain": true, "wildcards": false, "nonsense": false} {
+		if got := c.Has(feature); got != want {
+			t.Errorf("Has(%q) = %v, want %v", feature, got, want)
+		}
+	}
+}
+
+// connack dials a target's TCP URL, sends a minimal 3.1.1 CONNECT and
+// returns the four bytes of the answer.
+func connack(t *testing.T, rawURL string) []byte {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatalf("parse %q: %v", rawURL, err)
+	}
+	c, err := net.DialTimeout("tcp", u.Host, 5*time.Second)
+	if err != nil {
+		t.Fatalf("dial %s: %v", u.Host, err)
+	}
+	defer c.Close()
+	if err := c.SetDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	connect := []byte{0x10, 0x0f, 0, 4, 'M', 'Q', 'T', 'T', 4, 0x02, 0, 60, 0, 3, 't', 'g', 't'}
+	if _, err := c.Write(connect); err != nil {
+		t.Fatalf("write CONNECT: %v", err)
+	}
+	b := make([]byte, 4)
+	if _, err := io.ReadFull(c, b); err != nil {
+		t.Fatalf("read CONNACK: %v", err)
+	}
+	return b
+}
+
+var accepted = []byte{0x20, 0x02, 0x00, 0x00}
+
+// lifecycle starts, restarts and stops a target, checking it answers CONNECT
+// each time it runs and keeps its logs.
+func lifecycle(t *testing.T, tg targets.Target, wantLog string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := tg.Start(ctx); err != nil {
+		if errors.Is(err, targets.ErrUnavailable) {
+			t.Skip(err.Error())
+		}
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() { _ = tg.Stop(context.Background()) })
+	addr, ok := tg.Addr("tcp")
+	if !ok {
+		t.Fatal("no tcp address")
+	}
+	if got := connack(t, addr); !bytes.Equal(got, accepted) {
+		t.Fatalf("CONNACK = % x, want % x", got, accepted)
+	}
+	if err := tg.Restart(ctx); err != nil {
+		t.Fatalf("Restart: %v", err)
+	}
+	addr, _ = tg.Addr("tcp")
+	if got := connack(t, addr); !bytes.Equal(got, accepted) {
+		t.Fatalf("CONNACK after restart = % x, want % x", got, accepted)
+	}
+	if err := tg.Stop(ctx); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if _, ok := tg.Addr("tcp"); ok {
+		t.Error("Addr after Stop: want none")
+	}
+	logs, err := tg.Logs(ctx)
+	if err != nil {
+		t.Fatalf("Logs: %v", err)
+	}
+	if !bytes.Contains(logs, []byte(wantLog)) {
+		t.Errorf("logs after Stop lack %q:\n%s", wantLog, logs)
+	}
+}
+
+func TestInProcessLifecycle(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	tg := targets.NewInProcess()
+	lifecycle(t, tg, `"client_id":"tgt"`)
+	if !tg.Capabilities().WebSocket {
+		t.Error("in-process broker should declare WebSocket")
+	}
+}
+
+func TestInProcessWebSocketAddr(t *testing.T) {
+	tg := targets.NewInProcess()
+	if err := tg.Start(context.Background()); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	defer tg.Stop(context.Background())
+	u, ok := tg.Addr("ws")
+	if !ok {
+		t.Fatal("no ws address")
+	}
+	p, err := url.Parse(u)
+	if err != nil || p.Scheme != "ws" || p.Path != "/mqtt" {
+		t.Fatalf("ws address %q: want ws://host:port/mqtt (%v)", u, err)
+	}
+}
+
+func TestMosquittoContainer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a container")
+	}
+	lifecycle(t, targets.NewMosquitto(), "mosquitto version")
+}
+
+func TestMissingImageIsUnavailable(t *testing.T) {
+	tg := &targets.Container{TargetName: "nothing", Image: "mqttfleet/does-not-exist:0", Ports: map[string]targets.ContainerPort{"tcp": {Port: "1883/tcp"}}}
+	err := tg.Start(context.Background())
+	if err == nil {
+		_ = tg.Stop(context.Background())
+		t.Fatal("Start of a missing image succeeded")
+	}
+	if !errors.Is(err, targets.ErrUnavailable) {
+		t.Fatalf("Start of a missing image: %v; want ErrUnavailable", err)
+	}
+}
+
+func TestExternalLifecycleIsNotOwned(t *testing.T) {
+	tg, err := targets.NewExternal("tcp://127.0.0.1:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tg.Restart(context.Background()); !errors.Is(err, targets.ErrNotSupported) {
+		t.Errorf("Restart = %v, want ErrNotSupported", err)
+	}
+	if logs, err := tg.Logs(context.Background()); logs != nil || err != nil {
+		t.Errorf("Logs = %q, %v; want nil, nil", logs, err)
+	}
+}
