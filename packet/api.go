@@ -23,9 +23,9 @@ type Options struct {
 // number of bytes it used. When b holds only part of a packet, the error is
 // io.ErrUnexpectedEOF. Slices in the result (such as Publish.Payload) alias b.
 //
-// Any other failure is an *Error. Once the fixed header is known and the whole
-// packet is in b, n is the packet's full length even on error, so a caller
-// can skip it. A CONNECT with an unsupported protocol level returns the
+// Any other failure is an *Error. When the fixed header was valid and the
+// whole packet is in b, n is the packet's full length even if the body then
+// fails to decode; after a fixed-header error n is 0. A CONNECT with an unsupported protocol level returns the
 // partial *Connect (ProtocolName, ProtocolLevel) with an error matching
 // ErrUnsupportedProtocolLevel (Code 0x84, [MQTT-3.1.2-2]); a CONNECT with a
 // wrong protocol name returns the same partial *Connect with a Protocol Error

@@ -139,3 +139,35 @@ func TestReaderStream(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeStream decodes valid fixtures of one version back to back from
+// one slice, and checks n on body errors is the packet length.
+func TestDecodeStream(t *testing.T) {
+	for _, v := range []byte{V311, V5} {
+		var stream []byte
+		var want []Packet
+		for _, f := range allFixtures() {
+			if f.want != nil && f.version == v && f.max == 0 {
+				stream = append(stream, f.bytes()...)
+				want = append(want, f.want)
+			}
+		}
+		for i, w := range want {
+			p, n, err := Decode(stream, Options{Version: v})
+			if err != nil || !reflect.DeepEqual(p, w) {
+				t.Fatalf("v%d packet %d: %#v, %v", v, i, p, err)
+			}
+			stream = stream[n:]
+		}
+		if len(stream) != 0 {
+			t.Fatalf("v%d: %d bytes left over", v, len(stream))
+		}
+	}
+	bad := fixture{raw: "40 03 00 07 00 | C0 00"}.bytes() // 3.1.1 PUBACK with a trailing byte, then PINGREQ
+	if _, n, err := Decode(bad, Options{}); err == nil || n != 5 {
+		t.Fatalf("body error: n %d, err %v; want n 5 and an error", n, err)
+	}
+	if p, _, err := Decode(bad[5:], Options{}); err != nil || p.Type() != PINGREQ {
+		t.Fatalf("after skipping: %v, %v", p, err)
+	}
+}
