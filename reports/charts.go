@@ -245,6 +245,11 @@ func (c *timeChart) render(b *strings.Builder) {
 		fmt.Fprintf(b, `<path class="series" data-points="%d" d="%s" stroke="%s"%s/>`, npts[i], paths[i], l.color, extra)
 	}
 
+	if maxV == 0 {
+		// An all-zero chart is an answer ("none"), say so rather than look broken.
+		fmt.Fprintf(b, `<text class="none" x="%g" y="%g">none in this run</text>`, padL+plotW/2, padT+plotH/2)
+	}
+
 	// Hover targets: one transparent column per point with its values.
 	b.WriteString(`<g class="hits">`)
 	for j := range points {

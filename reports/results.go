@@ -190,6 +190,11 @@ func (r *Results) Write(path string) error {
 		return fmt.Errorf("write results %s: %w", path, err)
 	}
 	defer os.Remove(tmp.Name()) // no-op after the rename
+	// CreateTemp makes the file private; a results file is a CI artifact.
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write results %s: %w", path, err)
+	}
 	if _, err := tmp.Write(append(b, '\n')); err != nil {
 		tmp.Close()
 		return fmt.Errorf("write results %s: %w", path, err)

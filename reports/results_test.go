@@ -173,6 +173,9 @@ func TestWriteReadRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if st, err := os.Stat(path); err != nil || st.Mode().Perm() != 0o644 {
+		t.Fatalf("results file mode %v (%v), want 0644", st.Mode(), err)
+	}
 	a, _ := json.Marshal(res)
 	b, _ := json.Marshal(back)
 	if string(a) != string(b) {

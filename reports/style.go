@@ -55,6 +55,7 @@ svg.chart .hits rect{fill:transparent}
 svg.chart .hits rect:hover{fill:rgba(16,24,40,.07)}
 svg.chart .cat{text-anchor:end;fill:#344054;font-size:11.5px}
 svg.chart .val{font-size:10px}
+svg.chart .none{text-anchor:middle;font-size:13px;fill:#98a2b3}
 table{border-collapse:collapse;width:100%;background:var(--card)}
 th,td{text-align:left;padding:7px 10px;border-bottom:1px solid var(--line);vertical-align:top}
 th{font-size:12px;color:var(--mute);font-weight:600;background:#fafbfc}

@@ -116,6 +116,11 @@ func writeOutput(path string, write func(io.Writer) error) error {
 		return fmt.Errorf("create %s: %w", path, err)
 	}
 	defer os.Remove(tmp.Name())
+	// CreateTemp makes the file private; reports are meant to be shared.
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
 	if err := write(tmp); err != nil {
 		tmp.Close()
 		return err
