@@ -281,8 +281,13 @@ func faultTable(b *strings.Builder, r *Results) {
 	}
 	b.WriteString(`<figure class="card chart-card" id="faults"><figcaption><h3>Fault windows</h3><p class="note">Faults netem held on links; shaded on every chart above.</p></figcaption>`)
 	b.WriteString(`<table><thead><tr><th>fault</th><th>on</th><th>direction</th><th>from</th><th>to</th><th class="num">lasted</th></tr></thead><tbody>`)
+	// Times are from the same origin as the charts' x axis.
+	origin := r.Run.Start
+	if r.Series != nil && r.Series.Len > 0 {
+		origin = r.Series.Start
+	}
 	for _, f := range r.Faults {
-		end := clock(int(f.End.Sub(r.Run.Start).Seconds()))
+		end := clock(int(f.End.Sub(origin).Seconds()))
 		if f.Open {
 			end += " (still on)"
 		}
@@ -291,7 +296,7 @@ func faultTable(b *strings.Builder, r *Results) {
 			on += " · shard " + f.Shard
 		}
 		fmt.Fprintf(b, `<tr title="%s"><td><b>%s</b></td><td class="mono">%s</td><td>%s</td><td class="mono">%s</td><td class="mono">%s</td><td class="num">%s</td></tr>`,
-			esc(f.Detail), esc(f.Kind), esc(on), esc(f.Direction), clock(int(f.Start.Sub(r.Run.Start).Seconds())), esc(end), fmtDur(f.End.Sub(f.Start)))
+			esc(f.Detail), esc(f.Kind), esc(on), esc(f.Direction), clock(int(f.Start.Sub(origin).Seconds())), esc(end), fmtDur(f.End.Sub(f.Start)))
 	}
 	b.WriteString(`</tbody></table></figure>`)
 }
