@@ -65,6 +65,11 @@ func (d *device) connect() {
 	gen := d.gen
 	d.mu.Unlock()
 
+	select {
+	case f.connSem <- struct{}{}:
+	case <-f.ctx.Done():
+		return
+	}
 	h := &handler{d: d, gen: gen}
 	params := d.params(h)
 	start := time.Now()
@@ -73,6 +78,7 @@ func (d *device) connect() {
 		KeepAlive: int(params.KeepAlive / time.Second), Clean: params.Clean})
 	conn, err := f.driver.Connect(f.ctx, params)
 	lat := time.Since(start)
+	<-f.connSem // the handshake is over; subscribing does not hold a slot
 	if err != nil {
 		code := -1 // no CONNACK at all: dial or I/O failure
 		var ce *ConnackError
@@ -115,6 +121,9 @@ func (d *device) connected(lat time.Duration, again bool) {
 	f.Live.Connects.Add(1)
 	if again {
 		f.Live.Reconnects.Add(1)
+	} else {
+		// The last first-connect marks the end of the ramp-up.
+		f.lastFirstConnect.Store(time.Now().UnixNano())
 	}
 	f.emit(events.Event{Kind: events.ConnAck, ClientID: d.clientID, Device: d.idx + 1, Latency: lat})
 }

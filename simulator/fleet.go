@@ -109,6 +109,9 @@ type Fleet struct {
 	evq    chan events.Event
 	evDone chan struct{}
 
+	connSem          chan struct{} // one slot per connect attempt in flight
+	lastFirstConnect atomic.Int64  // unix ns of the latest first connect of any device
+
 	base, peak    footprint // at the start, and when publishing stopped
 	peakConnected int64
 }
@@ -160,6 +163,7 @@ func New(cfg Config) (*Fleet, error) {
 	// tracker knows better, so it never sees sequence numbers.
 	toCol := events.SinkFunc(func(e events.Event) { e.Seq = 0; f.col.Emit(e) })
 	f.sink = events.Multi(toCol, cfg.Events)
+	f.connSem = make(chan struct{}, p.MaxConnecting)
 	f.evq = make(chan events.Event, 4096)
 	f.evDone = make(chan struct{})
 	return f, nil
@@ -413,6 +417,9 @@ func (f *Fleet) results(stopped time.Time) *reports.Results {
 	r.Counters["cpu_user_ms"] = (f.peak.User - f.base.User).Milliseconds()
 	r.Counters["cpu_sys_ms"] = (f.peak.Sys - f.base.Sys).Milliseconds()
 	r.Counters["run_ms"] = stopped.Sub(f.start).Milliseconds()
+	if t := f.lastFirstConnect.Load(); t != 0 {
+		r.Counters["ramp_ms"] = time.Unix(0, t).Sub(f.start).Milliseconds()
+	}
 	if s := r.Series; s != nil && s.Len > 0 {
 		// Loss is known only at the end: it goes to the second publishing stopped.
 		i := int(stopped.Unix() - s.Start.Unix())

@@ -30,7 +30,7 @@ func init() {
 // simulateFlags are the flags of `mqttfleet simulate`.
 type simulateFlags struct {
 	profile, broker, driver, shard, results, metrics, progress, events, startAt string
-	procs, devices, qos                                                         int
+	procs, devices, qos, maxConnecting                                          int
 	duration, interval, keepalive                                               time.Duration
 	rate                                                                        float64
 	seed                                                                        uint64
@@ -50,6 +50,7 @@ func runSimulateCmd(ctx context.Context, args []string) error {
 	fs.StringVar(&o.progress, "progress", "auto", "live progress: auto, tty (status line), plain (periodic lines) or off")
 	fs.StringVar(&o.events, "events", "", "write every fleet event as JSON lines to this file")
 	fs.StringVar(&o.startAt, "start-at", "", "run start as Unix milliseconds (set by --procs so shards ramp up as one)")
+	fs.IntVar(&o.maxConnecting, "max-connecting", 0, "connect attempts in flight at once (overrides the profile; default 128)")
 	fs.IntVar(&o.devices, "devices", 0, "device count (overrides the first group's count of a profile)")
 	fs.DurationVar(&o.duration, "duration", 0, "how long devices publish (overrides the profile; 0 = until Ctrl-C)")
 	fs.Uint64Var(&o.seed, "seed", 0, "run seed (overrides the profile's)")
@@ -117,6 +118,9 @@ func (o *simulateFlags) buildProfile(fs *flag.FlagSet) (*profile.Profile, error)
 	}
 	if set["seed"] {
 		p.Seed = o.seed
+	}
+	if set["max-connecting"] {
+		p.MaxConnecting = o.maxConnecting
 	}
 	if err := p.Validate(); err != nil {
 		return nil, err
@@ -293,6 +297,14 @@ func runProcs(ctx context.Context, o *simulateFlags, args []string) error {
 	if err != nil {
 		return fmt.Errorf("merge shard results: %w", err)
 	}
+	// Durations do not add over shards that ran side by side: take the longest.
+	for _, k := range []string{"ramp_ms", "run_ms"} {
+		var m int64
+		for _, p := range parts {
+			m = max(m, p.Counters[k])
+		}
+		merged.Counters[k] = m
+	}
 	if err := merged.Write(o.results); err != nil {
 		return err
 	}
@@ -333,6 +345,9 @@ func printSummary(w io.Writer, r *reports.Results) {
 	c := r.Counters
 	fmt.Fprintf(w, "devices %d  connects %d  failed %d  reconnects %d  takeovers %d\n",
 		c["devices"], c["connects"], c["connect_failures"], c["reconnects"], c["takeovers"])
+	if ms := c["ramp_ms"]; ms > 0 {
+		fmt.Fprintf(w, "all first connects done %d ms after start: %.0f connects/s\n", ms, float64(c["connects"]-c["reconnects"])/(float64(ms)/1000))
+	}
 	fmt.Fprintf(w, "sent %d  received %d  acked %d  expected %d  lost %d  duplicated %d  out of order %d\n",
 		c["publishes_sent"], c["publishes_received"], c["publishes_acked"], c["expected"], c["lost"], c["duplicates"], c["out_of_order"])
 	for _, name := range []string{"connect_latency", "subscribe_latency", "publish_ack_latency", "e2e_latency"} {

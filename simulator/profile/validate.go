@@ -55,6 +55,12 @@ func (p *Profile) validate(pos *positions) error {
 	if p.Drain == 0 {
 		p.Drain = DefaultDrain
 	}
+	if p.MaxConnecting < 0 {
+		c.fail("max_connecting", "must not be negative, got %d", p.MaxConnecting)
+	}
+	if p.MaxConnecting == 0 {
+		p.MaxConnecting = DefaultMaxConnecting
+	}
 	if len(p.Groups) == 0 {
 		c.fail("groups", "a profile needs at least one device group")
 	}
