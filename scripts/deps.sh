@@ -6,6 +6,9 @@ set -euo pipefail
 
 need_apt=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto mosquitto-clients)
+# The HTML report is loaded in headless Chromium; JUnit output is checked with xmllint.
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v xmllint >/dev/null 2>&1 || need_apt+=(libxml2-utils)
 
 apt_install() {
 	if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
