@@ -1,0 +1,316 @@
+package scenarios
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/parser"
+)
+
+// Error is a refused scenario file: where, which field, and why. It formats
+// as "file:line:col: field: message", the form editors jump to.
+type Error struct {
+	File   string
+	Line   int // 1-based; 0 when the field is not in the file
+	Column int
+	Field  string // path such as steps[2].group
+	Msg    string
+}
+
+// Error formats the position, the field and the message.
+func (e *Error) Error() string {
+	var b strings.Builder
+	if e.File != "" {
+		b.WriteString(e.File)
+		b.WriteString(":")
+	}
+	if e.Line > 0 {
+		fmt.Fprintf(&b, "%d:%d:", e.Line, e.Column)
+	}
+	if b.Len() > 0 {
+		b.WriteString(" ")
+	}
+	if e.Field != "" {
+		b.WriteString(e.Field)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Load reads, substitutes variables in, decodes and validates a scenario
+// file. vars override the file's own vars (mqttfleet run -set name=value).
+// Every refusal is an *Error naming the file, line and field.
+func Load(path string, vars map[string]string) (*Scenario, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read scenario: %w", err)
+	}
+	sc, err := Parse(data, vars)
+	var se *Error
+	if errors.As(err, &se) {
+		se.File = path
+	}
+	if err != nil {
+		return nil, err
+	}
+	sc.File = path
+	if sc.Name == "" {
+		sc.Name = strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
+	}
+	return sc, nil
+}
+
+// varRef is a ${name} reference.
+var varRef = regexp.MustCompile(`\$\{([^}]*)\}`)
+
+// varName is what a variable may be called.
+var varName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// Parse decodes and validates a scenario from bytes; see Load.
+func Parse(data []byte, overrides map[string]string) (*Scenario, error) {
+	if _, err := parser.ParseBytes(data, 0); err != nil {
+		return nil, yamlError(err, nil)
+	}
+	vars, err := readVars(data, overrides)
+	if err != nil {
+		return nil, err
+	}
+	data, err = substitute(data, vars)
+	if err != nil {
+		return nil, err
+	}
+	f, err := parser.ParseBytes(data, 0)
+	if err != nil {
+		return nil, yamlError(err, nil)
+	}
+	pos := newPositions()
+	for _, d := range f.Docs {
+		if d.Body != nil {
+			pos.walk(d.Body, "")
+		}
+	}
+	var sc Scenario
+	if err := yaml.UnmarshalWithOptions(data, &sc, yaml.Strict(), yaml.DisallowUnknownField()); err != nil {
+		return nil, yamlError(err, pos)
+	}
+	sc.pos = pos
+	for k, v := range vars {
+		if sc.Vars == nil {
+			sc.Vars = map[string]any{}
+		}
+		sc.Vars[k] = v
+	}
+	if err := sc.validate(); err != nil {
+		return nil, err
+	}
+	return &sc, nil
+}
+
+// readVars returns the file's vars with the overrides applied. Overrides
+// must name a variable the file declares, so a typo on the command line
+// cannot silently do nothing.
+func readVars(data []byte, overrides map[string]string) (map[string]string, error) {
+	var head struct {
+		Vars map[string]any `yaml:"vars"`
+	}
+	if err := yaml.Unmarshal(data, &head); err != nil {
+		return nil, yamlError(err, nil)
+	}
+	vars := map[string]string{}
+	for k, v := range head.Vars {
+		if !varName.MatchString(k) {
+			return nil, &Error{Field: "vars." + k, Line: lineOf(data, k+":"), Column: 1,
+				Msg: "a variable name is letters, digits and _, not starting with a digit"}
+		}
+		switch v.(type) {
+		case map[string]any, []any:
+			return nil, &Error{Field: "vars." + k, Line: lineOf(data, k+":"), Column: 1, Msg: "a variable is a single value"}
+		}
+		vars[k] = fmt.Sprint(v)
+	}
+	names := make([]string, 0, len(overrides))
+	for k := range overrides {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		if _, ok := vars[k]; !ok {
+			return nil, &Error{Field: "vars", Msg: fmt.Sprintf("-set %s: the scenario has no variable %q (declared: %s)", k, k, keys(vars))}
+		}
+		vars[k] = overrides[k]
+	}
+	return vars, nil
+}
+
+func keys(m map[string]string) string {
+	var ks []string
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	if len(ks) == 0 {
+		return "none"
+	}
+	return strings.Join(ks, ", ")
+}
+
+// lineOf returns the 1-based line of the first occurrence of s, or 0.
+func lineOf(data []byte, s string) int {
+	i := strings.Index(string(data), s)
+	if i < 0 {
+		return 0
+	}
+	return strings.Count(string(data[:i]), "\n") + 1
+}
+
+// substitute replaces ${name} with its value. Substitution is textual and
+// stays on its line, so positions in later errors are still right.
+func substitute(data []byte, vars map[string]string) ([]byte, error) {
+	var err error
+	out := varRef.ReplaceAllFunc(data, func(m []byte) []byte {
+		name := string(m[2 : len(m)-1])
+		if v, ok := vars[name]; ok {
+			return []byte(v)
+		}
+		if err == nil {
+			i := strings.Index(string(data), string(m))
+			line := strings.Count(string(data[:i]), "\n") + 1
+			col := i - strings.LastIndex(string(data[:i]), "\n")
+			err = &Error{Line: line, Column: col, Field: "${" + name + "}",
+				Msg: fmt.Sprintf("unknown variable %q: declare it under vars: (declared: %s)", name, keys(vars))}
+		}
+		return m
+	})
+	return out, err
+}
+
+// positions maps field paths to where they are in the file and back.
+type positions struct {
+	byPath map[string][2]int // path -> line, column of its key
+	byPos  map[[2]int]string // line, column of a key or value -> path
+}
+
+func newPositions() *positions {
+	return &positions{byPath: map[string][2]int{}, byPos: map[[2]int]string{}}
+}
+
+func (ps *positions) walk(n ast.Node, path string) {
+	switch n := n.(type) {
+	case *ast.MappingNode:
+		for _, mv := range n.Values {
+			ps.walkValue(mv, path)
+		}
+	case *ast.MappingValueNode:
+		ps.walkValue(n, path)
+	case *ast.SequenceNode:
+		for i, v := range n.Values {
+			p := path + "[" + strconv.Itoa(i) + "]"
+			if t := v.GetToken(); t != nil && t.Position != nil {
+				ps.add(p, t.Position.Line, t.Position.Column)
+			}
+			ps.walk(v, p)
+		}
+	}
+}
+
+func (ps *positions) walkValue(mv *ast.MappingValueNode, path string) {
+	p := mv.Key.String()
+	if path != "" {
+		p = path + "." + p
+	}
+	if t := mv.Key.GetToken(); t != nil && t.Position != nil {
+		ps.add(p, t.Position.Line, t.Position.Column)
+	}
+	if mv.Value == nil {
+		return
+	}
+	if t := mv.Value.GetToken(); t != nil && t.Position != nil {
+		ps.byPos[[2]int{t.Position.Line, t.Position.Column}] = p
+	}
+	ps.walk(mv.Value, p)
+}
+
+func (ps *positions) add(path string, line, col int) {
+	if _, ok := ps.byPath[path]; !ok {
+		ps.byPath[path] = [2]int{line, col}
+	}
+	if _, ok := ps.byPos[[2]int{line, col}]; !ok {
+		ps.byPos[[2]int{line, col}] = path
+	}
+}
+
+// has reports whether path is written in the file.
+func (ps *positions) has(path string) bool {
+	if ps == nil {
+		return false
+	}
+	_, ok := ps.byPath[path]
+	return ok
+}
+
+// keysUnder lists the keys written directly under path (a mapping).
+func (ps *positions) keysUnder(path string) []string {
+	if ps == nil {
+		return nil
+	}
+	var out []string
+	prefix := path + "."
+	for p := range ps.byPath {
+		if rest, ok := strings.CutPrefix(p, prefix); ok && !strings.ContainsAny(rest, ".[") {
+			out = append(out, rest)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return ps.byPath[prefix+out[i]][0] < ps.byPath[prefix+out[j]][0]
+	})
+	return out
+}
+
+// at returns the position of path, or of its nearest ancestor in the file.
+func (ps *positions) at(path string) (int, int) {
+	if ps == nil {
+		return 0, 0
+	}
+	for p := path; p != ""; {
+		if lc, ok := ps.byPath[p]; ok {
+			return lc[0], lc[1]
+		}
+		i := strings.LastIndexAny(p, ".[")
+		if i < 0 {
+			break
+		}
+		p = p[:i]
+	}
+	return 0, 0
+}
+
+// yamlError turns a go-yaml error into an *Error naming the field whose key
+// or value sits at the error's position.
+func yamlError(err error, pos *positions) error {
+	var ye yaml.Error
+	if !errors.As(err, &ye) || ye.GetToken() == nil || ye.GetToken().Position == nil {
+		return &Error{Msg: err.Error()}
+	}
+	tp := ye.GetToken().Position
+	e := &Error{Line: tp.Line, Column: tp.Column, Msg: ye.GetMessage()}
+	if pos != nil {
+		e.Field = pos.byPos[[2]int{tp.Line, tp.Column}]
+	}
+	var uf *yaml.UnknownFieldError
+	if errors.As(err, &uf) {
+		e.Msg = fmt.Sprintf("unknown field %q (see docs/scenarios.md for the fields of each section)", ye.GetToken().Value)
+		if e.Field == "" {
+			e.Field = ye.GetToken().Value
+		}
+	}
+	return e
+}

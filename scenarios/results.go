@@ -1,0 +1,75 @@
+package scenarios
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/mqttfleet/mqttfleet/events"
+	"github.com/mqttfleet/mqttfleet/reports"
+)
+
+// results builds the results file: the Collector's aggregates, the run's
+// metadata, a failed check for a timeline that broke off, and every
+// assertion's verdict with its evidence.
+func (r *runner) results(started, ended time.Time, stepErr error) *reports.Results {
+	res := r.col.Results()
+	res.Run.Start, res.Run.End = started, ended
+	total := 0
+	for _, g := range r.sc.Groups {
+		total += g.Count
+	}
+	res.Run.Devices = total
+	if res.Counters == nil {
+		res.Counters = map[string]int64{}
+	}
+	res.Counters["scenario_steps"] = int64(len(r.sc.Steps))
+	evs := r.rec.Events()
+	sort.SliceStable(evs, func(i, j int) bool { return evs[i].Time.Before(evs[j].Time) })
+	r.mu.Lock()
+	m := moments{t0: r.t0, end: ended, steps: map[string]time.Time{}}
+	for k, v := range r.stepAt {
+		m.steps[k] = v
+	}
+	r.mu.Unlock()
+	if t, ok := m.steps["end"]; ok {
+		m.end = t
+	}
+	if m.t0.IsZero() {
+		m.t0 = started
+	}
+	if stepErr != nil {
+		a := reports.Assertion{Name: "timeline", Verdict: reports.Fail, Message: stepErr.Error()}
+		var se *StepError
+		if errors.As(stepErr, &se) {
+			a.Name = "timeline: step " + se.Step
+			if at, ok := m.steps[se.Step]; ok {
+				a.Evidence = around(evs, at, 10)
+			}
+		}
+		res.AddAssertion(a)
+	}
+	for _, a := range r.evaluate(evs, m) {
+		res.AddAssertion(a)
+	}
+	return res
+}
+
+// around returns up to n events recorded from t on.
+func around(evs []events.Event, t time.Time, n int) []events.Event {
+	i := sort.Search(len(evs), func(i int) bool { return !evs[i].Time.Before(t) })
+	j := min(len(evs), i+n)
+	return append([]events.Event(nil), evs[i:j]...)
+}
+
+// Summary is a short human verdict line for a finished run.
+func Summary(sc *Scenario, res *reports.Results) string {
+	counts := map[reports.Verdict]int{}
+	for _, a := range res.Assertions {
+		counts[a.Verdict]++
+	}
+	return fmt.Sprintf("%s: %s — %d passed, %d failed, %d errors, %d skipped in %s", sc.Name, res.Verdict(),
+		counts[reports.Pass], counts[reports.Fail], counts[reports.Error], counts[reports.Skipped],
+		res.Run.Duration().Round(time.Millisecond))
+}

@@ -1,0 +1,356 @@
+package scenarios
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mqttfleet/mqttfleet/events"
+	"github.com/mqttfleet/mqttfleet/netem"
+	"github.com/mqttfleet/mqttfleet/reports"
+	"github.com/mqttfleet/mqttfleet/simulator"
+	"github.com/mqttfleet/mqttfleet/targets"
+)
+
+// Options change how a scenario runs.
+type Options struct {
+	// Target is the broker to run against instead of the file's target. A
+	// target already started by the caller (its Addr answers) is left
+	// running; otherwise Run starts and stops it.
+	Target targets.Target
+	// Events also receives every event (a JSON-lines file, say).
+	Events events.Sink
+	// Progress receives a live status line every ProgressEvery (default 1s).
+	Progress      io.Writer
+	ProgressEvery time.Duration
+	// Logger defaults to a logger that discards.
+	Logger *slog.Logger
+	// Command is recorded in the results.
+	Command []string
+}
+
+// runner is one run of one scenario.
+type runner struct {
+	sc   *Scenario
+	opts Options
+	log  *slog.Logger
+
+	target     targets.Target
+	brokerURL  string // tcp://host:port
+	brokerAddr string // host:port
+	proxy      *netem.Proxy
+	runID      uint32
+
+	rec  *events.Recorder
+	col  *reports.Collector
+	sink events.Sink
+
+	groups  map[string]*groupRun
+	clients map[string]*clientRun
+
+	ctx    context.Context // ends when the run is torn down
+	cancel context.CancelFunc
+
+	mu        sync.Mutex
+	t0        time.Time
+	stepAt    map[string]time.Time // when each step's action began (wait: when satisfied)
+	step      string               // the step running now, for progress
+	faults    map[string][]string  // proxy fault IDs by the group or client they were applied to
+	listeners map[string]string    // proxy group listeners for paho groups
+	ownTarget bool                 // Run started the target, so Run stops it
+	timers    sync.WaitGroup       // fault restores scheduled by for:
+}
+
+// Run runs the scenario and returns its results: every assertion's verdict
+// with the events that decided it, plus the counters, histograms and series
+// of the whole run. An error means the run could not happen (the target did
+// not start); failed assertions are verdicts in the results, not errors.
+func Run(ctx context.Context, sc *Scenario, opts Options) (*reports.Results, error) {
+	r := &runner{sc: sc, opts: opts, log: opts.Logger, rec: events.NewRecorder(),
+		groups: map[string]*groupRun{}, clients: map[string]*clientRun{},
+		stepAt: map[string]time.Time{}, faults: map[string][]string{}, listeners: map[string]string{}}
+	if r.log == nil {
+		r.log = silence
+	}
+	r.runID = simulator.RunID(sc.Seed, sc.Name)
+	t, err := r.pickTarget()
+	if err != nil {
+		return nil, err
+	}
+	r.target = t
+	r.col = reports.NewCollector(reports.KindScenario, reports.Run{Name: sc.Name, Target: t.Name(),
+		Seed: int64(sc.Seed), Shard: reports.Shard{Index: 0, Count: 1}, Command: opts.Command, Host: hostname()})
+	// The Collector's sequence check assumes one publisher per topic and
+	// one run: delivery assertions account messages themselves.
+	toCol := events.SinkFunc(func(e events.Event) { e.Seq = 0; r.col.Emit(e) })
+	r.sink = events.Multi(r.rec, toCol, opts.Events)
+
+	if missing := r.missingCapabilities(); len(missing) > 0 {
+		return r.skipped(fmt.Sprintf("target %s lacks %s", t.Name(), strings.Join(missing, ", "))), nil
+	}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	defer r.cancel()
+	started := time.Now()
+	if err := r.startTarget(ctx); err != nil {
+		if errors.Is(err, targets.ErrUnavailable) {
+			return r.skipped(err.Error()), nil
+		}
+		return nil, err
+	}
+	stopTarget := r.stopTargetFunc()
+	defer stopTarget()
+	if err := r.setUp(ctx); err != nil {
+		r.tearDown()
+		return nil, err
+	}
+	stepErr := r.timeline(ctx)
+	r.drain(ctx)
+	r.tearDown()
+	ended := time.Now()
+	stopTarget()
+	return r.results(started, ended, stepErr), nil
+}
+
+func hostname() string {
+	h, _ := os.Hostname()
+	return h
+}
+
+// pickTarget returns the target of the options or of the file.
+func (r *runner) pickTarget() (targets.Target, error) {
+	if r.opts.Target != nil {
+		if ip, ok := r.opts.Target.(*targets.InProcess); ok && ip.Events == nil {
+			ip.Events = events.SinkFunc(func(e events.Event) { r.sink.Emit(e) })
+		}
+		return r.opts.Target, nil
+	}
+	name := r.sc.Target.Kind
+	if name == "address" {
+		name = r.sc.Target.Address
+	}
+	t, err := targets.ByName(name)
+	if err != nil {
+		return nil, fmt.Errorf("scenario %s: %w", r.sc.Name, err)
+	}
+	if ip, ok := t.(*targets.InProcess); ok {
+		// The reference broker's own events (why it closed a link) enrich
+		// the report; assertions should rest on what clients observe.
+		ip.Events = events.SinkFunc(func(e events.Event) { r.sink.Emit(e) })
+	}
+	return t, nil
+}
+
+// targetKind is the name per_target overrides use for the running target.
+func (r *runner) targetKind() string {
+	switch n := r.target.Name(); n {
+	case "inprocess", "mosquitto", "emqx":
+		return n
+	}
+	return "address"
+}
+
+func (r *runner) missingCapabilities() []string {
+	caps := r.target.Capabilities()
+	var missing []string
+	for _, c := range r.sc.Requires {
+		if !caps.Has(c) {
+			missing = append(missing, c)
+		}
+	}
+	for _, s := range r.sc.Steps {
+		if (s.Do == DoRestart || s.Do == DoStopB || s.Do == DoStartB) && !caps.Has("restart") {
+			missing = append(missing, "restart (step "+s.Name+")")
+			break
+		}
+	}
+	return missing
+}
+
+// startTarget starts the target unless the caller already did.
+func (r *runner) startTarget(ctx context.Context) error {
+	if u, ok := r.target.Addr("tcp"); ok {
+		return r.setAddr(u)
+	}
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if err := r.target.Start(sctx); err != nil {
+		return fmt.Errorf("start target %s: %w", r.target.Name(), err)
+	}
+	r.ownTarget = true
+	u, ok := r.target.Addr("tcp")
+	if !ok {
+		return fmt.Errorf("target %s has no tcp listener", r.target.Name())
+	}
+	return r.setAddr(u)
+}
+
+func (r *runner) setAddr(u string) error {
+	pu, err := url.Parse(u)
+	if err != nil || pu.Host == "" {
+		return fmt.Errorf("target %s: bad address %q", r.target.Name(), u)
+	}
+	r.brokerURL, r.brokerAddr = "tcp://"+pu.Host, pu.Host
+	return nil
+}
+
+// stopTargetFunc returns a function stopping the target once, when Run started it.
+func (r *runner) stopTargetFunc() func() {
+	if !r.ownTarget {
+		return func() {}
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := r.target.Stop(ctx); err != nil {
+				r.log.Warn("stop target", "err", err)
+			}
+		})
+	}
+}
+
+// setUp starts the proxy and makes the group and client runtimes.
+func (r *runner) setUp(ctx context.Context) error {
+	needProxy := false
+	for i := range r.sc.Groups {
+		needProxy = needProxy || r.sc.Groups[i].Proxy
+	}
+	for i := range r.sc.Clients {
+		needProxy = needProxy || r.sc.Clients[i].Proxy
+	}
+	if needProxy {
+		r.proxy = netem.NewProxy(netem.ProxyConfig{Listen: "127.0.0.1:0", Upstream: r.brokerAddr,
+			Events: events.SinkFunc(func(e events.Event) { r.sink.Emit(e) }), Seed: int64(r.sc.Seed), Logger: r.log})
+		if err := r.proxy.Start(); err != nil {
+			return fmt.Errorf("start fault proxy: %w", err)
+		}
+	}
+	base := 0
+	for i := range r.sc.Groups {
+		g := &r.sc.Groups[i]
+		gr := &groupRun{g: g, base: base}
+		for _, s := range r.sc.Steps {
+			if s.Group == g.Name && len(s.Devices) > 0 {
+				gr.perDevice = true
+			}
+		}
+		r.groups[g.Name] = gr
+		base += g.Count
+	}
+	for i := range r.sc.Clients {
+		r.clients[r.sc.Clients[i].Name] = &clientRun{cfg: &r.sc.Clients[i], r: r}
+	}
+	return nil
+}
+
+// groupListener returns (opening on first use) the proxy listener of a
+// paho group: paho dials an address, so its links join the group there.
+func (r *runner) groupListener(name string) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if a, ok := r.listeners[name]; ok {
+		return a, nil
+	}
+	a, err := r.proxy.ListenGroup(name)
+	if err != nil {
+		return "", fmt.Errorf("group %s: %w", name, err)
+	}
+	r.listeners[name] = a
+	return a, nil
+}
+
+// drain gives late events (wills, expiries) time to arrive after the last step.
+func (r *runner) drain(ctx context.Context) {
+	t := time.NewTimer(r.sc.Drain)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// tearDown takes every group down, closes clients and the proxy, and waits
+// for every goroutine the run started.
+func (r *runner) tearDown() {
+	r.cancel()
+	r.timers.Wait()
+	var wg sync.WaitGroup
+	for _, gr := range r.groups {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			gr.down()
+		}()
+	}
+	wg.Wait()
+	for _, cr := range r.clients {
+		cr.close()
+	}
+	if r.proxy != nil {
+		if err := r.proxy.Close(); err != nil {
+			r.log.Warn("close proxy", "err", err)
+		}
+	}
+}
+
+// skipped returns results with every assertion skipped for reason.
+func (r *runner) skipped(reason string) *reports.Results {
+	res := r.col.Results()
+	res.Run.Start, res.Run.End = time.Now(), time.Now()
+	for _, a := range r.sc.Assertions {
+		res.AddAssertion(reports.Assertion{Name: a.Name, Verdict: reports.Skipped, Message: reason, Statements: a.Statements})
+	}
+	return res
+}
+
+// mark records a step's moment and tells the event stream.
+func (r *runner) mark(name, detail string, at time.Time) {
+	r.mu.Lock()
+	r.stepAt[name] = at
+	r.step = name
+	r.mu.Unlock()
+	r.sink.Emit(events.Event{Time: at, Kind: events.Log, Source: events.SourceScenario, Detail: "step " + name + ": " + detail})
+}
+
+// connectedDevices sums the connected devices of every group.
+func (r *runner) connectedDevices() (n int64, total int) {
+	for _, gr := range r.groups {
+		n += gr.connected()
+		total += gr.g.Count
+	}
+	return n, total
+}
+
+// progress writes a status line every interval until done closes.
+func (r *runner) progress(done <-chan struct{}) {
+	if r.opts.Progress == nil {
+		return
+	}
+	every := r.opts.ProgressEvery
+	if every <= 0 {
+		every = time.Second
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case now := <-t.C:
+			r.mu.Lock()
+			step, t0 := r.step, r.t0
+			r.mu.Unlock()
+			conn, total := r.connectedDevices()
+			fmt.Fprintf(r.opts.Progress, "%6.1fs  step %-24s connected %d/%d  events %d\n",
+				now.Sub(t0).Seconds(), step, conn, total, r.rec.Len())
+		}
+	}
+}
