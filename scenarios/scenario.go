@@ -148,19 +148,19 @@ type Step struct {
 // Matcher selects events. Every field set must match; a topic with + or #
 // is matched as an MQTT filter, a client with * as a glob.
 type Matcher struct {
-	Kind      List   `yaml:"kind"`
-	Source    string `yaml:"source"`
-	Client    string `yaml:"client"`
-	Group     string `yaml:"group"`
-	Topic     string `yaml:"topic"`
-	Cause     List   `yaml:"cause"`
-	QoS       *int   `yaml:"qos"`
-	Retain    *bool  `yaml:"retain"`
-	Dup       *bool  `yaml:"dup"`
+	Kind      List    `yaml:"kind"`
+	Source    string  `yaml:"source"`
+	Client    string  `yaml:"client"`
+	Group     string  `yaml:"group"`
+	Topic     string  `yaml:"topic"`
+	Cause     List    `yaml:"cause"`
+	QoS       *int    `yaml:"qos"`
+	Retain    *bool   `yaml:"retain"`
+	Dup       *bool   `yaml:"dup"`
 	Payload   *string `yaml:"payload"`
-	Code      *int   `yaml:"code"`
-	Statement string `yaml:"statement"`
-	Fault     string `yaml:"fault"`
+	Code      *int    `yaml:"code"`
+	Statement string  `yaml:"statement"`
+	Fault     string  `yaml:"fault"`
 }
 
 // Window is a span of the run: From..To after the moment a step started
