@@ -227,13 +227,14 @@ func (p *brokerProc) rssKB(tb testing.TB) int {
 	return 0
 }
 
-// settledRSS polls the RSS until it changes by less than 0.5% over a second
-// (bounded by 15 s), so work a broker defers after a burst (a Go broker's
-// GC and scavenger) is counted, the same way for every broker.
+// settledRSS polls the RSS every second until three samples in a row
+// change by less than 0.5% (bounded by 20 s), so work a broker defers after
+// a burst (a Go broker's GC, scavenger, parking of idle connections) is
+// counted, the same way for every broker.
 func (p *brokerProc) settledRSS(tb testing.TB) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	prev := p.rssKB(tb)
+	prev, stable := p.rssKB(tb), 0
 	for {
 		select {
 		case <-ctx.Done():
@@ -242,8 +243,13 @@ func (p *brokerProc) settledRSS(tb testing.TB) int {
 		}
 		cur := p.rssKB(tb)
 		if d := cur - prev; d*200 < prev && -d*200 < prev {
-			return cur
+			stable++
+		} else {
+			stable = 0
 		}
 		prev = cur
+		if stable == 3 {
+			return cur
+		}
 	}
 }

@@ -68,6 +68,7 @@ type Broker struct {
 	bytesOut  atomic.Uint64
 
 	metrics *metricsServer
+	poller  *poller // nil where epoll is not available
 }
 
 // Stats is a snapshot of the broker's counters.
@@ -114,6 +115,13 @@ func New(cfg Config) (*Broker, error) {
 		tree:     topictree.New(),
 		retained: topictree.NewRetained(),
 		start:    time.Now(),
+	}
+	if p, err := newPoller(b); err == nil {
+		b.poller = p
+		b.wg.Add(1)
+		go p.run()
+	} else {
+		log.Debug("idle connections keep their goroutine", "reason", err)
 	}
 	return b, nil
 }
@@ -254,10 +262,12 @@ func (b *Broker) Close() error {
 	if b.metrics != nil {
 		b.metrics.close()
 	}
-	b.cancel()
+	// Connections first: a parked one is woken by shutdown, which needs
+	// the poller's epoll set still open.
 	for _, c := range conns {
 		c.shutdown(events.CauseShutdown, "", "broker closed")
 	}
+	b.cancel()
 	b.wg.Wait()
 	b.log.Info("broker closed")
 	return errors.Join(errs...)

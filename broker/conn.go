@@ -38,6 +38,10 @@ type conn struct {
 	oclosed bool
 	version byte // protocol level; set in the handshake
 
+	pfd          int32         // socket descriptor + 1 for the poller; 0: never parked
+	inEpoll      bool          // registered with the poller's epoll set (guarded by poller.mu)
+	parkDeadline time.Duration // keepalive deadline while parked (guarded by poller.mu)
+
 	endMu    sync.Mutex    // guards the fields below
 	reason   *endReason    // why the connection ended; nil while it lives
 	finished bool          // cleanup (will, session detach) is complete
@@ -55,6 +59,9 @@ type endReason struct {
 func newConn(b *Broker, nc net.Conn, remote string) *conn {
 	c := &conn{b: b, remote: remote, version: packet.V311}
 	c.rd.nc = nc
+	if b.poller != nil {
+		c.pfd = pollFD(nc)
+	}
 	return c
 }
 
@@ -81,6 +88,10 @@ func (c *conn) shutdown(cause events.Cause, statement, detail string) {
 	c.endMu.Lock()
 	if c.reason == nil {
 		c.reason = &endReason{cause: cause, statement: statement, detail: detail}
+		if c.pfd != 0 {
+			// A parked connection has no goroutine to see the close: wake it.
+			c.b.poller.unpark(c)
+		}
 	}
 	c.endMu.Unlock()
 	c.closeOutbound()
@@ -128,20 +139,33 @@ func (c *conn) relay() {
 // packet's first byte.
 func (c *conn) idle() {
 	defer c.b.wg.Done()
-	c.armKeepalive()
+	ka := c.armKeepalive()
+	parkable := c.pfd != 0
+	if parkable && (ka == 0 || ka-c.b.since() > parkAfter) {
+		// Wake up after parkAfter of silence to park in the poller.
+		_ = c.rd.nc.SetReadDeadline(time.Now().Add(parkAfter))
+	}
 	if err := c.rd.wait(); err != nil {
+		if parkable && isTimeout(err) && (ka == 0 || c.b.since() < ka) && c.b.poller.park(c, ka) {
+			return // the poller owns the connection until it wakes it
+		}
 		c.end(err)
 		return
 	}
 	c.burst()
 }
 
-// armKeepalive sets the read deadline to 1.5x the keepalive from now
-// [MQTT-3.1.2-24]; every packet received moves it.
-func (c *conn) armKeepalive() {
-	if c.keepalive > 0 {
-		_ = c.rd.nc.SetReadDeadline(time.Now().Add(c.keepalive * 3 / 2))
+// armKeepalive sets the read deadline to 1.5x the keepalive after the last
+// packet received [MQTT-3.1.2-24] and returns it on the broker clock (0: no
+// keepalive).
+func (c *conn) armKeepalive() time.Duration {
+	if c.keepalive == 0 {
+		_ = c.rd.nc.SetReadDeadline(time.Time{})
+		return 0
 	}
+	d := c.lastRead + c.keepalive*3/2
+	_ = c.rd.nc.SetReadDeadline(c.b.start.Add(d))
+	return d
 }
 
 // end handles a read error: the connection ends unless readFailed says

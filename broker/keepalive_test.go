@@ -25,6 +25,7 @@ func TestKeepaliveExpiry(t *testing.T) {
 		t.Fatalf("silent client not closed: %v", err)
 	}
 	silence := time.Since(last)
+	t.Logf("closed after %v of silence", silence)
 	if silence < 3*time.Second || silence > 3500*time.Millisecond {
 		t.Errorf("closed after %v of silence, want 3.0 s..3.5 s", silence)
 	}
