@@ -7,6 +7,7 @@ import (
 
 	"github.com/mqttfleet/mqttfleet/client"
 	"github.com/mqttfleet/mqttfleet/packet"
+	"github.com/mqttfleet/mqttfleet/targets"
 )
 
 var _ = register(specDef{
@@ -250,8 +251,13 @@ var _ = register(specDef{
 	Area: "publish", Text: "answers an unauthorised PUBLISH normally or closes the connection",
 	Statements: []string{"MQTT-3.3.5-2"}, Needs: []string{"acl"},
 	Body: func(e *env) {
-		pub := e.client("p")
+		watch := e.client("w")
+		e.subOK(watch, 0, "acl/deny/"+e.prefix())
+		cp := connectPacket(e.id("acl"))
+		cp.UsernameFlag, cp.Username = true, targets.ACLUser
+		pub, _ := e.connectOK(cp)
 		e.send(pub, &packet.Publish{Topic: "acl/deny/" + e.prefix(), QoS: 1, PacketID: 5, Payload: []byte("x")})
+		defer e.nothing(watch) // acknowledged or not, it must not be delivered
 		p, err := pub.ReadPacket(wait)
 		if err != nil {
 			Expect(isClose(err)).To(BeTrue(), "read after unauthorised PUBLISH: %v", err)

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 
@@ -16,7 +18,7 @@ import (
 
 // InProcess is the reference broker running inside the test process: the
 // default target, needing no Docker. It listens on 127.0.0.1 over TCP and
-// WebSocket; its logs are its slog output plus every event it emits, one JSON
+// WebSocket, with ACLFile unless Config names an ACL file of its own; its logs are its slog output plus every event it emits, one JSON
 // object a line, so a failing spec shows why the broker decided what it did.
 type InProcess struct {
 	// Config is the broker configuration; Start replaces its listeners with
@@ -25,10 +27,11 @@ type InProcess struct {
 	// Events, when set, also receives every broker event.
 	Events events.Sink
 
-	mu    sync.Mutex
-	b     *broker.Broker
-	ports map[string]string // transport -> host:port, reused on Restart
-	logs  lockedBuffer
+	mu     sync.Mutex
+	b      *broker.Broker
+	aclDir string            // holds ACLFile while the broker runs
+	ports  map[string]string // transport -> host:port, reused on Restart
+	logs   lockedBuffer
 }
 
 // NewInProcess returns the in-process reference broker target with the
@@ -43,7 +46,8 @@ func (t *InProcess) Name() string { return "inprocess" }
 // Capabilities of the reference broker.
 func (t *InProcess) Capabilities() Capabilities {
 	return Capabilities{MaxQoS: 2, Retain: true, Wildcards: true, WebSocket: true,
-		MaxPacketSize: t.Config.MaxPacketSize, EmptyClientID: true, PersistentSessions: true, Restartable: true}
+		MaxPacketSize: t.Config.MaxPacketSize, EmptyClientID: true, PersistentSessions: true, Restartable: true,
+		ACL: t.Config.Auth.ACLFile == ""}
 }
 
 // Start creates and starts the broker.
@@ -62,6 +66,18 @@ func (t *InProcess) Start(ctx context.Context) error {
 		{Name: "tcp", Type: "tcp", Addr: tcpAddr},
 		{Name: "ws", Type: "ws", Addr: wsAddr, Path: "/mqtt"},
 	}
+	if cfg.Auth.ACLFile == "" {
+		dir, err := os.MkdirTemp("", "mqttfleet-acl-")
+		if err != nil {
+			return fmt.Errorf("start in-process broker: ACL directory: %w", err)
+		}
+		cfg.Auth.ACLFile = filepath.Join(dir, "acl")
+		if err := os.WriteFile(cfg.Auth.ACLFile, []byte(ACLFile), 0o600); err != nil {
+			_ = os.RemoveAll(dir)
+			return fmt.Errorf("start in-process broker: write ACL: %w", err)
+		}
+		t.aclDir = dir
+	}
 	cfg.Logger = slog.New(slog.NewTextHandler(&t.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	sinks := []events.Sink{events.SinkFunc(t.logEvent)}
 	if t.Events != nil {
@@ -72,10 +88,11 @@ func (t *InProcess) Start(ctx context.Context) error {
 	}
 	cfg.Events = events.Multi(sinks...)
 	b, err := broker.New(cfg)
-	if err != nil {
-		return fmt.Errorf("start in-process broker: %w", err)
+	if err == nil {
+		err = b.Start()
 	}
-	if err := b.Start(); err != nil {
+	if err != nil {
+		t.removeACL()
 		return fmt.Errorf("start in-process broker: %w", err)
 	}
 	t.b = b
@@ -106,10 +123,18 @@ func (t *InProcess) Stop(ctx context.Context) error {
 	}
 	b := t.b
 	t.b = nil
+	defer t.removeACL()
 	if err := b.Close(); err != nil {
 		return fmt.Errorf("stop in-process broker: %w", err)
 	}
 	return nil
+}
+
+func (t *InProcess) removeACL() {
+	if t.aclDir != "" {
+		_ = os.RemoveAll(t.aclDir)
+		t.aclDir = ""
+	}
 }
 
 // Restart closes the broker and starts a new one on the same ports.

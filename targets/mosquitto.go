@@ -32,14 +32,17 @@ func NewMosquitto() *Container {
 		Image:      imageFromEnv(MosquittoImageEnv, DefaultMosquittoImage),
 		ImageEnv:   MosquittoImageEnv,
 		Ports:      map[string]ContainerPort{"tcp": {Port: "1883/tcp"}},
-		Files:      []File{{Path: "/mosquitto/config/mosquitto.conf", Content: mosquittoConf}},
+		Files: []File{
+			{Path: "/mosquitto/config/mosquitto.conf", Content: append(append([]byte(nil), mosquittoConf...), "acl_file /mosquitto/config/acl\n"...)},
+			{Path: "/mosquitto/config/acl", Content: []byte(ACLFile)},
+		},
 		// The official image's entrypoint script only fixes ownership of
 		// directories this config does not use; the local image has no shell.
 		Entrypoint: []string{"/usr/sbin/mosquitto"},
 		Cmd:        []string{"-c", "/mosquitto/config/mosquitto.conf"},
 		WaitLog:    " running",
 		Caps: Capabilities{MaxQoS: 2, Retain: true, Wildcards: true, MQTT5: true,
-			EmptyClientID: true, PersistentSessions: true, Restartable: true},
+			EmptyClientID: true, PersistentSessions: true, Restartable: true, ACL: true},
 	}
 }
 

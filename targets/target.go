@@ -60,8 +60,8 @@ type Capabilities struct {
 	EmptyClientID bool
 	// PersistentSessions: the broker keeps CleanSession=0 sessions between connections.
 	PersistentSessions bool
-	// ACL: unauthorised publishes can be configured (the target sets up an ACL
-	// denying publish to topics under "acl/deny/" for every client).
+	// ACL: the target runs the broker with ACLFile, so publishes by user
+	// ACLUser outside mqf/ are unauthorised.
 	ACL bool
 	// Restartable: Restart works (the harness owns the broker process).
 	Restartable bool
@@ -95,6 +95,23 @@ func (c Capabilities) Has(feature string) bool {
 	}
 	return false
 }
+
+// ACLFile is the Mosquitto-format acl_file the ACL-capable targets run with.
+// Anonymous clients may use every topic, '$mqf/...' included (a '$' topic the
+// suite's '$' matching spec uses, which '#' does not cover); a client with
+// user name ACLUser may only use topics under mqf/, so its publishes
+// elsewhere are unauthorised. Restricting one user, rather than a topic for
+// everyone, keeps subscriptions to '#' valid on brokers that refuse filters
+// reaching a denied topic.
+const ACLFile = `# mqttfleet conformance ACL
+topic readwrite #
+topic readwrite $mqf/#
+user ` + ACLUser + `
+topic readwrite mqf/#
+`
+
+// ACLUser is the user name ACLFile restricts.
+const ACLUser = "mqf-acl"
 
 // ByName returns the target a flag or environment variable names:
 // "inprocess", "mosquitto", "emqx", or a broker URL ("tcp://host:port",
