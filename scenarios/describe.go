@@ -123,15 +123,15 @@ func Describe(w io.Writer, sc *Scenario) error {
 			if bt, k := known[s.After]; k {
 				t, ok = bt+s.Delay.D(), true
 			} else {
-				when = fmt.Sprintf("%s after %s", s.Delay, s.After)
+				when = after(s.Delay, s.After)
 			}
 		case s.When != nil:
-			when = fmt.Sprintf("%s after first %s (after %s)", s.Delay, s.When, prevName)
+			when = after(s.Delay, "first "+s.When.String()+" (following "+prevName+")")
 		default:
 			if prevKnown {
 				t, ok = prev+s.Delay.D(), true
 			} else {
-				when = fmt.Sprintf("%s after %s", s.Delay, prevName)
+				when = after(s.Delay, prevName)
 			}
 		}
 		if ok {
@@ -140,13 +140,13 @@ func Describe(w io.Writer, sc *Scenario) error {
 		if ok && s.Do != DoWait {
 			known[s.Name] = t
 		}
-		fmt.Fprintf(&b, "  %-34s %-22s %s   (line %d)\n", when, s.Name, describe(&s), s.line)
+		fmt.Fprintf(&b, "  line %-4d %-24s %-20s %s\n", s.line, when, s.Name, describe(&s))
 		// A step that waits, or one whose time is unknown, makes the rest relative.
 		prev, prevKnown, prevName = t, ok && s.Do != DoWait && !takesTime(s.Do), s.Name
 	}
 	b.WriteString("assertions:\n")
 	for _, a := range sc.Assertions {
-		fmt.Fprintf(&b, "  %-30s %s   (line %d)\n", a.Name, describeAssertion(&a), a.line)
+		fmt.Fprintf(&b, "  line %-4d %s\n            %s\n", a.line, a.Name, describeAssertion(&a))
 		var ts []string
 		for t := range a.PerTarget {
 			ts = append(ts, t)
@@ -166,11 +166,19 @@ func Describe(w io.Writer, sc *Scenario) error {
 			if o.Note != "" {
 				d += " — " + o.Note
 			}
-			fmt.Fprintf(&b, "  %-30s   %s\n", "", d)
+			fmt.Fprintf(&b, "            %s\n", d)
 		}
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// after says "after X", with the delay when there is one.
+func after(d Duration, what string) string {
+	if d == 0 {
+		return "after " + what
+	}
+	return "+" + d.String() + " after " + what
 }
 
 // takesTime reports whether an action lasts long enough that later steps

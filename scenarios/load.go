@@ -69,6 +69,23 @@ func Load(path string, vars map[string]string) (*Scenario, error) {
 	return sc, nil
 }
 
+// typeMismatch is go-yaml's wording for a value of the wrong type.
+var typeMismatch = regexp.MustCompile(`cannot unmarshal (\S+) into Go .* of type (\S+)`)
+
+func friendlyType(t string) string {
+	switch {
+	case strings.HasPrefix(t, "int"), strings.HasPrefix(t, "uint"):
+		return "a whole number"
+	case strings.HasPrefix(t, "float"):
+		return "a number"
+	case t == "bool":
+		return "true or false"
+	case strings.HasPrefix(t, "[]"):
+		return "a list"
+	}
+	return t
+}
+
 // varRef is a ${name} reference.
 var varRef = regexp.MustCompile(`\$\{([^}]*)\}`)
 
@@ -197,10 +214,11 @@ func substitute(data []byte, vars map[string]string) ([]byte, error) {
 type positions struct {
 	byPath map[string][2]int // path -> line, column of its key
 	byPos  map[[2]int]string // line, column of a key or value -> path
+	scalar map[string]string // scalar value text -> path of its first use
 }
 
 func newPositions() *positions {
-	return &positions{byPath: map[string][2]int{}, byPos: map[[2]int]string{}}
+	return &positions{byPath: map[string][2]int{}, byPos: map[[2]int]string{}, scalar: map[string]string{}}
 }
 
 func (ps *positions) walk(n ast.Node, path string) {
@@ -235,6 +253,9 @@ func (ps *positions) walkValue(mv *ast.MappingValueNode, path string) {
 	}
 	if t := mv.Value.GetToken(); t != nil && t.Position != nil {
 		ps.byPos[[2]int{t.Position.Line, t.Position.Column}] = p
+		if _, ok := ps.scalar[t.Value]; !ok {
+			ps.scalar[t.Value] = p
+		}
 	}
 	ps.walk(mv.Value, p)
 }
@@ -298,10 +319,13 @@ func (ps *positions) at(path string) (int, int) {
 func yamlError(err error, pos *positions) error {
 	var ye yaml.Error
 	if !errors.As(err, &ye) || ye.GetToken() == nil || ye.GetToken().Position == nil {
-		return &Error{Msg: err.Error()}
+		return pos.unplaced(err)
 	}
 	tp := ye.GetToken().Position
 	e := &Error{Line: tp.Line, Column: tp.Column, Msg: ye.GetMessage()}
+	if m := typeMismatch.FindStringSubmatch(e.Msg); m != nil {
+		e.Msg = fmt.Sprintf("want %s, got %s %q", friendlyType(m[2]), m[1], ye.GetToken().Value)
+	}
 	if pos != nil {
 		e.Field = pos.byPos[[2]int{tp.Line, tp.Column}]
 	}
@@ -311,6 +335,25 @@ func yamlError(err error, pos *positions) error {
 		if e.Field == "" {
 			e.Field = ye.GetToken().Value
 		}
+	}
+	return e
+}
+
+// unplaced places an error go-yaml reported without a position (one from a
+// value's own decoder, such as a duration without a unit) by the quoted
+// value it names.
+func (ps *positions) unplaced(err error) error {
+	e := &Error{Msg: err.Error()}
+	msg := err.Error()
+	i := strings.Index(msg, `"`)
+	j := strings.Index(msg[i+1:], `"`) + i + 1
+	if ps == nil || i < 0 || j <= i {
+		return e
+	}
+	if p, ok := ps.scalar[msg[i+1:j]]; ok {
+		e.Field = p
+		e.Line, e.Column = ps.at(p)
+		e.Msg = msg[i:]
 	}
 	return e
 }

@@ -111,6 +111,9 @@ func (c *checker) fail(field, format string, args ...any) {
 		return
 	}
 	line, col := c.pos.at(field)
+	if line == 0 && c.pos != nil {
+		line, col = 1, 1 // a missing section: point at the top of the file
+	}
 	c.err = &Error{Field: field, Line: line, Column: col, Msg: fmt.Sprintf(format, args...)}
 }
 

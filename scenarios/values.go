@@ -38,7 +38,7 @@ func (d *Duration) UnmarshalYAML(unmarshal func(any) error) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("%v is not a duration: write a number with a unit, such as 1.5s or 200ms", v)
+	return fmt.Errorf("%q is not a duration: write a number with a unit, such as 1.5s or 200ms", fmt.Sprint(v))
 }
 
 // List is one string or a list of strings.

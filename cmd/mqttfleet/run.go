@@ -1,0 +1,209 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/mqttfleet/mqttfleet/events"
+	"github.com/mqttfleet/mqttfleet/reports"
+	"github.com/mqttfleet/mqttfleet/scenarios"
+	"github.com/mqttfleet/mqttfleet/simulator"
+	"github.com/mqttfleet/mqttfleet/targets"
+)
+
+func init() {
+	register("run", "run scenario files and check their assertions (exit 1 when one fails)", runScenarios)
+}
+
+const runUsage = `usage: mqttfleet run [flags] scenario.yaml...
+
+Runs each scenario against its target (default: the in-process reference
+broker), prints live progress and every assertion's verdict, and writes
+results.json, report.html and junit.xml into the output directory.
+Exit status: 0 when every assertion passed (or was skipped), 1 when one
+failed or a scenario could not run, 2 for bad flags.
+
+flags:`
+
+// setFlags collects repeated -set name=value flags.
+type setFlags map[string]string
+
+func (s setFlags) String() string { return fmt.Sprint(map[string]string(s)) }
+
+func (s setFlags) Set(v string) error {
+	k, val, ok := strings.Cut(v, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("want name=value, got %q", v)
+	}
+	s[k] = val
+	return nil
+}
+
+func runScenarios(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	target := fs.String("target", "", "broker under test: inprocess, mosquitto, emqx or a tcp:// URL (default: the scenario's target)")
+	out := fs.String("out", "", "output directory (default ./results/<scenario>-<timestamp>; one subdirectory per scenario when several run)")
+	dry := fs.Bool("dry-run", false, "validate and print the resolved timeline without running")
+	every := fs.Duration("progress", time.Second, "live progress interval (0: none)")
+	withEvents := fs.Bool("events", false, "also write every event to events.jsonl in the output directory")
+	verbose := fs.Bool("v", false, "log what the fleet, proxy and broker do (to stderr)")
+	vars := setFlags{}
+	fs.Var(vars, "set", "override a scenario variable: -set devices=500 (repeatable)")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), runUsage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return fmt.Errorf("%w: run needs at least one scenario file", errUsage)
+	}
+	var scs []*scenarios.Scenario
+	for _, path := range fs.Args() {
+		sc, err := scenarios.Load(path, vars)
+		if err != nil {
+			return err
+		}
+		scs = append(scs, sc)
+	}
+	if *dry {
+		for _, sc := range scs {
+			if err := scenarios.Describe(os.Stdout, sc); err != nil {
+				return err
+			}
+			fmt.Println()
+		}
+		return nil
+	}
+	if _, _, err := simulator.RaiseOpenFileLimit(); err != nil {
+		fmt.Fprintf(os.Stderr, "warning: raise the open-file limit: %v\n", err)
+	}
+	failed := 0
+	stamp := time.Now().Format("20060102-150405")
+	for _, sc := range scs {
+		dir := *out
+		switch {
+		case dir == "":
+			dir = filepath.Join("results", sc.Name+"-"+stamp)
+		case len(scs) > 1:
+			dir = filepath.Join(dir, sc.Name)
+		}
+		ok, err := runOne(ctx, sc, dir, *target, *every, *withEvents, *verbose)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			failed++
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d scenarios failed", failed, len(scs))
+	}
+	return nil
+}
+
+// runOne runs one scenario and writes its output files; ok is false when
+// an assertion failed or errored.
+func runOne(ctx context.Context, sc *scenarios.Scenario, dir, targetName string, every time.Duration, withEvents, verbose bool) (bool, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return false, fmt.Errorf("create output directory: %w", err)
+	}
+	opts := scenarios.Options{Command: os.Args}
+	if targetName != "" {
+		t, err := targets.ByName(targetName)
+		if err != nil {
+			return false, fmt.Errorf("%w: %v", errUsage, err)
+		}
+		opts.Target = t
+	}
+	if every > 0 {
+		opts.Progress, opts.ProgressEvery = os.Stderr, every
+	}
+	if verbose {
+		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	var jl *events.JSONLines
+	if withEvents {
+		f, err := os.Create(filepath.Join(dir, "events.jsonl"))
+		if err != nil {
+			return false, fmt.Errorf("create events file: %w", err)
+		}
+		defer f.Close()
+		jl = events.NewJSONLines(bufio.NewWriter(f))
+		opts.Events = jl
+	}
+	fmt.Fprintf(os.Stderr, "running %s (%s)\n", sc.Name, sc.File)
+	res, err := scenarios.Run(ctx, sc, opts)
+	if jl != nil {
+		if cerr := jl.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("write events: %w", cerr)
+		}
+	}
+	if err != nil {
+		return false, fmt.Errorf("scenario %s: %w", sc.Name, err)
+	}
+	printVerdicts(os.Stdout, sc, res)
+	paths, err := writeRunOutputs(dir, res)
+	if err != nil {
+		return false, err
+	}
+	for _, p := range paths {
+		fmt.Printf("  wrote %s\n", p)
+	}
+	v := res.Verdict()
+	return v != reports.Fail && v != reports.Error, nil
+}
+
+// printVerdicts prints one line per assertion and the summary.
+func printVerdicts(w io.Writer, sc *scenarios.Scenario, res *reports.Results) {
+	for _, a := range res.Assertions {
+		mark := map[reports.Verdict]string{reports.Pass: "PASS", reports.Fail: "FAIL", reports.Error: "ERROR", reports.Skipped: "SKIP"}[a.Verdict]
+		fmt.Fprintf(w, "  %-5s %s: %s\n", mark, a.Name, a.Message)
+	}
+	fmt.Fprintln(w, scenarios.Summary(sc, res))
+}
+
+// writeRunOutputs writes results.json, report.html and junit.xml.
+func writeRunOutputs(dir string, res *reports.Results) ([]string, error) {
+	resultsPath := filepath.Join(dir, "results.json")
+	if err := res.Write(resultsPath); err != nil {
+		return nil, err
+	}
+	paths := []string{resultsPath}
+	for _, r := range []struct {
+		name   string
+		render func(io.Writer, *reports.Results) error
+	}{{"report.html", reports.HTML}, {"junit.xml", reports.JUnit}} {
+		p := filepath.Join(dir, r.name)
+		f, err := os.Create(p)
+		if err != nil {
+			return paths, fmt.Errorf("write %s: %w", p, err)
+		}
+		err = r.render(f, res)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return paths, fmt.Errorf("write %s: %w", p, err)
+		}
+		paths = append(paths, p)
+	}
+	return paths, nil
+}
