@@ -156,10 +156,26 @@ func (p *pipe) run() {
 		p.readEnd(err)
 		return
 	}
+	wc, err := p.dst.SyscallConn()
+	if err != nil {
+		p.readEnd(err)
+		return
+	}
+	useSplice := true
 	for {
 		if err := waitReadable(rc); err != nil {
 			p.readEnd(err)
 			return
+		}
+		if useSplice && p.state.Load() == nil && p.q == nil {
+			more, err := p.spliceBurst(rc, wc)
+			if err == nil {
+				if !more {
+					return
+				}
+				continue
+			}
+			useSplice = false // copy from now on
 		}
 		if !p.drain() {
 			return

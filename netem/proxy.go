@@ -44,6 +44,8 @@ type Proxy struct {
 	nextFault uint64
 	ordinals  map[string]int    // links opened so far per group
 	pending   map[string]string // source port -> group, for links made by Dial
+
+	pipes chan kpipe // idle splice pipes for reuse
 }
 
 // listener is one accepting socket and the group its links join ("" = by source IP).
@@ -65,6 +67,7 @@ func NewProxy(cfg ProxyConfig) *Proxy {
 		cfg: cfg, log: cfg.Logger.With("component", "netem"), sink: events.Multi(cfg.Events),
 		ctx: ctx, cancel: cancel,
 		links: map[string]*Link{}, ordinals: map[string]int{}, pending: map[string]string{},
+		pipes: make(chan kpipe, pipePoolSize),
 	}
 }
 
@@ -262,5 +265,6 @@ func (p *Proxy) Close() error {
 		l.abort(false, events.CauseShutdown, "proxy closed")
 	}
 	p.wg.Wait()
+	p.closePipes()
 	return err
 }

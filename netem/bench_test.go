@@ -1,0 +1,166 @@
+package netem
+
+import (
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/mqttfleet/mqttfleet/events"
+)
+
+// ackEvery is how many bytes the throughput sink reads before it answers one
+// byte, so the sender can time delivery rather than its own buffering.
+const ackEvery = 4 << 20
+
+// withSink starts a server that reads everything and acks every ackEvery bytes.
+func withSink(b *testing.B) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 64<<10)
+				got := 0
+				for {
+					n, err := c.Read(buf)
+					got += n
+					for got >= ackEvery {
+						got -= ackEvery
+						if _, err := c.Write([]byte{1}); err != nil {
+							return
+						}
+					}
+					if err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	b.Cleanup(func() { ln.Close(); <-done })
+	return ln.Addr().String()
+}
+
+// send writes ackEvery bytes on c and waits for the sink's ack.
+func send(b *testing.B, c net.Conn, block []byte) {
+	for sent := 0; sent < ackEvery; sent += len(block) {
+		if _, err := c.Write(block); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// BenchmarkProxyThroughput moves 4 MiB per iteration over a direct connection
+// and over one through the proxy (no faults), interleaved in the same run, and
+// reports both rates and proxied/direct.
+func BenchmarkProxyThroughput(b *testing.B) {
+	sink := withSink(b)
+	px := withProxy(b, sink, events.NewRecorder())
+	direct, err := net.Dial("tcp", sink)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer direct.Close()
+	proxied, err := net.Dial("tcp", px.Addr())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer proxied.Close()
+	block := make([]byte, 32<<10)
+	send(b, direct, block) // warm up both paths
+	send(b, proxied, block)
+	var td, tp time.Duration
+	b.SetBytes(2 * ackEvery)
+	b.ResetTimer()
+	for range b.N {
+		t0 := time.Now()
+		send(b, direct, block)
+		t1 := time.Now()
+		send(b, proxied, block)
+		td += t1.Sub(t0)
+		tp += time.Since(t1)
+	}
+	b.StopTimer()
+	mb := float64(b.N) * ackEvery / (1 << 20)
+	b.ReportMetric(mb/td.Seconds(), "direct-MiB/s")
+	b.ReportMetric(mb/tp.Seconds(), "proxied-MiB/s")
+	b.ReportMetric(td.Seconds()/tp.Seconds(), "proxied/direct")
+}
+
+// withEcho starts a server that echoes every connection.
+func withEcho(b *testing.B) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	b.Cleanup(func() { ln.Close(); <-done })
+	return ln.Addr().String()
+}
+
+// BenchmarkProxyLatency ping-pongs 64-byte messages over a direct connection
+// and through the proxy, interleaved, and reports the p50 of each and the p50
+// the proxy adds (two hops through it per round trip).
+func BenchmarkProxyLatency(b *testing.B) {
+	echo := withEcho(b)
+	px := withProxy(b, echo, events.NewRecorder())
+	conns := make([]net.Conn, 2)
+	for i, addr := range []string{echo, px.Addr()} {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		conns[i] = c
+	}
+	msg, got := make([]byte, 64), make([]byte, 64)
+	rtt := func(c net.Conn) time.Duration {
+		t0 := time.Now()
+		if _, err := c.Write(msg); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, got); err != nil {
+			b.Fatal(err)
+		}
+		return time.Since(t0)
+	}
+	for range 100 { // warm up
+		rtt(conns[0])
+		rtt(conns[1])
+	}
+	direct := make([]time.Duration, 0, b.N)
+	proxied := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for range b.N {
+		direct = append(direct, rtt(conns[0]))
+		proxied = append(proxied, rtt(conns[1]))
+	}
+	b.StopTimer()
+	d, p := p50(direct), p50(proxied)
+	b.ReportMetric(float64(d.Microseconds()), "direct-p50-µs")
+	b.ReportMetric(float64(p.Microseconds()), "proxied-p50-µs")
+	b.ReportMetric(float64((p - d).Microseconds()), "added-p50-µs")
+}
