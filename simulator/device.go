@@ -1,6 +1,7 @@
 package simulator
 
 import (
+	"context"
 	"errors"
 	"math/rand/v2"
 	"net"
@@ -450,6 +451,15 @@ func (d *device) params(h *handler) *ConnectParams {
 		ClientID: d.clientID, Username: d.g.user.Render(v), Password: d.g.pass.Render(v),
 		Clean: g.IsClean(), KeepAlive: g.KeepAliveOrDefault(), Protocol: g.Protocol,
 		Reconnect: g.Reconnect, Handler: h,
+	}
+	if n := g.Netem; n != nil {
+		switch {
+		case n.Proxy != "":
+			p.Addr = n.Proxy
+		case d.f.cfg.Netem != nil:
+			px, group := d.f.cfg.Netem, n.Group
+			p.Dial = func(ctx context.Context) (net.Conn, error) { return px.Dial(ctx, group) }
+		}
 	}
 	if g.Will != nil {
 		p.Will = &profile.Will{Topic: d.g.willTopic.Render(v), Payload: d.g.willBody.Render(v), QoS: g.Will.QoS, Retain: g.Will.Retain}

@@ -67,6 +67,9 @@ type ConnectParams struct {
 	KeepAlive time.Duration
 	Protocol  int
 	Will      *profile.Will // rendered
+	// Dial, when set, opens the transport instead of dialing Addr (a netem
+	// proxy placing the device behind faults). TCP only.
+	Dial func(ctx context.Context) (net.Conn, error)
 	// Reconnect is handed to drivers that reconnect by themselves (paho).
 	Reconnect profile.Reconnect
 	Handler   Handler
@@ -83,6 +86,15 @@ func (e *ConnackError) Error() string { return e.Err.Error() }
 
 // Unwrap returns the library's error.
 func (e *ConnackError) Unwrap() error { return e.Err }
+
+// dialTCP opens the TCP connection: through Dial when set, else from the
+// source address to host.
+func (p *ConnectParams) dialTCP(ctx context.Context, host string) (net.Conn, error) {
+	if p.Dial != nil {
+		return p.Dial(ctx)
+	}
+	return p.dialer().DialContext(ctx, "tcp", host)
+}
 
 // dialer returns a net.Dialer bound to the params' source address.
 func (p *ConnectParams) dialer() *net.Dialer {

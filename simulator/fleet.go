@@ -14,6 +14,7 @@ import (
 
 	"github.com/mqttfleet/mqttfleet/broker/topictree"
 	"github.com/mqttfleet/mqttfleet/events"
+	"github.com/mqttfleet/mqttfleet/netem"
 	"github.com/mqttfleet/mqttfleet/reports"
 	"github.com/mqttfleet/mqttfleet/simulator/payload"
 	"github.com/mqttfleet/mqttfleet/simulator/profile"
@@ -58,6 +59,10 @@ type Config struct {
 	Tamper func(device int, seq uint64) Action
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// Netem is an in-process fault proxy (netem.NewProxy with Upstream set
+	// to the broker, started). Groups with a netem: placement and no proxy
+	// address dial through it, as netem group netem.group.
+	Netem *netem.Proxy
 	// StartAt is the run's time zero when in the future: shards started as
 	// separate processes share it, so their ramp-ups interleave as one.
 	StartAt time.Time
@@ -195,6 +200,9 @@ func (f *Fleet) compile() error {
 			rt.subs = append(rt.subs, c("subscriptions.filter", s.Filter))
 		}
 		rt.autoReconnect = f.driver.Name() == "paho" && g.Reconnect.Policy != profile.ReconnectNone
+		if n := g.Netem; n != nil && n.Proxy == "" && f.cfg.Netem == nil {
+			return fmt.Errorf("simulator: group %s is placed behind netem but neither netem.proxy nor an in-process proxy (Config.Netem) is given", g.Name)
+		}
 		if err != nil {
 			return err
 		}

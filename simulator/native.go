@@ -101,7 +101,7 @@ func dialConn(ctx context.Context, p *ConnectParams) (net.Conn, error) {
 	}
 	switch kind {
 	case "", profile.TransportTCP, "mqtt":
-		conn, err := p.dialer().DialContext(ctx, "tcp", host)
+		conn, err := p.dialTCP(ctx, host)
 		if err != nil {
 			return nil, fmt.Errorf("dial %s: %w", host, err)
 		}

@@ -112,7 +112,7 @@ func (d Paho) Connect(ctx context.Context, p *ConnectParams) (Conn, error) {
 		o.SetCustomOpenConnectionFn(func(u *url.URL, _ mqtt.ClientOptions) (net.Conn, error) {
 			ctx, cancel := context.WithTimeout(context.Background(), timeout)
 			defer cancel()
-			c, err := p.dialer().DialContext(ctx, "tcp", u.Host)
+			c, err := p.dialTCP(ctx, u.Host)
 			if err != nil {
 				return nil, err
 			}

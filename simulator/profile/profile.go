@@ -209,12 +209,19 @@ type Transport struct {
 	ServerName string `yaml:"server_name"`
 }
 
-// Netem places a group behind a fault proxy.
+// Netem places a group behind a fault proxy. With neither Proxy nor
+// Namespace, the group's devices go through the in-process proxy the
+// fleet was given (simulator.Config.Netem), as netem group Group.
 type Netem struct {
-	// Proxy is the address of a running netem proxy to dial instead of the broker.
+	// Proxy is the address of a running netem proxy (mqttfleet netem) to
+	// dial instead of the broker.
 	Proxy string `yaml:"proxy"`
-	// Namespace is a network namespace the devices' sockets are made in
-	// (kernel backend; needs root).
+	// Group names the devices' links in the in-process proxy (default: the
+	// device group's name), so faults can address them with ByGroup.
+	Group string `yaml:"group"`
+	// Namespace is a network namespace for the kernel backend. The
+	// simulator does not enter namespaces itself: run it inside one
+	// (ip netns exec NAME mqttfleet simulate ...); a profile naming one is refused.
 	Namespace string `yaml:"namespace"`
 }
 

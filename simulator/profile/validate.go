@@ -149,9 +149,17 @@ func (g *Group) validate(c *checker, f string) {
 			c.fail(fmt.Sprintf("%s.source_addresses[%d]", f, j), "%q is not an IP address", a)
 		}
 	}
-	if n := g.Netem; n != nil && n.Proxy != "" {
-		if _, _, err := net.SplitHostPort(n.Proxy); err != nil {
-			c.fail(f+".netem.proxy", "proxy must be host:port: %v", err)
+	if n := g.Netem; n != nil {
+		if n.Proxy != "" {
+			if _, _, err := net.SplitHostPort(n.Proxy); err != nil {
+				c.fail(f+".netem.proxy", "proxy must be host:port: %v", err)
+			}
+		}
+		if n.Namespace != "" {
+			c.fail(f+".netem.namespace", "the simulator does not enter network namespaces: run it inside %q with ip netns exec", n.Namespace)
+		}
+		if n.Group == "" {
+			n.Group = g.Name
 		}
 	}
 }

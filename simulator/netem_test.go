@@ -1,0 +1,60 @@
+package simulator
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/mqttfleet/mqttfleet/events"
+	"github.com/mqttfleet/mqttfleet/netem"
+	"github.com/mqttfleet/mqttfleet/reports"
+	"github.com/mqttfleet/mqttfleet/simulator/profile"
+)
+
+// TestBehindNetemReset puts a fleet behind the in-process fault proxy,
+// resets every link once all devices are up, and checks the fleet counts
+// the dropped links and reconnects — and no false loss (messages sent in
+// the last grace period before a link died are not expected).
+func TestBehindNetemReset(t *testing.T) {
+	addr := startReference(t)
+	_, host, _ := splitAddr(addr)
+	px := netem.NewProxy(netem.ProxyConfig{Listen: "127.0.0.1:0", Upstream: host})
+	if err := px.Start(); err != nil {
+		t.Fatalf("start proxy: %v", err)
+	}
+	t.Cleanup(func() { _ = px.Close() })
+	const devices = 10
+	p := echoProfile(devices, 0, 1, 100*time.Millisecond)
+	p.Duration = 4 * time.Second
+	p.Groups[0].Netem = &profile.Netem{Group: "edge"}
+	p.Groups[0].Reconnect = profile.Reconnect{Policy: profile.ReconnectFixed, Delay: 200 * time.Millisecond}
+	rec := events.NewRecorder()
+	f, err := New(Config{Profile: p, Broker: addr, Netem: px, Events: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	done := make(chan *reports.Results, 1)
+	go func() {
+		res, _ := f.Run(ctx)
+		done <- res
+	}()
+	if _, err := rec.WaitN(ctx, events.Is(events.Subscribed), devices); err != nil {
+		t.Fatalf("fleet did not come up: %v", err)
+	}
+	if _, err := px.Apply(netem.ByGroup("edge"), netem.Fault{Kind: netem.Reset}); err != nil {
+		t.Fatalf("apply reset: %v", err)
+	}
+	res := <-done
+	c := res.Counters
+	if c["reconnects"] < devices || res.Disconnects[string(events.CauseIOError)] < devices {
+		t.Fatalf("reconnects %d, io disconnects %d: want at least %d each", c["reconnects"], res.Disconnects[string(events.CauseIOError)], devices)
+	}
+	if c["lost"] != 0 {
+		t.Fatalf("lost %d after a reset: the grace rule should exclude messages in flight", c["lost"])
+	}
+	if c["expected"] == 0 || c["received_distinct"] < c["expected"] {
+		t.Fatalf("expected %d received %d", c["expected"], c["received_distinct"])
+	}
+}
