@@ -104,55 +104,55 @@ func (c *conn) violation(statement, detail string) {
 	c.shutdown(events.CauseViolation, statement, detail)
 }
 
-// The reader side of a connection is a relay of goroutines, one alive at a
-// time. A goroutine's stack never shrinks back to the 2 KB minimum once it
-// has grown (the runtime shrinks only when under a quarter is used), and
-// handling packets grows it; so the goroutine that blocks on an idle socket
-// is always a fresh one, and a connection that is idle costs 2 KB of stack:
-//
-//	run (handshake) -> idle (blocks in a 1-byte read) -> burst (handles every
-//	buffered packet) -> idle (a new goroutine) -> burst -> ...
-//
-// Whichever goroutine sees the end runs finish.
+// The reader side of a connection is one goroutine at a time: run does the
+// handshake and then loops (wait for a packet, handle every buffered one).
+// A plain TCP connection silent for parkAfter is parked in the poller and
+// its goroutine exits, so an idle connection holds no goroutine and no
+// buffer; the poller starts a new one (resume) when the socket is readable,
+// the keepalive deadline passes or the connection is shut down. Whichever
+// goroutine sees the end runs finish.
 
-// run is the connection's first goroutine: the handshake.
+// run is the connection's first goroutine: the handshake, then the loop.
 func (c *conn) run() {
 	defer c.b.wg.Done()
 	if !c.handshake() {
 		c.finish()
 		return
 	}
-	if c.keepalive == 0 {
-		_ = c.rd.nc.SetReadDeadline(time.Time{})
-	}
-	c.relay()
+	c.loop()
 }
 
-// relay hands the connection to a fresh idle goroutine. The caller is
-// counted in b.wg, so the counter is not zero here.
-func (c *conn) relay() {
-	c.b.wg.Add(1)
-	go c.idle()
-}
-
-// idle waits, holding no read buffer and a minimal stack, for the next
-// packet's first byte.
-func (c *conn) idle() {
+// resume continues a parked connection in a new goroutine.
+func (c *conn) resume() {
 	defer c.b.wg.Done()
-	ka := c.armKeepalive()
+	c.loop()
+}
+
+// loop waits for packets and handles them until the connection ends or is
+// parked.
+func (c *conn) loop() {
 	parkable := c.pfd != 0
-	if parkable && (ka == 0 || ka-c.b.since() > parkAfter) {
-		// Wake up after parkAfter of silence to park in the poller.
-		_ = c.rd.nc.SetReadDeadline(time.Now().Add(parkAfter))
-	}
-	if err := c.rd.wait(); err != nil {
-		if parkable && isTimeout(err) && (ka == 0 || c.b.since() < ka) && c.b.poller.park(c, ka) {
-			return // the poller owns the connection until it wakes it
+	for {
+		ka := c.armKeepalive()
+		if parkable && (ka == 0 || ka-c.b.since() > parkAfter) {
+			// Wake up after parkAfter of silence to park in the poller.
+			_ = c.rd.nc.SetReadDeadline(time.Now().Add(parkAfter))
 		}
-		c.end(err)
-		return
+		if err := c.rd.wait(); err != nil {
+			if parkable && isTimeout(err) && (ka == 0 || c.b.since() < ka) && c.b.poller.park(c, ka) {
+				return // the poller owns the connection until it wakes it
+			}
+			if c.readFailed(err) {
+				c.lastRead = c.b.since()
+				continue
+			}
+			c.finish()
+			return
+		}
+		if !c.burst() {
+			return
+		}
 	}
-	c.burst()
 }
 
 // armKeepalive sets the read deadline to 1.5x the keepalive after the last
@@ -168,40 +168,36 @@ func (c *conn) armKeepalive() time.Duration {
 	return d
 }
 
-// end handles a read error: the connection ends unless readFailed says
-// reading goes on, in which case the relay continues.
+// burst reads and handles packets while bytes are buffered. It reports
+// false when the connection ended (finish has run).
 //
 //go:noinline
-func (c *conn) end(err error) {
-	if c.readFailed(err) {
-		c.lastRead = c.b.since()
-		c.relay()
-		return
-	}
-	c.finish()
-}
-
-// burst reads and handles packets while bytes are buffered, then relays.
-//
-//go:noinline
-func (c *conn) burst() {
+func (c *conn) burst() bool {
 	opt := packet.Options{Version: c.version, MaxPacketSize: c.b.cfg.MaxPacketSize}
 	for {
 		p, err := packet.ReadPacket(&c.rd, opt)
 		if err != nil {
-			c.end(err)
-			return
+			if c.readFailed(err) {
+				c.lastRead = c.b.since()
+				if !c.rd.buffered() {
+					c.rd.release()
+					return true
+				}
+				c.rd.startPacket()
+				continue
+			}
+			c.finish()
+			return false
 		}
 		c.lastRead = c.b.since()
 		if !c.handle(p) {
 			c.finish()
-			return
+			return false
 		}
 		c.waitRoom()
 		if !c.rd.buffered() {
 			c.rd.release()
-			c.relay()
-			return
+			return true
 		}
 		c.armKeepalive()
 		c.rd.startPacket()

@@ -14,12 +14,12 @@ import (
 // poller parks idle plain-TCP connections in an epoll set of its own, so an
 // idle connection holds no goroutine at all (a goroutine costs at least a
 // 2 KB stack and its 480-byte descriptor). A connection that has been silent
-// for parkAfter is parked by its idle goroutine, which then exits; when the
-// socket becomes readable, when its keepalive deadline passes or when it is
-// shut down, the poller starts a fresh idle goroutine for it.
+// for parkAfter is parked by its reading goroutine, which then exits; when
+// the socket becomes readable, when its keepalive deadline passes or when it
+// is shut down, the poller starts a new goroutine for it.
 //
-//	idle goroutine --silent parkAfter--> park (epoll, one-shot) --readable /
-//	deadline / shutdown--> wake: new idle goroutine --> burst ...
+//	conn.loop --silent parkAfter--> park (epoll, one-shot) --readable /
+//	deadline / shutdown--> wake: conn.resume in a new goroutine --> loop ...
 //
 // The socket stays registered with Go's own poller too; both are allowed to
 // watch one file descriptor, and the Go side is only used while a goroutine
@@ -125,11 +125,11 @@ func (p *poller) unpark(c *conn) {
 	}
 }
 
-// wake starts a fresh idle goroutine for c. The caller is a counted
-// goroutine or Close before its Wait, so the Add is safe.
+// wake starts a new goroutine for c. The caller is a counted goroutine or
+// Close before its Wait, so the Add is safe.
 func (p *poller) wake(c *conn) {
 	p.b.wg.Add(1)
-	go c.idle()
+	go c.resume()
 }
 
 // run waits for parked sockets to become readable and for keepalive
