@@ -75,9 +75,12 @@ func (cr *clientRun) connect(ctx context.Context) error {
 	opts := client.Options{
 		ClientID: cfg.ClientID, ProtocolLevel: byte(cfg.Protocol), CleanSession: cfg.Clean == nil || *cfg.Clean,
 		KeepAlive: 30 * time.Second,
-		// Received messages are recorded by onMessage, with their payload.
+		// Messages are recorded by onMessage (with their payload) and by
+		// publish (with their sequence number) instead.
 		Events: events.SinkFunc(func(e events.Event) {
-			if e.Kind != events.PublishReceived {
+			switch e.Kind {
+			case events.PublishReceived, events.PublishSent, events.PublishAcked:
+			default:
 				cr.emit(e)
 			}
 		}),

@@ -44,15 +44,7 @@ func Describe(w io.Writer, sc *Scenario) error {
 		}
 		fmt.Fprintf(&b, "vars: %s\n", strings.Join(parts, " "))
 	}
-	upByStep := map[string]bool{}
-	for _, s := range sc.Steps {
-		if s.Do == DoUp {
-			upByStep["g:"+s.Group] = true
-		}
-		if s.Do == DoConnect {
-			upByStep["c:"+s.Client] = true
-		}
-	}
+	upByStep := sc.startedByStep()
 	if len(sc.Groups) > 0 {
 		b.WriteString("groups:\n")
 	}
@@ -252,4 +244,27 @@ func describeAssertion(a *Assertion) string {
 		s += ", during " + describeWindow(a.During)
 	}
 	return s
+}
+
+// startedByStep returns the groups ("g:name") and clients ("c:name") whose
+// first step brings them up: everything else is up when the timeline starts.
+func (sc *Scenario) startedByStep() map[string]bool {
+	first := map[string]string{}
+	for _, s := range sc.Steps {
+		switch {
+		case s.Group != "" && (s.Do == DoUp || s.Do == DoDown):
+			if _, ok := first["g:"+s.Group]; !ok {
+				first["g:"+s.Group] = s.Do
+			}
+		case s.Client != "":
+			if _, ok := first["c:"+s.Client]; !ok {
+				first["c:"+s.Client] = s.Do
+			}
+		}
+	}
+	out := map[string]bool{}
+	for k, do := range first {
+		out[k] = do == DoUp || do == DoConnect
+	}
+	return out
 }

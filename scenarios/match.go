@@ -59,6 +59,9 @@ func (m *Matcher) match() events.Match {
 		if m.Code != nil && e.Code != *m.Code {
 			return false
 		}
+		if m.SessionPresent != nil && e.SessionPresent != *m.SessionPresent {
+			return false
+		}
 		if m.Statement != "" && e.Statement != m.Statement {
 			return false
 		}

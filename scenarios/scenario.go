@@ -119,6 +119,7 @@ type Step struct {
 	// Fault parameters.
 	Direction  string   `yaml:"direction"`
 	For        Duration `yaml:"for"`
+	Every      Duration `yaml:"every"`
 	Latency    Duration `yaml:"latency"`
 	Jitter     Duration `yaml:"jitter"`
 	Rate       int64    `yaml:"rate"`
@@ -148,19 +149,21 @@ type Step struct {
 // Matcher selects events. Every field set must match; a topic with + or #
 // is matched as an MQTT filter, a client with * as a glob.
 type Matcher struct {
-	Kind      List    `yaml:"kind"`
-	Source    string  `yaml:"source"`
-	Client    string  `yaml:"client"`
-	Group     string  `yaml:"group"`
-	Topic     string  `yaml:"topic"`
-	Cause     List    `yaml:"cause"`
-	QoS       *int    `yaml:"qos"`
-	Retain    *bool   `yaml:"retain"`
-	Dup       *bool   `yaml:"dup"`
-	Payload   *string `yaml:"payload"`
-	Code      *int    `yaml:"code"`
-	Statement string  `yaml:"statement"`
-	Fault     string  `yaml:"fault"`
+	Kind    List    `yaml:"kind"`
+	Source  string  `yaml:"source"`
+	Client  string  `yaml:"client"`
+	Group   string  `yaml:"group"`
+	Topic   string  `yaml:"topic"`
+	Cause   List    `yaml:"cause"`
+	QoS     *int    `yaml:"qos"`
+	Retain  *bool   `yaml:"retain"`
+	Dup     *bool   `yaml:"dup"`
+	Payload *string `yaml:"payload"`
+	Code    *int    `yaml:"code"`
+	// SessionPresent matches CONNACKs by their session present flag.
+	SessionPresent *bool  `yaml:"session_present"`
+	Statement      string `yaml:"statement"`
+	Fault          string `yaml:"fault"`
 }
 
 // Window is a span of the run: From..To after the moment a step started

@@ -42,15 +42,7 @@ func (r *runner) timeline(ctx context.Context) error {
 		<-progressDone
 	}()
 
-	byStep := map[string]bool{}
-	for _, s := range r.sc.Steps {
-		if s.Do == DoUp {
-			byStep["g:"+s.Group] = true
-		}
-		if s.Do == DoConnect {
-			byStep["c:"+s.Client] = true
-		}
-	}
+	byStep := r.sc.startedByStep()
 	for _, cl := range r.sc.Clients {
 		if !byStep["c:"+cl.Name] {
 			if err := r.clients[cl.Name].connect(ctx); err != nil {
@@ -273,6 +265,14 @@ func (r *runner) fault(s *Step) error {
 		f.Kind = netem.Reset
 	case DoClose:
 		f.Kind = netem.Close
+	}
+	if s.Every > 0 {
+		// Repeated: act at every period until for: ends or a restore. A
+		// reset or close acts on the links present when it activates; a
+		// short activation keeps it off links that reconnect in between.
+		f.Every, f.Duration = s.Every.D(), time.Millisecond
+	}
+	switch s.Do {
 	case DoDelay:
 		f.Kind, f.Latency, f.Jitter = netem.Latency, s.Latency.D(), s.Jitter.D()
 	case DoBandwidth:
@@ -289,7 +289,7 @@ func (r *runner) fault(s *Step) error {
 		}
 		ids = append(ids, id)
 	}
-	if s.Do == DoReset || s.Do == DoClose {
+	if (s.Do == DoReset || s.Do == DoClose) && s.Every == 0 {
 		return nil // one-shot: nothing stays applied
 	}
 	r.mu.Lock()
@@ -394,6 +394,9 @@ func describe(s *Step) string {
 		}
 		if s.Share > 0 {
 			d += fmt.Sprintf(" share=%g", s.Share)
+		}
+		if s.Every > 0 {
+			d += " every " + s.Every.String()
 		}
 		if s.For > 0 {
 			d += " for " + s.For.String()

@@ -56,8 +56,8 @@ var actionFields = map[string][]string{
 	DoDown:      {"group"},
 	DoBlackhole: append([]string{"for"}, faultFields...),
 	DoStall:     append([]string{"for"}, faultFields...),
-	DoReset:     faultFields,
-	DoClose:     faultFields,
+	DoReset:     append([]string{"every", "for"}, faultFields...),
+	DoClose:     append([]string{"every", "for"}, faultFields...),
 	DoDelay:     append([]string{"for", "latency", "jitter"}, faultFields...),
 	DoBandwidth: append([]string{"for", "rate"}, faultFields...),
 	DoSlice:     append([]string{"for", "chunk_size", "chunk_delay"}, faultFields...),
@@ -455,6 +455,9 @@ func (sc *Scenario) validateAction(c *checker, s *Step, f string) {
 		}
 		if s.For < 0 {
 			c.fail(f+".for", "must not be negative")
+		}
+		if s.Every < 0 || (s.Every > 0 && s.Every.D() <= 10*time.Millisecond) {
+			c.fail(f+".every", "must be more than 10ms")
 		}
 		switch s.Do {
 		case DoDelay:

@@ -197,6 +197,9 @@ func (m *Matcher) String() string {
 	if m.Code != nil {
 		add("code", fmt.Sprint(*m.Code))
 	}
+	if m.SessionPresent != nil {
+		add("session_present", fmt.Sprint(*m.SessionPresent))
+	}
 	add("statement", m.Statement)
 	add("fault", m.Fault)
 	return "{" + strings.Join(parts, " ") + "}"
