@@ -47,6 +47,7 @@ type Cell struct {
 // Row is one statement with its verdict per target.
 type Row struct {
 	Statement
+	Areas []string        `json:"areas,omitempty"` // areas of the specs citing it
 	Cells map[string]Cell `json:"targets"`
 }
 
@@ -113,7 +114,7 @@ func BuildMatrix(r types.Report) *Matrix {
 	}
 	m.Coverage.Verified = map[string]int{}
 	for _, st := range Statements() {
-		row := Row{Statement: st, Cells: map[string]Cell{}}
+		row := Row{Statement: st, Cells: map[string]Cell{}, Areas: areasCiting(st.ID)}
 		if st.ServerSide() {
 			m.Coverage.ServerSide++
 			if len(cited[st.ID]) > 0 || citedAnywhere(st.ID) {
@@ -130,6 +131,22 @@ func BuildMatrix(r types.Report) *Matrix {
 		m.Rows = append(m.Rows, row)
 	}
 	return m
+}
+
+// areasCiting returns the areas of the registered specs citing a statement.
+func areasCiting(id string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, d := range registry {
+		for _, s := range d.Statements {
+			if s == id && !seen[d.Area] {
+				seen[d.Area] = true
+				out = append(out, d.Area)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // citedAnywhere reports whether a registered spec cites the statement, so

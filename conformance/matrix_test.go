@@ -138,7 +138,7 @@ func TestRenderings(t *testing.T) {
 	if regexp.MustCompile(`(?i)https?://|\bsrc=|<link`).MatchString(h) {
 		t.Error("HTML refers to something outside the page")
 	}
-	for _, want := range []string{"<style>", "<script>", `id="fs"`, `data-st="pass`, "MQTT-3.1.4-4"} {
+	for _, want := range []string{"<style>", "<script>", `id="fs"`, `id="fa"`, `data-area="connect"`, `data-st="pass`, "MQTT-3.1.4-4"} {
 		if !strings.Contains(h, want) {
 			t.Errorf("HTML lacks %q", want)
 		}

@@ -92,14 +92,14 @@ func firstLine(s string) string {
 }
 
 // WriteHTML writes a self-contained page: inline CSS, a small inline script
-// for the status and section filters, no external URL.
+// for the status, area and section filters, no external URL.
 func (m *Matrix) WriteHTML(w io.Writer) error {
 	type cell struct {
 		Status, Label, Title string
 	}
 	type row struct {
 		ID, Section, Summary, Role string
-		Statuses                   string
+		Statuses, Areas            string
 		Cells                      []cell
 	}
 	var rows []row
@@ -114,7 +114,7 @@ func (m *Matrix) WriteHTML(w io.Writer) error {
 			seenSec[top] = true
 			sections = append(sections, top)
 		}
-		hr := row{ID: r.ID, Section: top, Summary: r.Summary, Role: r.Role}
+		hr := row{ID: r.ID, Section: top, Summary: r.Summary, Role: r.Role, Areas: strings.Join(r.Areas, " ")}
 		var sts []string
 		for _, t := range m.Targets {
 			c := r.Cells[t]
@@ -134,7 +134,7 @@ func (m *Matrix) WriteHTML(w io.Writer) error {
 			specs = append(specs, s)
 		}
 	}
-	data := map[string]any{"M": m, "Rows": rows, "Sections": sections, "Coverage": m.CoverageLine(), "Specs": specs,
+	data := map[string]any{"M": m, "Rows": rows, "Sections": sections, "Areas": Areas(), "Coverage": m.CoverageLine(), "Specs": specs,
 		"Statuses": []Status{StatusPass, StatusFail, StatusDeviation, StatusNotReproduced, StatusSkipped, StatusNotCovered}}
 	if err := htmlPage.Execute(w, data); err != nil {
 		return fmt.Errorf("write matrix HTML: %w", err)
@@ -159,11 +159,12 @@ pre{white-space:pre-wrap;max-width:80em;font-size:12px;background:#fafafa;paddin
 <p class="sum">{{.Coverage}}. Generated {{.M.Generated.Format "2006-01-02 15:04:05 UTC"}}. Hover a cell for the reason and the specs citing the statement.</p>
 <div class="filters">
 Status: <select id="fs"><option value="">any</option>{{range .Statuses}}<option>{{.}}</option>{{end}}</select>
+Area: <select id="fa"><option value="">any</option>{{range .Areas}}<option>{{.}}</option>{{end}}</select>
 Section: <select id="fx"><option value="">any</option>{{range .Sections}}<option>{{.}}</option>{{end}}</select>
 <label><input type="text" id="fq" placeholder="search statement or summary"></label>
 </div>
-<table id="m"><thead><tr><th>statement</th><th>role</th><th>summary</th>{{range .M.Targets}}<th>{{.}}</th>{{end}}</tr></thead><tbody>
-{{range .Rows}}<tr data-sec="{{.Section}}" data-st="{{.Statuses}}"><td>{{.ID}}</td><td>{{.Role}}</td><td>{{.Summary}}</td>{{range .Cells}}<td class="s {{.Status}}" title="{{.Title}}">{{.Label}}</td>{{end}}</tr>
+<table id="m"><thead><tr><th>statement</th><th>role</th><th>area</th><th>summary</th>{{range .M.Targets}}<th>{{.}}</th>{{end}}</tr></thead><tbody>
+{{range .Rows}}<tr data-sec="{{.Section}}" data-st="{{.Statuses}}" data-area="{{.Areas}}"><td>{{.ID}}</td><td>{{.Role}}</td><td>{{.Areas}}</td><td>{{.Summary}}</td>{{range .Cells}}<td class="s {{.Status}}" title="{{.Title}}">{{.Label}}</td>{{end}}</tr>
 {{end}}</tbody></table>
 <h2>Specs not passed</h2>
 <table><thead><tr><th>target</th><th>status</th><th>spec</th><th>statements</th><th>reason</th></tr></thead><tbody>
@@ -171,15 +172,16 @@ Section: <select id="fx"><option value="">any</option>{{range .Sections}}<option
 {{end}}</tbody></table>
 <script>
 (function(){
-  var fs=document.getElementById('fs'),fx=document.getElementById('fx'),fq=document.getElementById('fq');
+  var fs=document.getElementById('fs'),fa=document.getElementById('fa'),fx=document.getElementById('fx'),fq=document.getElementById('fq');
+  function has(list,v){return (' '+list+' ').indexOf(' '+v+' ')>=0;}
   function apply(){
-    var s=fs.value,x=fx.value,q=fq.value.toLowerCase();
+    var s=fs.value,a=fa.value,x=fx.value,q=fq.value.toLowerCase();
     document.querySelectorAll('#m tbody tr').forEach(function(tr){
-      var ok=(!s||(' '+tr.dataset.st+' ').indexOf(' '+s+' ')>=0)&&(!x||tr.dataset.sec===x)&&(!q||tr.textContent.toLowerCase().indexOf(q)>=0);
+      var ok=(!s||has(tr.dataset.st,s))&&(!a||has(tr.dataset.area,a))&&(!x||tr.dataset.sec===x)&&(!q||tr.textContent.toLowerCase().indexOf(q)>=0);
       tr.style.display=ok?'':'none';
     });
   }
-  fs.onchange=apply;fx.onchange=apply;fq.oninput=apply;
+  fs.onchange=apply;fa.onchange=apply;fx.onchange=apply;fq.oninput=apply;
 })();
 </script>
 </body></html>

@@ -46,6 +46,11 @@ func ReportTo(outs Outputs) {
 		m := BuildMatrix(r)
 		lastMatrix = m
 		fmt.Fprintln(os.Stdout, m.CoverageLine())
+		for _, sr := range m.Specs {
+			if sr.Status == StatusNotReproduced {
+				fmt.Fprintf(os.Stdout, "conformance: declared deviation did not reproduce on %s: %s (%s)\n", sr.Target, sr.Text, firstLine(sr.Reason))
+			}
+		}
 		if err := writeOutputs(r, m, outs); err != nil {
 			fmt.Fprintln(os.Stderr, "conformance:", err)
 		}
