@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,7 +42,12 @@ func BenchmarkBrokers(b *testing.B) {
 		{"fanin_qos0", "msg/s", func(b *testing.B, p *brokerProc) float64 { return fanIn(b, p.addr, 10, d) }},
 		{"fanout_qos0", "msg/s", func(b *testing.B, p *brokerProc) float64 { return fanOut(b, p.addr, 100, d) }},
 		{"p2p_qos1", "msg/s", func(b *testing.B, p *brokerProc) float64 { return pointToPoint(b, p.addr, 64, d) }},
-		{"connect_rate", "conn/s", func(b *testing.B, p *brokerProc) float64 { return connectRate(b, p.addr, 10, 5000, d) }},
+		{"connect_rate", "conn/s", func(b *testing.B, p *brokerProc) float64 {
+			// Connects are short and the machine is shared: the median of three rounds.
+			r := []float64{connectRate(b, p.addr, 10, 5000, d), connectRate(b, p.addr, 10, 5000, d), connectRate(b, p.addr, 10, 5000, d)}
+			slices.Sort(r)
+			return r[1]
+		}},
 		{"idle_conn_mem", "B/conn", func(b *testing.B, p *brokerProc) float64 { return idleMemory(b, p, 10000) }},
 	}
 	results := map[string]map[string]float64{}

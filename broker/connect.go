@@ -93,6 +93,7 @@ func (c *conn) refuse(code byte, statement, detail string) {
 	_ = c.rd.nc.SetWriteDeadline(time.Now().Add(time.Second))
 	_ = packet.Encode(c.rd.nc, &packet.Connack{ReturnCode: code}, packet.V311)
 	c.b.emit(events.Event{Kind: events.ConnAck, ClientID: c.clientID, Remote: c.remote, Code: int(code), Statement: statement, Detail: detail})
+	c.b.log.Debug("connection refused", "client", c.clientID, "remote", c.remote, "code", code, "statement", statement, "detail", detail)
 	c.shutdown(events.CauseRefused, statement, detail)
 }
 
