@@ -53,7 +53,7 @@ type env struct {
 	retained []string
 }
 
-func newEnv(ctx context.Context, t targets.Target, d specDef) *env {
+func newEnv(ctx context.Context, t targets.Target) *env {
 	return &env{ctx: ctx, target: t, n: specSeq.Add(1), trace: newTrace(), pending: map[*client.Raw][]packet.Packet{}}
 }
 

@@ -122,7 +122,8 @@ func Define(ts []targets.Target) {
 	}, NodeTimeout(time.Minute))
 }
 
-// specTimeout bounds one spec; the slowest (keepalive) take about 3 s.
+// specTimeout bounds one spec; the slowest (keepalive, against a broker with
+// a coarse keepalive timer) take about 10 s.
 const specTimeout = 30 * time.Second
 
 func specLabels(d specDef) []string {
@@ -152,7 +153,7 @@ func runSpec(ctx SpecContext, t targets.Target, d specDef) {
 			Skip(fmt.Sprintf("target %s lacks capability %q", t.Name(), n))
 		}
 	}
-	e := newEnv(ctx, t, d)
+	e := newEnv(ctx, t)
 	logsFrom := 0
 	if b, err := t.Logs(ctx); err == nil {
 		logsFrom = len(b)
