@@ -1,6 +1,9 @@
 package conformance
 
-import "strings"
+import (
+	"fmt"
+	"strings"
+)
 
 // Deviation is a statement a target is known not to meet, in the specs
 // whose text contains Spec (all specs citing the statement when Spec is
@@ -43,8 +46,26 @@ var Deviations = map[string][]Deviation{
 	},
 }
 
+// profiles maps a target name to the Deviations entry it uses instead of
+// its own, so a broker reached by URL can carry a known broker's table.
+var profiles = map[string]string{}
+
+// UseDeviations makes target use the deviations declared for profile (for
+// example a tcp:// target that is a Mosquitto 2.0.11 the user runs). Call it
+// before RunSpecs.
+func UseDeviations(target, profile string) error {
+	if _, ok := Deviations[profile]; !ok {
+		return fmt.Errorf("no deviations declared for %q", profile)
+	}
+	profiles[target] = profile
+	return nil
+}
+
 // deviationFor returns the declared deviation of target for spec d.
 func deviationFor(target string, d specDef) (Deviation, bool) {
+	if p, ok := profiles[target]; ok {
+		target = p
+	}
 	for _, dev := range Deviations[target] {
 		if dev.Spec != "" && !strings.Contains(d.Text, dev.Spec) {
 			continue

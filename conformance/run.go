@@ -104,6 +104,9 @@ type Options struct {
 	LabelFilter string        // Ginkgo label filter, such as "retain || MQTT-3.1.2-24"
 	Timeout     time.Duration // whole run; 0 keeps Ginkgo's default (1 h)
 	Verbose     bool          // report every spec, not only failures
+	// Deviations names the Deviations table (such as "mosquitto") targets
+	// without one of their own use; "" keeps each target's own.
+	Deviations string
 }
 
 // stubT stands in for *testing.T outside go test: RunSpecs only calls Fail.
@@ -117,6 +120,16 @@ func (t *stubT) Fail() { t.failed = true }
 func Run(opts Options) (*Matrix, bool, error) {
 	if len(opts.Targets) == 0 {
 		return nil, false, fmt.Errorf("conformance: no target")
+	}
+	if opts.Deviations != "" {
+		for _, t := range opts.Targets {
+			if _, own := Deviations[t.Name()]; own {
+				continue
+			}
+			if err := UseDeviations(t.Name(), opts.Deviations); err != nil {
+				return nil, false, fmt.Errorf("conformance: %w", err)
+			}
+		}
 	}
 	Define(opts.Targets)
 	ReportTo(opts.Outputs)

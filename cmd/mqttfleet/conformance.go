@@ -43,6 +43,7 @@ func runConformance(ctx context.Context, args []string) error {
 	labels := fs.String("label-filter", "", `run only specs matching this Ginkgo label filter, e.g. "retain" or "MQTT-3.1.2-24"`)
 	timeout := fs.Duration("timeout", 30*time.Minute, "bound on the whole run")
 	verbose := fs.Bool("v", false, "report every spec, not only failures")
+	deviations := fs.String("deviations", "", `expected deviations of a known broker (e.g. "mosquitto") for targets given by URL`)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: mqttfleet conformance [--target NAME]... [--junit F] [--matrix F] [--html F] [--md F] [--out DIR]")
 		fs.PrintDefaults()
@@ -72,7 +73,7 @@ func runConformance(ctx context.Context, args []string) error {
 		return err
 	}
 	m, passed, err := conformance.Run(conformance.Options{
-		Targets: ts, Outputs: outs, LabelFilter: *labels, Timeout: *timeout, Verbose: *verbose,
+		Targets: ts, Outputs: outs, LabelFilter: *labels, Timeout: *timeout, Verbose: *verbose, Deviations: *deviations,
 	})
 	if err != nil {
 		return err
