@@ -61,6 +61,8 @@ func NewEMQX() *Container {
 		},
 		Caps: Capabilities{MaxQoS: 2, Retain: true, Wildcards: true, WebSocket: true, MQTT5: true,
 			EmptyClientID: true, PersistentSessions: true, Restartable: true},
+		// EMQX 5 prints "EMQX <version> is running now!" once its listeners serve.
+		WaitLog:        "is running now",
 		StartupTimeout: 120 * time.Second,
 	}
 }
