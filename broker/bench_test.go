@@ -97,6 +97,9 @@ func leanDial(addr, id string, keepalive uint16) (*lean, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Close with RST: the generator opens tens of thousands of connections,
+	// and TIME_WAIT sockets would crowd the loopback port range other tests share.
+	_ = nc.(*net.TCPConn).SetLinger(0)
 	l := &lean{nc: nc}
 	_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
 	if err := packet.Encode(nc, &packet.Connect{ProtocolName: "MQTT", ProtocolLevel: packet.V311, ClientID: id, CleanSession: true, KeepAlive: keepalive}, packet.V311); err != nil {
