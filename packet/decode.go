@@ -205,7 +205,8 @@ func decodePublish(d *dec, flags byte) (*Publish, error) {
 	}
 	// An empty topic is allowed in MQTT 5 only when a Topic Alias stands for it.
 	if !(d.v5 && p.Topic == "" && p.Props != nil && p.Props.TopicAlias != nil) {
-		if err := CheckTopicName(p.Topic, ver(d.v5)); err != nil {
+		// d.str has checked the UTF-8 rules; only the topic rules remain.
+		if err := topicNameRules(p.Topic); err != nil {
 			return nil, withPacket(err, PUBLISH)
 		}
 	}

@@ -22,8 +22,19 @@ func CheckTopicName(name string, version byte) error {
 	if err := checkTopicString(name, version == V5, CodeTopicNameInvalid, "topic name"); err != nil {
 		return err
 	}
-	if strings.ContainsAny(name, "+#") {
-		return errf(0, "MQTT-3.3.2-2", CodeTopicNameInvalid, "topic name %q contains a wildcard", name)
+	return topicNameRules(name)
+}
+
+// topicNameRules checks what is left of CheckTopicName once the string is
+// known to be valid UTF-8 without U+0000 (the decoder has checked that).
+func topicNameRules(name string) error {
+	if name == "" {
+		return errf(0, "MQTT-4.7.3-1", CodeTopicNameInvalid, "topic name is empty")
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c == '+' || c == '#' {
+			return errf(0, "MQTT-3.3.2-2", CodeTopicNameInvalid, "topic name %q contains a wildcard", name)
+		}
 	}
 	return nil
 }
