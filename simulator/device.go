@@ -351,6 +351,7 @@ func (d *device) publish(gen uint32) {
 	}
 	conn := d.conn
 	d.published++
+	last := pub.Count > 0 && d.published == pub.Count
 	seq := d.pub.next_(now.UnixNano())
 	var msg []byte
 	if !pub.NoHeader {
@@ -380,6 +381,9 @@ func (d *device) publish(gen uint32) {
 		f.Live.Sent.Add(1)
 		f.emit(events.Event{Kind: events.PublishSent, ClientID: d.clientID, Device: d.idx + 1, Topic: d.topic,
 			QoS: byte(pub.QoS), Retain: pub.Retain, Size: len(msg), Seq: seq, Time: now})
+	}
+	if last {
+		f.publisherDone()
 	}
 	d.mu.Lock()
 	if d.gen == gen && d.online && (pub.Count == 0 || d.published < pub.Count) {

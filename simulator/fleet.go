@@ -115,6 +115,10 @@ type Fleet struct {
 	evDone chan struct{}
 
 	connSem          chan struct{} // one slot per connect attempt in flight
+	// Publishing ends early when every local publisher has a message count
+	// and has sent it all: finite runs then take no longer than they need.
+	countedLeft atomic.Int64
+	allSent     chan struct{}
 	lastFirstConnect atomic.Int64  // unix ns of the latest first connect of any device
 
 	base, peak    footprint // at the start, and when publishing stopped
@@ -169,6 +173,18 @@ func New(cfg Config) (*Fleet, error) {
 	toCol := events.SinkFunc(func(e events.Event) { e.Seq = 0; f.col.Emit(e) })
 	f.sink = events.Multi(toCol, cfg.Events)
 	f.connSem = make(chan struct{}, p.MaxConnecting)
+	f.allSent = make(chan struct{})
+	counted := true
+	n := 0
+	for _, d := range f.devices {
+		if d.pub != nil {
+			n++
+			counted = counted && d.g.g.Publish.Count > 0
+		}
+	}
+	if counted && n > 0 {
+		f.countedLeft.Store(int64(n))
+	}
 	f.evq = make(chan events.Event, 4096)
 	f.evDone = make(chan struct{})
 	return f, nil
@@ -288,6 +304,13 @@ func hasWildcard(s string) bool {
 	return false
 }
 
+// publisherDone counts a publisher that has sent its whole message count.
+func (f *Fleet) publisherDone() {
+	if f.countedLeft.Add(-1) == 0 {
+		close(f.allSent)
+	}
+}
+
 // enter registers a goroutine doing fleet work; false once the fleet closes.
 func (f *Fleet) enter() bool {
 	f.mu.Lock()
@@ -362,6 +385,7 @@ func (f *Fleet) Run(ctx context.Context) (*reports.Results, error) {
 	select {
 	case <-ctx.Done():
 	case <-end:
+	case <-f.allSent:
 	}
 	f.pubMu.Lock()
 	f.publishing = false
