@@ -114,12 +114,12 @@ type Fleet struct {
 	evq    chan events.Event
 	evDone chan struct{}
 
-	connSem          chan struct{} // one slot per connect attempt in flight
+	connSem chan struct{} // one slot per connect attempt in flight
 	// Publishing ends early when every local publisher has a message count
 	// and has sent it all: finite runs then take no longer than they need.
-	countedLeft atomic.Int64
-	allSent     chan struct{}
-	lastFirstConnect atomic.Int64  // unix ns of the latest first connect of any device
+	countedLeft      atomic.Int64
+	allSent          chan struct{}
+	lastFirstConnect atomic.Int64 // unix ns of the latest first connect of any device
 
 	base, peak    footprint // at the start, and when publishing stopped
 	peakConnected int64
