@@ -1,9 +1,5 @@
 package conformance
 
-import (
-	"fmt"
-)
-
 // malformed is one packet a broker must answer by closing the connection.
 type malformed struct {
 	text       string
@@ -12,35 +8,35 @@ type malformed struct {
 }
 
 var malformedPackets = []malformed{
-	{"PINGREQ with a reserved flag bit set", []string{"MQTT-2.2.2-2", "MQTT-4.8.0-1"},
+	{"a PINGREQ with a reserved flag bit set", []string{"MQTT-2.2.2-2", "MQTT-4.8.0-1"},
 		func(*env) []byte { return []byte{0xC1, 0x00} }},
-	{"PUBACK with a reserved flag bit set", []string{"MQTT-2.2.2-2"},
+	{"a PUBACK with a reserved flag bit set", []string{"MQTT-2.2.2-2"},
 		func(*env) []byte { return []byte{0x42, 0x02, 0x00, 0x01} }},
-	{"PUBREL with flags 0000 instead of 0010", []string{"MQTT-3.6.1-1", "MQTT-2.2.2-2"},
+	{"a PUBREL with flags 0000 instead of 0010", []string{"MQTT-3.6.1-1", "MQTT-2.2.2-2"},
 		func(*env) []byte { return []byte{0x60, 0x02, 0x00, 0x01} }},
-	{"SUBSCRIBE with flags 0000 instead of 0010", []string{"MQTT-3.8.1-1", "MQTT-2.2.2-2"},
+	{"a SUBSCRIBE with flags 0000 instead of 0010", []string{"MQTT-3.8.1-1", "MQTT-2.2.2-2"},
 		func(e *env) []byte { return rawSubscribe(0x80, 1, e.topic("f"), 0) }},
-	{"UNSUBSCRIBE with flags 0000 instead of 0010", []string{"MQTT-3.10.1-1", "MQTT-2.2.2-2"},
+	{"an UNSUBSCRIBE with flags 0000 instead of 0010", []string{"MQTT-3.10.1-1", "MQTT-2.2.2-2"},
 		func(e *env) []byte { return frame(0xA0, u16(1), str(e.topic("f"))) }},
-	{"DISCONNECT with a reserved flag bit set", []string{"MQTT-3.14.1-1", "MQTT-2.2.2-2"},
+	{"a DISCONNECT with a reserved flag bit set", []string{"MQTT-3.14.1-1", "MQTT-2.2.2-2"},
 		func(*env) []byte { return []byte{0xE1, 0x00} }},
-	{"PUBLISH with QoS 3", []string{"MQTT-3.3.1-4"},
+	{"a PUBLISH with QoS 3", []string{"MQTT-3.3.1-4"},
 		func(e *env) []byte { return rawPublish(0x36, e.topic("q3"), 1, "x") }},
-	{"QoS 1 PUBLISH with packet identifier 0", []string{"MQTT-2.3.1-1"},
+	{"a QoS 1 PUBLISH with packet identifier 0", []string{"MQTT-2.3.1-1"},
 		func(e *env) []byte { return rawPublish(0x32, e.topic("id0"), 0, "x") }},
-	{"SUBSCRIBE with packet identifier 0", []string{"MQTT-2.3.1-1"},
+	{"a SUBSCRIBE with packet identifier 0", []string{"MQTT-2.3.1-1"},
 		func(e *env) []byte { return rawSubscribe(0x82, 0, e.topic("id0"), 0) }},
-	{"UNSUBSCRIBE with packet identifier 0", []string{"MQTT-2.3.1-1"},
+	{"an UNSUBSCRIBE with packet identifier 0", []string{"MQTT-2.3.1-1"},
 		func(e *env) []byte { return frame(0xA2, u16(0), str(e.topic("id0"))) }},
-	{"SUBSCRIBE requesting QoS 3", []string{"MQTT-3.8.3-4"},
+	{"a SUBSCRIBE requesting QoS 3", []string{"MQTT-3.8.3-4"},
 		func(e *env) []byte { return rawSubscribe(0x82, 1, e.topic("q3"), 3) }},
-	{"SUBSCRIBE with reserved bits set in the options byte", []string{"MQTT-3.8.3-4"},
+	{"a SUBSCRIBE with reserved bits set in the options byte", []string{"MQTT-3.8.3-4"},
 		func(e *env) []byte { return rawSubscribe(0x82, 1, e.topic("rsv"), 0x04) }},
-	{"PUBLISH with a remaining length longer than four bytes", []string{"MQTT-4.8.0-1"},
+	{"a PUBLISH with a remaining length longer than four bytes", []string{"MQTT-4.8.0-1"},
 		func(*env) []byte { return []byte{0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x01} }},
-	{"PUBLISH whose topic length runs past the remaining length", []string{"MQTT-4.8.0-1"},
+	{"a PUBLISH whose topic length runs past the remaining length", []string{"MQTT-4.8.0-1"},
 		func(*env) []byte { return []byte{0x30, 0x03, 0x00, 0x10, 'a'} }},
-	{"packet of reserved type 0", []string{"MQTT-4.8.0-1"},
+	{"a packet of reserved type 0", []string{"MQTT-4.8.0-1"},
 		func(*env) []byte { return []byte{0x00, 0x00} }},
 }
 
@@ -48,7 +44,7 @@ func init() {
 	for _, m := range malformedPackets {
 		m := m
 		register(specDef{
-			Area: "malformed", Text: fmt.Sprintf("closes the connection on a %s", m.text),
+			Area: "malformed", Text: "closes the connection on " + m.text,
 			Statements: m.statements,
 			Body: func(e *env) {
 				r := e.client("bad")
