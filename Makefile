@@ -10,8 +10,13 @@ BENCHTIME ?= 1s
 # the reaper image cannot be pulled, and /.dockerenv must not make it dial the gateway.
 export TESTCONTAINERS_RYUK_DISABLED := true
 export TESTCONTAINERS_HOST_OVERRIDE := 127.0.0.1
+# No registry here: the Mosquitto target uses the image `make images` builds from Debian's package.
+export MQTTFLEET_MOSQUITTO_IMAGE ?= mqttfleet/mosquitto:2.0.11
 
-.PHONY: all build deps test vet fmt-check unit fuzz fuzz-long bench run images demo clean
+CONFORMANCE_TARGETS ?= inprocess,mosquitto
+CONFORMANCE_OUT     ?= results/conformance
+
+.PHONY: all build deps test vet fmt-check unit fuzz fuzz-long bench run images conformance demo clean
 
 all: build
 
@@ -41,6 +46,14 @@ fuzz:
 ## fuzz-long: the documented 10-minute run per target.
 fuzz-long:
 	bash scripts/fuzz.sh 10m
+
+## images: build the local container images (idempotent; no registry needed).
+images:
+	@for s in scripts/images/*.sh; do bash "$$s" || exit 1; done
+
+## conformance: MQTT 3.1.1 suite against CONFORMANCE_TARGETS; JUnit + matrix in CONFORMANCE_OUT.
+conformance: images
+	MQTTFLEET_TARGETS=$(CONFORMANCE_TARGETS) MQTTFLEET_CONFORMANCE_OUT=$(CONFORMANCE_OUT) $(GO) test -count=1 -timeout 10m ./conformance/
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) $(PKGS)
