@@ -19,12 +19,12 @@ type target struct {
 }
 
 var targets = []target{
-	{"reference", startReference},
+	{"reference", func(t *testing.T) string { return startReference(t) }},
 	{"mosquitto", startMosquitto},
 }
 
 // startReference runs the in-process reference broker on a free port.
-func startReference(t *testing.T) string {
+func startReference(t testing.TB) string {
 	t.Helper()
 	cfg := broker.DefaultConfig()
 	cfg.Listeners[0].Addr = "127.0.0.1:0"

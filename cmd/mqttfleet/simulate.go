@@ -365,10 +365,13 @@ func printSummary(w io.Writer, r *reports.Results) {
 		fmt.Fprintf(w, "memory per connected device: heap %d B + stacks %d B = %d B (RSS %d B)  goroutines %d\n",
 			c["mem_heap_bytes"]/n, c["mem_stack_bytes"]/n, (c["mem_heap_bytes"]+c["mem_stack_bytes"])/n, c["mem_rss_bytes"]/n, c["goroutines_at_stop"])
 	}
-	if secs := float64(c["run_ms"]) / 1000; secs > 0 && c["publishes_sent"]+c["publishes_received"] > 0 {
+	if secs := float64(c["run_ms"]) / 1000; secs > 0 {
 		rate := float64(c["publishes_sent"]+c["publishes_received"]) / secs
 		cpu := float64(c["cpu_user_ms"]+c["cpu_sys_ms"]) / 1000 / secs
-		fmt.Fprintf(w, "messages %.0f/s (sent+received)  CPU %.1f%% of one core  = %.1f%% of a core per 1,000 msg/s\n",
-			rate, cpu*100, cpu*100/(rate/1000))
+		fmt.Fprintf(w, "CPU %.1f%% of one core over %.0f s (%d ms user+sys)", cpu*100, secs, c["cpu_user_ms"]+c["cpu_sys_ms"])
+		if rate >= 10 {
+			fmt.Fprintf(w, "  messages %.0f/s (sent+received) = %.1f%% of a core per 1,000 msg/s", rate, cpu*100/(rate/1000))
+		}
+		fmt.Fprintln(w)
 	}
 }
