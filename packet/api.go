@@ -29,7 +29,10 @@ type Options struct {
 // partial *Connect (ProtocolName, ProtocolLevel) with an error matching
 // ErrUnsupportedProtocolLevel (Code 0x84, [MQTT-3.1.2-2]); a CONNECT with a
 // wrong protocol name returns the same partial *Connect with a Protocol Error
-// naming [MQTT-3.1.2-1]. A packet over opt.MaxPacketSize fails with
+// naming [MQTT-3.1.2-1]. A SUBSCRIBE or UNSUBSCRIBE whose only fault is a
+// topic filter breaking the filter rules is returned whole with that
+// filter's error (Code 0x8F), so a server can answer it with a failure code.
+// A packet over opt.MaxPacketSize fails with
 // ErrPacketTooLarge before the body is looked at (n is 0 then).
 func Decode(b []byte, opt Options) (Packet, int, error) {
 	h, err := parseHeader(b, opt)

@@ -119,3 +119,43 @@ func TestAppendErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestFilterErrorKeepsPacket: a SUBSCRIBE/UNSUBSCRIBE that is well formed
+// except for a filter breaking the filter rules comes back whole with the
+// filter's error, so a broker can answer that filter with a failure code.
+func TestFilterErrorKeepsPacket(t *testing.T) {
+	cases := []struct {
+		name, raw string
+		version   byte
+		want      Packet
+		stmt      string
+	}{
+		{"SUBSCRIBE 3.1.1", "82 0F 00 05 | 00 05 61 2F 23 2F 62 | 01 | 00 02 6F 6B | 02", V311,
+			&Subscribe{PacketID: 5, Subscriptions: []Subscription{{Filter: "a/#/b", QoS: 1}, {Filter: "ok", QoS: 2}}}, "MQTT-4.7.1-2"},
+		{"SUBSCRIBE v5", "82 0B 00 05 | 00 | 00 02 2B 61 | 00 | 00 00 | 01", V5,
+			&Subscribe{PacketID: 5, Subscriptions: []Subscription{{Filter: "+a"}, {Filter: "", QoS: 1}}}, "MQTT-4.7.1-2"},
+		{"UNSUBSCRIBE 3.1.1", "A2 0A 00 06 | 00 02 6F 6B | 00 02 61 23", V311,
+			&Unsubscribe{PacketID: 6, Filters: []string{"ok", "a#"}}, "MQTT-4.7.1-2"},
+	}
+	for _, c := range cases {
+		raw := fixture{raw: c.raw}.bytes()
+		opt := Options{Version: c.version}
+		p, n, err := Decode(raw, opt)
+		var e *Error
+		if !errors.As(err, &e) || e.Statement != c.stmt || e.Code != CodeTopicFilterInvalid || e.Packet != c.want.Type() {
+			t.Errorf("%s: err %v, want %s with code 0x8F", c.name, err, c.stmt)
+		}
+		if n != len(raw) || !reflect.DeepEqual(p, c.want) {
+			t.Errorf("%s: got %#v (n %d), want %#v", c.name, p, n, c.want)
+		}
+		p2, err2 := ReadPacket(bytes.NewReader(raw), opt)
+		if !reflect.DeepEqual(p2, c.want) || !errors.As(err2, &e) || e.Statement != c.stmt {
+			t.Errorf("%s: ReadPacket gave %#v, %v", c.name, p2, err2)
+		}
+	}
+	// A structural fault after a bad filter still wins: no packet.
+	raw := fixture{raw: "82 0A 00 05 | 00 02 61 23 | 01 | 00 01 23 | 07"}.bytes()
+	if p, _, err := Decode(raw, Options{}); p != nil || err == nil {
+		t.Errorf("reserved QoS bits after a bad filter: %#v, %v", p, err)
+	}
+}

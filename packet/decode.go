@@ -135,6 +135,18 @@ func decodeBody(h header, body []byte, opt Options) (Packet, error) {
 		return nil, fmt.Errorf("decode: unexpected packet type %d", h.t)
 	}
 	if err != nil {
+		// Keep the whole SUBSCRIBE/UNSUBSCRIBE next to a filter error
+		// (decode_sub.go); a nil *Subscribe must not become a non-nil Packet.
+		switch q := p.(type) {
+		case *Subscribe:
+			if q != nil {
+				return q, err
+			}
+		case *Unsubscribe:
+			if q != nil {
+				return q, err
+			}
+		}
 		return nil, err
 	}
 	return p, nil

@@ -1,5 +1,10 @@
 package packet
 
+// A SUBSCRIBE or UNSUBSCRIBE whose only fault is a topic filter that breaks
+// the filter rules (CheckTopicFilter) is returned whole together with that
+// filter's *Error, so a server may answer the bad filter with a failure code
+// instead of closing. Any other fault returns no packet.
+
 func decodeSubscribe(d *dec) (*Subscribe, error) {
 	p := &Subscribe{}
 	var err error
@@ -11,13 +16,14 @@ func decodeSubscribe(d *dec) (*Subscribe, error) {
 			return nil, err
 		}
 	}
+	var filterErr error
 	for d.left() > 0 {
 		var s Subscription
 		if s.Filter, err = d.str("topic filter"); err != nil {
 			return nil, err
 		}
-		if err := CheckTopicFilter(s.Filter, ver(d.v5)); err != nil {
-			return nil, withPacket(err, SUBSCRIBE)
+		if err := CheckTopicFilter(s.Filter, ver(d.v5)); err != nil && filterErr == nil {
+			filterErr = withPacket(err, SUBSCRIBE)
 		}
 		o, err := d.u8("subscription options")
 		if err != nil {
@@ -50,7 +56,7 @@ func decodeSubscribe(d *dec) (*Subscribe, error) {
 	if len(p.Subscriptions) == 0 {
 		return nil, d.protocol(d.id("MQTT-3.8.3-3", "MQTT-3.8.3-2"), "SUBSCRIBE carries no topic filter")
 	}
-	return p, nil
+	return p, filterErr
 }
 
 func decodeSuback(d *dec) (*Suback, error) {
@@ -86,20 +92,21 @@ func decodeUnsubscribe(d *dec) (*Unsubscribe, error) {
 			return nil, err
 		}
 	}
+	var filterErr error
 	for d.left() > 0 {
 		f, err := d.str("topic filter")
 		if err != nil {
 			return nil, err
 		}
-		if err := CheckTopicFilter(f, ver(d.v5)); err != nil {
-			return nil, withPacket(err, UNSUBSCRIBE)
+		if err := CheckTopicFilter(f, ver(d.v5)); err != nil && filterErr == nil {
+			filterErr = withPacket(err, UNSUBSCRIBE)
 		}
 		p.Filters = append(p.Filters, f)
 	}
 	if len(p.Filters) == 0 {
 		return nil, d.protocol("MQTT-3.10.3-2", "UNSUBSCRIBE carries no topic filter")
 	}
-	return p, nil
+	return p, filterErr
 }
 
 func decodeUnsuback(d *dec) (*Unsuback, error) {
