@@ -2,6 +2,7 @@ package scenarios
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,10 +12,16 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/mqttfleet/mqttfleet/reports"
+	"github.com/mqttfleet/mqttfleet/simulator"
 	"github.com/mqttfleet/mqttfleet/targets"
 )
 
 func TestMain(m *testing.M) {
+	// The storm holds four sockets per device in this process (device,
+	// proxy both sides, broker).
+	if _, _, err := simulator.RaiseOpenFileLimit(); err != nil {
+		fmt.Fprintln(os.Stderr, "raise open-file limit:", err)
+	}
 	goleak.VerifyTestMain(m,
 		// testcontainers keeps a reaper-less Docker client with idle HTTP
 		// connections for the process lifetime.

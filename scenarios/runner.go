@@ -62,6 +62,7 @@ type runner struct {
 	t0        time.Time
 	stepAt    map[string]time.Time // when each step's action began (wait: when satisfied)
 	step      string               // the step running now, for progress
+	since     int                  // recorder index when the running step began
 	faults    map[string][]string  // proxy fault IDs by the group or client they were applied to
 	listeners map[string]string    // proxy group listeners for paho groups
 	ownTarget bool                 // Run started the target, so Run stops it

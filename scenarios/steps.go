@@ -68,6 +68,13 @@ func (r *runner) timeline(ctx context.Context) error {
 		if err != nil {
 			return &StepError{Step: s.Name, Line: s.line, Err: err}
 		}
+		// A when: or wait until: counts events from the moment the step
+		// before it began: what that step caused, even while its action
+		// still ran, is seen.
+		startIdx := r.rec.Len()
+		r.mu.Lock()
+		r.since = prevIdx
+		r.mu.Unlock()
 		if s.Do != DoWait {
 			r.mark(s.Name, describe(s), at)
 		} else {
@@ -78,7 +85,7 @@ func (r *runner) timeline(ctx context.Context) error {
 		if err := r.do(ctx, s); err != nil {
 			return &StepError{Step: s.Name, Line: s.line, Err: err}
 		}
-		prevEnd, prevIdx = time.Now(), r.rec.Len()
+		prevEnd, prevIdx = time.Now(), startIdx
 	}
 	r.mark("end", "timeline ends", time.Now())
 	return nil
@@ -118,13 +125,22 @@ func (r *runner) trigger(ctx context.Context, s *Step, prevEnd time.Time, prevId
 
 // waitSince waits for the first event at index from or later that matches m.
 func waitSince(ctx context.Context, rec *events.Recorder, from int, m events.Match) (events.Event, error) {
-	n := 0
-	skip := events.Match(func(events.Event) bool { n++; return n > from })
-	evs, err := rec.WaitN(ctx, func(e events.Event) bool { return skip(e) && m(e) }, 1)
+	evs, err := waitNSince(ctx, rec, from, m, 1)
 	if err != nil {
 		return events.Event{}, err
 	}
 	return evs[0], nil
+}
+
+// waitNSince waits for n events at index from or later that match m.
+// Recorder.WaitN offers its events in index order exactly once each, so
+// counting the offers skips the first from.
+func waitNSince(ctx context.Context, rec *events.Recorder, from int, m events.Match, n int) ([]events.Event, error) {
+	seen := 0
+	return rec.WaitN(ctx, func(e events.Event) bool {
+		seen++
+		return seen > from && m(e)
+	}, n)
 }
 
 func sleepUntil(ctx context.Context, t time.Time) error {
@@ -188,7 +204,10 @@ func (r *runner) wait(ctx context.Context, s *Step) error {
 	defer cancel()
 	if s.Until != nil {
 		n := max(s.Count, 1)
-		evs, err := r.rec.WaitN(ctx, s.Until.match(), n)
+		r.mu.Lock()
+		from := r.since
+		r.mu.Unlock()
+		evs, err := waitNSince(ctx, r.rec, from, s.Until.match(), n)
 		if err != nil {
 			return fmt.Errorf("waiting for %d events %s: got %d within %s", n, s.Until, len(evs), s.Timeout)
 		}
