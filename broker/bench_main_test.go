@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -120,10 +119,11 @@ func raiseNoFile() {
 
 // brokerProc is a broker under test running in its own process.
 type brokerProc struct {
-	kind  string
-	addr  string
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
+	kind   string
+	addr   string
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	exited chan struct{} // closed once the process has been waited for
 }
 
 // freePort returns a loopback address with a port free a moment ago.
@@ -138,11 +138,27 @@ func freePort(tb testing.TB) string {
 
 // startProc starts broker kind ("mqttfleet", "mochi", "mosquitto") and waits
 // until it accepts connections. profile, when set, is a CPU profile path for
-// the Go brokers.
+// the Go brokers. The free port can be taken by another process between the
+// probe and the broker's bind (the loopback port range is shared with other
+// tests), so a broker that exits at once is retried on a new port.
 func startProc(tb testing.TB, kind, profile string) *brokerProc {
 	tb.Helper()
+	for attempt := 1; ; attempt++ {
+		p, err := tryStartProc(tb, kind, profile)
+		if err == nil {
+			tb.Cleanup(p.stop)
+			return p
+		}
+		if attempt == 3 {
+			tb.Fatalf("start %s: %v", kind, err)
+		}
+		tb.Logf("start %s: %v; retrying on another port", kind, err)
+	}
+}
+
+func tryStartProc(tb testing.TB, kind, profile string) (*brokerProc, error) {
 	addr := freePort(tb)
-	p := &brokerProc{kind: kind, addr: addr}
+	p := &brokerProc{kind: kind, addr: addr, exited: make(chan struct{})}
 	switch kind {
 	case "mosquitto":
 		if _, err := os.Stat(mosquittoPath); err != nil {
@@ -166,25 +182,27 @@ func startProc(tb testing.TB, kind, profile string) *brokerProc {
 	if p.stdin, err = p.cmd.StdinPipe(); err != nil {
 		tb.Fatal(err)
 	}
-	out, err := p.cmd.StdoutPipe()
-	if err != nil {
-		tb.Fatal(err)
-	}
+	p.cmd.Stdout = io.Discard
 	p.cmd.Stderr = os.Stderr
 	if err := p.cmd.Start(); err != nil {
 		tb.Fatalf("start %s: %v", kind, err)
 	}
-	go func() { _, _ = io.Copy(io.Discard, bufio.NewReader(out)) }()
-	tb.Cleanup(p.stop)
+	go func() { _ = p.cmd.Wait(); close(p.exited) }()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
 			_ = c.Close()
-			return p
+			return p, nil
+		}
+		select {
+		case <-p.exited:
+			return nil, fmt.Errorf("exited before accepting on %s", addr)
+		default:
 		}
 		if time.Now().After(deadline) {
-			tb.Fatalf("%s did not accept on %s: %v", kind, addr, err)
+			p.stop()
+			return nil, fmt.Errorf("did not accept on %s: %w", addr, err)
 		}
 		time.Sleep(20 * time.Millisecond) // polling a port with a deadline
 	}
@@ -193,22 +211,16 @@ func startProc(tb testing.TB, kind, profile string) *brokerProc {
 // stop ends the broker process: stdin closed (Go brokers close gracefully),
 // SIGTERM for mosquitto, SIGKILL after 10 s.
 func (p *brokerProc) stop() {
-	if p.cmd.Process == nil {
-		return
-	}
 	_ = p.stdin.Close()
 	if p.kind == "mosquitto" {
 		_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	}
-	done := make(chan struct{})
-	go func() { _ = p.cmd.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-p.exited:
 	case <-time.After(10 * time.Second):
 		_ = p.cmd.Process.Kill()
-		<-done
+		<-p.exited
 	}
-	p.cmd.Process = nil
 }
 
 // rssKB reads the resident set size of the broker process.

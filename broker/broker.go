@@ -297,8 +297,12 @@ func (b *Broker) Stats() Stats {
 	}
 }
 
-// emit stamps e as a broker event and hands it to the sink.
+// emit stamps e as a broker event and hands it to the sink. Without a sink
+// it costs nothing, not even the clock read (drops can be millions a second).
 func (b *Broker) emit(e events.Event) {
+	if b.cfg.Events == nil {
+		return
+	}
 	b.sink.Emit(events.Stamp(e, events.SourceBroker))
 }
 

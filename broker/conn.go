@@ -58,7 +58,7 @@ type endReason struct {
 
 func newConn(b *Broker, nc net.Conn, remote string) *conn {
 	c := &conn{b: b, remote: remote, version: packet.V311}
-	c.rd.nc = nc
+	c.rd.nc, c.rd.c = nc, c
 	if b.poller != nil {
 		c.pfd = pollFD(nc)
 	}
@@ -168,6 +168,17 @@ func (c *conn) armKeepalive() time.Duration {
 	return d
 }
 
+// beforeBlock runs when the reader is about to read the socket in the
+// middle of a burst (the rest of a packet is not buffered yet): only then
+// does the keepalive deadline need to be exact, so a burst of buffered
+// packets costs no timer update per packet. During the handshake the
+// connect timeout stays.
+func (c *conn) beforeBlock() {
+	if c.sess != nil {
+		c.armKeepalive()
+	}
+}
+
 // burst reads and handles packets while bytes are buffered. It reports
 // false when the connection ended (finish has run).
 //
@@ -199,7 +210,6 @@ func (c *conn) burst() bool {
 			c.rd.release()
 			return true
 		}
-		c.armKeepalive()
 		c.rd.startPacket()
 	}
 }
@@ -308,6 +318,7 @@ func (b *Broker) publishWill(c *conn, cause events.Cause) {
 // read of the socket and holds no read buffer.
 type lazyReader struct {
 	nc       net.Conn
+	c        *conn // owner: its keepalive deadline is set before blocking mid-burst
 	br       *bufio.Reader
 	first    [1]byte
 	hasFirst bool
@@ -358,6 +369,9 @@ func (r *lazyReader) Read(p []byte) (int, error) {
 		r.br = readBufs.Get().(*bufio.Reader)
 		r.br.Reset(r.nc)
 	}
+	if r.br.Buffered() == 0 {
+		r.c.beforeBlock()
+	}
 	n, err := r.br.Read(p)
 	r.keep(p[:n])
 	return n, err
@@ -407,6 +421,9 @@ func (r *lazyReader) ReadByte() (byte, error) {
 	if r.br == nil {
 		r.br = readBufs.Get().(*bufio.Reader)
 		r.br.Reset(r.nc)
+	}
+	if r.br.Buffered() == 0 {
+		r.c.beforeBlock()
 	}
 	b, err := r.br.ReadByte()
 	if err == nil && r.capturing {
