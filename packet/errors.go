@@ -18,9 +18,10 @@ type Error struct {
 
 // Error formats the failure with its packet and statement.
 func (e *Error) Error() string {
-	s := "decode"
+	// Validators (CheckTopicName, ...) leave Packet 0: they are not decoding.
+	s := "mqtt"
 	if e.Packet != 0 {
-		s += " " + e.Packet.String()
+		s = "decode " + e.Packet.String()
 	}
 	s += ": " + e.Msg
 	if e.Statement != "" {
