@@ -2,6 +2,7 @@ package netem
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -77,6 +79,7 @@ func runFleet(t testing.TB, n int) fleetResult {
 		}
 	}()
 	lines := bufio.NewScanner(stdout)
+	var px *Proxy
 	expect := func(prefix string) string {
 		t.Helper()
 		got := make(chan string, 1)
@@ -89,6 +92,15 @@ func runFleet(t testing.TB, n int) fleetResult {
 		select {
 		case s, ok := <-got:
 			if !ok || !strings.HasPrefix(s, prefix) {
+				if px != nil {
+					all := px.Links()
+					t.Logf("%d links open", len(all))
+					for _, li := range all {
+						if li.Up != li.Down || li.Up == 0 || strings.Contains(s, li.Remote+"->") {
+							t.Logf("link %+v", li)
+						}
+					}
+				}
 				t.Fatalf("fleet child said %q, want %q...", s, prefix)
 			}
 			return strings.TrimSpace(strings.TrimPrefix(s, prefix))
@@ -99,7 +111,8 @@ func runFleet(t testing.TB, n int) fleetResult {
 	}
 	up := expect("upstream ")
 
-	px := NewProxy(ProxyConfig{Listen: "127.0.0.1:0", Upstream: up, Events: events.Discard, Logger: testLogger(t)})
+	px = NewProxy(ProxyConfig{Listen: "127.0.0.1:0", Upstream: up, Events: events.Discard, Logger: testLogger(t),
+		DialTimeout: 30 * time.Second}) // the far side may be slow to accept on a busy machine
 	if err := px.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -139,13 +152,37 @@ func childMain() int {
 		return 1
 	}
 	defer ln.Close()
+	var rl syscall.Rlimit
+	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl)
+	fmt.Fprintf(os.Stderr, "child: open file limit %d/%d\n", rl.Cur, rl.Max)
 	go func() { // echo every connection
 		for {
 			c, err := ln.Accept()
-			if err != nil {
+			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			go func() { io.Copy(c, c); c.Close() }()
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "child: accept: %v\n", err)
+				time.Sleep(10 * time.Millisecond) // out of files: wait for some to close
+				continue
+			}
+			// Not io.Copy: TCPConn to TCPConn splices, and a splice waiting
+			// for data holds a pipe (two more files) per connection.
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 64)
+				for {
+					n, err := c.Read(buf)
+					if n > 0 {
+						if _, werr := c.Write(buf[:n]); werr != nil {
+							return
+						}
+					}
+					if err != nil {
+						return
+					}
+				}
+			}()
 		}
 	}()
 	fmt.Printf("upstream %s\n", ln.Addr())
@@ -188,7 +225,11 @@ func childMain() int {
 				defer wg.Done()
 				defer func() { <-sem }()
 				if err := roundTrip(i); err != nil {
-					errs <- fmt.Errorf("link %d: %w", i, err)
+					local := ""
+					if conns[i] != nil {
+						local = conns[i].LocalAddr().String()
+					}
+					errs <- fmt.Errorf("link %d from %s: %w", i, local, err)
 				}
 			}()
 		}
@@ -196,20 +237,20 @@ func childMain() int {
 		close(errs)
 		return <-errs
 	}
-	if err := each(); err != nil {
-		fmt.Fprintln(os.Stderr, "child:", err)
-		return 1
-	}
-	fmt.Println("ready")
-	for in.Scan() {
-		if in.Text() != "echo" {
-			continue
-		}
+	// A failure is reported on stdout with the sockets still open, so the
+	// parent can look at the link before the child goes.
+	report := func() {
 		if err := each(); err != nil {
-			fmt.Fprintln(os.Stderr, "child:", err)
-			return 1
+			fmt.Printf("fail %v\n", err)
+			return
 		}
 		fmt.Println("ready")
+	}
+	report()
+	for in.Scan() {
+		if in.Text() == "echo" {
+			report()
+		}
 	}
 	for _, c := range conns {
 		if c != nil {
