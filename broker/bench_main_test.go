@@ -177,6 +177,9 @@ func tryStartProc(tb testing.TB, kind, profile string) (*brokerProc, error) {
 		if profile != "" {
 			p.cmd.Env = append(p.cmd.Env, benchProfileEnv+"="+profile)
 		}
+		if n := os.Getenv("MQTTFLEET_BENCH_BROKER_GOMAXPROCS"); n != "" {
+			p.cmd.Env = append(p.cmd.Env, "GOMAXPROCS="+n) // the Go brokers only; the generator keeps its own
+		}
 	}
 	var err error
 	if p.stdin, err = p.cmd.StdinPipe(); err != nil {

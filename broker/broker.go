@@ -81,6 +81,7 @@ type Stats struct {
 	MessagesDropped  uint64        // messages dropped (queue full, not authorized, slow consumer)
 	Retained         int           // retained messages stored
 	Subscriptions    int           // subscriptions in the topic tree
+	Parked           int           // idle connections parked in the poller (no goroutine)
 	Uptime           time.Duration // since New
 }
 
@@ -293,6 +294,7 @@ func (b *Broker) Stats() Stats {
 		MessagesDropped:  b.dropped.Load(),
 		Retained:         nret,
 		Subscriptions:    nsubs,
+		Parked:           b.poller.count(),
 		Uptime:           time.Since(b.start),
 	}
 }

@@ -80,3 +80,81 @@ func TestKeepaliveZero(t *testing.T) {
 	}
 	expect[*packet.Pingresp](t, r)
 }
+
+// waitParked polls Stats until n connections are parked (idle for 1 s).
+func waitParked(t *testing.T, tb *testBroker, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for tb.Stats().Parked < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections parked, want %d", tb.Stats().Parked, n)
+		}
+		time.Sleep(20 * time.Millisecond) // polling a counter with a deadline
+	}
+}
+
+// TestParkedConnections checks what happens to idle connections parked in
+// the poller: they wake for traffic, are taken over within 100 ms
+// [MQTT-3.1.4-2], publish their will when the broker closes [MQTT-3.1.2-8],
+// and Close leaves no goroutine behind (goleak in TestMain).
+func TestParkedConnections(t *testing.T) {
+	t.Parallel()
+	rec := events.NewRecorder()
+	cfg := DefaultConfig()
+	cfg.Listeners = []ListenerConfig{{Type: "tcp", Addr: "127.0.0.1:0"}}
+	cfg.Events = rec
+	b, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	closed := false
+	defer func() {
+		if !closed {
+			_ = b.Close()
+		}
+	}()
+	tb := &testBroker{Broker: b, rec: rec, tcp: b.Addr("tcp")[len("tcp://"):]}
+	watcher := tb.connect(t, "park-watcher")
+	subscribe(t, watcher, sub("will/park/#", 0))
+	idle := tb.connect(t, "park-idle")
+	old, _ := tb.raw(t, &packet.Connect{ClientID: "park-dup", KeepAlive: 60, Will: &packet.Will{Topic: "will/park/dup", Payload: []byte("x")}}, 0)
+	tb.raw(t, &packet.Connect{ClientID: "park-dying", CleanSession: true, KeepAlive: 60, Will: &packet.Will{Topic: "will/park/dying", Payload: []byte("y")}}, 0)
+	waitParked(t, tb, 4)
+
+	// Traffic wakes a parked connection.
+	if err := idle.WritePacket(&packet.Pingreq{}); err != nil {
+		t.Fatal(err)
+	}
+	expect[*packet.Pingresp](t, idle)
+
+	// Takeover of a parked connection.
+	gone := make(chan time.Time, 1)
+	go func() { _ = old.ExpectClosed(10 * time.Second); gone <- time.Now() }()
+	tb.raw(t, &packet.Connect{ClientID: "park-dup", KeepAlive: 60}, 0)
+	acked := time.Now()
+	select {
+	case at := <-gone:
+		if d := at.Sub(acked); d > 100*time.Millisecond {
+			t.Errorf("parked connection closed %v after the new CONNACK", d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("parked connection not closed on takeover")
+	}
+	if w := expect[*packet.Publish](t, watcher); w.Topic != "will/park/dup" {
+		t.Errorf("will %q", w.Topic)
+	}
+	waitParked(t, tb, 3) // watcher, idle, dying (the new park-dup may still be awake)
+
+	// Close wakes parked connections and publishes their wills.
+	closed = true
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e := tb.wait(t, events.And(events.Is(events.WillPublished), events.ForClient("park-dying")))
+	if e.Cause != events.CauseShutdown {
+		t.Errorf("will cause %q", e.Cause)
+	}
+}

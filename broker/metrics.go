@@ -38,6 +38,7 @@ func (b *Broker) startMetrics(addr string) (*metricsServer, error) {
 		gauge("sessions", "Sessions held, online or offline.", func(s Stats) float64 { return float64(s.Sessions) }),
 		gauge("retained_messages", "Retained messages stored.", func(s Stats) float64 { return float64(s.Retained) }),
 		gauge("subscriptions", "Subscriptions in the topic tree.", func(s Stats) float64 { return float64(s.Subscriptions) }),
+		gauge("parked_connections", "Idle connections parked in the poller, holding no goroutine.", func(s Stats) float64 { return float64(s.Parked) }),
 		gauge("uptime_seconds", "Seconds since the broker was created.", func(s Stats) float64 { return s.Uptime.Seconds() }),
 		counter("messages_received_total", "PUBLISH packets received from clients.", b.msgIn.Load),
 		counter("messages_sent_total", "PUBLISH packets written to clients.", b.msgOut.Load),

@@ -107,6 +107,16 @@ func (p *poller) park(c *conn, deadline time.Duration) bool {
 	return true
 }
 
+// count returns how many connections are parked.
+func (p *poller) count() int {
+	if p == nil {
+		return 0
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.parked)
+}
+
 // unpark wakes a parked connection that is being shut down, before its
 // socket is closed (so its descriptor cannot be reused while registered).
 // c.endMu is held.

@@ -15,4 +15,5 @@ func newPoller(*Broker) (*poller, error)       { return nil, errors.New("no epol
 func pollFD(net.Conn) int32                    { return 0 }
 func (*poller) park(*conn, time.Duration) bool { return false }
 func (*poller) unpark(*conn)                   {}
+func (*poller) count() int                     { return 0 }
 func (*poller) run()                           {}
