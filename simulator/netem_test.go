@@ -13,10 +13,16 @@ import (
 
 // TestBehindNetemReset puts a fleet behind the in-process fault proxy,
 // resets every link once all devices are up, and checks the fleet counts
-// the dropped links and reconnects — and no false loss (messages sent in
-// the last grace period before a link died are not expected).
+// the dropped links and reconnects after the policy's delay (within 10%) —
+// and no false loss (messages sent in the last grace period before a link
+// died are not expected).
 func TestBehindNetemReset(t *testing.T) {
-	addr := startReference(t)
+	for _, tg := range targets {
+		t.Run(tg.name, func(t *testing.T) { testBehindNetemReset(t, tg.start(t)) })
+	}
+}
+
+func testBehindNetemReset(t *testing.T, addr string) {
 	_, host, _ := splitAddr(addr)
 	px := netem.NewProxy(netem.ProxyConfig{Listen: "127.0.0.1:0", Upstream: host})
 	if err := px.Start(); err != nil {
@@ -27,7 +33,8 @@ func TestBehindNetemReset(t *testing.T) {
 	p := echoProfile(devices, 0, 1, 100*time.Millisecond)
 	p.Duration = 4 * time.Second
 	p.Groups[0].Netem = &profile.Netem{Group: "edge"}
-	p.Groups[0].Reconnect = profile.Reconnect{Policy: profile.ReconnectFixed, Delay: 200 * time.Millisecond}
+	const delay = 600 * time.Millisecond
+	p.Groups[0].Reconnect = profile.Reconnect{Policy: profile.ReconnectFixed, Delay: delay}
 	rec := events.NewRecorder()
 	f, err := New(Config{Profile: p, Broker: addr, Netem: px, Events: rec})
 	if err != nil {
@@ -56,5 +63,18 @@ func TestBehindNetemReset(t *testing.T) {
 	}
 	if c["expected"] == 0 || c["received_distinct"] < c["expected"] {
 		t.Fatalf("expected %d received %d", c["expected"], c["received_distinct"])
+	}
+	// The policy's delay runs from the lost link to the next attempt.
+	lostAt := map[int]time.Time{}
+	for _, e := range rec.Events() {
+		switch {
+		case e.Kind == events.Disconnect && e.Cause == events.CauseIOError:
+			lostAt[e.Device] = e.Time
+		case e.Kind == events.Connect && !lostAt[e.Device].IsZero():
+			if got := e.Time.Sub(lostAt[e.Device]); got < delay-delay/10 || got > delay+delay/10 {
+				t.Errorf("device %d reconnected %s after losing its link, want %s +/- 10%%", e.Device, got, delay)
+			}
+			lostAt[e.Device] = time.Time{}
+		}
 	}
 }

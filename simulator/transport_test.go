@@ -1,0 +1,86 @@
+package simulator
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/mqttfleet/mqttfleet/broker"
+	"github.com/mqttfleet/mqttfleet/simulator/profile"
+)
+
+// TestTransports runs the same small echo fleet over TCP, WebSocket, TLS and
+// secure WebSocket, with both drivers, against the reference broker.
+func TestTransports(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := selfSigned(t, dir)
+	cfg := broker.DefaultConfig()
+	cfg.Listeners = []broker.ListenerConfig{
+		{Name: "tcp", Type: "tcp", Addr: "127.0.0.1:0"},
+		{Name: "ws", Type: "ws", Addr: "127.0.0.1:0"},
+		{Name: "tls", Type: "tls", Addr: "127.0.0.1:0", CertFile: cert, KeyFile: key},
+		{Name: "wss", Type: "wss", Addr: "127.0.0.1:0", CertFile: cert, KeyFile: key},
+	}
+	b, err := broker.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	for _, kind := range []string{"tcp", "ws", "tls", "wss"} {
+		for _, drv := range []Driver{Native{}, Paho{}} {
+			t.Run(kind+"/"+drv.Name(), func(t *testing.T) {
+				_, host, path := splitAddr(b.Addr(kind))
+				p := echoProfile(3, 3, 1, 30*time.Millisecond)
+				p.Groups[0].Transport = profile.Transport{Kind: kind, Path: path, InsecureSkipVerify: true}
+				res := runFleet(t, Config{Profile: p, Broker: host, Driver: drv})
+				c := res.Counters
+				if c["connects"] != 3 || c["received_distinct"] != 9 || c["expected"] != 9 || c["lost"] != 0 {
+					t.Fatalf("connects %d received %d expected %d lost %d", c["connects"], c["received_distinct"], c["expected"], c["lost"])
+				}
+			})
+		}
+	}
+}
+
+// selfSigned writes a throwaway certificate for 127.0.0.1 and its key.
+func selfSigned(t *testing.T, dir string) (certFile, keyFile string) {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:    x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kd, err := x509.MarshalECPrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kd}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
+}
