@@ -133,10 +133,13 @@ func (c *conn) resume() {
 func (c *conn) loop() {
 	parkable := c.pfd != 0
 	for {
-		ka := c.armKeepalive()
+		ka := c.keepaliveDeadline()
 		if parkable && (ka == 0 || ka-c.b.since() > parkAfter) {
-			// Wake up after parkAfter of silence to park in the poller.
+			// Wake up after parkAfter of silence to park in the poller (one
+			// timer update: the keepalive deadline is further away).
 			_ = c.rd.nc.SetReadDeadline(time.Now().Add(parkAfter))
+		} else {
+			c.armKeepalive()
 		}
 		if err := c.rd.wait(); err != nil {
 			if parkable && isTimeout(err) && (ka == 0 || c.b.since() < ka) && c.b.poller.park(c, ka) {
@@ -159,13 +162,22 @@ func (c *conn) loop() {
 // packet received [MQTT-3.1.2-24] and returns it on the broker clock (0: no
 // keepalive).
 func (c *conn) armKeepalive() time.Duration {
-	if c.keepalive == 0 {
+	d := c.keepaliveDeadline()
+	if d == 0 {
 		_ = c.rd.nc.SetReadDeadline(time.Time{})
 		return 0
 	}
-	d := c.lastRead + c.keepalive*3/2
 	_ = c.rd.nc.SetReadDeadline(c.b.start.Add(d))
 	return d
+}
+
+// keepaliveDeadline is 1.5x the keepalive after the last packet, on the
+// broker clock; 0 without keepalive.
+func (c *conn) keepaliveDeadline() time.Duration {
+	if c.keepalive == 0 {
+		return 0
+	}
+	return c.lastRead + c.keepalive*3/2
 }
 
 // beforeBlock runs when the reader is about to read the socket in the
