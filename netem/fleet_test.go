@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -152,9 +151,6 @@ func childMain() int {
 		return 1
 	}
 	defer ln.Close()
-	var rl syscall.Rlimit
-	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl)
-	fmt.Fprintf(os.Stderr, "child: open file limit %d/%d\n", rl.Cur, rl.Max)
 	go func() { // echo every connection
 		for {
 			c, err := ln.Accept()

@@ -167,6 +167,14 @@ func (p *pipe) run() {
 			p.readEnd(err)
 			return
 		}
+		if st := p.state.Load(); st != nil && st.stall && !st.blackhole {
+			// Stalled: take nothing in at all, so the bytes (and a FIN)
+			// stay in the kernel and backpressure reaches the sender.
+			if !p.await(st) {
+				return
+			}
+			continue
+		}
 		if useSplice && p.state.Load() == nil && p.q == nil {
 			more, err := p.spliceBurst(rc, wc)
 			if err == nil {
