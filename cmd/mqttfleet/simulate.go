@@ -50,7 +50,7 @@ func runSimulateCmd(ctx context.Context, args []string) error {
 	fs.StringVar(&o.progress, "progress", "auto", "live progress: auto, tty (status line), plain (periodic lines) or off")
 	fs.StringVar(&o.events, "events", "", "write every fleet event as JSON lines to this file")
 	fs.StringVar(&o.startAt, "start-at", "", "run start as Unix milliseconds (set by --procs so shards ramp up as one)")
-	fs.IntVar(&o.maxConnecting, "max-connecting", 0, "connect attempts in flight at once (overrides the profile; default 128)")
+	fs.IntVar(&o.maxConnecting, "max-connecting", 0, "connect attempts in flight at once (overrides the profile; default 96)")
 	fs.IntVar(&o.devices, "devices", 0, "device count (overrides the first group's count of a profile)")
 	fs.DurationVar(&o.duration, "duration", 0, "how long devices publish (overrides the profile; 0 = until Ctrl-C)")
 	fs.Uint64Var(&o.seed, "seed", 0, "run seed (overrides the profile's)")

@@ -50,7 +50,7 @@ for r in $RUNS; do
 	ref-10k) run ref-10k --broker "$REF" --devices 10000 $STEADY ;;
 	mosq-10k) run mosq-10k --broker "$MOSQ" --devices 10000 $STEADY ;;
 	ref-18k) run ref-18k --broker "$REF" --devices 18000 $STEADY ;;
-	# Connect rate alone: all 10,000 start at once (rate 0), 128 handshakes in
+	# Connect rate alone: all 10,000 start at once (rate 0), 96 handshakes in
 	# flight, no subscriptions, no publishing.
 	mosq-connect) run mosq-connect --broker "$MOSQ" --devices 10000 --rate 0 --echo=false --interval 1h --duration 5s ;;
 	paho-2k) run paho-2k --driver paho --broker "$MOSQ" --devices 2000 $STEADY ;;

@@ -25,9 +25,10 @@ type Profile struct {
 	// before unreceived messages count as lost (default 2 s).
 	Drain time.Duration `yaml:"drain"`
 	// MaxConnecting bounds connect attempts in flight at once, over the
-	// whole process (default 128). A burst past the broker's listen backlog
+	// whole process (default 96). A burst past the broker's listen backlog
 	// loses SYNs, and each lost SYN costs a device a 1 s (then 3 s, 7 s)
-	// retransmission: fewer attempts at once connect a fleet faster.
+	// retransmission: fewer attempts at once connect a fleet faster. 96 stays
+	// under Mosquitto's backlog of 100, so its accept queue cannot overflow.
 	MaxConnecting int `yaml:"max_connecting"`
 	// Groups are the device groups; device indexes run through them in order.
 	Groups []Group `yaml:"groups"`
@@ -231,7 +232,7 @@ const (
 	DefaultDrain         = 2 * time.Second
 	DefaultMaxDelay      = 30 * time.Second
 	DefaultWSPath        = "/mqtt"
-	DefaultMaxConnecting = 128
+	DefaultMaxConnecting = 96
 )
 
 // IsClean reports whether the group asks for clean sessions (default true).
