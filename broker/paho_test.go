@@ -12,7 +12,7 @@ import (
 
 // pahoOpts are paho.mqtt.golang options for one client of the test broker.
 func pahoOpts(tb *testBroker, id string, clean bool) *paho.ClientOptions {
-	return paho.NewClientOptions().AddBroker("tcp://"+tb.tcp).SetClientID(id).SetCleanSession(clean).
+	return paho.NewClientOptions().AddBroker("tcp://" + tb.tcp).SetClientID(id).SetCleanSession(clean).
 		SetAutoReconnect(false).SetConnectRetry(false).SetKeepAlive(30 * time.Second).SetResumeSubs(false)
 }
 
