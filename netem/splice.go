@@ -19,11 +19,15 @@ const (
 	spliceMax      = 1 << 20
 	pipePoolSize   = 64   // idle pipes a proxy keeps for reuse
 	fSetPipeSize   = 1031 // F_SETPIPE_SZ
+	fGetPipeSize   = 1032 // F_GETPIPE_SZ
 	pipeSize       = 1 << 20
 )
 
 // kpipe is a kernel pipe used as the splice buffer.
-type kpipe struct{ r, w int }
+type kpipe struct {
+	r, w int
+	size int // capacity in bytes
+}
 
 func (p *Proxy) getPipe() (kpipe, error) {
 	select {
@@ -38,7 +42,11 @@ func (p *Proxy) getPipe() (kpipe, error) {
 	// A larger pipe moves more per splice call; where the kernel refuses,
 	// the default 64 KiB still works.
 	syscall.Syscall(syscall.SYS_FCNTL, uintptr(fds[1]), fSetPipeSize, pipeSize)
-	return kpipe{fds[0], fds[1]}, nil
+	size, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fds[1]), fGetPipeSize, 0)
+	if errno != 0 {
+		size = 4096 // the smallest a pipe can be
+	}
+	return kpipe{fds[0], fds[1], int(size)}, nil
 }
 
 // putPipe keeps an empty pipe for reuse, or closes it.
@@ -138,6 +146,11 @@ func (p *pipe) spliceBurst(src, dst syscall.RawConn) (bool, error) {
 			}
 			inPipe -= int(m)
 			p.delivered.Add(m)
+		}
+		if int(n) < kp.size {
+			// The socket gave less than the pipe holds: it is most likely
+			// empty, and asking again would only cost a syscall for EAGAIN.
+			return true, nil
 		}
 	}
 	return true, nil
