@@ -85,6 +85,9 @@ func (d *device) connect() {
 		var ce *ConnackError
 		if errors.As(err, &ce) {
 			code = int(ce.Code)
+			f.codes[ce.Code].Add(1)
+		} else {
+			f.codes[256].Add(1)
 		}
 		f.Live.ConnectFailures.Add(1)
 		f.emit(events.Event{Kind: events.ConnAck, ClientID: d.clientID, Device: d.idx + 1, Code: code,
@@ -118,6 +121,7 @@ func (f *Fleet) isClosing() bool {
 // connected counts an accepted connection.
 func (d *device) connected(lat time.Duration, again bool) {
 	f := d.f
+	f.codes[0].Add(1)
 	f.Live.Connected.Add(1)
 	f.Live.Connects.Add(1)
 	if again {

@@ -114,7 +114,8 @@ type Fleet struct {
 	evq    chan events.Event
 	evDone chan struct{}
 
-	connSem chan struct{} // one slot per connect attempt in flight
+	connSem chan struct{}     // one slot per connect attempt in flight
+	codes   [257]atomic.Int64 // connect outcomes by CONNACK code; [256]: no CONNACK at all
 	// Publishing ends early when every local publisher has a message count
 	// and has sent it all: finite runs then take no longer than they need.
 	countedLeft      atomic.Int64
@@ -439,6 +440,15 @@ func (f *Fleet) results(stopped time.Time) *reports.Results {
 	r.Counters["foreign"] = f.tr.foreign.Load()
 	r.Counters["reconnects"] = f.Live.Reconnects.Load()
 	r.Counters["devices"] = int64(len(f.devices))
+	for code := range f.codes {
+		if n := f.codes[code].Load(); n > 0 {
+			name := fmt.Sprintf("connack_%d", code)
+			if code == 256 {
+				name = "connack_none"
+			}
+			r.Counters[name] = n
+		}
+	}
 	// Footprint when publishing stopped, beyond what the process held before
 	// the fleet started: what the fleet costs.
 	r.Counters["connected_at_stop"] = f.peakConnected

@@ -157,3 +157,24 @@ func TestDuplicateIDTakeoverPaho(t *testing.T) {
 		})
 	}
 }
+
+// TestConnackCodes: an empty client ID with a persistent session is refused
+// with CONNACK 0x02 [MQTT-3.1.3-8]; the fleet counts refusals by code.
+func TestConnackCodes(t *testing.T) {
+	persistent := false
+	for _, tg := range targets {
+		t.Run(tg.name, func(t *testing.T) {
+			addr := tg.start(t)
+			p := &profile.Profile{Name: "codes", Duration: 300 * time.Millisecond, Drain: 50 * time.Millisecond,
+				Groups: []profile.Group{
+					{Name: "ok", Count: 3},
+					{Name: "anon", Count: 2, ClientID: "{{if false}}x{{end}}", CleanSession: &persistent},
+				}}
+			res := runFleet(t, Config{Profile: p, Broker: addr})
+			c := res.Counters
+			if c["connack_0"] != 3 || c["connack_2"] != 2 || c["connect_failures"] != 2 {
+				t.Fatalf("connack_0 %d connack_2 %d failures %d; want 3 2 2", c["connack_0"], c["connack_2"], c["connect_failures"])
+			}
+		})
+	}
+}
