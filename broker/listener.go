@@ -24,7 +24,10 @@ type listener struct {
 
 // listen binds one listener; it accepts nothing until goAccept.
 func (b *Broker) listen(lc ListenerConfig) (*listener, error) {
-	ln, err := net.Listen("tcp", lc.Addr)
+	// MQTT has its own keepalive: TCP keepalive on every accepted socket would
+	// only cost setsockopt calls per connection.
+	lcfg := net.ListenConfig{KeepAlive: -1}
+	ln, err := lcfg.Listen(b.ctx, "tcp", lc.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s %s: %w", lc.Type, lc.Addr, err)
 	}
