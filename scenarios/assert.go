@@ -136,6 +136,11 @@ func (r *runner) evaluate(evs []events.Event, m moments) []reports.Assertion {
 				b = bounds{eq: o.Equals, min: o.Min, max: o.Max}
 			}
 			record = record || o.Record
+			if o.Within != nil {
+				copyA := *a
+				copyA.Within = o.Within
+				a = &copyA
+			}
 			if o.Note != "" {
 				note = o.Note
 			}

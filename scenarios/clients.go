@@ -25,9 +25,11 @@ const (
 	groupDrain        = 300 * time.Millisecond
 )
 
-// defaultViolation is a PINGREQ with a remaining length of 1: a malformed
-// packet every broker must close the connection for [MQTT-4.8.0-1].
-var defaultViolation = []byte{0xC0, 0x01, 0x00}
+// defaultViolation is a SUBSCRIBE whose fixed-header flags are 0000 instead
+// of 0010: a malformed packet the server must close the connection for
+// [MQTT-3.8.1-1] [MQTT-4.8.0-1]. (A PINGREQ with a non-zero remaining length
+// is not enough: Mosquitto 2.0.11 accepts it.)
+var defaultViolation = []byte{0x80, 0x06, 0x00, 0x01, 0x00, 0x01, 'a', 0x00}
 
 // clientRun is one scenario client while the scenario runs.
 type clientRun struct {

@@ -152,8 +152,11 @@ func Describe(w io.Writer, sc *Scenario) error {
 				d += " skipped"
 			case o.Record:
 				d += " recorded, not checked"
-			default:
+			case o.Equals != nil || o.Min != nil || o.Max != nil:
 				d += " want " + bounds{eq: o.Equals, min: o.Min, max: o.Max}.String(a.Expect == ExpectLatency)
+			}
+			if o.Within != nil {
+				d += " every one " + describeWindow(o.Within)
 			}
 			if o.Note != "" {
 				d += " — " + o.Note

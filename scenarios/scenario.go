@@ -226,6 +226,9 @@ type Override struct {
 	Equals *Value `yaml:"equals"`
 	Min    *Value `yaml:"min"`
 	Max    *Value `yaml:"max"`
+	// Within replaces the assertion's within window on this target (a
+	// broker whose timers are coarser, say).
+	Within *Window `yaml:"within"`
 	// Record turns the check into a recording: the verdict is pass and the
 	// message says what the broker did.
 	Record bool `yaml:"record"`

@@ -118,6 +118,10 @@ func (sc *Scenario) validateAssertion(c *checker, a *Assertion, f string) {
 			c.fail(f+".per_target."+name, "unknown target %q%s; targets: %s", name, suggest(name, targetKinds), strings.Join(targetKinds, ", "))
 		}
 		bounds(pf, o.Equals, o.Min, o.Max)
+		sc.validateWindow(c, o.Within, pf+"within")
+		if o.Within != nil && a.Within == nil {
+			c.fail(pf+"within", "the assertion has no within: window to replace")
+		}
 		a.PerTarget[name] = o
 	}
 }
