@@ -21,14 +21,16 @@ type Error struct {
 	Msg    string
 }
 
-// Error formats as "file:line:col: field: msg".
+// Error formats as "file:line:col: field: msg", or "line L:C: field: msg"
+// without a file.
 func (e *Error) Error() string {
 	var b strings.Builder
-	if e.File != "" {
-		b.WriteString(e.File)
-		b.WriteString(":")
-	}
-	if e.Line > 0 {
+	switch {
+	case e.File != "" && e.Line > 0:
+		fmt.Fprintf(&b, "%s:%d:%d: ", e.File, e.Line, e.Column)
+	case e.File != "":
+		b.WriteString(e.File + ": ")
+	case e.Line > 0:
 		fmt.Fprintf(&b, "line %d:%d: ", e.Line, e.Column)
 	}
 	if e.Field != "" {

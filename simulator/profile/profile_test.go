@@ -2,6 +2,8 @@ package profile
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -113,5 +115,30 @@ func TestGroupOf(t *testing.T) {
 	}
 	if g, _ := p.GroupOf(5); g != nil {
 		t.Fatalf("device 5 should be out of range")
+	}
+}
+
+// TestDocExample keeps the profile shown in docs/simulator.md valid.
+func TestDocExample(t *testing.T) {
+	p, err := Load("testdata/example.yaml")
+	if err != nil {
+		t.Fatalf("the documented example is refused: %v", err)
+	}
+	if p.Devices() != 10000 || p.Groups[0].Lifecycle.Churn.Mode != ChurnDrop {
+		t.Fatalf("unexpected example: %+v", p.Groups[0])
+	}
+}
+
+func TestLoadNamesFile(t *testing.T) {
+	if _, err := Load("testdata/missing.yaml"); err == nil {
+		t.Fatal("loaded a missing file")
+	}
+	path := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(path, []byte("groups:\n  - count: 5\n    publish: {interval: 1s, topic: t, qos: 7}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(path)
+	if err == nil || !strings.HasPrefix(err.Error(), path+":3:") || !strings.Contains(err.Error(), "groups[0].publish.qos") {
+		t.Fatalf("want %s:3:... groups[0].publish.qos, got %v", path, err)
 	}
 }
