@@ -98,6 +98,13 @@ func (c *conn) shutdown(cause events.Cause, statement, detail string) {
 	_ = c.rd.nc.Close()
 }
 
+// ending reports whether the connection has been told to end.
+func (c *conn) ending() bool {
+	c.endMu.Lock()
+	defer c.endMu.Unlock()
+	return c.reason != nil
+}
+
 // violation ends the connection without sending anything [MQTT-4.8.0-1].
 func (c *conn) violation(statement, detail string) {
 	c.b.emit(events.Event{Kind: events.Violation, ClientID: c.clientID, Remote: c.remote, Statement: statement, Detail: detail})
@@ -142,8 +149,14 @@ func (c *conn) loop() {
 			c.armKeepalive()
 		}
 		if err := c.rd.wait(); err != nil {
-			if parkable && isTimeout(err) && (ka == 0 || c.b.since() < ka) && c.b.poller.park(c, ka) {
-				return // the poller owns the connection until it wakes it
+			if parkable && isTimeout(err) && (ka == 0 || c.b.since() < ka) {
+				if c.b.poller.park(c, ka) {
+					return // the poller owns the connection until it wakes it
+				}
+				if !c.ending() {
+					parkable = false // epoll refused it: keep waiting the plain way
+					continue
+				}
 			}
 			if c.readFailed(err) {
 				c.lastRead = c.b.since()
@@ -259,10 +272,7 @@ func (c *conn) readFailed(err error) bool {
 			return false
 		}
 		silence := c.b.since() - c.lastRead
-		c.endMu.Lock()
-		already := c.reason != nil
-		c.endMu.Unlock()
-		if !already {
+		if !c.ending() {
 			// [MQTT-3.1.2-24] 1.5x the keepalive passed without a packet.
 			c.b.emit(events.Event{Kind: events.KeepaliveExpired, ClientID: c.clientID, Remote: c.remote,
 				KeepAlive: int(c.keepalive / time.Second), Latency: silence})
