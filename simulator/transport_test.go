@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mqttfleet/mqttfleet/broker"
+	"github.com/mqttfleet/mqttfleet/events"
 	"github.com/mqttfleet/mqttfleet/simulator/profile"
 )
 
@@ -83,4 +84,39 @@ func selfSigned(t *testing.T, dir string) (certFile, keyFile string) {
 		t.Fatal(err)
 	}
 	return certFile, keyFile
+}
+
+// TestSourceAddresses checks devices bind their source addresses
+// round-robin by index, as the broker sees them.
+func TestSourceAddresses(t *testing.T) {
+	rec := events.NewRecorder()
+	cfg := broker.DefaultConfig()
+	cfg.Listeners[0].Addr = "127.0.0.1:0"
+	cfg.Events = rec
+	b, err := broker.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	p := echoProfile(4, 2, 1, 30*time.Millisecond)
+	p.Groups[0].SourceAddresses = []string{"127.0.0.2", "127.0.0.3"}
+	res := runFleet(t, Config{Profile: p, Broker: b.Addr("tcp")})
+	if res.Counters["connects"] != 4 {
+		t.Fatalf("connects %d", res.Counters["connects"])
+	}
+	want := map[string]string{"echo-0": "127.0.0.2", "echo-1": "127.0.0.3", "echo-2": "127.0.0.2", "echo-3": "127.0.0.3"}
+	seen := 0
+	for _, e := range rec.Filter(events.And(events.Is(events.Connect), events.From(events.SourceBroker))) {
+		host, _, err := net.SplitHostPort(e.Remote)
+		if err != nil || host != want[e.ClientID] {
+			t.Fatalf("%s connected from %q, want %s", e.ClientID, e.Remote, want[e.ClientID])
+		}
+		seen++
+	}
+	if seen != 4 {
+		t.Fatalf("broker saw %d connects", seen)
+	}
 }
