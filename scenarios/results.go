@@ -44,9 +44,7 @@ func (r *runner) results(started, ended time.Time, stepErr error) *reports.Resul
 		var se *StepError
 		if errors.As(stepErr, &se) {
 			a.Name = "timeline: step " + se.Step
-			if at, ok := m.steps[se.Step]; ok {
-				a.Evidence = around(evs, at, 10)
-			}
+			a.Evidence = before(evs, se.At, 10)
 		}
 		res.AddAssertion(a)
 	}
@@ -56,10 +54,11 @@ func (r *runner) results(started, ended time.Time, stepErr error) *reports.Resul
 	return res
 }
 
-// around returns up to n events recorded from t on.
-func around(evs []events.Event, t time.Time, n int) []events.Event {
-	i := sort.Search(len(evs), func(i int) bool { return !evs[i].Time.Before(t) })
-	j := min(len(evs), i+n)
+// before returns the last n events recorded up to t: what the run saw
+// just before a step gave up.
+func before(evs []events.Event, t time.Time, n int) []events.Event {
+	j := sort.Search(len(evs), func(i int) bool { return evs[i].Time.After(t) })
+	i := max(0, j-n)
 	return append([]events.Event(nil), evs[i:j]...)
 }
 

@@ -16,6 +16,7 @@ type StepError struct {
 	Step string
 	Line int
 	Err  error
+	At   time.Time // when the step gave up
 }
 
 // Error names the step and its line.
@@ -46,7 +47,7 @@ func (r *runner) timeline(ctx context.Context) error {
 	for _, cl := range r.sc.Clients {
 		if !byStep["c:"+cl.Name] {
 			if err := r.clients[cl.Name].connect(ctx); err != nil {
-				return &StepError{Step: "connect clients", Err: err}
+				return &StepError{Step: "connect clients", Err: err, At: time.Now()}
 			}
 		}
 	}
@@ -57,7 +58,7 @@ func (r *runner) timeline(ctx context.Context) error {
 	for _, g := range r.sc.Groups {
 		if !byStep["g:"+g.Name] {
 			if err := r.up(r.groups[g.Name]); err != nil {
-				return &StepError{Step: "start", Err: err}
+				return &StepError{Step: "start", Err: err, At: time.Now()}
 			}
 		}
 	}
@@ -66,7 +67,7 @@ func (r *runner) timeline(ctx context.Context) error {
 		s := &r.sc.Steps[i]
 		at, err := r.trigger(ctx, s, prevEnd, prevIdx)
 		if err != nil {
-			return &StepError{Step: s.Name, Line: s.line, Err: err}
+			return &StepError{Step: s.Name, Line: s.line, Err: err, At: time.Now()}
 		}
 		// A when: or wait until: counts events from the moment the step
 		// before it began: what that step caused, even while its action
@@ -83,7 +84,7 @@ func (r *runner) timeline(ctx context.Context) error {
 			r.mu.Unlock()
 		}
 		if err := r.do(ctx, s); err != nil {
-			return &StepError{Step: s.Name, Line: s.line, Err: err}
+			return &StepError{Step: s.Name, Line: s.line, Err: err, At: time.Now()}
 		}
 		prevEnd, prevIdx = time.Now(), startIdx
 	}

@@ -1,0 +1,170 @@
+package scenarios
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mqttfleet/mqttfleet/events"
+	"github.com/mqttfleet/mqttfleet/reports"
+)
+
+// TestSingleDeviceFaultAndWhen exercises what the library does not: a
+// fault on one device of a group (its link is addressed alone), a fault
+// restored by itself (for:), and a step triggered by an event (when:).
+func TestSingleDeviceFaultAndWhen(t *testing.T) {
+	text := `name: one-device
+groups:
+  - name: pair
+    count: 3
+    proxy: true
+    client_id: "pair-{{.Index}}"
+    keepalive: 1s
+    will: {topic: "pair/{{.ClientID}}/state", payload: offline, qos: 1}
+clients:
+  - name: watcher
+    subscriptions: [{filter: "pair/+/state", qos: 1}]
+steps:
+  - do: wait
+    connected: pair
+  - name: cut
+    do: blackhole
+    group: pair
+    devices: [1]
+    for: 4s
+  - name: will-seen
+    when: {kind: publish_received, client: watcher}
+    do: mark
+  - name: settle
+    delay: 1s
+    do: mark
+assertions:
+  - name: only device 1's will
+    expect: count
+    events: {kind: publish_received, client: watcher}
+    per: topic
+    equals: 1
+    keys: 1
+  - name: it is pair-1's
+    expect: count
+    events: {kind: publish_received, client: watcher, topic: pair/pair-1/state}
+    within: {after: cut, from: 0.3s, to: 3s}
+    equals: 1
+  - name: the when step ran at the will
+    expect: count
+    events: {kind: log, source: scenario}
+    during: {after: will-seen, to: 10ms}
+    min: 1
+`
+	sc, err := Parse([]byte(text), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := Run(ctx, sc, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range res.Assertions {
+		t.Logf("%s %s: %s", a.Verdict, a.Name, a.Message)
+	}
+	if res.Verdict() != reports.Pass {
+		t.Fatalf("verdict %s", res.Verdict())
+	}
+}
+
+// TestFailingAssertionHasEvidence: a failed check names what it saw and
+// carries the deciding events.
+func TestFailingAssertionHasEvidence(t *testing.T) {
+	text := `name: failing
+clients:
+  - name: pub
+  - name: sub
+    subscriptions: [{filter: "t/#", qos: 1}]
+steps:
+  - {do: publish, client: pub, topic: t/1, payload: "x", qos: 1}
+  - {do: publish, client: pub, topic: t/2, payload: "y", qos: 1}
+  - do: wait                # counts from the previous step's start: t/2
+    until: {kind: publish_received, client: sub, topic: t/2}
+    timeout: 5s
+assertions:
+  - name: exactly one message (wrong on purpose)
+    expect: count
+    events: {kind: publish_received, client: sub}
+    equals: 1
+`
+	sc, err := Parse([]byte(text), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := Run(ctx, sc, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Verdict() != reports.Fail {
+		t.Fatalf("verdict %s, want fail", res.Verdict())
+	}
+	a := res.Assertions[len(res.Assertions)-1]
+	if !strings.Contains(a.Message, "2 events") || len(a.Evidence) != 2 {
+		t.Errorf("message %q with %d events of evidence; want 2 events named and shown", a.Message, len(a.Evidence))
+	}
+	for _, e := range a.Evidence {
+		if e.Kind != events.PublishReceived || e.ClientID != "sub" {
+			t.Errorf("evidence %+v is not what decided the check", e)
+		}
+	}
+}
+
+// TestRateAndLatencyChecks evaluates rate and latency checks over a
+// synthetic stream, at their edges.
+func TestRateAndLatencyChecks(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var evs []events.Event
+	// 3 takeovers a second for 5 s, then 1 in the next 5 s.
+	for s := 0; s < 5; s++ {
+		for k := 0; k < 3; k++ {
+			evs = append(evs, events.Event{Time: t0.Add(time.Duration(s)*time.Second + time.Duration(k)*100*time.Millisecond), Kind: events.Takeover})
+		}
+	}
+	evs = append(evs, events.Event{Time: t0.Add(7 * time.Second), Kind: events.Takeover})
+	m := moments{t0: t0, end: t0.Add(10 * time.Second), steps: map[string]time.Time{}}
+	num := func(s string) *Value { v := &Value{Text: s}; _ = v.parseNumber(); return v }
+	cases := []struct {
+		name string
+		a    Assertion
+		b    bounds
+		pass bool
+	}{
+		{"sustained for 5s", Assertion{Expect: ExpectRate, For: Duration(5 * time.Second)}, bounds{min: num("3")}, true},
+		{"not for 6s", Assertion{Expect: ExpectRate, For: Duration(6 * time.Second)}, bounds{min: num("3")}, false},
+		{"ceiling 3 holds", Assertion{Expect: ExpectRate}, bounds{max: num("3")}, true},
+		{"ceiling 2 broken", Assertion{Expect: ExpectRate}, bounds{max: num("2")}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			v := checkRate(&tc.a, tc.b, evs, span{from: t0, to: m.end}, m)
+			if v.pass != tc.pass {
+				t.Errorf("pass = %v, want %v: %s", v.pass, tc.pass, v.msg)
+			}
+			if !v.pass && len(v.evidence) == 0 {
+				t.Errorf("a failed rate check carries no evidence")
+			}
+		})
+	}
+	var lat []events.Event
+	for i := 1; i <= 100; i++ {
+		lat = append(lat, events.Event{Kind: events.PublishReceived, Latency: time.Duration(i) * time.Millisecond})
+	}
+	dur := func(s string) *Value { v := &Value{Text: s}; _ = v.parseDuration(); return v }
+	a := Assertion{Expect: ExpectLatency, Percentile: 99}
+	if v := checkLatency(&a, bounds{max: dur("99ms")}, lat); !v.pass || v.evidence[0].Latency != 100*time.Millisecond {
+		t.Errorf("p99 of 1..100 ms under 99ms: %s (slowest first: %v)", v.msg, v.evidence[0].Latency)
+	}
+	if v := checkLatency(&a, bounds{max: dur("98ms")}, lat); v.pass {
+		t.Errorf("p99 of 1..100 ms is not under 98ms: %s", v.msg)
+	}
+}
