@@ -18,7 +18,7 @@ import (
 //	POST   /groups         {"name": "dev-1"} -> GroupInfo with the listener's address
 //
 // Errors are {"error": "..."} with status 400 (bad request), 404 (unknown
-// fault) or 409 (proxy closed).
+// fault, or a link selector naming no live link) or 409 (proxy closed).
 func (p *Proxy) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /links", func(w http.ResponseWriter, r *http.Request) {
@@ -37,6 +37,10 @@ func (p *Proxy) Handler() http.Handler {
 			return
 		}
 		id, err := p.Apply(req.Selector, req.Fault)
+		if errors.Is(err, ErrUnknownLink) {
+			writeError(w, http.StatusNotFound, err)
+			return
+		}
 		if err != nil {
 			writeError(w, p.errStatus(), err)
 			return

@@ -59,6 +59,7 @@ func TestHTTPAPI(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) { do("POST", "/faults", tc.body, 400) })
 	}
+	do("POST", "/faults", `{"selector":{"link":"l999"},"fault":{"kind":"stall"}}`, 404)
 	do("DELETE", "/faults/"+created["id"], "", 204)
 	do("DELETE", "/faults/"+created["id"], "", 404)
 	if n := rec.Count(events.Is(events.FaultRemoved)); n != 1 {

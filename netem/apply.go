@@ -12,6 +12,10 @@ import (
 // ErrUnknownFault is returned by Remove for an ID that is not (or no longer) applied.
 var ErrUnknownFault = errors.New("netem: unknown fault")
 
+// ErrUnknownLink is returned by Apply for a ByLink selector naming no live
+// link: a link ID never comes back, so such a fault could never act.
+var ErrUnknownLink = errors.New("netem: unknown link")
+
 // faultEntry is an applied fault. Its fields are guarded by Proxy.mu.
 type faultEntry struct {
 	id      string
@@ -49,6 +53,9 @@ func (p *Proxy) Apply(sel Selector, f Fault) (string, error) {
 	defer p.mu.Unlock()
 	if p.closed {
 		return "", errors.New("netem: apply: proxy closed")
+	}
+	if sel.Link != "" && p.links[sel.Link] == nil {
+		return "", fmt.Errorf("%w %q", ErrUnknownLink, sel.Link)
 	}
 	p.nextFault++
 	e := &faultEntry{id: "f" + strconv.FormatUint(p.nextFault, 10), sel: sel, f: f, applied: time.Now(),

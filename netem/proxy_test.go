@@ -202,6 +202,9 @@ func TestApplyRejectsBadInput(t *testing.T) {
 			}
 		})
 	}
+	if _, err := px.Apply(ByLink("l999"), Fault{Kind: Stall}); !errors.Is(err, ErrUnknownLink) {
+		t.Fatalf("apply to unknown link: %v", err)
+	}
 	if err := px.Remove("f999"); !errors.Is(err, ErrUnknownFault) {
 		t.Fatalf("remove unknown: %v", err)
 	}
