@@ -14,6 +14,7 @@ import (
 
 	"github.com/mqttfleet/mqttfleet/events"
 	"github.com/mqttfleet/mqttfleet/netem"
+	"github.com/mqttfleet/mqttfleet/netem/kernel"
 	"github.com/mqttfleet/mqttfleet/reports"
 	"github.com/mqttfleet/mqttfleet/simulator"
 	"github.com/mqttfleet/mqttfleet/targets"
@@ -60,13 +61,14 @@ type runner struct {
 
 	mu        sync.Mutex
 	t0        time.Time
-	stepAt    map[string]time.Time // when each step's action began (wait: when satisfied)
-	step      string               // the step running now, for progress
-	since     int                  // recorder index when the running step began
-	faults    map[string][]string  // proxy fault IDs by the group or client they were applied to
-	listeners map[string]string    // proxy group listeners for paho groups
-	ownTarget bool                 // Run started the target, so Run stops it
-	timers    sync.WaitGroup       // fault restores scheduled by for:
+	stepAt    map[string]time.Time     // when each step's action began (wait: when satisfied)
+	step      string                   // the step running now, for progress
+	since     int                      // recorder index when the running step began
+	faults    map[string][]string      // proxy fault IDs by the group or client they were applied to
+	listeners map[string]string        // proxy group listeners for paho groups
+	drops     map[string]*kernel.Drops // kernel DROP rules by the group or client they cover
+	ownTarget bool                     // Run started the target, so Run stops it
+	timers    sync.WaitGroup           // fault restores scheduled by for:
 }
 
 // Run runs the scenario and returns its results: every assertion's verdict
@@ -76,7 +78,8 @@ type runner struct {
 func Run(ctx context.Context, sc *Scenario, opts Options) (*reports.Results, error) {
 	r := &runner{sc: sc, opts: opts, log: opts.Logger, rec: events.NewRecorder(),
 		groups: map[string]*groupRun{}, clients: map[string]*clientRun{},
-		stepAt: map[string]time.Time{}, faults: map[string][]string{}, listeners: map[string]string{}}
+		stepAt: map[string]time.Time{}, faults: map[string][]string{}, listeners: map[string]string{},
+		drops: map[string]*kernel.Drops{}}
 	if r.log == nil {
 		r.log = silence
 	}
@@ -168,6 +171,14 @@ func (r *runner) missingCapabilities() []string {
 	for _, s := range r.sc.Steps {
 		if (s.Do == DoRestart || s.Do == DoStopB || s.Do == DoStartB) && !caps.Has("restart") {
 			missing = append(missing, "restart (step "+s.Name+")")
+			break
+		}
+	}
+	for _, s := range r.sc.Steps {
+		if s.Do == DoDropPackets {
+			if err := kernelAvailable(); err != nil {
+				missing = append(missing, fmt.Sprintf("the kernel backend for step %s: %v", s.Name, err))
+			}
 			break
 		}
 	}
@@ -283,6 +294,7 @@ func (r *runner) drain(ctx context.Context) {
 func (r *runner) tearDown() {
 	r.cancel()
 	r.timers.Wait()
+	r.undrop("")
 	var wg sync.WaitGroup
 	for _, gr := range r.groups {
 		wg.Add(1)

@@ -171,7 +171,12 @@ func (r *runner) do(ctx context.Context, s *Step) error {
 		return r.fault(s)
 	case DoRestore:
 		r.restore(s.Group, s.Client, s.Devices)
+		if len(s.Devices) == 0 {
+			r.undrop(s.Group + s.Client)
+		}
 		return nil
+	case DoDropPackets:
+		return r.dropPackets(ctx, s)
 	case DoConnect:
 		return r.clients[s.Client].connect(ctx)
 	case DoDisconn:
@@ -397,7 +402,7 @@ func describe(s *Step) string {
 		}
 	}
 	switch s.Do {
-	case DoUp, DoDown, DoConnect, DoDisconn, DoDrop, DoViolate:
+	case DoUp, DoDown, DoConnect, DoDisconn, DoDrop, DoViolate, DoDropPackets:
 		return s.Do + " " + who
 	case DoBlackhole, DoStall, DoReset, DoClose, DoDelay, DoBandwidth, DoSlice:
 		d := s.Do + " " + who

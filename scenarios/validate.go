@@ -52,27 +52,28 @@ var faultFields = []string{"group", "devices", "client", "direction", "share"}
 
 // actionFields lists, per action, the fields it reads besides the timing ones.
 var actionFields = map[string][]string{
-	DoUp:        {"group"},
-	DoDown:      {"group"},
-	DoBlackhole: append([]string{"for"}, faultFields...),
-	DoStall:     append([]string{"for"}, faultFields...),
-	DoReset:     append([]string{"every", "for"}, faultFields...),
-	DoClose:     append([]string{"every", "for"}, faultFields...),
-	DoDelay:     append([]string{"for", "latency", "jitter"}, faultFields...),
-	DoBandwidth: append([]string{"for", "rate"}, faultFields...),
-	DoSlice:     append([]string{"for", "chunk_size", "chunk_delay"}, faultFields...),
-	DoRestore:   {"group", "devices", "client"},
-	DoConnect:   {"client"},
-	DoDisconn:   {"client"},
-	DoDrop:      {"client"},
-	DoViolate:   {"client", "bytes"},
-	DoPublish:   {"client", "topic", "payload", "qos", "retain", "count", "interval"},
-	DoSubscribe: {"client", "topic", "qos"},
-	DoWait:      {"until", "count", "connected", "timeout"},
-	DoRestart:   nil,
-	DoStopB:     nil,
-	DoStartB:    nil,
-	DoMark:      nil,
+	DoUp:          {"group"},
+	DoDown:        {"group"},
+	DoBlackhole:   append([]string{"for"}, faultFields...),
+	DoStall:       append([]string{"for"}, faultFields...),
+	DoReset:       append([]string{"every", "for"}, faultFields...),
+	DoClose:       append([]string{"every", "for"}, faultFields...),
+	DoDelay:       append([]string{"for", "latency", "jitter"}, faultFields...),
+	DoBandwidth:   append([]string{"for", "rate"}, faultFields...),
+	DoSlice:       append([]string{"for", "chunk_size", "chunk_delay"}, faultFields...),
+	DoRestore:     {"group", "devices", "client"},
+	DoDropPackets: {"group", "devices", "client"},
+	DoConnect:     {"client"},
+	DoDisconn:     {"client"},
+	DoDrop:        {"client"},
+	DoViolate:     {"client", "bytes"},
+	DoPublish:     {"client", "topic", "payload", "qos", "retain", "count", "interval"},
+	DoSubscribe:   {"client", "topic", "qos"},
+	DoWait:        {"until", "count", "connected", "timeout"},
+	DoRestart:     nil,
+	DoStopB:       nil,
+	DoStartB:      nil,
+	DoMark:        nil,
 }
 
 // Assertion kinds.
@@ -443,7 +444,7 @@ func (sc *Scenario) validateAction(c *checker, s *Step, f string) {
 		if sc.group(s.Group) == nil {
 			c.fail(f+".group", "no group named %q (groups: %s)", s.Group, sc.names(true, false))
 		}
-	case isFault(s.Do) || s.Do == DoRestore:
+	case isFault(s.Do) || s.Do == DoRestore || s.Do == DoDropPackets:
 		sc.validateFaultTarget(c, s, f)
 		switch s.Direction {
 		case "", "upstream", "downstream", "both":
