@@ -3,6 +3,7 @@ package netem
 import (
 	"io"
 	"net"
+	"syscall"
 	"testing"
 	"time"
 
@@ -119,22 +120,38 @@ func BenchmarkProxyThroughput(b *testing.B) {
 		send(b, c, block)
 	}
 	took := make([]time.Duration, len(conns))
+	cpu := make([]time.Duration, len(conns)) // sender, proxy and receiver all run in this process
 	b.SetBytes(int64(len(conns)) * ackEvery)
 	b.ResetTimer()
 	for range b.N {
 		for i, c := range conns {
-			t0 := time.Now()
+			t0, c0 := time.Now(), cpuTime()
 			send(b, c, block)
 			took[i] += time.Since(t0)
+			cpu[i] += cpuTime() - c0
 		}
 	}
 	b.StopTimer()
+	// CPU per byte does not depend on how busy the machine is, unlike the rates.
+	perMiB := func(d time.Duration) float64 {
+		return float64(d.Microseconds()) / (float64(b.N) * ackEvery / (1 << 20))
+	}
+	b.ReportMetric(perMiB(cpu[0]), "direct-cpu-µs/MiB")
+	b.ReportMetric(perMiB(cpu[1]), "netem-cpu-µs/MiB")
+	b.ReportMetric(perMiB(cpu[2]), "bare-cpu-µs/MiB")
 	mb := float64(b.N) * ackEvery / (1 << 20)
 	b.ReportMetric(mb/took[0].Seconds(), "direct-MiB/s")
 	b.ReportMetric(mb/took[1].Seconds(), "netem-MiB/s")
 	b.ReportMetric(mb/took[2].Seconds(), "bare-MiB/s")
 	b.ReportMetric(took[0].Seconds()/took[1].Seconds(), "netem/direct")
 	b.ReportMetric(took[0].Seconds()/took[2].Seconds(), "bare/direct")
+}
+
+// cpuTime is the CPU time this process has used, user and system.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // withEcho starts a server that echoes every connection.
