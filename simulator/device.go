@@ -356,7 +356,7 @@ func (d *device) publish(gen uint32) {
 	conn := d.conn
 	d.published++
 	last := pub.Count > 0 && d.published == pub.Count
-	seq := d.pub.next_(now.UnixNano())
+	seq := d.pub.send(now.UnixNano())
 	var msg []byte
 	if !pub.NoHeader {
 		msg = payload.AppendHeader(make([]byte, 0, payload.HeaderSize+64), payload.Header{

@@ -31,9 +31,9 @@ func testBehindNetemReset(t *testing.T, addr string) {
 	t.Cleanup(func() { _ = px.Close() })
 	const devices = 10
 	p := echoProfile(devices, 0, 1, 100*time.Millisecond)
-	p.Duration = 4 * time.Second
+	p.Duration = 5 * time.Second
 	p.Groups[0].Netem = &profile.Netem{Group: "edge"}
-	const delay = 600 * time.Millisecond
+	const delay = 1500 * time.Millisecond // 10% of it outlasts a timer stall on a loaded 2-core machine
 	p.Groups[0].Reconnect = profile.Reconnect{Policy: profile.ReconnectFixed, Delay: delay}
 	rec := events.NewRecorder()
 	f, err := New(Config{Profile: p, Broker: addr, Netem: px, Events: rec})

@@ -79,8 +79,8 @@ type seg struct {
 	open     bool
 }
 
-// next assigns the next sequence number and records when it was sent.
-func (p *pubState) next_(now int64) uint64 {
+// send assigns the next sequence number and records when it was sent.
+func (p *pubState) send(now int64) uint64 {
 	p.mu.Lock()
 	p.seq++
 	s := p.seq
