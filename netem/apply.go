@@ -23,7 +23,7 @@ type faultEntry struct {
 	f       Fault
 	applied time.Time
 	active  bool           // between activation and deactivation
-	links   map[*Link]bool // links it is attached to now
+	links   map[*link]bool // links it is attached to now
 	stop    chan struct{}  // closed by Remove: ends the schedule
 }
 
@@ -59,7 +59,7 @@ func (p *Proxy) Apply(sel Selector, f Fault) (string, error) {
 	}
 	p.nextFault++
 	e := &faultEntry{id: "f" + strconv.FormatUint(p.nextFault, 10), sel: sel, f: f, applied: time.Now(),
-		links: map[*Link]bool{}, stop: make(chan struct{})}
+		links: map[*link]bool{}, stop: make(chan struct{})}
 	p.faults = append(p.faults, e)
 	p.log.Info("fault applied", "id", e.id, "selector", sel.String(), "fault", f.String())
 	if f.scheduled() {
@@ -141,7 +141,7 @@ func (p *Proxy) deactivate(e *faultEntry) {
 
 // attach puts e on one link if the link falls in e's share. Reset and Close
 // act here and attach nothing. Caller holds p.mu.
-func (p *Proxy) attach(e *faultEntry, l *Link) {
+func (p *Proxy) attach(e *faultEntry, l *link) {
 	if !inShare(p.cfg.Seed, e.id, e.f.Share, l.group, l.ordinal) || l.aborted() {
 		return
 	}
@@ -163,7 +163,7 @@ func (p *Proxy) attach(e *faultEntry, l *Link) {
 	l.faultIDs[e.id] = true
 }
 
-func (p *Proxy) emitFault(k events.Kind, e *faultEntry, l *Link) {
+func (p *Proxy) emitFault(k events.Kind, e *faultEntry, l *link) {
 	p.sink.Emit(events.Stamp(events.Event{Kind: k, Link: l.id, Group: l.group, Remote: l.remote,
 		Direction: string(e.f.dir()), Fault: string(e.f.Kind), Detail: e.id + " " + e.f.String()}, events.SourceNetem))
 }

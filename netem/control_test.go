@@ -219,7 +219,7 @@ func TestCloseJoinsEverything(t *testing.T) {
 	if err := px.Start(); err != nil {
 		t.Fatal(err)
 	}
-	var ls []link
+	var ls []tlink
 	for range 5 {
 		ls = append(ls, dialLink(t, px, u, rec))
 	}

@@ -2,7 +2,7 @@
 // purpose, precisely and reproducibly, for one device or ten thousand.
 //
 // A Proxy listens, dials Upstream for every connection it accepts, and treats
-// each pair as a Link that faults address one by one (ByLink, ByRemote), by
+// each pair as a link that faults address one by one (ByLink, ByRemote), by
 // group (ByGroup) or all at once (AllLinks). Faults are values (Fault) applied
 // and removed at run time with Apply and Remove; each acts on one direction
 // or both, on a seeded Share of the matching links, now or on a schedule

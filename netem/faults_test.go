@@ -14,7 +14,7 @@ import (
 )
 
 // pingPong measures n round trips of a 16-byte message device -> broker -> device.
-func pingPong(t testing.TB, l link, n int) []time.Duration {
+func pingPong(t testing.TB, l tlink, n int) []time.Duration {
 	t.Helper()
 	msg := make([]byte, 16)
 	buf := make([]byte, 16)

@@ -12,9 +12,9 @@ import (
 	"github.com/mqttfleet/mqttfleet/events"
 )
 
-// Link is one proxied connection: the device's socket (client), the socket to
+// link is one proxied connection: the device's socket (client), the socket to
 // the broker (server) and one pipe per direction.
-type Link struct {
+type link struct {
 	p       *Proxy
 	id      string
 	group   string
@@ -35,8 +35,8 @@ type Link struct {
 	faultIDs map[string]bool // attached faults; guarded by p.mu
 }
 
-func newLink(p *Proxy, id, group string, ordinal int, c, sc *net.TCPConn) *Link {
-	l := &Link{p: p, id: id, group: group, ordinal: ordinal, remote: c.RemoteAddr().String(), opened: time.Now(),
+func newLink(p *Proxy, id, group string, ordinal int, c, sc *net.TCPConn) *link {
+	l := &link{p: p, id: id, group: group, ordinal: ordinal, remote: c.RemoteAddr().String(), opened: time.Now(),
 		client: c, server: sc, done: make(chan struct{}), faultIDs: map[string]bool{}}
 	// Jitter samples are reproducible per link for a given seed and group ordinal.
 	seed := uint64(p.cfg.Seed)
@@ -51,7 +51,7 @@ func newLink(p *Proxy, id, group string, ordinal int, c, sc *net.TCPConn) *Link 
 
 // abort tears the link down: with rst both peers see a connection reset,
 // otherwise a FIN (or an RST where the kernel still holds unread bytes).
-func (l *Link) abort(rst bool, cause events.Cause, detail string) {
+func (l *link) abort(rst bool, cause events.Cause, detail string) {
 	l.closeOnce.Do(func() {
 		l.cause, l.detail = cause, detail
 		close(l.done)
@@ -65,7 +65,7 @@ func (l *Link) abort(rst bool, cause events.Cause, detail string) {
 }
 
 // aborted reports whether abort has run.
-func (l *Link) aborted() bool {
+func (l *link) aborted() bool {
 	select {
 	case <-l.done:
 		return true
@@ -76,7 +76,7 @@ func (l *Link) aborted() bool {
 
 // exit is called by every goroutine of the link as it returns; the last one
 // closes both sockets and reports the link closed.
-func (l *Link) exit() {
+func (l *link) exit() {
 	if l.running.Add(-1) != 0 {
 		return
 	}
@@ -98,7 +98,7 @@ type LinkInfo struct {
 	Faults    []string  `json:"faults,omitempty"`    // IDs of faults attached now
 }
 
-func (l *Link) info() LinkInfo {
+func (l *link) info() LinkInfo {
 	li := LinkInfo{ID: l.id, Group: l.group, Remote: l.remote, Opened: l.opened,
 		Up: l.up.delivered.Load(), Down: l.down.delivered.Load(),
 		Discarded: l.up.discarded.Load() + l.down.discarded.Load()}

@@ -25,7 +25,7 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b 
 // bytes for a while (latency, bandwidth, slice) start a delivery goroutine
 // that owns dst from then on, so reading goes on while bytes wait.
 type pipe struct {
-	l        *Link
+	l        *link
 	dir      Direction
 	src, dst *net.TCPConn
 
@@ -78,7 +78,7 @@ type chunk struct {
 	eof  bool      // src sent FIN: pass it on after the bytes before it
 }
 
-func newPipe(l *Link, dir Direction, src, dst *net.TCPConn, rng *rand.Rand) *pipe {
+func newPipe(l *link, dir Direction, src, dst *net.TCPConn, rng *rand.Rand) *pipe {
 	return &pipe{l: l, dir: dir, src: src, dst: dst, rng: rng}
 }
 

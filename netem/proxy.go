@@ -24,7 +24,7 @@ type ProxyConfig struct {
 }
 
 // Proxy is the user-space fault proxy. Every connection accepted on one of its
-// listeners becomes a Link to Upstream; faults are applied to links by Selector.
+// listeners becomes a link to Upstream; faults are applied to links by Selector.
 type Proxy struct {
 	cfg  ProxyConfig
 	log  *slog.Logger
@@ -38,7 +38,7 @@ type Proxy struct {
 	started   bool
 	closed    bool
 	listeners []*listener
-	links     map[string]*Link
+	links     map[string]*link
 	faults    []*faultEntry // in Apply order, so new links get faults in a fixed order
 	nextLink  uint64
 	nextFault uint64
@@ -66,7 +66,7 @@ func NewProxy(cfg ProxyConfig) *Proxy {
 	return &Proxy{
 		cfg: cfg, log: cfg.Logger.With("component", "netem"), sink: events.Multi(cfg.Events),
 		ctx: ctx, cancel: cancel,
-		links: map[string]*Link{}, ordinals: map[string]int{}, pending: map[string]string{},
+		links: map[string]*link{}, ordinals: map[string]int{}, pending: map[string]string{},
 		pipes: make(chan kpipe, pipePoolSize),
 	}
 }
@@ -196,7 +196,7 @@ func (p *Proxy) serve(c *net.TCPConn, group string) {
 
 // register creates the link, emits LinkOpened and attaches every active
 // fault whose selector matches it, all before a byte is forwarded.
-func (p *Proxy) register(c, sc *net.TCPConn, group string) *Link {
+func (p *Proxy) register(c, sc *net.TCPConn, group string) *link {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
@@ -231,7 +231,7 @@ func (p *Proxy) register(c, sc *net.TCPConn, group string) *Link {
 }
 
 // unregister forgets a finished link and the faults attached to it.
-func (p *Proxy) unregister(l *Link) {
+func (p *Proxy) unregister(l *link) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	delete(p.links, l.id)
@@ -256,7 +256,7 @@ func (p *Proxy) Close() error {
 			err = fmt.Errorf("netem: close listener: %w", cerr)
 		}
 	}
-	links := make([]*Link, 0, len(p.links))
+	links := make([]*link, 0, len(p.links))
 	for _, l := range p.links {
 		links = append(links, l)
 	}

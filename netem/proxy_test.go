@@ -87,14 +87,14 @@ func withProxy(t testing.TB, up string, rec *events.Recorder) *Proxy {
 }
 
 // link is one device connection through the proxy and its broker-side end.
-type link struct {
+type tlink struct {
 	id     string
 	device net.Conn
 	broker net.Conn
 }
 
 // dialLink opens a connection through px and waits for both its ends.
-func dialLink(t testing.TB, px *Proxy, u *upstream, rec *events.Recorder) link {
+func dialLink(t testing.TB, px *Proxy, u *upstream, rec *events.Recorder) tlink {
 	t.Helper()
 	c, err := net.Dial("tcp", px.Addr())
 	if err != nil {
@@ -109,11 +109,11 @@ func dialLink(t testing.TB, px *Proxy, u *upstream, rec *events.Recorder) link {
 	if err != nil {
 		t.Fatalf("wait for link of %s: %v", local, err)
 	}
-	return link{id: ev.Link, device: c, broker: b}
+	return tlink{id: ev.Link, device: c, broker: b}
 }
 
 // ends returns (writer, reader) for a direction.
-func (l link) ends(d Direction) (net.Conn, net.Conn) {
+func (l tlink) ends(d Direction) (net.Conn, net.Conn) {
 	if d == Downstream {
 		return l.broker, l.device
 	}

@@ -56,7 +56,7 @@ func (s Selector) String() string {
 	}
 }
 
-func (s Selector) matches(l *Link) bool {
+func (s Selector) matches(l *link) bool {
 	switch {
 	case s.All:
 		return true
