@@ -266,7 +266,7 @@ func (c *conn) readFailed(err error) bool {
 			return false
 		}
 		c.violation(pe.Statement, pe.Error())
-	case isTimeout(err):
+	case isTimeout(err) || c.keepaliveExpired():
 		if c.sess == nil {
 			c.shutdown(events.CauseIOError, "", "no CONNECT within connect timeout")
 			return false
@@ -282,6 +282,13 @@ func (c *conn) readFailed(err error) bool {
 		c.shutdown(events.CauseIOError, "", "read: "+err.Error())
 	}
 	return false
+}
+
+// keepaliveExpired reports whether 1.5x the keepalive has passed since the
+// last packet: a WebSocket connection reports its read deadline as a
+// cancelled read, not as a timeout.
+func (c *conn) keepaliveExpired() bool {
+	return c.sess != nil && c.keepalive > 0 && c.b.since() >= c.keepaliveDeadline()
 }
 
 func isTimeout(err error) bool {

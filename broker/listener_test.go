@@ -20,6 +20,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/mqttfleet/mqttfleet/client"
+	"github.com/mqttfleet/mqttfleet/events"
 	"github.com/mqttfleet/mqttfleet/packet"
 )
 
@@ -197,4 +198,35 @@ func makeCerts(t *testing.T) testCerts {
 	pool.AddCert(ca)
 	c.clientTLS = &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cliPair}, ServerName: "127.0.0.1"}
 	return c
+}
+
+// TestWebSocketKeepalive checks [MQTT-3.1.2-24] over a WebSocket listener,
+// whose connections are not parked: a silent client is closed after 1.5x
+// its keepalive with cause keepalive.
+func TestWebSocketKeepalive(t *testing.T) {
+	t.Parallel()
+	tb := startBroker(t, func(c *Config) {
+		c.Listeners = append(c.Listeners, ListenerConfig{Type: "ws", Addr: "127.0.0.1:0"})
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	nc, err := client.DialConn(ctx, tb.Addr("ws"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	start := time.Now()
+	r, ack, err := client.RawConnect(ctx, nc, &packet.Connect{ProtocolName: "MQTT", ProtocolLevel: 4, ClientID: "ws-silent", CleanSession: true, KeepAlive: 1})
+	if err != nil || ack.ReturnCode != 0 {
+		t.Fatalf("connect: %v %+v", err, ack)
+	}
+	if err := r.ExpectClosed(5 * time.Second); err != nil {
+		t.Fatalf("not closed: %v", err)
+	}
+	if d := time.Since(start); d < 1500*time.Millisecond || d > 2500*time.Millisecond {
+		t.Errorf("closed after %v, want 1.5 s..2.0 s", d)
+	}
+	if e := tb.wait(t, disconnectOf("ws-silent")); e.Cause != events.CauseKeepalive {
+		t.Errorf("cause %q (%s), want keepalive", e.Cause, e.Detail)
+	}
 }
