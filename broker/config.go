@@ -107,7 +107,7 @@ func LoadConfig(path string) (Config, error) {
 			GetMessage() string
 		}
 		if errors.As(err, &ye) && ye.GetToken() != nil {
-			return cfg, fmt.Errorf("%s:%d: %s (near %q): %w", path, ye.GetToken().Position.Line, ye.GetMessage(), ye.GetToken().Value, err)
+			return cfg, &ConfigError{File: path, Line: ye.GetToken().Position.Line, Msg: ye.GetMessage(), Err: err}
 		}
 		return cfg, fmt.Errorf("%s: %w", path, err)
 	}
@@ -119,6 +119,21 @@ func LoadConfig(path string) (Config, error) {
 	}
 	return cfg, nil
 }
+
+// ConfigError is a configuration file error at a line; it reads
+// "file:line: message" and unwraps to the YAML decoder's error.
+type ConfigError struct {
+	File string
+	Line int
+	Msg  string
+	Err  error
+}
+
+// Error names the file, the line and what is wrong there.
+func (e *ConfigError) Error() string { return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg) }
+
+// Unwrap returns the decoder's error (with the source excerpt).
+func (e *ConfigError) Unwrap() error { return e.Err }
 
 // withDefaults fills zero limits with their defaults.
 func (c Config) withDefaults() Config {
