@@ -91,10 +91,7 @@ func Run(ctx context.Context, sc *Scenario, opts Options) (*reports.Results, err
 	r.target = t
 	r.col = reports.NewCollector(reports.KindScenario, reports.Run{Name: sc.Name, Target: t.Name(),
 		Seed: int64(sc.Seed), Shard: reports.Shard{Index: 0, Count: 1}, Command: opts.Command, Host: hostname()})
-	// The Collector's sequence check assumes one publisher per topic and
-	// one run: delivery assertions account messages themselves.
-	toCol := events.SinkFunc(func(e events.Event) { e.Seq = 0; r.col.Emit(e) })
-	r.sink = events.Multi(r.rec, toCol, opts.Events)
+	r.sink = events.Multi(r.rec, newCollectorFeed(r.col), opts.Events)
 
 	if missing := r.missingCapabilities(); len(missing) > 0 {
 		return r.skipped(fmt.Sprintf("target %s lacks %s", t.Name(), strings.Join(missing, ", "))), nil
