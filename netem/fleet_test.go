@@ -31,6 +31,9 @@ func TestFiveThousandLinks(t *testing.T) {
 	if testing.Short() {
 		t.Skip("opens 5,000 links; -short")
 	}
+	if raceEnabled {
+		t.Skip("5,000 links need 10,000 goroutines; the race detector allows 8,128")
+	}
 	r := runFleet(t, fleetLinks)
 	t.Logf("%d links: %.1f KiB per link (heap+stacks), %d goroutines, up in %v",
 		fleetLinks, r.perLink/1024, r.goroutines, r.upIn)
