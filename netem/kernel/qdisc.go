@@ -79,3 +79,22 @@ func ClearNetem(ctx context.Context, t Target, ifname string) error {
 	}
 	return nil
 }
+
+// SetRate limits ifname in t to rate bytes per second with a token bucket
+// (tc tbf). It needs no netem support in the kernel, so it also works where
+// SetNetem returns ErrNetemUnsupported; it replaces any root qdisc, netem
+// included (use Netem.Rate to combine a rate with delay or loss).
+func SetRate(ctx context.Context, t Target, ifname string, rate int64) error {
+	if rate <= 0 {
+		return fmt.Errorf("rate on %s: %d bytes/s is not > 0", ifname, rate)
+	}
+	// Burst: 10 ms worth, at least a few full-size packets so the bucket can
+	// pass a 64 KiB GSO segment on veth or loopback.
+	burst := max(rate/100, 128<<10)
+	_, err := t.Run(ctx, "tc", "qdisc", "replace", "dev", ifname, "root", "tbf",
+		"rate", strconv.FormatInt(rate*8, 10)+"bit", "burst", strconv.FormatInt(burst, 10), "latency", "100ms")
+	if err != nil {
+		return fmt.Errorf("rate on %s: %w", ifname, err)
+	}
+	return nil
+}
