@@ -2,7 +2,9 @@ package netem
 
 import (
 	"context"
+	"errors"
 	"net"
+	"syscall"
 	"testing"
 	"time"
 
@@ -239,5 +241,48 @@ func TestCloseJoinsEverything(t *testing.T) {
 	}
 	if _, err := px.Apply(AllLinks(), Fault{Kind: Stall}); err == nil {
 		t.Fatal("apply after close succeeded")
+	}
+}
+
+func TestResetWithDurationRefusesNewLinks(t *testing.T) {
+	u := withUpstream(t)
+	rec := events.NewRecorder()
+	px := withProxy(t, u.addr(), rec)
+	mustApply(t, px, AllLinks(), Fault{Kind: Reset, Duration: time.Hour})
+	c, err := net.Dial("tcp", px.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("new link under an active reset: %v, want ECONNRESET", err)
+	}
+	if len(px.Faults()) != 1 {
+		t.Fatalf("reset with a duration should stay listed: %+v", px.Faults())
+	}
+}
+
+func TestFaultsCombine(t *testing.T) {
+	u := withUpstream(t)
+	rec := events.NewRecorder()
+	px := withProxy(t, u.addr(), rec)
+	l := dialLink(t, px, u, rec)
+	mustApply(t, px, ByLink(l.id), Fault{Kind: Latency, Direction: Upstream, Latency: 100 * time.Millisecond})
+	mustApply(t, px, ByLink(l.id), Fault{Kind: Slice, Direction: Upstream, ChunkSize: 4, ChunkDelay: 10 * time.Millisecond})
+	t0 := time.Now()
+	l.device.Write([]byte("0123456789abcdef"))
+	l.broker.SetReadDeadline(time.Now().Add(5 * time.Second))
+	first := make([]byte, 64)
+	n, err := l.broker.Read(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if el := time.Since(t0); el < 95*time.Millisecond || n > 4 {
+		t.Fatalf("first piece: %d bytes after %v, want <= 4 bytes after >= 100ms", n, el)
+	}
+	rest := readFull(t, l.broker, 16-n, 5*time.Second)
+	if got := string(first[:n]) + string(rest); got != "0123456789abcdef" {
+		t.Fatalf("got %q", got)
 	}
 }
