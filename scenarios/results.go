@@ -68,7 +68,11 @@ func Summary(sc *Scenario, res *reports.Results) string {
 	for _, a := range res.Assertions {
 		counts[a.Verdict]++
 	}
-	return fmt.Sprintf("%s: %s — %d passed, %d failed, %d errors, %d skipped in %s", sc.Name, res.Verdict(),
+	verdict := res.Verdict()
+	if counts[reports.Skipped] == len(res.Assertions) && len(res.Assertions) > 0 {
+		verdict = reports.Skipped
+	}
+	return fmt.Sprintf("%s: %s — %d passed, %d failed, %d errors, %d skipped in %s", sc.Name, verdict,
 		counts[reports.Pass], counts[reports.Fail], counts[reports.Error], counts[reports.Skipped],
 		res.Run.Duration().Round(time.Millisecond))
 }

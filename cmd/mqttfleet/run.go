@@ -173,6 +173,11 @@ func runOne(ctx context.Context, sc *scenarios.Scenario, dir, targetName string,
 
 // printVerdicts prints one line per assertion and the summary.
 func printVerdicts(w io.Writer, sc *scenarios.Scenario, res *reports.Results) {
+	if n := len(res.Assertions); n > 0 && allSkipped(res) {
+		fmt.Fprintf(w, "  SKIP  all %d assertions: %s\n", n, res.Assertions[0].Message)
+		fmt.Fprintln(w, scenarios.Summary(sc, res))
+		return
+	}
 	for _, a := range res.Assertions {
 		mark := map[reports.Verdict]string{reports.Pass: "PASS", reports.Fail: "FAIL", reports.Error: "ERROR", reports.Skipped: "SKIP"}[a.Verdict]
 		fmt.Fprintf(w, "  %-5s %s: %s\n", mark, a.Name, a.Message)
@@ -206,4 +211,13 @@ func writeRunOutputs(dir string, res *reports.Results) ([]string, error) {
 		paths = append(paths, p)
 	}
 	return paths, nil
+}
+
+func allSkipped(res *reports.Results) bool {
+	for _, a := range res.Assertions {
+		if a.Verdict != reports.Skipped {
+			return false
+		}
+	}
+	return true
 }
