@@ -65,9 +65,14 @@ func runSimulateCmd(ctx context.Context, args []string) error {
 		}
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	if fs.NArg() == 1 && o.profile == "" {
+	// A profile path may come before the flags, too.
+	if fs.NArg() > 0 && o.profile == "" {
 		o.profile = fs.Arg(0)
-	} else if fs.NArg() > 0 {
+		if err := fs.Parse(fs.Args()[1:]); err != nil {
+			return fmt.Errorf("%w: %v", errUsage, err)
+		}
+	}
+	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
 	}
 	p, err := o.buildProfile(fs)
@@ -258,17 +263,21 @@ func runProcs(ctx context.Context, o *simulateFlags, args []string) error {
 	var wg sync.WaitGroup
 	for i := 0; i < n; i++ {
 		paths[i] = filepath.Join(dir, fmt.Sprintf("shard-%d.json", i))
-		child := append([]string{"simulate"}, withoutProcs(args)...)
-		child = append(child, "--procs=1", "--shard", fmt.Sprintf("%d/%d", i, n), "--results", paths[i],
-			"--start-at", strconv.FormatInt(start, 10))
-		if o.progress == "auto" || o.progress == "tty" {
-			child = append(child, "--progress", "plain")
+		// Shard flags go first: flag parsing stops at a positional profile path.
+		child := []string{"simulate", "--procs=1", "--shard", fmt.Sprintf("%d/%d", i, n), "--results", paths[i],
+			"--start-at", strconv.FormatInt(start, 10)}
+		// Several shards redrawing one terminal line would garble it.
+		progress := o.progress
+		if progress == "auto" || progress == "tty" {
+			progress = "plain"
 		}
+		child = append(child, "--progress", progress)
 		if o.metrics != "" {
 			host, port, _ := net.SplitHostPort(o.metrics)
 			pn, _ := strconv.Atoi(port)
 			child = append(child, "--metrics", net.JoinHostPort(host, strconv.Itoa(pn+i)))
 		}
+		child = append(child, withoutProcs(args, "progress", "metrics")...)
 		cmd := exec.CommandContext(ctx, self, child...)
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 		cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGINT) }
@@ -312,9 +321,13 @@ func runProcs(ctx context.Context, o *simulateFlags, args []string) error {
 	return errors.Join(errs...)
 }
 
-// withoutProcs drops --procs, --shard, --results and --start-at from args.
-func withoutProcs(args []string) []string {
+// withoutProcs drops --procs, --shard, --results, --start-at and the extra
+// flags named from args (a flag given twice would keep its last value).
+func withoutProcs(args []string, extra ...string) []string {
 	skip := map[string]bool{"procs": true, "shard": true, "results": true, "start-at": true}
+	for _, e := range extra {
+		skip[e] = true
+	}
 	var out []string
 	for i := 0; i < len(args); i++ {
 		a := args[i]
