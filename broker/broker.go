@@ -69,6 +69,8 @@ type Broker struct {
 
 	metrics *metricsServer
 	poller  *poller // nil where epoll is not available
+
+	pollerRunning bool // guarded by mu; the poller goroutine starts with the first connection
 }
 
 // Stats is a snapshot of the broker's counters.
@@ -118,9 +120,7 @@ func New(cfg Config) (*Broker, error) {
 		start:    time.Now(),
 	}
 	if p, err := newPoller(b); err == nil {
-		b.poller = p
-		b.wg.Add(1)
-		go p.run()
+		b.poller = p // its goroutine starts with the first connection
 	} else {
 		log.Debug("idle connections keep their goroutine", "reason", err)
 	}
@@ -232,6 +232,11 @@ func (b *Broker) serve(nc net.Conn, remote string) {
 		return
 	}
 	b.conns[c] = struct{}{}
+	if b.poller != nil && !b.pollerRunning {
+		b.pollerRunning = true
+		b.wg.Add(1)
+		go b.poller.run()
+	}
 	b.wg.Add(1)
 	b.mu.Unlock()
 	go c.run()
@@ -269,6 +274,12 @@ func (b *Broker) Close() error {
 		c.shutdown(events.CauseShutdown, "", "broker closed")
 	}
 	b.cancel()
+	b.mu.Lock()
+	idlePoller := b.poller != nil && !b.pollerRunning
+	b.mu.Unlock()
+	if idlePoller {
+		b.poller.close() // never started: nobody else closes its epoll descriptor
+	}
 	b.wg.Wait()
 	b.log.Info("broker closed")
 	return errors.Join(errs...)

@@ -53,6 +53,14 @@ func newPoller(b *Broker) (*poller, error) {
 	return &poller{b: b, epfd: fd, parked: map[int32]*conn{}}, nil
 }
 
+// close releases the epoll descriptor of a poller whose goroutine never ran.
+func (p *poller) close() {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	_ = syscall.Close(p.epfd)
+}
+
 // pollFD returns the descriptor of a plain TCP connection plus one, or 0
 // when nc cannot be parked (TLS, WebSocket, pipes).
 func pollFD(nc net.Conn) int32 {

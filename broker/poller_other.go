@@ -16,4 +16,5 @@ func pollFD(net.Conn) int32                    { return 0 }
 func (*poller) park(*conn, time.Duration) bool { return false }
 func (*poller) unpark(*conn)                   {}
 func (*poller) count() int                     { return 0 }
+func (*poller) close()                         {}
 func (*poller) run()                           {}
