@@ -163,6 +163,16 @@ func (p *pipe) run() {
 	}
 	useSplice := true
 	for {
+		if useSplice && p.state.Load() == nil && p.q == nil {
+			more, err := p.spliceBurst(rc, wc)
+			if err == nil && !more {
+				return
+			}
+			if err != nil {
+				useSplice = false // copy from now on
+			}
+			continue
+		}
 		if err := waitReadable(rc); err != nil {
 			p.readEnd(err)
 			return
@@ -174,16 +184,6 @@ func (p *pipe) run() {
 				return
 			}
 			continue
-		}
-		if useSplice && p.state.Load() == nil && p.q == nil {
-			more, err := p.spliceBurst(rc, wc)
-			if err == nil {
-				if !more {
-					return
-				}
-				continue
-			}
-			useSplice = false // copy from now on
 		}
 		if !p.drain() {
 			return

@@ -78,51 +78,68 @@ func (p *Proxy) closePipes() {
 // errSpliceUnsupported means the kernel or socket cannot splice: use the copy path.
 var errSpliceUnsupported = errors.New("splice unsupported")
 
-// spliceBurst moves what src has to offer to dst while the pipe has no
-// faults. It returns (true, nil) when src has nothing more for now or a fault
-// appeared, (false, nil) when the link is finished, and errSpliceUnsupported
-// when the caller should copy instead.
+// spliceBurst waits for src to have bytes and moves them to dst, for as long
+// as the pipe has no faults. It holds a kernel pipe only while bytes are
+// there: on EAGAIN the pipe goes back to the pool before the goroutine parks.
+// Waiting and moving are one system call each way (no separate readiness
+// probe). It returns true when a fault appeared (the caller takes the copy
+// path), false when the link is finished, and errSpliceUnsupported when the
+// caller should copy instead.
 func (p *pipe) spliceBurst(src, dst syscall.RawConn) (bool, error) {
-	kp, err := p.l.p.getPipe()
-	if err != nil {
-		return true, errSpliceUnsupported
-	}
-	inPipe := 0 // bytes in kp not yet written to dst
+	var kp kpipe
+	have := false // kp is ours
+	inPipe := 0   // bytes in kp not yet written to dst
 	defer func() {
-		if inPipe == 0 {
+		switch {
+		case !have:
+		case inPipe == 0:
 			p.l.p.putPipe(kp)
-		} else {
+		default:
 			kp.close() // never reuse a pipe with someone else's bytes in it
 		}
 	}()
-	for p.state.Load() == nil {
+	for {
 		var n int64
 		var serr error
-		moved := false
+		faulted := false
 		rerr := src.Read(func(fd uintptr) bool {
-			n, serr = syscall.Splice(int(fd), nil, kp.w, nil, spliceMax, spliceMove|spliceNonblock)
-			if serr == syscall.EINTR {
-				return false
-			}
-			if serr == syscall.EAGAIN {
-				// Nothing more now: end the burst rather than hold the pipe.
-				serr = nil
+			if p.state.Load() != nil {
+				faulted = true
 				return true
 			}
-			moved = true
+			if !have {
+				var err error
+				if kp, err = p.l.p.getPipe(); err != nil {
+					serr = errSpliceUnsupported
+					return true
+				}
+				have = true
+			}
+			for {
+				n, serr = syscall.Splice(int(fd), nil, kp.w, nil, spliceMax, spliceMove|spliceNonblock)
+				if serr != syscall.EINTR {
+					break
+				}
+			}
+			if serr == syscall.EAGAIN {
+				// Nothing there: wait for bytes without holding a pipe.
+				p.l.p.putPipe(kp)
+				have, serr = false, nil
+				return false
+			}
 			return true
 		})
 		switch {
+		case faulted:
+			return true, nil
 		case rerr != nil:
 			p.readEnd(rerr)
 			return false, nil
-		case serr == syscall.EINVAL || serr == syscall.ENOSYS:
+		case serr == errSpliceUnsupported || serr == syscall.EINVAL || serr == syscall.ENOSYS:
 			return true, errSpliceUnsupported
 		case serr != nil:
 			p.readEnd(serr)
 			return false, nil
-		case !moved:
-			return true, nil
 		case n == 0: // FIN
 			p.readEnd(io.EOF)
 			return false, nil
@@ -147,11 +164,5 @@ func (p *pipe) spliceBurst(src, dst syscall.RawConn) (bool, error) {
 			inPipe -= int(m)
 			p.delivered.Add(m)
 		}
-		if int(n) < kp.size {
-			// The socket gave less than the pipe holds: it is most likely
-			// empty, and asking again would only cost a syscall for EAGAIN.
-			return true, nil
-		}
 	}
-	return true, nil
 }
