@@ -210,6 +210,7 @@ func keyOf(per string, e events.Event) string {
 }
 
 func checkCount(a *Assertion, b bounds, sel []events.Event, m moments) (verdict, error) {
+	withinNote := ""
 	if a.Within != nil {
 		w, err := m.resolve(a.Within)
 		if err != nil {
@@ -221,19 +222,33 @@ func checkCount(a *Assertion, b bounds, sel []events.Event, m moments) (verdict,
 				outside = append(outside, e)
 			}
 		}
+		anchor, _ := m.at(a.Within.After)
+		name := a.Within.After
+		if name == "" {
+			name = "start"
+		}
+		spread := ""
+		if len(sel) > 0 {
+			spread = fmt.Sprintf("; they came %s..%s after %s", sel[0].Time.Sub(anchor).Round(time.Millisecond),
+				sel[len(sel)-1].Time.Sub(anchor).Round(time.Millisecond), name)
+		}
+		win := fmt.Sprintf("%s+[%s, %s]", name, w.from.Sub(anchor), w.to.Sub(anchor))
 		if len(outside) > 0 {
-			return verdict{msg: fmt.Sprintf("%d of %d events outside the window %s; first at %s",
-				len(outside), len(sel), w.String(m.t0), rel(outside[0].Time, m.t0)), evidence: outside}, nil
+			return verdict{msg: fmt.Sprintf("%d of %d events outside %s%s", len(outside), len(sel), win, spread),
+				evidence: outside}, nil
 		}
 		if a.Equals == nil && a.Min == nil && a.Max == nil && b.eq == nil && b.min == nil && b.max == nil {
-			return verdict{pass: len(sel) > 0, msg: fmt.Sprintf("%d events, all within %s", len(sel), w.String(m.t0)), evidence: sel}, nil
+			return verdict{pass: len(sel) > 0, msg: fmt.Sprintf("%d events, all within %s%s", len(sel), win, spread), evidence: sel}, nil
 		}
+		withinNote = fmt.Sprintf(", all within %s%s", win, spread)
 	}
 	if a.Per == "" {
 		n := float64(len(sel))
 		v := verdict{pass: b.holds(n), evidence: sel}
 		v.msg = fmt.Sprintf("%d events (want %s)", len(sel), b.String(false))
-		if len(sel) > 0 {
+		if withinNote != "" {
+			v.msg += withinNote
+		} else if len(sel) > 0 {
 			v.msg += fmt.Sprintf(", first at %s", rel(sel[0].Time, m.t0))
 		}
 		return v, nil
@@ -259,7 +274,7 @@ func checkCount(a *Assertion, b bounds, sel []events.Event, m moments) (verdict,
 		}
 	}
 	v := verdict{pass: len(bad) == 0}
-	v.msg = fmt.Sprintf("%d %ss; events per %s: %s (want %s each)", len(order), a.Per, a.Per, histString(hist), b.String(false))
+	v.msg = fmt.Sprintf("%d %ss; events per %s: %s (want %s each)%s", len(order), a.Per, a.Per, histString(hist), b.String(false), withinNote)
 	if a.Keys != nil && len(order) != *a.Keys {
 		v.pass = false
 		v.msg += fmt.Sprintf("; want %d %ss, got %d", *a.Keys, a.Per, len(order))
