@@ -119,6 +119,10 @@ func (c *conn) violation(statement, detail string) {
 // the keepalive deadline passes or the connection is shut down. Whichever
 // goroutine sees the end runs finish.
 
+// parkAfter is how long a connection stays silent before it is parked: busy
+// connections never pay for the epoll round trip.
+const parkAfter = time.Second
+
 // run is the connection's first goroutine: the handshake, then the loop.
 func (c *conn) run() {
 	defer c.b.wg.Done()

@@ -37,9 +37,6 @@ type poller struct {
 	lastClean time.Time
 }
 
-// parkAfter is how long a connection stays silent before it is parked: busy
-// connections never pay for the epoll round trip.
-const parkAfter = time.Second
 
 // scanEvery bounds how late a parked connection's keepalive expiry is
 // noticed (the acceptance allows 0.5 s).
