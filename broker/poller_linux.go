@@ -37,7 +37,6 @@ type poller struct {
 	lastClean time.Time
 }
 
-
 // scanEvery bounds how late a parked connection's keepalive expiry is
 // noticed (the acceptance allows 0.5 s).
 const scanEvery = 50 * time.Millisecond
