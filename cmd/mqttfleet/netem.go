@@ -37,7 +37,7 @@ func runNetemCmd(ctx context.Context, args []string) error {
 	eventsPath := fs.String("events", "", "write link and fault events as JSON lines to this file")
 	seed := fs.Int64("seed", 1, "seed for fault shares and jitter")
 	var groups netemGroups
-	fs.Var(&groups, "group", "open a listener for this link group at start, repeatable (its address is logged)")
+	fs.Var(&groups, "group", "open a listener for this link group at start, repeatable (its address is printed)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
