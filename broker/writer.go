@@ -2,6 +2,7 @@ package broker
 
 import (
 	"sync"
+	"time"
 
 	"github.com/mqttfleet/mqttfleet/events"
 	"github.com/mqttfleet/mqttfleet/packet"
@@ -52,11 +53,22 @@ func (c *conn) sendPublish(p *packet.Publish) {
 	}
 }
 
+// stallLimit is how long a reader waits for its own outbound queue to move
+// before the connection is closed as stalled.
+const stallLimit = 30 * time.Second
+
 // waitRoom blocks the reader while the connection's own outbound queue is
 // far over its bound: a client that publishes but never reads its socket
-// slows only itself.
+// slows only itself. If the queue does not move for stallLimit (or 1.5x the
+// keepalive, if longer) the connection is closed.
 func (c *conn) waitRoom() {
 	limit := 2*c.b.cfg.OutboundBuffer + c.b.cfg.MaxInflight
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
 	for range 1 << 20 { // bounded; each pass waits for one drain
 		c.omu.Lock()
 		if len(c.out) <= limit || c.oclosed {
@@ -68,7 +80,18 @@ func (c *conn) waitRoom() {
 		}
 		room := c.room
 		c.omu.Unlock()
-		<-room
+		wait := max(stallLimit, c.keepalive*3/2)
+		if timer == nil {
+			timer = time.NewTimer(wait)
+		} else {
+			timer.Reset(wait) // the queue moved: start over
+		}
+		select {
+		case <-room:
+		case <-timer.C:
+			c.shutdown(events.CauseIOError, "", "outbound queue stalled: the client does not read")
+			return
+		}
 	}
 }
 
