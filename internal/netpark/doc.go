@@ -1,0 +1,28 @@
+// Package netpark lets an idle network connection wait without a goroutine.
+//
+// A goroutine blocked in Read costs at least a 2 KB stack (often 4-8 KB
+// after the first packets) plus its descriptor; across tens of thousands of
+// silent connections that dominates memory. A connection's owner that sees
+// it silent parks it instead: the reading goroutine registers the socket
+// with a Poller and exits. When the socket becomes readable (data, EOF or
+// an error), the Poller calls the wake function once, which typically
+// starts a new reading goroutine. The owner takes the connection back
+// itself with Unpark (to close it, for example).
+//
+//	reader --silent--> Park(conn, wake) --> goroutine exits
+//	                       |
+//	      readable ---> Poller goroutine ---> wake() ---> go reader ...
+//	      owner ------> Unpark(conn) == true ---> owner resumes it itself
+//
+// One Poller goroutine serves every parked connection, and only while at
+// least one is parked, so a process with nothing parked holds none. On
+// Linux the Poller is an epoll set with one-shot registrations; the socket
+// stays registered with Go's own poller as well, which is only used while a
+// goroutine reads. Elsewhere Park always reports false and callers keep
+// their reading goroutine.
+//
+// Only connections without user-space read buffering can be parked: the
+// conn must be a syscall.Conn whose readability is the socket's (a
+// *net.TCPConn, not a *tls.Conn). Unpark a parked connection before closing
+// it, so its descriptor cannot be reused while still registered.
+package netpark

@@ -1,0 +1,14 @@
+//go:build !linux
+
+package netpark
+
+import "time"
+
+// epoll is Linux-only; elsewhere New fails and nothing is ever parked.
+type epoll struct{}
+
+func openEpoll() (*epoll, error)                              { return nil, ErrUnsupported }
+func (*epoll) arm(int) error                                  { return ErrUnsupported }
+func (*epoll) disarm(int)                                     {}
+func (*epoll) wait(fds []int, _ time.Duration) ([]int, error) { return fds, ErrUnsupported }
+func (*epoll) close() error                                   { return nil }

@@ -1,0 +1,209 @@
+package netpark
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// idleExit is how long the Poller goroutine lingers with nothing parked
+// before it exits, and how soon it notices Close.
+const idleExit = 100 * time.Millisecond
+
+// ErrUnsupported is returned by New where the platform has no poller.
+var ErrUnsupported = errors.New("netpark: not supported on this platform")
+
+// Poller watches parked connections and wakes each once it is readable.
+// Its methods are safe for concurrent use.
+type Poller struct {
+	ep *epoll // nil where unsupported: nothing is ever parked
+
+	mu      sync.Mutex // guards the fields below
+	parked  map[int]parked
+	running bool // the goroutine runs (or is about to)
+	closed  bool
+	wg      sync.WaitGroup // the goroutine
+}
+
+// parked is one registered connection and what to call when it is readable.
+type parked struct {
+	conn net.Conn
+	wake func()
+}
+
+// New returns a Poller of its own; most callers share Default. It fails
+// with ErrUnsupported where the platform has no poller.
+func New() (*Poller, error) {
+	ep, err := openEpoll()
+	if err != nil {
+		return nil, fmt.Errorf("netpark: open poller: %w", err)
+	}
+	return &Poller{ep: ep, parked: map[int]parked{}}, nil
+}
+
+var defaultPoller = sync.OnceValue(func() *Poller {
+	p, err := New()
+	if err != nil {
+		return &Poller{} // parks nothing
+	}
+	return p
+})
+
+// Default returns the process-wide Poller. It is never closed; its
+// goroutine runs only while something is parked.
+func Default() *Poller { return defaultPoller() }
+
+// fdOf returns the socket descriptor of conn, or -1 when conn is not a
+// plain socket.
+func fdOf(conn net.Conn) int {
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		return -1
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return -1
+	}
+	fd := -1
+	if rc.Control(func(f uintptr) { fd = int(f) }) != nil {
+		return -1
+	}
+	return fd
+}
+
+// Park registers conn and reports whether it did. Once it has, wake is
+// called exactly once, from the Poller's goroutine, when conn becomes
+// readable or the Poller closes — unless Unpark takes conn back first.
+// wake must not block (start a goroutine). When Park reports false (not a
+// plain socket, unsupported platform, closed Poller) nothing happens and
+// the caller goes on reading as before.
+func (p *Poller) Park(conn net.Conn, wake func()) bool {
+	if p.ep == nil {
+		return false
+	}
+	fd := fdOf(conn)
+	if fd < 0 {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return false
+	}
+	if _, dup := p.parked[fd]; dup {
+		return false // parked twice: a caller bug, refuse rather than lose a wake
+	}
+	if err := p.ep.arm(fd); err != nil {
+		return false
+	}
+	p.parked[fd] = parked{conn: conn, wake: wake}
+	if !p.running {
+		p.running = true
+		p.wg.Add(1)
+		go p.run()
+	}
+	return true
+}
+
+// Unpark takes conn back and reports whether it was still parked; then its
+// wake will not be called and the caller resumes it. False means conn was
+// not parked or its wake has been or is being called.
+func (p *Poller) Unpark(conn net.Conn) bool {
+	if p.ep == nil {
+		return false
+	}
+	fd := fdOf(conn)
+	if fd < 0 {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	e, ok := p.parked[fd]
+	if !ok || e.conn != conn {
+		return false
+	}
+	delete(p.parked, fd)
+	p.ep.disarm(fd)
+	return true
+}
+
+// Len returns how many connections are parked.
+func (p *Poller) Len() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.parked)
+}
+
+// Close wakes every parked connection, stops the goroutine and releases
+// the poller; later Parks report false. Meant for Pollers from New.
+func (p *Poller) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	due := make([]func(), 0, len(p.parked))
+	for fd, e := range p.parked {
+		delete(p.parked, fd)
+		if p.ep != nil {
+			p.ep.disarm(fd)
+		}
+		due = append(due, e.wake)
+	}
+	p.mu.Unlock()
+	for _, wake := range due {
+		wake()
+	}
+	p.wg.Wait()
+	if p.ep == nil {
+		return nil
+	}
+	if err := p.ep.close(); err != nil {
+		return fmt.Errorf("netpark: close poller: %w", err)
+	}
+	return nil
+}
+
+// run waits for parked sockets to become readable and wakes them, until
+// nothing is parked for idleExit or the Poller closes.
+func (p *Poller) run() {
+	defer p.wg.Done()
+	fds := make([]int, 0, 64)
+	var due []func()
+	for {
+		var err error
+		fds, err = p.ep.wait(fds[:0], idleExit)
+		due = due[:0]
+		p.mu.Lock()
+		for _, fd := range fds {
+			if e, ok := p.parked[fd]; ok {
+				delete(p.parked, fd) // one-shot: the registration is already disarmed
+				due = append(due, e.wake)
+			}
+		}
+		exit := p.closed || err != nil || (len(p.parked) == 0 && len(fds) == 0)
+		if exit {
+			p.running = false
+			if err != nil && !p.closed {
+				// The epoll set is unusable: hand every conn back.
+				for fd, e := range p.parked {
+					delete(p.parked, fd)
+					due = append(due, e.wake)
+				}
+				p.closed = true
+			}
+		}
+		p.mu.Unlock()
+		for _, wake := range due {
+			wake()
+		}
+		clear(due)
+		if exit {
+			return
+		}
+	}
+}
