@@ -98,29 +98,18 @@ func (p *pipe) send(b []byte) bool {
 		}
 		p.spend(st, n)
 		b = b[n:]
-		if len(b) > 0 && st != nil && st.chunk > 0 && st.pause > 0 && !p.sleep(st.pause) {
+		if len(b) > 0 && !p.sleep(st.slicePause()) {
 			return false
 		}
 	}
 	return true
 }
 
-// pieceLen is how much of n bytes may go in one write.
-func (st *pipeState) pieceLen(n int) int {
-	if st == nil {
-		return n
-	}
-	if st.chunk > 0 && n > st.chunk {
-		n = st.chunk
-	}
-	if st.rate > 0 {
-		n = min(n, int(max(1, st.rate/ratePieces)))
-	}
-	return n
-}
-
 // sleep waits d or until the link is torn down.
 func (p *pipe) sleep(d time.Duration) bool {
+	if d <= 0 {
+		return !p.l.aborted()
+	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

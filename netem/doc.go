@@ -25,6 +25,10 @@
 // The last goroutine of a link to return closes both sockets and emits
 // LinkClosed. Proxy.Close closes every socket and joins every goroutine.
 //
+// Where each fault lives: latency.go, bandwidth.go, slice.go, closeafter.go,
+// reset.go (reset and close); blackhole and stall are decisions of the
+// reader (pipe.go: run, forward, readEnd); splice.go is the unfaulted path.
+//
 // Faults switch on live links: a pipe's combined fault state is rebuilt on
 // every change and swapped in atomically; a reader blocked in the kernel acts
 // on the new state with the very next bytes, and goroutines waiting on the

@@ -293,21 +293,9 @@ func (p *pipe) readEnd(err error) {
 	p.dst.CloseWrite()
 }
 
-// write sends b to dst, honouring CloseAfter budgets: the budget's last byte
-// is written and then the link is closed, even mid-packet.
+// write sends b to dst, honouring CloseAfter budgets (closeafter.go).
 func (p *pipe) write(st *pipeState, b []byte) bool {
-	var cut *pipeFault
-	if st != nil && len(st.limits) > 0 {
-		for _, pf := range st.limits {
-			if r := pf.remaining.Load(); int64(len(b)) >= r {
-				b = b[:r]
-				cut = pf
-			}
-		}
-		for _, pf := range st.limits {
-			pf.remaining.Add(-int64(len(b)))
-		}
-	}
+	b, cut := st.budget(b)
 	if len(b) > 0 {
 		n, err := p.dst.Write(b)
 		p.delivered.Add(int64(n))

@@ -1,0 +1,26 @@
+package netem
+
+import "time"
+
+// pieceLen is how much of n bytes may go in one write: a Slice fault cuts
+// writes to its chunk size, a Bandwidth fault to 10 ms worth of its rate.
+func (st *pipeState) pieceLen(n int) int {
+	if st == nil {
+		return n
+	}
+	if st.chunk > 0 && n > st.chunk {
+		n = st.chunk
+	}
+	if st.rate > 0 {
+		n = min(n, int(max(1, st.rate/ratePieces)))
+	}
+	return n
+}
+
+// slicePause is the pause after each piece of a sliced write.
+func (st *pipeState) slicePause() time.Duration {
+	if st == nil || st.chunk == 0 {
+		return 0
+	}
+	return st.pause
+}
