@@ -9,6 +9,10 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=
 # The HTML report is loaded in headless Chromium; JUnit output is checked with xmllint.
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v xmllint >/dev/null 2>&1 || need_apt+=(libxml2-utils)
+# netem's kernel backend: namespaces, veth, tc, iptables DROP, nsenter into a container's netns.
+command -v ip >/dev/null 2>&1 && command -v tc >/dev/null 2>&1 || need_apt+=(iproute2)
+command -v iptables >/dev/null 2>&1 || need_apt+=(iptables)
+command -v nsenter >/dev/null 2>&1 || need_apt+=(util-linux)
 
 apt_install() {
 	if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
