@@ -1,7 +1,6 @@
 package client
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -14,15 +13,11 @@ import (
 	"github.com/mqttfleet/mqttfleet/packet"
 )
 
-// readBufferSize is the reader's buffer: big enough to take most small
-// packets in one read, small enough for tens of thousands of clients.
-const readBufferSize = 2048
-
 // Client is one MQTT connection. Its methods are safe for concurrent use.
 type Client struct {
 	opts    Options
 	conn    net.Conn
-	br      *bufio.Reader
+	in      inbuf // read side; reader goroutine only
 	ropts   packet.Options
 	version byte
 	sink    events.Sink
@@ -33,7 +28,6 @@ type Client struct {
 	pingDefault bool // PingTimeout follows keepAlive
 
 	wsem    chan struct{} // one slot: holding it grants the right to write
-	wbuf    []byte        // encode buffer; guarded by wsem
 	wclosed bool          // DISCONNECT was written; guarded by wsem [MQTT-3.14.4-2]
 
 	lastSent atomic.Int64 // now() when the last write completed
@@ -49,10 +43,18 @@ type Client struct {
 	ended  bool         // the reader is winding down: no new timer work
 	timer  *time.Timer  // keepalive timer; nil when keepalive is off
 	bg     sync.WaitGroup
-	quit   chan struct{} // closed when the link starts ending
-	done   chan struct{} // closed when the link has ended and the reader is done
-	msgs   chan *packet.Publish
+	quit   chan struct{}        // closed when the link starts ending
+	done   chan struct{}        // closed when the link has ended and the reader is done
+	msgs   chan *packet.Publish // made on first use; guarded by mu
+	msgEnd bool                 // the link ended: msgs is closed once made; guarded by mu
 	closed sync.Once
+
+	// Parking (see park.go).
+	canParkConn bool                 // conn is plain TCP; fixed at Connect
+	canPark     bool                 // the reader still tries to park; reader goroutine only
+	parkArmed   bool                 // the park read deadline is set; reader goroutine only
+	startedAt   int64                // now() when the current reader goroutine started; reader only
+	rmsgs       chan *packet.Publish // the reader's copy of msgs once made
 
 	ackMu      sync.Mutex
 	acks       []ack       // acks waiting for the write slot, oldest first; guarded by ackMu
@@ -78,7 +80,6 @@ func Connect(ctx context.Context, conn net.Conn, opts Options) (*Client, *packet
 		pingDefault: pingDefault,
 		opts:        opts,
 		conn:        conn,
-		br:          bufio.NewReaderSize(conn, readBufferSize),
 		ropts:       packet.Options{Version: opts.ProtocolLevel, MaxPacketSize: opts.MaxPacketSize},
 		version:     opts.ProtocolLevel,
 		sink:        opts.Events,
@@ -89,6 +90,9 @@ func Connect(ctx context.Context, conn net.Conn, opts Options) (*Client, *packet
 		quit:        make(chan struct{}),
 		done:        make(chan struct{}),
 	}
+	c.in.c = c
+	c.canParkConn = parkable(conn)
+	c.canPark = c.canParkConn
 	if c.version == packet.V31 {
 		c.ropts.Version = packet.V311 // 3.1 and 3.1.1 packets after CONNECT are alike
 	}
@@ -99,9 +103,6 @@ func Connect(ctx context.Context, conn net.Conn, opts Options) (*Client, *packet
 	}
 	c.applyServerLimits(ack)
 	c.window = make(chan struct{}, c.opts.MaxInflight)
-	if opts.OnMessage == nil {
-		c.msgs = make(chan *packet.Publish, opts.MessageBuffer)
-	}
 	c.lastRecv.Store(c.now())
 	if c.keepAlive > 0 {
 		c.mu.Lock()
@@ -138,7 +139,7 @@ func (c *Client) handshake(ctx context.Context) (*packet.Connack, error) {
 		return nil, c.ctxErr(ctx, fmt.Errorf("connect: write CONNECT: %w", err))
 	}
 	c.lastSent.Store(c.now()) // keepalive counts from CONNECT, as the broker does
-	p, err := packet.ReadPacket(c.br, c.ropts)
+	p, err := packet.ReadPacket(&c.in, c.ropts)
 	if err != nil {
 		return nil, c.ctxErr(ctx, fmt.Errorf("connect: read CONNACK: %w", err))
 	}
@@ -243,7 +244,22 @@ func (c *Client) Err() error {
 
 // Messages returns the channel incoming PUBLISHes are delivered on when
 // Options.OnMessage is nil (nil otherwise). It is closed when the link ends.
-func (c *Client) Messages() <-chan *packet.Publish { return c.msgs }
+// It is made on first use (here or at the first delivery), since a fleet
+// of clients with OnMessage or without subscriptions never needs one.
+func (c *Client) Messages() <-chan *packet.Publish {
+	if c.opts.OnMessage != nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.msgs == nil {
+		c.msgs = make(chan *packet.Publish, c.opts.MessageBuffer)
+		if c.msgEnd {
+			close(c.msgs)
+		}
+	}
+	return c.msgs
+}
 
 // linkErr is the error operations return once the link is ending.
 func (c *Client) linkErr() error {
@@ -267,7 +283,15 @@ func (c *Client) fail(err error, cause events.Cause) {
 	}
 }
 
-func (c *Client) closeQuit() { c.closed.Do(func() { close(c.quit) }) }
+// closeQuit marks the link as ending, and gives a parked reader back its
+// goroutine so it sees the end. Every conn.Close outside the reader comes
+// after it, so a parked descriptor is never closed while registered.
+func (c *Client) closeQuit() {
+	c.closed.Do(func() {
+		close(c.quit)
+		c.unpark()
+	})
+}
 
 // Close drops the link without sending DISCONNECT, as a crash would (so the
 // broker publishes the will), and waits for the reader to stop.

@@ -11,10 +11,25 @@ import (
 )
 
 // readLoop is the client's one goroutine: it reads packets until the link
-// fails, dispatches them, then winds the client down.
+// fails, dispatches them, then winds the client down. A silent plain TCP
+// link is parked instead and the goroutine exits; the poller starts a new
+// readLoop when it is readable again (see park.go).
 func (c *Client) readLoop() {
+	c.startedAt = c.now()
 	for {
-		p, err := packet.ReadPacket(c.br, c.ropts)
+		if c.canPark && c.in.empty() {
+			parked, err := c.waitIdle()
+			if parked {
+				return
+			}
+			if err != nil {
+				c.fail(fmt.Errorf("read packet: %w", err), events.CauseIOError)
+				break
+			}
+		}
+		c.in.inPacket = true
+		p, err := packet.ReadPacket(&c.in, c.ropts)
+		c.in.inPacket = false
 		if err != nil {
 			cause := events.CauseIOError
 			if pe := (*packet.Error)(nil); errors.As(err, &pe) {
@@ -37,10 +52,13 @@ func (c *Client) readLoop() {
 // Disconnect event, closes Done and then calls OnConnectionLost.
 func (c *Client) finish() {
 	_ = c.conn.Close()
+	c.in.release()
 	c.mu.Lock()
 	c.ended = true
 	pending := c.ids.take()
 	err, cause, t := c.err, c.cause, c.timer
+	msgs := c.msgs
+	c.msgEnd = true
 	c.mu.Unlock()
 	if t != nil {
 		t.Stop()
@@ -53,8 +71,8 @@ func (c *Client) finish() {
 	for _, tok := range pending {
 		tok.complete(lost)
 	}
-	if c.msgs != nil {
-		close(c.msgs)
+	if msgs != nil {
+		close(msgs)
 	}
 	if c.sink != nil {
 		e := events.Event{Kind: events.Disconnect, Cause: cause, Detail: err.Error()}
@@ -138,8 +156,14 @@ func (c *Client) deliver(p *packet.Publish) {
 		c.opts.OnMessage(p)
 		return
 	}
+	if c.rmsgs == nil {
+		c.Messages() // makes it
+		c.mu.Lock()
+		c.rmsgs = c.msgs
+		c.mu.Unlock()
+	}
 	select {
-	case c.msgs <- p:
+	case c.rmsgs <- p:
 	case <-c.quit:
 	}
 }

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/mqttfleet/mqttfleet/events"
@@ -10,8 +11,24 @@ import (
 )
 
 // maxKeptWriteBuffer: a larger encode buffer is dropped after use so one big
-// publish does not pin memory in every client of a fleet.
+// publish does not pin memory in the pool.
 const maxKeptWriteBuffer = 16 << 10
+
+// writeBufs are the encode buffers, shared by every client: a client holds
+// one only while it writes, so an idle fleet holds none.
+var writeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// getWriteBuf borrows an empty encode buffer.
+func getWriteBuf() *[]byte { return writeBufs.Get().(*[]byte) }
+
+// putWriteBuf returns buf, the grown contents of bp, to the pool.
+func putWriteBuf(bp *[]byte, buf []byte) {
+	if cap(buf) > maxKeptWriteBuffer {
+		return
+	}
+	*bp = buf[:0]
+	writeBufs.Put(bp)
+}
 
 // longAgo is a deadline in the past, used to interrupt a blocked write.
 var longAgo = time.Unix(1, 0)
@@ -102,15 +119,18 @@ func (c *Client) flushAcksLocked() {
 	if len(q) == 0 || c.writable(nil) != nil {
 		return
 	}
-	buf := c.wbuf[:0]
+	bp := getWriteBuf()
+	buf := *bp
 	for _, a := range q {
 		var err error
 		if buf, err = packet.Append(buf, c.ackPacket(a), c.version); err != nil {
+			putWriteBuf(bp, buf)
 			c.fail(fmt.Errorf("encode %s: %w", a.t, err), events.CauseViolation)
 			return
 		}
 	}
 	_ = c.writeBuf(context.Background(), buf, q[0].t)
+	putWriteBuf(bp, buf)
 }
 
 // ackPacket fills the slot holder's scratch packet for a; it is encoded at
@@ -164,15 +184,19 @@ func (c *Client) writeLocked(ctx context.Context, p packet.Packet) (wrote bool, 
 	if err := c.writable(p); err != nil {
 		return false, err
 	}
-	buf, err := packet.Append(c.wbuf[:0], p, c.version)
+	bp := getWriteBuf()
+	buf, err := packet.Append(*bp, p, c.version)
 	if err != nil {
+		putWriteBuf(bp, buf)
 		return false, fmt.Errorf("encode %s: %w", p.Type(), err)
 	}
-	return true, c.writeBuf(ctx, buf, p.Type())
+	err = c.writeBuf(ctx, buf, p.Type())
+	putWriteBuf(bp, buf)
+	return true, err
 }
 
-// writeBuf writes buf (encoded packets, the first of type t) in one Write
-// and keeps it as the encode buffer. A write error ends the link, since a
+// writeBuf writes buf (encoded packets, the first of type t) in one Write.
+// A write error ends the link, since a
 // partial packet leaves the stream unusable. When ctx ends during the write,
 // the write is interrupted through the conn's deadline and the link ends too.
 func (c *Client) writeBuf(ctx context.Context, buf []byte, t packet.Type) error {
@@ -194,10 +218,6 @@ func (c *Client) writeBuf(ctx context.Context, buf []byte, t packet.Type) error 
 			err = fmt.Errorf("%w (%v)", ctx.Err(), err)
 		}
 	}
-	if cap(buf) > maxKeptWriteBuffer {
-		buf = nil
-	}
-	c.wbuf = buf
 	if err != nil {
 		err = fmt.Errorf("write %s: %w", t, err)
 		c.fail(err, events.CauseIOError)
