@@ -114,7 +114,7 @@ func (b bounds) holds(x float64) bool {
 }
 
 // evaluate checks every assertion over the recorded events.
-func (r *runner) evaluate(evs []events.Event, m moments) []reports.Assertion {
+func (r *runner) evaluate(evs []events.Event, m moments, counters map[string]int64) []reports.Assertion {
 	var out []reports.Assertion
 	for i := range r.sc.Assertions {
 		a := &r.sc.Assertions[i]
@@ -145,7 +145,7 @@ func (r *runner) evaluate(evs []events.Event, m moments) []reports.Assertion {
 				note = o.Note
 			}
 		}
-		v, err := r.check(a, b, evs, m)
+		v, err := r.check(a, b, evs, m, counters)
 		switch {
 		case err != nil:
 			ra.Verdict, ra.Message = reports.Error, err.Error()
@@ -166,7 +166,19 @@ func (r *runner) evaluate(evs []events.Event, m moments) []reports.Assertion {
 	return out
 }
 
-func (r *runner) check(a *Assertion, b bounds, evs []events.Event, m moments) (verdict, error) {
+func (r *runner) check(a *Assertion, b bounds, evs []events.Event, m moments, counters map[string]int64) (verdict, error) {
+	if a.Expect == ExpectCounter {
+		n, ok := counters[a.Counter]
+		if !ok {
+			names := make([]string, 0, len(counters))
+			for k := range counters {
+				names = append(names, k)
+			}
+			sort.Strings(names)
+			return verdict{}, fmt.Errorf("no counter %q in the results (counters: %s)", a.Counter, strings.Join(names, ", "))
+		}
+		return verdict{pass: b.holds(float64(n)), msg: fmt.Sprintf("%s = %d (want %s)", a.Counter, n, b.String(false))}, nil
+	}
 	during, err := m.resolve(a.During)
 	if err != nil {
 		return verdict{}, err

@@ -74,6 +74,7 @@ func TestBadScenarios(t *testing.T) {
 		{"wait without condition", "    connected: sensors\n", "", 13, "steps[0]", "exactly one of until"},
 		{"no assertions", "assertions:\n  - name: wills\n    expect: count\n    events: {kind: publish_received, client: watcher}\n    equals: 3\n", "", 1, "assertions", "at least one assertion"},
 		{"unknown target kind", "name: base\n", "name: base\ntarget: {kind: mosquito}\n", 2, "target.kind", `did you mean "mosquitto"`},
+		{"counter check without a counter", "expect: count\n    events: {kind: publish_received, client: watcher}\n", "expect: counter\n", 21, "assertions[0].counter", "needs counter:"},
 		{"client action on unknown client", "    do: blackhole\n    group: sensors\n", "    do: publish\n    client: nobody\n    topic: a\n", 19, "steps[1].client", `no client named "nobody"`},
 	}
 	dir := t.TempDir()

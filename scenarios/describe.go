@@ -237,6 +237,8 @@ func describeAssertion(a *Assertion) string {
 			dup = *a.MaxDup
 		}
 		s = fmt.Sprintf("delivery from %s to %s: lost <= %d, duplicates <= %d (basis %s)", a.From, a.To, lost, dup, a.Basis)
+	case ExpectCounter:
+		s = "counter " + a.Counter + " " + b.String(false)
 	case ExpectRecord:
 		s = "record " + a.Events.String()
 		if a.Per != "" {

@@ -48,7 +48,7 @@ func (r *runner) results(started, ended time.Time, stepErr error) *reports.Resul
 		}
 		res.AddAssertion(a)
 	}
-	for _, a := range r.evaluate(evs, m) {
+	for _, a := range r.evaluate(evs, m, res.Counters) {
 		res.AddAssertion(a)
 	}
 	return res

@@ -179,7 +179,7 @@ type Window struct {
 // Assertion is one check over the recorded events.
 type Assertion struct {
 	Name string `yaml:"name"`
-	// Expect is the kind of check: count, rate, latency, delivery or record.
+	// Expect is the kind of check: count, rate, latency, delivery, counter or record.
 	Expect string `yaml:"expect"`
 	// Events selects the events checked (count, rate, latency, record).
 	Events *Matcher `yaml:"events"`
@@ -209,6 +209,9 @@ type Assertion struct {
 	MaxDup    *int     `yaml:"max_duplicates"`
 	Basis     string   `yaml:"basis"`
 	MinChecks int      `yaml:"min_messages"`
+
+	// Counter names a counter of the results (counter checks).
+	Counter string `yaml:"counter"`
 
 	// Statements are the normative statements the check is about.
 	Statements []string `yaml:"statements"`

@@ -83,6 +83,7 @@ const (
 	ExpectLatency  = "latency"
 	ExpectDelivery = "delivery"
 	ExpectRecord   = "record"
+	ExpectCounter  = "counter"
 )
 
 // Target kinds.

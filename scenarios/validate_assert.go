@@ -14,6 +14,7 @@ var assertionFields = map[string][]string{
 	ExpectLatency:  {"events", "during", "min", "max", "percentile"},
 	ExpectDelivery: {"from", "to", "during", "max_lost", "max_duplicates", "basis", "min_messages"},
 	ExpectRecord:   {"events", "per", "during"},
+	ExpectCounter:  {"counter", "equals", "min", "max"},
 }
 
 var commonAssertionFields = []string{"name", "expect", "statements", "per_target", "note"}
@@ -35,7 +36,7 @@ func (sc *Scenario) validateAssertion(c *checker, a *Assertion, f string) {
 			c.fail(f+"."+k, "expect: %s does not use %s (it uses: %s)", a.Expect, k, strings.Join(allowed, ", "))
 		}
 	}
-	if a.Expect != ExpectDelivery {
+	if a.Expect != ExpectDelivery && a.Expect != ExpectCounter {
 		if a.Events == nil {
 			c.fail(f+".events", "expect: %s needs events: a matcher such as {kind: publish_received, client: watcher}", a.Expect)
 		} else {
@@ -75,6 +76,13 @@ func (sc *Scenario) validateAssertion(c *checker, a *Assertion, f string) {
 		}
 		if a.Keys != nil && a.Per == "" {
 			c.fail(f+".keys", "keys counts the distinct values of per: add per")
+		}
+	case ExpectCounter:
+		if a.Counter == "" {
+			c.fail(f+".counter", "expect: counter needs counter: a results counter such as dropped, takeovers or keepalive_expired")
+		}
+		if a.Equals == nil && a.Min == nil && a.Max == nil {
+			c.fail(f, "expect: counter needs equals, min or max")
 		}
 	case ExpectRate:
 		if a.Min == nil && a.Max == nil {
