@@ -13,6 +13,10 @@ import (
 	"github.com/mqttfleet/mqttfleet/packet"
 )
 
+// epoch is the origin of every client's monotonic nanosecond stamps; one
+// for the process rather than a time.Time in each client.
+var epoch = time.Now()
+
 // Client is one MQTT connection. Its methods are safe for concurrent use.
 type Client struct {
 	opts    Options
@@ -20,15 +24,24 @@ type Client struct {
 	in      inbuf // read side; reader goroutine only
 	ropts   packet.Options
 	version byte
-	sink    events.Sink
-	epoch   time.Time // origin of the monotonic nanosecond stamps below
+
+	// Flags, kept together so they share one word (a fleet holds thousands
+	// of clients); each says what guards it.
+	pingDefault bool        // PingTimeout follows keepAlive; fixed at Connect
+	canParkConn bool        // conn is plain TCP; fixed at Connect
+	wclosed     bool        // DISCONNECT was written; guarded by wsem [MQTT-3.14.4-2]
+	ended       bool        // the reader is winding down: no new timer work; guarded by mu
+	msgEnd      bool        // the link ended: msgs is closed once made; guarded by mu
+	canPark     bool        // the reader still tries to park; reader goroutine only
+	parkArmed   bool        // the park read deadline is set; reader goroutine only
+	parked      atomic.Bool // the poller holds the conn and no reader runs
+	acksQueued  atomic.Bool // len(acks) > 0, readable without ackMu
+	sink        events.Sink
 
 	keepAlive   time.Duration // as sent on the wire, or as the MQTT 5 server imposed
 	pingTimeout time.Duration
-	pingDefault bool // PingTimeout follows keepAlive
 
-	wsem    chan struct{} // one slot: holding it grants the right to write
-	wclosed bool          // DISCONNECT was written; guarded by wsem [MQTT-3.14.4-2]
+	wsem chan struct{} // one slot: holding it grants the right to write
 
 	lastSent atomic.Int64 // now() when the last write completed
 	lastRecv atomic.Int64 // now() when the last packet arrived
@@ -40,25 +53,19 @@ type Client struct {
 	ids    idSpace
 	err    error        // why the link ended; nil while it is up
 	cause  events.Cause // the event cause matching err
-	ended  bool         // the reader is winding down: no new timer work
 	timer  *time.Timer  // keepalive timer; nil when keepalive is off
 	bg     sync.WaitGroup
 	quit   chan struct{}        // closed when the link starts ending
 	done   chan struct{}        // closed when the link has ended and the reader is done
 	msgs   chan *packet.Publish // made on first use; guarded by mu
-	msgEnd bool                 // the link ended: msgs is closed once made; guarded by mu
 	closed sync.Once
 
 	// Parking (see park.go).
-	canParkConn bool                 // conn is plain TCP; fixed at Connect
-	canPark     bool                 // the reader still tries to park; reader goroutine only
-	parkArmed   bool                 // the park read deadline is set; reader goroutine only
-	startedAt   int64                // now() when the current reader goroutine started; reader only
-	rmsgs       chan *packet.Publish // the reader's copy of msgs once made
+	startedAt int64                // now() when the current reader goroutine started; reader only
+	rmsgs     chan *packet.Publish // the reader's copy of msgs once made
 
-	ackMu      sync.Mutex
-	acks       []ack       // acks waiting for the write slot, oldest first; guarded by ackMu
-	acksQueued atomic.Bool // len(acks) > 0, readable without ackMu
+	ackMu sync.Mutex
+	acks  []ack // acks waiting for the write slot, oldest first; guarded by ackMu
 
 	recv2 map[uint16]struct{} // reader only: incoming QoS 2 ids between PUBREC and PUBREL [MQTT-4.3.3-2]
 
@@ -83,7 +90,6 @@ func Connect(ctx context.Context, conn net.Conn, opts Options) (*Client, *packet
 		ropts:       packet.Options{Version: opts.ProtocolLevel, MaxPacketSize: opts.MaxPacketSize},
 		version:     opts.ProtocolLevel,
 		sink:        opts.Events,
-		epoch:       time.Now(),
 		keepAlive:   time.Duration(opts.keepAliveSeconds()) * time.Second,
 		pingTimeout: opts.PingTimeout,
 		wsem:        make(chan struct{}, 1),
@@ -212,10 +218,10 @@ func remote(conn net.Conn) string {
 	return ""
 }
 
-// now is a monotonic timestamp in nanoseconds since the client started;
+// now is a monotonic timestamp in nanoseconds since the package loaded;
 // never 0, so 0 can mean "none".
 func (c *Client) now() int64 {
-	return int64(time.Since(c.epoch)) + 1
+	return int64(time.Since(epoch)) + 1
 }
 
 // emit stamps e with the client's identity and hands it to the sink. Callers

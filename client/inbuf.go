@@ -23,14 +23,21 @@ var readBufs = sync.Pool{New: func() any { b := make([]byte, readBufferSize); re
 // goroutine only.
 type inbuf struct {
 	c      *Client
-	buf    []byte  // tiny[:], *pooled or nil (nothing read yet)
-	pooled *[]byte // the borrowed buffer, nil when none
-	r, w   int     // unread bytes are buf[r:w]
+	pooled *[]byte // the borrowed buffer; nil: the tiny one is in use
+	r, w   int32   // unread bytes are buffer()[r:w]
 	quiet  bool    // the last read returned fewer than tinySize bytes
 	// inPacket: a packet is being decoded, so a park deadline firing now
 	// must not end the read (see Client.retryRead).
 	inPacket bool
 	tiny     [tinySize]byte
+}
+
+// buffer is the buffer in use.
+func (b *inbuf) buffer() []byte {
+	if b.pooled != nil {
+		return *b.pooled
+	}
+	return b.tiny[:]
 }
 
 // empty reports whether no read bytes are waiting to be decoded.
@@ -42,36 +49,28 @@ func (b *inbuf) release() {
 		return
 	}
 	readBufs.Put(b.pooled)
-	b.pooled, b.buf, b.r, b.w = nil, nil, 0, 0
+	b.pooled, b.r, b.w = nil, 0, 0
 }
 
-// borrow moves the unread bytes into a pooled buffer.
+// borrow takes a pooled buffer; nothing is buffered.
 func (b *inbuf) borrow() {
-	p := readBufs.Get().(*[]byte)
-	n := copy(*p, b.buf[b.r:b.w])
-	b.pooled, b.buf, b.r, b.w = p, *p, 0, n
+	b.pooled, b.r, b.w = readBufs.Get().(*[]byte), 0, 0
 }
 
-// fill reads at least one more byte into the buffer, or fails.
+// fill reads at least one more byte into the buffer, or fails. It is
+// called only when everything buffered has been consumed: a quiet link
+// reads into the tiny buffer, a busy one into a borrowed one.
 func (b *inbuf) fill() error {
-	switch {
-	case b.r == b.w && b.quiet:
+	if b.quiet {
 		b.release()
-		b.buf, b.r, b.w = b.tiny[:], 0, 0
-	case b.r == b.w:
-		if b.pooled == nil {
-			b.borrow()
-		}
-		b.r, b.w = 0, 0
-	case b.w == len(b.buf) && b.pooled == nil:
-		b.borrow() // a packet outgrew the tiny buffer
-	case b.w == len(b.buf):
-		b.w = copy(b.buf, b.buf[b.r:b.w])
-		b.r = 0
+	} else if b.pooled == nil {
+		b.borrow()
 	}
+	b.r, b.w = 0, 0
+	buf := b.buffer()
 	for range 100 { // a conn returning nothing and no error 100 times is broken
-		n, err := b.c.conn.Read(b.buf[b.w:])
-		b.w += n
+		n, err := b.c.conn.Read(buf)
+		b.w = int32(n)
 		if n > 0 {
 			b.quiet = n < tinySize
 			return nil
@@ -93,7 +92,7 @@ func (b *inbuf) ReadByte() (byte, error) {
 			return 0, err
 		}
 	}
-	v := b.buf[b.r]
+	v := b.buffer()[b.r]
 	b.r++
 	return v, nil
 }
@@ -112,8 +111,8 @@ func (b *inbuf) Read(p []byte) (int, error) {
 			return 0, err
 		}
 	}
-	n := copy(p, b.buf[b.r:b.w])
-	b.r += n
+	n := copy(p, b.buffer()[b.r:b.w])
+	b.r += int32(n)
 	return n, nil
 }
 

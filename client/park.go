@@ -137,11 +137,19 @@ func (c *Client) park() bool {
 	if len(c.ids.inflight) == 0 {
 		c.ids.take()
 	}
-	return netpark.Default().Park(c.conn, c.resume)
+	c.parked.Store(true) // before Park: the wake may come at once
+	if !netpark.Default().Park(c.conn, c.resume) {
+		c.parked.Store(false)
+		return false
+	}
+	return true
 }
 
 // resume starts a reader for a conn the poller (or closeQuit) gave back.
-func (c *Client) resume() { go c.readLoop() }
+func (c *Client) resume() {
+	c.parked.Store(false)
+	go c.readLoop()
+}
 
 // unpark takes the conn back from the poller when the link ends, and
 // resumes the reader so it sees the end; the caller has closed quit.
