@@ -25,9 +25,8 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m,
 		// testcontainers keeps a reaper-less Docker client with idle HTTP
 		// connections for the process lifetime.
-		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
-		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
-		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
+		goleak.IgnoreAnyFunction("net/http.(*persistConn).writeLoop"),
+		goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
 	)
 }
 
