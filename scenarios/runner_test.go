@@ -168,3 +168,48 @@ func TestRateAndLatencyChecks(t *testing.T) {
 		t.Errorf("p99 of 1..100 ms is not under 98ms: %s", v.msg)
 	}
 }
+
+// TestDescribe: the dry run places steps on the clock where it can and
+// relative to what they wait for where it cannot, with their lines.
+func TestDescribe(t *testing.T) {
+	text := `name: describe
+groups:
+  - {name: g, count: 2, proxy: true}
+clients:
+  - {name: w, subscriptions: [{filter: "#", qos: 1}]}
+steps:
+  - {name: a, at: 2s, do: blackhole, group: g, for: 1s}
+  - {name: b, delay: 500ms, do: restore, group: g}
+  - {name: c, do: wait, connected: g}
+  - {name: d, when: {kind: disconnect, group: g}, delay: 1s, do: mark}
+  - {name: e, after: a, delay: 3s, do: reset, group: g}
+assertions:
+  - name: x
+    expect: count
+    events: {kind: disconnect, group: g}
+    within: {after: a, from: 1s, to: 2s}
+    max: 2
+    per_target: {mosquitto: {within: {after: a, from: 1s, to: 5s}, note: coarse}}
+`
+	sc, err := Parse([]byte(text), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	if err := Describe(&b, sc); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	t.Log(out)
+	for _, want := range []string{
+		"line 7    t=2s", "blackhole g for 1s",
+		"line 8    t=2.5s", "restore g",
+		"line 10   +1s after first {kind=disconnect group=g}",
+		"line 11   t=5s", "reset g",
+		"every one from a+1s to a+2s", "on mosquitto: every one from a+1s to a+5s — coarse",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dry run lacks %q", want)
+		}
+	}
+}
