@@ -2,8 +2,10 @@
 // subscribe rights, reading password and ACL files in the formats Mosquitto
 // users know (password_file with bcrypt hashes, acl_file).
 //
-// A nil *Auth, or one loaded from a zero Config, lets everyone in and permits
-// everything, so the broker can call it unconditionally.
+// A nil *Auth lets everyone in and permits everything, so the broker can
+// call it unconditionally. A loaded one does what its Config says, as in
+// Mosquitto 2: AllowAnonymous false without a password file refuses every
+// client (a zero Config is a closed broker; broker.DefaultConfig opens it).
 package auth
 
 import (
@@ -53,11 +55,11 @@ type cached struct {
 
 // Load reads the files Config names; errors name the file and line of a bad entry.
 //
-// Without a password file nobody can be authenticated, so anonymous access
-// is then allowed whatever AllowAnonymous says: a zero Config means an open
-// broker.
+// AllowAnonymous means what it says. Without a password file nobody can be
+// authenticated, so with AllowAnonymous false every client is refused, as
+// Mosquitto 2 does; with it true a user name is only a label.
 func Load(cfg Config) (*Auth, error) {
-	a := &Auth{anonymous: cfg.AllowAnonymous || cfg.PasswordFile == ""}
+	a := &Auth{anonymous: cfg.AllowAnonymous}
 	if cfg.PasswordFile != "" {
 		users, err := loadPasswords(cfg.PasswordFile)
 		if err != nil {
@@ -81,7 +83,8 @@ func Load(cfg Config) (*Auth, error) {
 
 // Authenticate returns the CONNACK return code for a connection: 0 accepted, 4 bad user name or
 // password (unknown user, wrong password, password without user [MQTT-3.1.2-22]), 5 not authorized
-// (no user name while anonymous access is off).
+// (no user name while anonymous access is off, or anonymous access off and no password file, so no
+// credentials can be valid).
 func (a *Auth) Authenticate(username string, password []byte, hasUsername, hasPassword bool) byte {
 	if hasPassword && !hasUsername {
 		return BadUserOrPass // [MQTT-3.1.2-22]
@@ -96,8 +99,13 @@ func (a *Auth) Authenticate(username string, password []byte, hasUsername, hasPa
 		return NotAuthorized
 	}
 	if a.users == nil {
-		// No password file: a user name is only a label, as in Mosquitto.
-		return Accepted
+		// No password file: with anonymous access a user name is only a
+		// label; without it nobody can be authenticated (Mosquitto 2 refuses
+		// every client then).
+		if a.anonymous {
+			return Accepted
+		}
+		return NotAuthorized
 	}
 	hash, ok := a.users[username]
 	if !ok || !hasPassword {

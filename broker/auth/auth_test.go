@@ -35,8 +35,19 @@ func TestAuthenticate(t *testing.T) {
 	// $2y$ and $2b$ are the prefixes Mosquitto and htpasswd write.
 	y := "$2y$" + strings.TrimPrefix(cheapHash(t, "why"), "$2a$")
 	pwFile := writeFile(t, "passwd", "# users\n\nalice:"+h+"\r\nbob:"+y+"\n")
-	open, _ := Load(Config{})
+	shut, err := Load(Config{}) // allow_anonymous false, no password file: Mosquitto 2 refuses everyone
+	if err != nil {
+		t.Fatal(err)
+	}
+	open, err := Load(Config{AllowAnonymous: true})
+	if err != nil {
+		t.Fatal(err)
+	}
 	closed, err := Load(Config{PasswordFile: pwFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	aclOnly, err := Load(Config{ACLFile: writeFile(t, "acl", "topic readwrite #\n")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,8 +65,14 @@ func TestAuthenticate(t *testing.T) {
 		{"nil auth anonymous", nil, "", "", false, false, 0},
 		{"nil auth user", nil, "x", "y", true, true, 0},
 		{"nil auth password without user", nil, "", "p", false, true, 4}, // [MQTT-3.1.2-22]
-		{"zero config anonymous", open, "", "", false, false, 0},
-		{"zero config any user", open, "who", "", true, false, 0},
+		{"zero config anonymous", shut, "", "", false, false, 5},
+		{"zero config any user", shut, "who", "pw", true, true, 5},
+		{"zero config user without password", shut, "who", "", true, false, 5},
+		{"zero config password without user", shut, "", "p", false, true, 4},
+		{"ACL file only, anonymous off", aclOnly, "who", "pw", true, true, 5},
+		{"ACL file only, anonymous off, no user", aclOnly, "", "", false, false, 5},
+		{"no password file, anonymous on", open, "", "", false, false, 0},
+		{"no password file, anonymous on, any user", open, "who", "", true, false, 0},
 		{"right password", closed, "alice", "secret", true, true, 0},
 		{"right password again (cached)", closed, "alice", "secret", true, true, 0},
 		{"wrong password after cache", closed, "alice", "Secret", true, true, 4},
