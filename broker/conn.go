@@ -37,6 +37,7 @@ type conn struct {
 	writing bool
 	oclosed bool
 	version byte // protocol level; set in the handshake
+	slot    bool // holds one of max_connections' slots (b.slots); set in the handshake
 
 	pfd          int32         // socket descriptor + 1 for the poller; 0: never parked
 	inEpoll      bool          // registered with the poller's epoll set (guarded by poller.mu)
@@ -162,10 +163,7 @@ func (c *conn) loop() {
 					continue
 				}
 			}
-			if c.readFailed(err) {
-				c.lastRead = c.b.since()
-				continue
-			}
+			c.readFailed(err)
 			c.finish()
 			return
 		}
@@ -216,16 +214,8 @@ func (c *conn) burst() bool {
 	opt := packet.Options{Version: c.version, MaxPacketSize: c.b.cfg.MaxPacketSize}
 	for {
 		p, err := packet.ReadPacket(&c.rd, opt)
-		if err != nil {
-			if c.readFailed(err) {
-				c.lastRead = c.b.since()
-				if !c.rd.buffered() {
-					c.rd.release()
-					return true
-				}
-				c.rd.startPacket()
-				continue
-			}
+		if err != nil && !onlyFilterInvalid(p, err) {
+			c.readFailed(err)
 			c.finish()
 			return false
 		}
@@ -239,8 +229,18 @@ func (c *conn) burst() bool {
 			c.rd.release()
 			return true
 		}
-		c.rd.startPacket()
 	}
+}
+
+// onlyFilterInvalid reports whether the codec returned a whole SUBSCRIBE
+// whose only fault is an invalid topic filter: 3.1.1 lets the server refuse
+// that filter with SUBACK 0x80 and keep the connection [MQTT-3.8.4-5]
+// (handleSubscribe checks each filter). An UNSUBSCRIBE has no failure code
+// in 3.1.1, so an invalid filter there still closes the connection.
+func onlyFilterInvalid(p packet.Packet, err error) bool {
+	var pe *packet.Error
+	_, ok := p.(*packet.Subscribe)
+	return ok && errors.As(err, &pe) && pe.Code == packet.CodeTopicFilterInvalid
 }
 
 // readPacket waits, holding no buffer, for the next packet and decodes it.
@@ -251,29 +251,24 @@ func (c *conn) readPacket() (packet.Packet, error) {
 	return packet.ReadPacket(&c.rd, packet.Options{Version: c.version, MaxPacketSize: c.b.cfg.MaxPacketSize})
 }
 
-// readFailed turns a read error into the connection's end cause, except for
-// a SUBSCRIBE with an invalid filter, which is answered and reading goes on
-// (it reports true then).
+// readFailed turns a read error into the connection's end cause.
 //
 //go:noinline
-func (c *conn) readFailed(err error) bool {
+func (c *conn) readFailed(err error) {
 	var pe *packet.Error
 	switch {
 	case errors.As(err, &pe):
-		if pe.Code == packet.CodeTopicFilterInvalid && pe.Packet == packet.SUBSCRIBE && c.sess != nil && c.subscribeFallback() {
-			return true
-		}
 		if errors.Is(err, packet.ErrPacketTooLarge) {
 			c.b.drop(c.clientID, "", 0, events.CauseTooLarge, pe.Error())
 			c.b.emit(events.Event{Kind: events.Violation, ClientID: c.clientID, Remote: c.remote, Statement: pe.Statement, Detail: pe.Error()})
 			c.shutdown(events.CauseTooLarge, pe.Statement, pe.Error())
-			return false
+			return
 		}
 		c.violation(pe.Statement, pe.Error())
 	case isTimeout(err) || c.keepaliveExpired():
 		if c.sess == nil {
 			c.shutdown(events.CauseIOError, "", "no CONNECT within connect timeout")
-			return false
+			return
 		}
 		silence := c.b.since() - c.lastRead
 		if !c.ending() {
@@ -285,7 +280,6 @@ func (c *conn) readFailed(err error) bool {
 	default:
 		c.shutdown(events.CauseIOError, "", "read: "+err.Error())
 	}
-	return false
 }
 
 // keepaliveExpired reports whether 1.5x the keepalive has passed since the
@@ -313,6 +307,9 @@ func (c *conn) finish() {
 	cause, statement, detail := r.cause, r.statement, r.detail
 	c.endMu.Unlock()
 	b := c.b
+	if c.slot {
+		b.slots.Add(-1)
+	}
 	if s := c.sess; s != nil {
 		b.connected.Add(-1)
 		b.detach(s, c)
@@ -355,11 +352,6 @@ type lazyReader struct {
 	br       *bufio.Reader
 	first    [1]byte
 	hasFirst bool
-	// capture keeps the bytes of the current SUBSCRIBE packet, so a filter
-	// the codec refuses can still be answered with SUBACK 0x80 (see
-	// subscribeFallback); other packets are not copied.
-	capture   *[]byte // allocated on the first SUBSCRIBE
-	capturing bool
 }
 
 var readBufs = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 8<<10) }}
@@ -368,7 +360,6 @@ var readBufs = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 8<<10
 func (r *lazyReader) wait() error {
 	if r.br != nil {
 		if r.br.Buffered() > 0 {
-			r.startPacket()
 			return nil
 		}
 		r.release()
@@ -377,8 +368,6 @@ func (r *lazyReader) wait() error {
 		n, err := r.nc.Read(r.first[:])
 		if n == 1 {
 			r.hasFirst = true
-			r.capturing = packet.Type(r.first[0]>>4) == packet.SUBSCRIBE
-			r.resetCapture()
 			return nil
 		}
 		if err != nil {
@@ -395,7 +384,6 @@ func (r *lazyReader) Read(p []byte) (int, error) {
 	if r.hasFirst {
 		p[0] = r.first[0]
 		r.hasFirst = false
-		r.keep(p[:1])
 		return 1, nil
 	}
 	if r.br == nil {
@@ -405,16 +393,7 @@ func (r *lazyReader) Read(p []byte) (int, error) {
 	if r.br.Buffered() == 0 {
 		r.c.beforeBlock()
 	}
-	n, err := r.br.Read(p)
-	r.keep(p[:n])
-	return n, err
-}
-
-// keep appends read bytes to capture while reading a SUBSCRIBE.
-func (r *lazyReader) keep(b []byte) {
-	if r.capturing && len(*r.capture) < 64<<10 {
-		*r.capture = append(*r.capture, b...)
-	}
+	return r.br.Read(p)
 }
 
 // buffered reports whether bytes of a next packet are already read.
@@ -422,33 +401,10 @@ func (r *lazyReader) buffered() bool {
 	return r.hasFirst || (r.br != nil && r.br.Buffered() > 0)
 }
 
-// startPacket notes whether the buffered packet about to be read is a
-// SUBSCRIBE, whose bytes are then captured.
-func (r *lazyReader) startPacket() {
-	if r.br == nil || r.br.Buffered() == 0 {
-		return
-	}
-	b, _ := r.br.Peek(1)
-	r.capturing = packet.Type(b[0]>>4) == packet.SUBSCRIBE
-	r.resetCapture()
-}
-
-// resetCapture empties the capture buffer, making it for a first SUBSCRIBE.
-func (r *lazyReader) resetCapture() {
-	if !r.capturing {
-		return
-	}
-	if r.capture == nil {
-		r.capture = new([]byte)
-	}
-	*r.capture = (*r.capture)[:0]
-}
-
 // ReadByte lets the decoder read the fixed header without an adapter.
 func (r *lazyReader) ReadByte() (byte, error) {
 	if r.hasFirst {
 		r.hasFirst = false
-		r.keep(r.first[:])
 		return r.first[0], nil
 	}
 	if r.br == nil {
@@ -458,11 +414,7 @@ func (r *lazyReader) ReadByte() (byte, error) {
 	if r.br.Buffered() == 0 {
 		r.c.beforeBlock()
 	}
-	b, err := r.br.ReadByte()
-	if err == nil && r.capturing {
-		r.keep([]byte{b})
-	}
-	return b, err
+	return r.br.ReadByte()
 }
 
 // release returns the read buffer to the pool.

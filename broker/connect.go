@@ -14,6 +14,10 @@ import (
 // replaces to finish its cleanup (will, session detach).
 const takeoverWait = 5 * time.Second
 
+// testHookAdmitted, when set by a test, runs after a connection passed the
+// max_connections check and before it attaches, to widen that window.
+var testHookAdmitted func()
+
 // handshake reads CONNECT, applies the connection rules and sends CONNACK.
 // It reports whether the connection was accepted.
 //
@@ -28,7 +32,7 @@ func (c *conn) handshake() bool {
 			c.refuse(packet.RefusedProtocolVersion, "MQTT-3.1.2-2", err.Error())
 			return false
 		}
-		_ = c.readFailed(err)
+		c.readFailed(err)
 		return false
 	}
 	cp, ok := p.(*packet.Connect)
@@ -69,9 +73,18 @@ func (c *conn) handshake() bool {
 		c.refuse(code, "", "authentication refused")
 		return false
 	}
-	if max := b.cfg.MaxConnections; max > 0 && int(b.connected.Load()) >= max {
-		c.refuse(packet.RefusedServerUnavailable, "", fmt.Sprintf("max_connections %d reached", max))
-		return false
+	if max := b.cfg.MaxConnections; max > 0 {
+		// Reserve the slot before CONNACK: a check of the connected count
+		// alone lets concurrent handshakes all pass it. finish frees it.
+		if b.slots.Add(1) > int64(max) {
+			b.slots.Add(-1)
+			c.refuse(packet.RefusedServerUnavailable, "", fmt.Sprintf("max_connections %d reached", max))
+			return false
+		}
+		c.slot = true
+	}
+	if testHookAdmitted != nil {
+		testHookAdmitted()
 	}
 	c.will = cp.Will
 	// This goroutine writes CONNACK (and a resumed session's resends) itself

@@ -219,3 +219,48 @@ func TestSlowConsumer(t *testing.T) {
 		t.Errorf("stats count %d drops, events %d", d, stalledDrops)
 	}
 }
+
+// TestSubscribeInvalidAmongValid checks that one SUBSCRIBE mixing valid and
+// invalid filters gets 0x80 for each invalid one and its QoS for each valid
+// one, which then deliver [MQTT-3.8.4-5] [MQTT-3.9.3-1]; an UNSUBSCRIBE with
+// an invalid filter, which 3.1.1 cannot refuse, closes the connection.
+func TestSubscribeInvalidAmongValid(t *testing.T) {
+	tb := startBroker(t, nil)
+	pub := tb.connect(t, "mix-pub")
+	for _, tc := range []struct {
+		name  string
+		subs  []packet.Subscription
+		codes []byte
+		topic string // published after SUBACK; "" for none
+	}{
+		{"invalid in the middle", []packet.Subscription{sub("mix/a", 1), sub("mix/#/b", 0), sub("mix/+", 2)},
+			[]byte{1, packet.SubackFailure, 2}, "mix/a"},
+		{"invalid first", []packet.Subscription{sub("mix+", 1), sub("mix/c", 0)}, []byte{packet.SubackFailure, 0}, "mix/c"},
+		{"all invalid", []packet.Subscription{sub("", 1), sub("x/#/#", 1)}, []byte{packet.SubackFailure, packet.SubackFailure}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := tb.connect(t, "mix-"+tc.name)
+			if got := subscribe(t, r, tc.subs...); string(got) != string(tc.codes) {
+				t.Fatalf("SUBACK %x, want %x", got, tc.codes)
+			}
+			if tc.topic != "" {
+				publish(t, pub, &packet.Publish{Topic: tc.topic, Payload: []byte("m")})
+				if p := expect[*packet.Publish](t, r); p.Topic != tc.topic {
+					t.Errorf("got %q, want %q", p.Topic, tc.topic)
+				}
+			}
+			// Still connected.
+			if err := r.WritePacket(&packet.Pingreq{}); err != nil {
+				t.Fatal(err)
+			}
+			expect[*packet.Pingresp](t, r)
+		})
+	}
+	r := tb.connect(t, "mix-unsub")
+	if err := r.WritePacket(&packet.Unsubscribe{PacketID: 3, Filters: []string{"ok/x", "bad/#/x"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.ExpectClosed(5 * time.Second); err != nil {
+		t.Fatalf("UNSUBSCRIBE with an invalid filter: %v", err)
+	}
+}
