@@ -61,6 +61,7 @@ type Broker struct {
 	start     time.Time
 	nextAnon  atomic.Uint64
 	connected atomic.Int64 // connections past CONNACK 0
+	slots     atomic.Int64 // max_connections slots held, reserved before CONNACK (only with a limit)
 	msgIn     atomic.Uint64
 	msgOut    atomic.Uint64
 	dropped   atomic.Uint64
@@ -128,8 +129,10 @@ func New(cfg Config) (*Broker, error) {
 }
 
 // Start binds every listener, starts the metrics endpoint and the $SYS
-// publisher, and returns once all of them accept. On error nothing is left
-// running.
+// publisher, and returns once all of them accept. On error the broker is
+// closed, as by Close: nothing is left running or open (listeners, the
+// poller's epoll descriptor), so a caller that just returns the error leaks
+// nothing.
 func (b *Broker) Start() error {
 	b.mu.Lock()
 	if b.closed || b.started {
@@ -139,34 +142,36 @@ func (b *Broker) Start() error {
 	b.started = true
 	b.mu.Unlock()
 	var ls []*listener
+	var m *metricsServer
+	fail := func(err error) error {
+		for _, l := range ls {
+			l.close()
+		}
+		if m != nil {
+			m.close()
+		}
+		_ = b.Close() // releases the rest: the epoll descriptor New made, any served connection
+		return err
+	}
 	for _, lc := range b.cfg.Listeners {
 		l, err := b.listen(lc)
 		if err != nil {
-			for _, l := range ls {
-				l.close()
-			}
-			return fmt.Errorf("broker start: %w", err)
+			return fail(fmt.Errorf("broker start: %w", err))
 		}
 		ls = append(ls, l)
 	}
 	if b.cfg.MetricsAddr != "" {
-		m, err := b.startMetrics(b.cfg.MetricsAddr)
-		if err != nil {
-			for _, l := range ls {
-				l.close()
-			}
-			return fmt.Errorf("broker start: %w", err)
+		var err error
+		if m, err = b.startMetrics(b.cfg.MetricsAddr); err != nil {
+			return fail(fmt.Errorf("broker start: %w", err))
 		}
-		b.metrics = m
 	}
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
-		for _, l := range ls {
-			l.close()
-		}
-		return errors.New("broker start: closed while starting")
+		return fail(errors.New("broker start: closed while starting"))
 	}
+	b.metrics = m // under b.mu: Close reads it after taking b.mu
 	b.listeners = ls
 	for _, l := range ls {
 		b.goAccept(l)

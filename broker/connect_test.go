@@ -1,6 +1,11 @@
 package broker
 
 import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -131,6 +136,82 @@ func TestMaxConnections(t *testing.T) {
 	tb.connect(t, "a")
 	tb.connect(t, "b")
 	tb.raw(t, &packet.Connect{ClientID: "c", CleanSession: true}, packet.RefusedServerUnavailable)
+}
+
+// TestMaxConnectionsConcurrent checks that max_connections holds when many
+// clients connect at once: exactly the limit is accepted, the rest get
+// CONNACK 3, and a freed slot can be taken again.
+func TestMaxConnectionsConcurrent(t *testing.T) {
+	for _, tc := range []struct{ limit, clients int }{{1, 20}, {5, 60}, {20, 100}} {
+		t.Run(fmt.Sprintf("%d of %d", tc.limit, tc.clients), func(t *testing.T) {
+			tb := startBroker(t, func(c *Config) { c.MaxConnections = tc.limit })
+			// Admitted handshakes wait until all clients got that far or
+			// 500 ms passed, so they overlap as under a connect storm.
+			var arrived atomic.Int64
+			all := make(chan struct{})
+			timer := time.AfterFunc(500*time.Millisecond, func() { close(all) })
+			testHookAdmitted = func() {
+				if arrived.Add(1) == int64(tc.clients) && timer.Stop() {
+					close(all)
+				}
+				<-all
+			}
+			t.Cleanup(func() { testHookAdmitted = nil })
+			conns := make([]net.Conn, tc.clients)
+			for i := range conns {
+				conns[i] = tb.dial(t)
+			}
+			// Every CONNECT is written before any CONNACK is read, so the
+			// handshakes overlap in the broker.
+			var wg sync.WaitGroup
+			codes := make([]int, tc.clients)
+			start := make(chan struct{})
+			for i, nc := range conns {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+					defer cancel()
+					_, ack, err := client.RawConnect(ctx, nc, &packet.Connect{ProtocolName: "MQTT", ProtocolLevel: packet.V311,
+						ClientID: fmt.Sprintf("max-%d", i), CleanSession: true})
+					codes[i] = -1
+					if err == nil {
+						codes[i] = int(ack.ReturnCode)
+					}
+				}()
+			}
+			close(start)
+			wg.Wait()
+			accepted, refused := -1, 0
+			for i, code := range codes {
+				switch code {
+				case int(packet.Accepted):
+					if accepted < 0 {
+						accepted = 0
+					}
+					accepted++
+					if accepted == 1 {
+						_ = conns[i].Close() // frees a slot for the last check
+					}
+				case int(packet.RefusedServerUnavailable):
+					refused++
+				default:
+					t.Errorf("client %d: CONNACK %d", i, code)
+				}
+			}
+			if accepted != tc.limit || refused != tc.clients-tc.limit {
+				t.Fatalf("%d accepted, %d refused; want %d and %d", accepted, refused, tc.limit, tc.clients-tc.limit)
+			}
+			// The closed connection's slot becomes free once the broker sees it end.
+			deadline := time.Now().Add(5 * time.Second)
+			for tb.Stats().ClientsConnected >= tc.limit && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond) // polling a counter with a deadline
+			}
+			tb.raw(t, &packet.Connect{ClientID: "max-again", CleanSession: true}, packet.Accepted)
+			tb.raw(t, &packet.Connect{ClientID: "max-over", CleanSession: true}, packet.RefusedServerUnavailable)
+		})
+	}
 }
 
 // TestMaxPacketSize checks that a packet over the limit closes the connection.

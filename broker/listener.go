@@ -97,17 +97,22 @@ func (b *Broker) goAccept(l *listener) {
 
 // close stops accepting. Connections already served are closed by Broker.Close.
 func (l *listener) close() error {
+	var err error
 	if l.http != nil {
 		// Shutdown waits for handlers still upgrading; hijacked WebSocket
 		// connections are not tracked by the HTTP server and end with Broker.Close.
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		if err := l.http.Shutdown(ctx); err != nil {
-			return errors.Join(err, l.http.Close())
+		if err = l.http.Shutdown(ctx); err != nil {
+			err = errors.Join(err, l.http.Close())
 		}
-		return nil
 	}
-	return l.ln.Close()
+	// The HTTP server closes only listeners it has served: one bound by a
+	// Start that then failed is closed here.
+	if cerr := l.ln.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) {
+		err = errors.Join(err, cerr)
+	}
+	return err
 }
 
 // serveWS upgrades a request to a WebSocket carrying MQTT (subprotocol
