@@ -1,8 +1,11 @@
 // Package client is a small MQTT client over any net.Conn, for the fleet
 // simulator (thousands of instances per process) and for conformance probes.
 //
-// A Client is lean on purpose: one reader goroutine per connection plus one
-// timer for keepalive. Callers write from their own goroutines; the reader
+// A Client is lean on purpose: at most one reader goroutine per connection
+// plus one timer for keepalive, and an idle plain TCP client holds neither
+// the goroutine nor any buffer: after a second of silence its reader parks
+// the socket in the shared internal/netpark poller and exits, and a new
+// reader starts when a packet arrives (park.go). Callers write from their own goroutines; the reader
 // writes acknowledgements. Writes are serialised by a one-slot semaphore so
 // that a writer waiting for its turn still honours its context.
 //
@@ -15,7 +18,9 @@
 //	keepalive timer (time.AfterFunc) ──PINGREQ──► write sem; closes the link on ping timeout
 //
 // Lock order: the write semaphore may be held while taking Client.mu or
-// Client.ackMu, never the other way round; neither mutex is held across I/O.
+// Client.ackMu, never the other way round; Client.mu may be held while
+// parking or unparking in netpark (whose lock is innermost) or setting a
+// read deadline, never across a read or write.
 // The reader never waits for the write semaphore: when it is busy, acks are
 // queued and written by whoever holds it, so a publisher blocked in Write
 // (the broker blocked writing to us) cannot stop the reader from reading.
