@@ -154,8 +154,13 @@ func (c *conn) loop() {
 			c.armKeepalive()
 		}
 		if err := c.rd.wait(); err != nil {
-			if parkable && isTimeout(err) && (ka == 0 || c.b.since() < ka) {
-				if c.b.poller.park(c, ka) {
+			// Only the clock says the keepalive expired, never the mere fact
+			// that a read deadline fired: any deadline that fires earlier
+			// (the park timer, a deadline left by an earlier wait) means
+			// the connection waits on, parked if it can be. Nothing was
+			// consumed, so waiting on is safe.
+			if isTimeout(err) && !c.keepaliveExpired() && !c.ending() {
+				if parkable && c.b.poller.park(c, ka) {
 					return // the poller owns the connection until it wakes it
 				}
 				if !c.ending() {
@@ -265,11 +270,9 @@ func (c *conn) readFailed(err error) {
 			return
 		}
 		c.violation(pe.Statement, pe.Error())
-	case isTimeout(err) || c.keepaliveExpired():
-		if c.sess == nil {
-			c.shutdown(events.CauseIOError, "", "no CONNECT within connect timeout")
-			return
-		}
+	case c.sess == nil && isTimeout(err):
+		c.shutdown(events.CauseIOError, "", "no CONNECT within connect timeout")
+	case c.keepaliveExpired():
 		silence := c.b.since() - c.lastRead
 		if !c.ending() {
 			// [MQTT-3.1.2-24] 1.5x the keepalive passed without a packet.
@@ -277,14 +280,21 @@ func (c *conn) readFailed(err error) {
 				KeepAlive: int(c.keepalive / time.Second), Latency: silence})
 		}
 		c.shutdown(events.CauseKeepalive, "MQTT-3.1.2-24", fmt.Sprintf("silent for %v", silence.Round(time.Millisecond)))
+	case isTimeout(err):
+		// Mid-packet reads wait under the keepalive deadline, so this is not
+		// expected; it is reported as what it is, not as a keepalive expiry.
+		c.shutdown(events.CauseIOError, "", fmt.Sprintf("read timed out %v after the last packet, before 1.5x the keepalive",
+			(c.b.since()-c.lastRead).Round(time.Millisecond)))
 	default:
 		c.shutdown(events.CauseIOError, "", "read: "+err.Error())
 	}
 }
 
 // keepaliveExpired reports whether 1.5x the keepalive has passed since the
-// last packet: a WebSocket connection reports its read deadline as a
-// cancelled read, not as a timeout.
+// last packet, on the broker clock. It alone decides a keepalive expiry
+// [MQTT-3.1.2-24]: a WebSocket connection reports its read deadline as a
+// cancelled read, not as a timeout, and a timeout may come from a shorter
+// deadline (the park timer).
 func (c *conn) keepaliveExpired() bool {
 	return c.sess != nil && c.keepalive > 0 && c.b.since() >= c.keepaliveDeadline()
 }

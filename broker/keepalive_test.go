@@ -1,9 +1,14 @@
 package broker
 
 import (
+	"context"
+	"net"
+	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/mqttfleet/mqttfleet/client"
 	"github.com/mqttfleet/mqttfleet/events"
 	"github.com/mqttfleet/mqttfleet/packet"
 )
@@ -156,5 +161,68 @@ func TestParkedConnections(t *testing.T) {
 	e := tb.wait(t, events.And(events.Is(events.WillPublished), events.ForClient("park-dying")))
 	if e.Cause != events.CauseShutdown {
 		t.Errorf("will cause %q", e.Cause)
+	}
+}
+
+// earlyTimeoutConn makes the broker's next read fail with a timeout at once,
+// as a read deadline shorter than the keepalive would (the 1 s park timer, a
+// deadline left over from an earlier wait).
+type earlyTimeoutConn struct {
+	net.Conn
+	early atomic.Int32 // reads still to fail
+}
+
+func (c *earlyTimeoutConn) Read(p []byte) (int, error) {
+	if c.early.Load() > 0 && c.early.Add(-1) >= 0 {
+		return 0, os.ErrDeadlineExceeded
+	}
+	return c.Conn.Read(p)
+}
+
+// TestEarlyDeadlineIsNotKeepalive checks that a read timeout before 1.5x the
+// keepalive since the last packet does not close the connection: only the
+// clock decides [MQTT-3.1.2-24]. This is how the fleet simulator saw
+// connections with keepalive 30 s closed "for keepalive" after ~1 s of
+// silence.
+func TestEarlyDeadlineIsNotKeepalive(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name      string
+		keepalive uint16
+		early     int32
+	}{
+		{"keepalive 30 s, one early timeout", 30, 1},
+		{"keepalive 30 s, three in a row", 30, 3},
+		{"keepalive 2 s, one early timeout", 2, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tb := startBroker(t, nil)
+			brokerSide, clientSide := net.Pipe()
+			t.Cleanup(func() { _ = clientSide.Close() })
+			ec := &earlyTimeoutConn{Conn: brokerSide}
+			tb.ServeConn(ec)
+			id := "early-" + tc.name
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			r, _, err := client.RawConnect(ctx, clientSide, &packet.Connect{ProtocolName: "MQTT", ProtocolLevel: packet.V311,
+				ClientID: id, CleanSession: true, KeepAlive: tc.keepalive})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ec.early.Store(tc.early)
+			for i := range 3 {
+				if err := r.WritePacket(&packet.Pingreq{}); err != nil {
+					t.Fatalf("ping %d: %v", i, err)
+				}
+				expect[*packet.Pingresp](t, r)
+			}
+			if ec.early.Load() > 0 {
+				t.Fatalf("%d early timeouts not consumed", ec.early.Load())
+			}
+			if n := tb.rec.Count(disconnectOf(id)); n != 0 {
+				e, _ := tb.rec.WaitFor(0, disconnectOf(id))
+				t.Fatalf("closed after an early read timeout: %+v", e)
+			}
+		})
 	}
 }
