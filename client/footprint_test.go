@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"strconv"
 	"testing"
 	"time"
 
@@ -24,13 +25,16 @@ var footprintProfile = os.Getenv("CLIENT_FOOTPRINT_HEAPPROFILE")
 //	go test ./client/ -run TestFleetFootprint -v -count=1
 func TestFleetFootprint(t *testing.T) {
 	if testing.Short() {
-		t.Skip("connects a thousand clients")
+		t.Skip("connects a thousand clients (CLIENT_FOOTPRINT_N to change)")
 	}
 	if footprintProfile != "" {
 		runtime.MemProfileRate = 1
 	}
 	b := startMosquitto(t)
-	const n = 1000
+	n := 1000
+	if v, err := strconv.Atoi(os.Getenv("CLIENT_FOOTPRINT_N")); err == nil && v > 0 {
+		n = v // a bigger fleet by hand; mind the open-file limit
+	}
 	ctx := ctxT(t, 60*time.Second)
 	onMsg := func(*packet.Publish) {}
 	runtime.GC()
@@ -53,9 +57,9 @@ func TestFleetFootprint(t *testing.T) {
 	runtime.GC()
 	var after runtime.MemStats
 	runtime.ReadMemStats(&after)
-	perGoroutines := float64(runtime.NumGoroutine()-g0) / n
-	perHeap := float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / n
-	perStack := float64(int64(after.StackInuse)-int64(before.StackInuse)) / n
+	perGoroutines := float64(runtime.NumGoroutine()-g0) / float64(n)
+	perHeap := float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(n)
+	perStack := float64(int64(after.StackInuse)-int64(before.StackInuse)) / float64(n)
 	t.Logf("per idle client: %.2f goroutines, %.0f B heap, %.0f B stack, %.0f B total", perGoroutines, perHeap, perStack, perHeap+perStack)
 	if footprintProfile != "" {
 		writeHeapProfile(t, footprintProfile)
