@@ -16,10 +16,12 @@
 //
 // One Poller goroutine serves every parked connection, and only while at
 // least one is parked, so a process with nothing parked holds none. On
-// Linux the Poller is an epoll set with one-shot registrations; the socket
-// stays registered with Go's own poller as well, which is only used while a
-// goroutine reads. Elsewhere Park always reports false and callers keep
-// their reading goroutine.
+// Linux the Poller is an epoll set with one-shot registrations, and that
+// set's own descriptor waits in Go's poller like any socket: the goroutine
+// blocks no OS thread, and a wake costs one non-blocking epoll_wait rather
+// than a thread hand-off. A parked socket stays registered with Go's poller
+// as well, which is only used while a goroutine reads it. Elsewhere Park
+// always reports false and callers keep their reading goroutine.
 //
 // Only connections without user-space read buffering can be parked: the
 // conn must be a syscall.Conn whose readability is the socket's (a

@@ -5,14 +5,22 @@ package netpark
 import (
 	"errors"
 	"fmt"
+	"os"
 	"syscall"
 	"time"
 )
 
 // epoll is an epoll set whose registrations are one-shot: a readiness
 // event disarms the descriptor until the next arm.
+//
+// The set's own descriptor is handed to Go's poller (an epoll descriptor
+// is readable while it has events), so the Poller goroutine waits like any
+// network read: no OS thread blocked in epoll_wait, no thread hand-off on
+// every wake — only a non-blocking epoll_wait when events are there.
 type epoll struct {
 	fd     int
+	file   *os.File             // fd, registered with Go's poller
+	raw    syscall.RawConn      // file's, for waiting on readability
 	events []syscall.EpollEvent // used only by the one run goroutine
 }
 
@@ -21,7 +29,18 @@ func openEpoll() (*epoll, error) {
 	if err != nil {
 		return nil, fmt.Errorf("epoll_create1: %w", err)
 	}
-	return &epoll{fd: fd, events: make([]syscall.EpollEvent, 128)}, nil
+	// Non-blocking, so that os.NewFile registers it with Go's poller.
+	if err := syscall.SetNonblock(fd, true); err != nil {
+		_ = syscall.Close(fd)
+		return nil, fmt.Errorf("epoll set non-blocking: %w", err)
+	}
+	file := os.NewFile(uintptr(fd), "netpark-epoll")
+	raw, err := file.SyscallConn()
+	if err != nil {
+		_ = file.Close()
+		return nil, fmt.Errorf("epoll raw conn: %w", err)
+	}
+	return &epoll{fd: fd, file: file, raw: raw, events: make([]syscall.EpollEvent, 128)}, nil
 }
 
 // arm watches fd for readability (data, EOF, hang-up, error) once. A
@@ -44,19 +63,36 @@ func (e *epoll) disarm(fd int) {
 	_ = syscall.EpollCtl(e.fd, syscall.EPOLL_CTL_DEL, fd, &ev)
 }
 
-// wait appends the descriptors that became ready within timeout to fds.
+// wait appends the descriptors that became ready within timeout to fds;
+// none when the timeout passed or kick was called.
 func (e *epoll) wait(fds []int, timeout time.Duration) ([]int, error) {
-	n, err := syscall.EpollWait(e.fd, e.events, int(timeout/time.Millisecond))
-	if err != nil {
-		if errors.Is(err, syscall.EINTR) {
-			return fds, nil
+	if err := e.file.SetReadDeadline(time.Now().Add(timeout)); err != nil {
+		return fds, fmt.Errorf("epoll deadline: %w", err)
+	}
+	var werr error
+	err := e.raw.Read(func(fd uintptr) bool {
+		n, err := syscall.EpollWait(int(fd), e.events, 0)
+		if err != nil {
+			if errors.Is(err, syscall.EINTR) {
+				return false
+			}
+			werr = fmt.Errorf("epoll_wait: %w", err)
+			return true
 		}
-		return fds, fmt.Errorf("epoll_wait: %w", err)
+		for _, ev := range e.events[:n] {
+			fds = append(fds, int(ev.Fd))
+		}
+		// Nothing ready: wait for Go's poller to see the set readable. A
+		// full batch may leave more: take them on the next call.
+		return n > 0
+	})
+	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+		return fds, fmt.Errorf("epoll wait: %w", err)
 	}
-	for _, ev := range e.events[:n] {
-		fds = append(fds, int(ev.Fd))
-	}
-	return fds, nil
+	return fds, werr
 }
 
-func (e *epoll) close() error { return syscall.Close(e.fd) }
+// kick makes a wait in progress return at once.
+func (e *epoll) kick() { _ = e.file.SetReadDeadline(time.Unix(1, 0)) }
+
+func (e *epoll) close() error { return e.file.Close() }

@@ -11,4 +11,5 @@ func openEpoll() (*epoll, error)                              { return nil, ErrU
 func (*epoll) arm(int) error                                  { return ErrUnsupported }
 func (*epoll) disarm(int)                                     {}
 func (*epoll) wait(fds []int, _ time.Duration) ([]int, error) { return fds, ErrUnsupported }
+func (*epoll) kick()                                          {}
 func (*epoll) close() error                                   { return nil }

@@ -158,6 +158,9 @@ func (p *Poller) Close() error {
 	for _, wake := range due {
 		wake()
 	}
+	if p.ep != nil {
+		p.ep.kick()
+	}
 	p.wg.Wait()
 	if p.ep == nil {
 		return nil
