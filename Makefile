@@ -58,6 +58,11 @@ conformance: images
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) $(PKGS)
 
+## demo: the README's main job — a one-minute scenario on the embedded broker; prints the report's path.
+demo: build
+	./bin/mqttfleet run scenarios/demo.yaml
+
+## run: the reference broker on 127.0.0.1:1883 until Ctrl-C.
 run: build
 	./bin/mqttfleet broker
 

@@ -143,7 +143,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 // thousand devices for about a minute), and checks that it passes and that
 // its dry run describes every step.
 func TestDemo(t *testing.T) {
-	sc, err := Load("demo.yaml", map[string]string{"devices": "200", "phase": "2s"})
+	sc, err := Load("demo.yaml", map[string]string{"devices": "200", "peak_connects": "140", "phase": "2s"})
 	if err != nil {
 		t.Fatal(err)
 	}
