@@ -3,7 +3,7 @@
 
 GO        ?= go
 PKGS      ?= ./...
-FUZZTIME  ?= 20s
+FUZZTIME  ?= 10s
 BENCHTIME ?= 1s
 
 # testcontainers-go settings for machines without a registry (see docs/environment.md):
@@ -37,9 +37,9 @@ fmt-check:
 unit:
 	$(GO) test -count=1 -timeout 15m $(PKGS)
 
-test: deps vet fmt-check unit
+test: deps vet fmt-check unit fuzz
 
-## fuzz: every fuzz target for a bounded time (FUZZTIME each).
+## fuzz: every fuzz target for a bounded time (FUZZTIME each); part of `make test`, so CI runs it.
 fuzz:
 	bash scripts/fuzz.sh $(FUZZTIME)
 
