@@ -101,8 +101,9 @@ type faultKey struct{ link, group, direction, fault string }
 //
 // Events from the broker count under "broker_"-prefixed counters and in
 // BrokerDisconnects; everything else (client, simulator, scenario) is the
-// fleet's view, which feeds the series and histograms. Takeovers and drops
-// are counted from whoever reports them (the broker decides a takeover).
+// fleet's view, which feeds the series and histograms; the broker's view
+// never changes the fleet's figures (takeovers included). Drops are counted
+// from whoever reports them.
 type Collector struct {
 	mu         sync.Mutex
 	kind       Kind
@@ -218,10 +219,12 @@ func (c *Collector) Emit(e events.Event) {
 			col(sConnDelta, -1)
 		}
 	case events.Takeover:
-		c.fleet[cTakeovers]++
-		if sec != nil {
-			sec.cols[sTakeovers]++
-		}
+		// The fleet's figure comes from the fleet's own takeover events;
+		// the broker's (it decides the takeover) count as broker_takeovers.
+		// Counting both would double every takeover whenever the broker's
+		// events share the stream (the in-process broker).
+		cnt[cTakeovers]++
+		col(sTakeovers, 1)
 		c.note(e)
 	case events.PublishSent:
 		cnt[cSent]++

@@ -164,7 +164,14 @@ func kpis(b *strings.Builder, r *Results) {
 		top = fmt.Sprintf("top: %s", k)
 	}
 	tile("disconnects", fmtInt(c["disconnects"]), top, false)
-	tile("takeovers", fmtInt(c["takeovers"]), plural(len(r.Faults), "fault window"), c["takeovers"] > 0)
+	// The fleet's figure; the broker's own count (broker_takeovers) is kept
+	// apart and named only when it tells a different story, e.g. plain
+	// clients that cannot tell a takeover from a dropped link.
+	sub := plural(len(r.Faults), "fault window")
+	if n, ok := c["broker_takeovers"]; ok && n != c["takeovers"] {
+		sub = fmt.Sprintf("broker saw %s · %s", fmtInt(n), sub)
+	}
+	tile("takeovers", fmtInt(c["takeovers"]), sub, c["takeovers"] > 0)
 	b.WriteString(`</section>`)
 }
 

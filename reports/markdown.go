@@ -54,7 +54,7 @@ func Markdown(w io.Writer, r *Results) error {
 		}
 		for _, row := range []struct{ label, key string }{
 			{"connects", "connects"}, {"refused connects", "connect_failures"}, {"disconnects", "disconnects"},
-			{"takeovers", "takeovers"}, {"messages sent", "publishes_sent"}, {"messages received", "publishes_received"},
+			{"takeovers", "takeovers"}, {"takeovers (broker)", "broker_takeovers"}, {"messages sent", "publishes_sent"}, {"messages received", "publishes_received"},
 			{"lost", "lost"}, {"duplicates", "duplicates"}, {"dropped", "dropped"}, {"keepalive expiries (broker)", "broker_keepalive_expired"},
 			{"violations", "violations"}, {"fault windows", "faults_injected"},
 		} {

@@ -77,7 +77,11 @@ func synthStream(seed uint64, devices, seconds int) []events.Event {
 				cause := events.CauseIOError
 				if d%3 == 0 {
 					// It reconnects before it notices its old socket died: a takeover.
-					out = append(out, events.Event{Time: at(s), Kind: events.Takeover, Source: events.SourceBroker, ClientID: id, Device: d, Remote: "127.0.0.1:40000"})
+					// Both views report it: the broker's and the fleet's (the
+					// simulator knows its devices' client IDs).
+					out = append(out,
+						events.Event{Time: at(s), Kind: events.Takeover, Source: events.SourceBroker, ClientID: id, Device: d, Remote: "127.0.0.1:40000"},
+						events.Event{Time: at(s), Kind: events.Takeover, Source: events.SourceSimulator, ClientID: id, Device: d})
 					cause = events.CauseTakeover
 				}
 				out = append(out, events.Event{Time: at(s), Kind: events.Disconnect, Source: events.SourceClient, ClientID: id, Device: d, Cause: cause})
