@@ -40,6 +40,34 @@ type device struct {
 	published   int
 	timer       *time.Timer // next publish
 	life        *time.Timer // next churn roll, online end, or reconnect
+	// early holds driver callbacks (Lost, Reconnected) that arrived for the
+	// connection being set up, before connect recorded it: the link can
+	// drop between the CONNACK and connect taking the lock. connect replays
+	// them in order once the connection is recorded, so such a loss still
+	// counts one disconnect and runs the reconnect policy once.
+	early []earlyCall
+}
+
+// earlyCall is one driver callback that arrived before connect recorded the
+// connection of its generation.
+type earlyCall struct {
+	lost bool // Lost (err); else Reconnected (lat)
+	err  error
+	lat  time.Duration
+}
+
+// maxEarly bounds the callbacks kept for a connection being set up; a
+// driver alternates Lost and Reconnected, so a handful is plenty.
+const maxEarly = 8
+
+// deferLocked keeps c for replay when gen's connection is still being set
+// up (connect has not recorded it yet) and reports whether it did.
+func (d *device) deferLocked(gen uint32, c earlyCall) bool {
+	if d.gen != gen || d.conn != nil || d.online || d.gone || len(d.early) >= maxEarly {
+		return false
+	}
+	d.early = append(d.early, c)
+	return true
 }
 
 // scheduleStart arms the device's first connect at its ramp-up offset.
@@ -64,6 +92,7 @@ func (d *device) connect() {
 	}
 	d.gen++
 	gen := d.gen
+	d.early = nil
 	d.mu.Unlock()
 
 	select {
@@ -98,6 +127,8 @@ func (d *device) connect() {
 		return
 	}
 	d.mu.Lock()
+	early := d.early
+	d.early = nil
 	if d.gone || f.isClosing() || d.gen != gen {
 		d.mu.Unlock()
 		conn.Disconnect()
@@ -108,6 +139,19 @@ func (d *device) connect() {
 	d.everOnline = true
 	d.mu.Unlock()
 	d.connected(lat, again)
+	if len(early) > 0 {
+		// The link already ended (and maybe came back through the
+		// driver's own reconnect): account it as if the callbacks had come
+		// now, which also arms the reconnect policy or the next session.
+		for _, c := range early {
+			if c.lost {
+				d.lost(gen, c.err)
+			} else {
+				d.reconnected(gen, c.lat)
+			}
+		}
+		return
+	}
 	d.subscribe(conn, gen)
 	d.afterConnect(gen, !again)
 }
@@ -266,6 +310,7 @@ func (d *device) lost(gen uint32, err error) {
 	now := time.Now()
 	d.mu.Lock()
 	if d.gen != gen || !d.online {
+		d.deferLocked(gen, earlyCall{lost: true, err: err})
 		d.mu.Unlock()
 		return
 	}
@@ -319,6 +364,7 @@ func (d *device) retry() {
 func (d *device) reconnected(gen uint32, lat time.Duration) {
 	d.mu.Lock()
 	if d.gen != gen || d.online || d.conn == nil || d.gone {
+		d.deferLocked(gen, earlyCall{lat: lat})
 		d.mu.Unlock()
 		return
 	}
