@@ -41,7 +41,11 @@ type FaultInfo struct {
 // the fault's ID for Remove. A fault without a schedule acts at once on live
 // links: a link already forwarding starts blackholing with its next read.
 // Reset and Close without a Duration act once on the links present and are
-// then done (their ID is not listed afterwards).
+// then done (their ID is not listed afterwards). Every FaultInjected event has
+// its FaultRemoved for the same link and fault: Remove and a schedule's end
+// emit it; Reset and Close emit it right after acting on a link; CloseAfter
+// emits it when the link it was attached to closes (its budget ran out, or
+// the link ended first).
 func (p *Proxy) Apply(sel Selector, f Fault) (string, error) {
 	if err := sel.Validate(); err != nil {
 		return "", fmt.Errorf("netem: apply: %w", err)
@@ -147,11 +151,16 @@ func (p *Proxy) attach(e *faultEntry, l *link) {
 	}
 	p.emitFault(events.FaultInjected, e, l)
 	switch e.f.Kind {
-	case Reset:
-		resetLink(l, e.id)
-		return
-	case Close:
-		closeLink(l, e.id)
+	case Reset, Close:
+		if e.f.Kind == Reset {
+			resetLink(l, e.id)
+		} else {
+			closeLink(l, e.id)
+		}
+		// The fault has done its work on this link at once: its window
+		// there closes now (near zero length), so a collector pairing
+		// FaultInjected with FaultRemoved does not show it on till the end.
+		p.emitFault(events.FaultRemoved, e, l)
 		return
 	}
 	for _, pp := range []*pipe{l.up, l.down} {

@@ -236,7 +236,16 @@ func (p *Proxy) unregister(l *link) {
 	defer p.mu.Unlock()
 	delete(p.links, l.id)
 	for _, e := range p.faults {
+		if !e.links[l] {
+			continue
+		}
 		delete(e.links, l)
+		// A CloseAfter has done its work on this link once the link is
+		// gone (that is how it fires): close its window there. Other kinds
+		// keep acting on the fault's other and future links.
+		if e.f.Kind == CloseAfter {
+			p.emitFault(events.FaultRemoved, e, l)
+		}
 	}
 }
 
