@@ -61,14 +61,15 @@ func freePort(t *testing.T) int {
 
 // startMosquitto runs Debian's Mosquitto on free loopback ports (one MQTT
 // and one WebSocket listener), waits until it accepts, and stops it when
-// the test ends. It skips the test when the binary is missing.
-func startMosquitto(t *testing.T) broker {
+// the test ends. It skips the test when the binary is missing. Each of
+// extraConf is one more line of mosquitto.conf.
+func startMosquitto(t *testing.T, extraConf ...string) broker {
 	t.Helper()
 	if _, err := os.Stat(mosquittoBin); err != nil {
 		t.Skipf("mosquitto not installed (%s: %v); apt-get install mosquitto", mosquittoBin, err)
 	}
 	for attempt := 1; ; attempt++ {
-		b, err := tryMosquitto(t)
+		b, err := tryMosquitto(t, extraConf)
 		if err == nil {
 			return b
 		}
@@ -79,11 +80,14 @@ func startMosquitto(t *testing.T) broker {
 	}
 }
 
-func tryMosquitto(t *testing.T) (broker, error) {
+func tryMosquitto(t *testing.T, extraConf []string) (broker, error) {
 	port, wsPort := freePort(t), freePort(t)
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "mosquitto.conf")
 	cfg := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\nlistener %d 127.0.0.1\nprotocol websockets\npersistence false\n", port, wsPort)
+	for _, line := range extraConf {
+		cfg += line + "\n"
+	}
 	if err := os.WriteFile(conf, []byte(cfg), 0o644); err != nil {
 		return broker{}, err
 	}
