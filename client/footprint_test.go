@@ -43,7 +43,7 @@ func TestFleetFootprint(t *testing.T) {
 	g0 := runtime.NumGoroutine()
 	clients := make([]*Client, n)
 	for i := range clients {
-		c, _, err := Dial(ctx, b.addr, Options{ClientID: fmt.Sprintf("fleet-%d", i),
+		c, _, err := Dial(ctx, b.Addr, Options{ClientID: fmt.Sprintf("fleet-%d", i),
 			CleanSession: true, KeepAlive: 30 * time.Second, OnMessage: onMsg})
 		if err != nil {
 			t.Fatalf("client %d: %v", i, err)

@@ -1,19 +1,14 @@
 package client
 
 import (
-	"bytes"
 	"context"
-	"fmt"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/mqttfleet/mqttfleet/internal/mosquittotest"
 	"github.com/mqttfleet/mqttfleet/packet"
 )
 
@@ -21,115 +16,13 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-const mosquittoBin = "/usr/sbin/mosquitto"
-
-// broker is a Mosquitto started for one test.
-type broker struct {
-	addr   string // host:port of the MQTT listener
-	wsAddr string // host:port of the WebSocket listener
-}
-
-// syncBuffer collects a process's output for failure messages.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// freePort asks the kernel for a free loopback port. Another process could
-// take it before Mosquitto binds it; startMosquitto retries then.
-func freePort(t *testing.T) int {
+// startMosquitto runs Debian's Mosquitto for one test with an MQTT and a
+// WebSocket listener on 127.0.0.1, skipping the test when it is missing.
+// Each of extraConf is one more line of mosquitto.conf.
+func startMosquitto(t *testing.T, extraConf ...string) *mosquittotest.Mosquitto {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("find a free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// startMosquitto runs Debian's Mosquitto on free loopback ports (one MQTT
-// and one WebSocket listener), waits until it accepts, and stops it when
-// the test ends. It skips the test when the binary is missing. Each of
-// extraConf is one more line of mosquitto.conf.
-func startMosquitto(t *testing.T, extraConf ...string) broker {
-	t.Helper()
-	if _, err := os.Stat(mosquittoBin); err != nil {
-		t.Skipf("mosquitto not installed (%s: %v); apt-get install mosquitto", mosquittoBin, err)
-	}
-	for attempt := 1; ; attempt++ {
-		b, err := tryMosquitto(t, extraConf)
-		if err == nil {
-			return b
-		}
-		if attempt == 3 {
-			t.Fatalf("start mosquitto: %v", err)
-		}
-		t.Logf("start mosquitto (attempt %d): %v", attempt, err)
-	}
-}
-
-func tryMosquitto(t *testing.T, extraConf []string) (broker, error) {
-	port, wsPort := freePort(t), freePort(t)
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "mosquitto.conf")
-	cfg := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\nlistener %d 127.0.0.1\nprotocol websockets\npersistence false\n", port, wsPort)
-	for _, line := range extraConf {
-		cfg += line + "\n"
-	}
-	if err := os.WriteFile(conf, []byte(cfg), 0o644); err != nil {
-		return broker{}, err
-	}
-	cmd := exec.Command(mosquittoBin, "-c", conf)
-	out := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		return broker{}, err
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	stop := func() {
-		_ = cmd.Process.Kill()
-		<-exited
-	}
-	b := broker{addr: fmt.Sprintf("127.0.0.1:%d", port), wsAddr: fmt.Sprintf("127.0.0.1:%d", wsPort)}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		conn, err := net.DialTimeout("tcp", b.addr, 200*time.Millisecond)
-		if err == nil {
-			_ = conn.Close()
-			break
-		}
-		select {
-		case werr := <-exited:
-			exited <- werr
-			stop()
-			return broker{}, fmt.Errorf("mosquitto exited (%v): %s", werr, out.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			stop()
-			return broker{}, fmt.Errorf("mosquitto did not accept on %s within 5s: %s", b.addr, out.String())
-		}
-	}
-	t.Cleanup(func() {
-		stop()
-		if t.Failed() {
-			t.Logf("mosquitto output:\n%s", out.String())
-		}
-	})
-	return b, nil
+	return mosquittotest.Start(t, mosquittotest.WebSocket(),
+		mosquittotest.Config(append([]string{"persistence false"}, extraConf...)...))
 }
 
 // fakeServer accepts one connection on a loopback port and hands it to the

@@ -60,10 +60,10 @@ func TestMosquittoConnect(t *testing.T) {
 		addr  string
 		level byte
 	}{
-		{"tcp 3.1.1", "tcp://" + b.addr, packet.V311},
-		{"host:port 3.1", b.addr, packet.V31},
-		{"tcp 5.0", b.addr, packet.V5},
-		{"websocket 3.1.1", "ws://" + b.wsAddr + "/mqtt", packet.V311},
+		{"tcp 3.1.1", "tcp://" + b.Addr, packet.V311},
+		{"host:port 3.1", b.Addr, packet.V31},
+		{"tcp 5.0", b.Addr, packet.V5},
+		{"websocket 3.1.1", "ws://" + b.WSAddr + "/mqtt", packet.V311},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -86,7 +86,7 @@ func TestMosquittoConnect(t *testing.T) {
 
 func TestMosquittoRefusesBadProtocolLevel(t *testing.T) {
 	b := startMosquitto(t)
-	conn, err := DialConn(ctxT(t, 5*time.Second), b.addr, nil)
+	conn, err := DialConn(ctxT(t, 5*time.Second), b.Addr, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,12 +112,12 @@ func TestMosquittoPublishSubscribe(t *testing.T) {
 			ctx := ctxT(t, 10*time.Second)
 			rec := events.NewRecorder()
 			topic := fmt.Sprintf("ps/%d", qos)
-			sub := dialBroker(t, b.addr, Options{ClientID: fmt.Sprintf("sub%d", qos), CleanSession: true, Events: rec})
+			sub := dialBroker(t, b.Addr, Options{ClientID: fmt.Sprintf("sub%d", qos), CleanSession: true, Events: rec})
 			granted, err := sub.Subscribe(ctx, packet.Subscription{Filter: topic, QoS: qos})
 			if err != nil || len(granted) != 1 || granted[0] != qos {
 				t.Fatalf("subscribe: granted %v, %v; want [%d]", granted, err, qos)
 			}
-			pub := dialBroker(t, b.addr, Options{ClientID: fmt.Sprintf("pub%d", qos), CleanSession: true, Events: rec})
+			pub := dialBroker(t, b.Addr, Options{ClientID: fmt.Sprintf("pub%d", qos), CleanSession: true, Events: rec})
 			if err := pub.Publish(ctx, topic, qos, false, []byte("hello")); err != nil {
 				t.Fatalf("publish: %v", err)
 			}
@@ -144,11 +144,11 @@ func TestMosquittoPublishSubscribe(t *testing.T) {
 func TestMosquittoRetained(t *testing.T) {
 	b := startMosquitto(t)
 	ctx := ctxT(t, 15*time.Second)
-	pub := dialBroker(t, b.addr, Options{ClientID: "rpub", CleanSession: true})
+	pub := dialBroker(t, b.Addr, Options{ClientID: "rpub", CleanSession: true})
 	if err := pub.Publish(ctx, "ret/a", 1, true, []byte("kept")); err != nil {
 		t.Fatal(err)
 	}
-	late := dialBroker(t, b.addr, Options{ClientID: "rsub1", CleanSession: true})
+	late := dialBroker(t, b.Addr, Options{ClientID: "rsub1", CleanSession: true})
 	if _, err := late.Subscribe(ctx, packet.Subscription{Filter: "ret/#", QoS: 1}); err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +163,7 @@ func TestMosquittoRetained(t *testing.T) {
 	if m := nextMessage(t, late, 5*time.Second); len(m.Payload) != 0 {
 		t.Fatalf("live subscriber got %q for the clearing publish, want empty", m.Payload)
 	}
-	later := dialBroker(t, b.addr, Options{ClientID: "rsub2", CleanSession: true})
+	later := dialBroker(t, b.Addr, Options{ClientID: "rsub2", CleanSession: true})
 	if _, err := later.Subscribe(ctx, packet.Subscription{Filter: "ret/#", QoS: 1}); err != nil {
 		t.Fatal(err)
 	}
@@ -185,12 +185,12 @@ func TestMosquittoWill(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := ctxT(t, 10*time.Second)
 			topic := fmt.Sprintf("will/%d", i)
-			watcher := dialBroker(t, b.addr, Options{ClientID: fmt.Sprintf("watch%d", i), CleanSession: true})
+			watcher := dialBroker(t, b.Addr, Options{ClientID: fmt.Sprintf("watch%d", i), CleanSession: true})
 			if _, err := watcher.Subscribe(ctx, packet.Subscription{Filter: topic, QoS: 1}); err != nil {
 				t.Fatal(err)
 			}
 			rec := events.NewRecorder()
-			dev := dialBroker(t, b.addr, Options{ClientID: fmt.Sprintf("dev%d", i), CleanSession: true,
+			dev := dialBroker(t, b.Addr, Options{ClientID: fmt.Sprintf("dev%d", i), CleanSession: true,
 				Will: &packet.Will{Topic: topic, Payload: []byte("gone"), QoS: 1}, Events: rec})
 			if err := tt.end(dev); err != nil {
 				t.Fatal(err)
@@ -213,7 +213,7 @@ func TestMosquittoWill(t *testing.T) {
 func TestMosquittoKeepalive(t *testing.T) {
 	b := startMosquitto(t)
 	rec := events.NewRecorder()
-	c := dialBroker(t, b.addr, Options{ClientID: "ka", KeepAlive: time.Second, CleanSession: true, Events: rec})
+	c := dialBroker(t, b.Addr, Options{ClientID: "ka", KeepAlive: time.Second, CleanSession: true, Events: rec})
 	const hold = 3500 * time.Millisecond
 	select {
 	case <-c.Done():
@@ -253,11 +253,11 @@ func TestMosquittoManyInflight(t *testing.T) {
 	// and the order checks below test our client alone.
 	b := startMosquitto(t, "max_inflight_messages 0")
 	ctx := ctxT(t, 20*time.Second)
-	sub := dialBroker(t, b.addr, Options{ClientID: "msub", CleanSession: true, MessageBuffer: 2000})
+	sub := dialBroker(t, b.Addr, Options{ClientID: "msub", CleanSession: true, MessageBuffer: 2000})
 	if _, err := sub.Subscribe(ctx, packet.Subscription{Filter: "many", QoS: 2}); err != nil {
 		t.Fatal(err)
 	}
-	pub := dialBroker(t, b.addr, Options{ClientID: "mpub", CleanSession: true, MaxInflight: 16})
+	pub := dialBroker(t, b.Addr, Options{ClientID: "mpub", CleanSession: true, MaxInflight: 16})
 	const n = 1000
 	toks := make([]*Token, 0, n)
 	for i := range n {
@@ -294,7 +294,7 @@ func TestMosquittoUnsubscribe(t *testing.T) {
 	b := startMosquitto(t)
 	ctx := ctxT(t, 10*time.Second)
 	rec := events.NewRecorder()
-	c := dialBroker(t, b.addr, Options{ClientID: "unsub", CleanSession: true, Events: rec})
+	c := dialBroker(t, b.Addr, Options{ClientID: "unsub", CleanSession: true, Events: rec})
 	if _, err := c.Subscribe(ctx, packet.Subscription{Filter: "u/a", QoS: 1}, packet.Subscription{Filter: "u/b", QoS: 0}); err != nil {
 		t.Fatal(err)
 	}
@@ -317,7 +317,7 @@ func TestMosquittoUnsubscribe(t *testing.T) {
 	if n := rec.Count(events.Is(events.Unsubscribed)); n != 1 {
 		t.Errorf("%d Unsubscribed events, want 1", n)
 	}
-	if e, err := rec.Wait(ctx, events.Is(events.Connect)); err != nil || e.Remote != b.addr || !e.Clean {
+	if e, err := rec.Wait(ctx, events.Is(events.Connect)); err != nil || e.Remote != b.Addr || !e.Clean {
 		t.Errorf("Connect event = %+v, %v", e, err)
 	}
 }

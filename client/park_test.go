@@ -242,7 +242,7 @@ func TestManyParkAndWake(t *testing.T) {
 	var received atomic.Int64
 	clients := make([]*Client, n)
 	for i := range clients {
-		c, _, err := Dial(ctx, b.addr, Options{ClientID: fmt.Sprintf("many-%d", i), CleanSession: true,
+		c, _, err := Dial(ctx, b.Addr, Options{ClientID: fmt.Sprintf("many-%d", i), CleanSession: true,
 			KeepAlive: 30 * time.Second, OnMessage: func(*packet.Publish) { received.Add(1) }})
 		if err != nil {
 			t.Fatalf("client %d: %v", i, err)
@@ -253,7 +253,7 @@ func TestManyParkAndWake(t *testing.T) {
 		clients[i] = c
 	}
 	// A publisher whose conn is hidden from parking: it keeps its reader.
-	pubConn, err := net.Dial("tcp", b.addr)
+	pubConn, err := net.Dial("tcp", b.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,7 +32,7 @@ func TestSparseFleetCPU(t *testing.T) {
 	topics := make([]string, n)
 	for i := range clients {
 		topics[i] = fmt.Sprintf("sparse/%d", i)
-		c, _, err := Dial(ctx, b.addr, Options{ClientID: fmt.Sprintf("sparse-%d", i), CleanSession: true,
+		c, _, err := Dial(ctx, b.Addr, Options{ClientID: fmt.Sprintf("sparse-%d", i), CleanSession: true,
 			KeepAlive: 30 * time.Second, OnMessage: func(*packet.Publish) { got.Add(1) }})
 		if err != nil {
 			t.Fatalf("client %d: %v", i, err)

@@ -2,72 +2,21 @@ package netem
 
 import (
 	"bytes"
-	"fmt"
 	"io"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mqttfleet/mqttfleet/broker"
 	"github.com/mqttfleet/mqttfleet/events"
+	"github.com/mqttfleet/mqttfleet/internal/mosquittotest"
 )
-
-const mosquittoPath = "/usr/sbin/mosquitto"
 
 // withMosquitto starts Mosquitto on a free loopback port and returns its address.
 func withMosquitto(t *testing.T) string {
 	t.Helper()
-	if _, err := os.Stat(mosquittoPath); err != nil {
-		t.Skipf("mosquitto not installed (%v): apt-get install mosquitto", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	conf := filepath.Join(t.TempDir(), "mosquitto.conf")
-	if err := os.WriteFile(conf, []byte(fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\n", port)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var logs bytes.Buffer
-	cmd := exec.Command(mosquittoPath, "-c", conf)
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start mosquitto: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("mosquitto log:\n%s", logs.String())
-		}
-	})
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			return addr
-		}
-		select {
-		case <-exited:
-			t.Fatalf("mosquitto exited: %s", logs.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("mosquitto not listening on %s after 5 s: %v", addr, err)
-		}
-		time.Sleep(20 * time.Millisecond) // polling a condition with a deadline
-	}
+	return mosquittotest.Start(t).Addr
 }
 
 // MQTT 3.1.1 packets written by hand: this test must not depend on the

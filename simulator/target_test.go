@@ -1,15 +1,11 @@
 package simulator
 
 import (
-	"fmt"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/mqttfleet/mqttfleet/broker"
+	"github.com/mqttfleet/mqttfleet/internal/mosquittotest"
 )
 
 // target is a broker under test: its address.
@@ -39,49 +35,13 @@ func startReference(t testing.TB) string {
 	return b.Addr("tcp")
 }
 
-const mosquittoBin = "/usr/sbin/mosquitto"
-
-// startMosquitto runs a Mosquitto process on a free loopback port.
+// startMosquitto runs a Mosquitto process on a free loopback port, with
+// the settings these tests were written against: any keepalive accepted,
+// a deep queue per subscriber.
 func startMosquitto(t *testing.T) string {
 	t.Helper()
-	if _, err := os.Stat(mosquittoBin); err != nil {
-		t.Skipf("mosquitto not installed at %s: %v", mosquittoBin, err)
-	}
-	port := freePort(t)
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "mosquitto.conf")
-	body := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\nmax_keepalive 65535\nmax_queued_messages 100000\n", port)
-	if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(mosquittoBin, "-c", conf)
-	cmd.Stdout, cmd.Stderr = nil, nil
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start mosquitto: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-	})
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return addr
-		}
-		select {
-		case <-exited:
-			t.Fatalf("mosquitto exited before listening on %s", addr)
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("mosquitto not listening on %s after 5s: %v", addr, err)
-		}
-	}
+	return mosquittotest.Start(t, mosquittotest.Config(
+		"persistence false", "max_keepalive 65535", "max_queued_messages 100000")).Addr
 }
 
 // freePort returns a loopback port nothing listens on right now.
