@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"strconv"
@@ -21,6 +20,8 @@ import (
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/mqttfleet/mqttfleet/internal/mosquittotest"
 )
 
 // The brokers compared by the benchmarks each run in a process of their
@@ -31,7 +32,6 @@ const (
 	benchBrokerEnv  = "MQTTFLEET_BENCH_BROKER"  // "mqttfleet" or "mochi": run that broker instead of tests
 	benchAddrEnv    = "MQTTFLEET_BENCH_ADDR"    // host:port it listens on
 	benchProfileEnv = "MQTTFLEET_BENCH_PROFILE" // write a CPU profile of the broker process here
-	mosquittoPath   = "/usr/sbin/mosquitto"
 )
 
 // runBenchBroker runs the broker named by benchBrokerEnv until its standard
@@ -117,13 +117,15 @@ func raiseNoFile() {
 	}
 }
 
-// brokerProc is a broker under test running in its own process.
+// brokerProc is a broker under test running in its own process: a Go
+// broker in this test binary (cmd, stdin, exited) or Mosquitto (mosq).
 type brokerProc struct {
 	kind   string
 	addr   string
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
 	exited chan struct{} // closed once the process has been waited for
+	mosq   *mosquittotest.Mosquitto
 }
 
 // freePort returns a loopback address with a port free a moment ago.
@@ -143,6 +145,18 @@ func freePort(tb testing.TB) string {
 // tests), so a broker that exits at once is retried on a new port.
 func startProc(tb testing.TB, kind, profile string) *brokerProc {
 	tb.Helper()
+	if kind == "mosquitto" {
+		// log_type error: Mosquitto says nothing unless something went wrong
+		// (such as running out of file descriptors in idle_conn_mem), and
+		// then the benchmark's log shows it.
+		m := mosquittotest.Start(tb, mosquittotest.Config("persistence false", "log_type error"))
+		tb.Cleanup(func() {
+			if out := m.Output(); out != "" && !tb.Failed() { // failed: mosquittotest logs it
+				tb.Logf("mosquitto errors:\n%s", out)
+			}
+		})
+		return &brokerProc{kind: kind, addr: m.Addr, mosq: m}
+	}
 	for attempt := 1; ; attempt++ {
 		p, err := tryStartProc(tb, kind, profile)
 		if err == nil {
@@ -159,27 +173,13 @@ func startProc(tb testing.TB, kind, profile string) *brokerProc {
 func tryStartProc(tb testing.TB, kind, profile string) (*brokerProc, error) {
 	addr := freePort(tb)
 	p := &brokerProc{kind: kind, addr: addr, exited: make(chan struct{})}
-	switch kind {
-	case "mosquitto":
-		if _, err := os.Stat(mosquittoPath); err != nil {
-			tb.Skipf("mosquitto not installed at %s: %v", mosquittoPath, err)
-		}
-		_, port, _ := net.SplitHostPort(addr)
-		conf := filepath.Join(tb.TempDir(), "mosquitto.conf")
-		body := "listener " + port + " 127.0.0.1\nallow_anonymous true\npersistence false\nlog_type error\n"
-		if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
-			tb.Fatal(err)
-		}
-		p.cmd = exec.Command(mosquittoPath, "-c", conf)
-	default:
-		p.cmd = exec.Command(os.Args[0], "-test.run=^$")
-		p.cmd.Env = append(os.Environ(), benchBrokerEnv+"="+kind, benchAddrEnv+"="+addr)
-		if profile != "" {
-			p.cmd.Env = append(p.cmd.Env, benchProfileEnv+"="+profile)
-		}
-		if n := os.Getenv("MQTTFLEET_BENCH_BROKER_GOMAXPROCS"); n != "" {
-			p.cmd.Env = append(p.cmd.Env, "GOMAXPROCS="+n) // the Go brokers only; the generator keeps its own
-		}
+	p.cmd = exec.Command(os.Args[0], "-test.run=^$")
+	p.cmd.Env = append(os.Environ(), benchBrokerEnv+"="+kind, benchAddrEnv+"="+addr)
+	if profile != "" {
+		p.cmd.Env = append(p.cmd.Env, benchProfileEnv+"="+profile)
+	}
+	if n := os.Getenv("MQTTFLEET_BENCH_BROKER_GOMAXPROCS"); n != "" {
+		p.cmd.Env = append(p.cmd.Env, "GOMAXPROCS="+n) // the Go brokers only; the generator keeps its own
 	}
 	var err error
 	if p.stdin, err = p.cmd.StdinPipe(); err != nil {
@@ -212,12 +212,13 @@ func tryStartProc(tb testing.TB, kind, profile string) (*brokerProc, error) {
 }
 
 // stop ends the broker process: stdin closed (Go brokers close gracefully),
-// SIGTERM for mosquitto, SIGKILL after 10 s.
+// SIGKILL after 10 s; Mosquitto is killed at once, having nothing to save.
 func (p *brokerProc) stop() {
-	_ = p.stdin.Close()
-	if p.kind == "mosquitto" {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	if p.mosq != nil {
+		p.mosq.Stop()
+		return
 	}
+	_ = p.stdin.Close()
 	select {
 	case <-p.exited:
 	case <-time.After(10 * time.Second):
@@ -228,7 +229,13 @@ func (p *brokerProc) stop() {
 
 // rssKB reads the resident set size of the broker process.
 func (p *brokerProc) rssKB(tb testing.TB) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	var pid int
+	if p.mosq != nil {
+		pid = p.mosq.PID()
+	} else {
+		pid = p.cmd.Process.Pid
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		tb.Fatal(err)
 	}
