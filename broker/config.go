@@ -1,17 +1,16 @@
 package broker
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"time"
 
 	"github.com/goccy/go-yaml"
-	"github.com/goccy/go-yaml/token"
 
 	"github.com/mqttfleet/mqttfleet/broker/auth"
 	"github.com/mqttfleet/mqttfleet/events"
+	"github.com/mqttfleet/mqttfleet/internal/yamlpos"
 )
 
 // Config is the broker's configuration. The zero value of a limit means
@@ -102,12 +101,8 @@ func LoadConfig(path string) (Config, error) {
 	// Listeners in the file replace the default one rather than merging by index.
 	cfg.Listeners = nil
 	if err := yaml.UnmarshalWithOptions(data, &cfg, yaml.DisallowUnknownField()); err != nil {
-		var ye interface {
-			GetToken() *token.Token
-			GetMessage() string
-		}
-		if errors.As(err, &ye) && ye.GetToken() != nil {
-			return cfg, &ConfigError{File: path, Line: ye.GetToken().Position.Line, Msg: ye.GetMessage(), Err: err}
+		if p, ok := yamlpos.Explain(err); ok {
+			return cfg, &ConfigError{File: path, Line: p.Line, Msg: p.Msg, Err: err}
 		}
 		return cfg, fmt.Errorf("%s: %w", path, err)
 	}

@@ -7,12 +7,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/goccy/go-yaml"
-	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
+
+	"github.com/mqttfleet/mqttfleet/internal/yamlpos"
 )
 
 // Error is a refused scenario file: where, which field, and why. It formats
@@ -109,12 +109,7 @@ func Parse(data []byte, overrides map[string]string) (*Scenario, error) {
 	if err != nil {
 		return nil, yamlError(err, nil)
 	}
-	pos := newPositions()
-	for _, d := range f.Docs {
-		if d.Body != nil {
-			pos.walk(d.Body, "")
-		}
-	}
+	pos := &positions{ix: yamlpos.New(f)}
 	var sc Scenario
 	if err := yaml.UnmarshalWithOptions(data, &sc, yaml.Strict(), yaml.DisallowUnknownField()); err != nil {
 		return nil, yamlError(err, pos)
@@ -210,90 +205,16 @@ func substitute(data []byte, vars map[string]string) ([]byte, error) {
 	return out, err
 }
 
-// positions maps field paths to where they are in the file and back.
-type positions struct {
-	byPath map[string][2]int // path -> line, column of its key
-	byPos  map[[2]int]string // line, column of a key or value -> path
-	scalar map[string]string // scalar value text -> path of its first use
-}
-
-func newPositions() *positions {
-	return &positions{byPath: map[string][2]int{}, byPos: map[[2]int]string{}, scalar: map[string]string{}}
-}
-
-func (ps *positions) walk(n ast.Node, path string) {
-	switch n := n.(type) {
-	case *ast.MappingNode:
-		for _, mv := range n.Values {
-			ps.walkValue(mv, path)
-		}
-	case *ast.MappingValueNode:
-		ps.walkValue(n, path)
-	case *ast.SequenceNode:
-		for i, v := range n.Values {
-			p := path + "[" + strconv.Itoa(i) + "]"
-			if t := v.GetToken(); t != nil && t.Position != nil {
-				ps.add(p, t.Position.Line, t.Position.Column)
-			}
-			ps.walk(v, p)
-		}
-	}
-}
-
-func (ps *positions) walkValue(mv *ast.MappingValueNode, path string) {
-	p := mv.Key.String()
-	if path != "" {
-		p = path + "." + p
-	}
-	if t := mv.Key.GetToken(); t != nil && t.Position != nil {
-		ps.add(p, t.Position.Line, t.Position.Column)
-	}
-	if mv.Value == nil {
-		return
-	}
-	if t := mv.Value.GetToken(); t != nil && t.Position != nil {
-		ps.byPos[[2]int{t.Position.Line, t.Position.Column}] = p
-		if _, ok := ps.scalar[t.Value]; !ok {
-			ps.scalar[t.Value] = p
-		}
-	}
-	ps.walk(mv.Value, p)
-}
-
-func (ps *positions) add(path string, line, col int) {
-	if _, ok := ps.byPath[path]; !ok {
-		ps.byPath[path] = [2]int{line, col}
-	}
-	if _, ok := ps.byPos[[2]int{line, col}]; !ok {
-		ps.byPos[[2]int{line, col}] = path
-	}
-}
-
-// has reports whether path is written in the file.
-func (ps *positions) has(path string) bool {
-	if ps == nil {
-		return false
-	}
-	_, ok := ps.byPath[path]
-	return ok
-}
+// positions is where the scenario's fields are written; nil for a
+// scenario built in Go.
+type positions struct{ ix *yamlpos.Index }
 
 // keysUnder lists the keys written directly under path (a mapping).
 func (ps *positions) keysUnder(path string) []string {
 	if ps == nil {
 		return nil
 	}
-	var out []string
-	prefix := path + "."
-	for p := range ps.byPath {
-		if rest, ok := strings.CutPrefix(p, prefix); ok && !strings.ContainsAny(rest, ".[") {
-			out = append(out, rest)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool {
-		return ps.byPath[prefix+out[i]][0] < ps.byPath[prefix+out[j]][0]
-	})
-	return out
+	return ps.ix.KeysUnder(path)
 }
 
 // at returns the position of path, or of its nearest ancestor in the file.
@@ -301,39 +222,32 @@ func (ps *positions) at(path string) (int, int) {
 	if ps == nil {
 		return 0, 0
 	}
-	for p := path; p != ""; {
-		if lc, ok := ps.byPath[p]; ok {
-			return lc[0], lc[1]
-		}
-		i := strings.LastIndexAny(p, ".[")
-		if i < 0 {
-			break
-		}
-		p = p[:i]
-	}
-	return 0, 0
+	return ps.ix.At(path)
 }
 
 // yamlError turns a go-yaml error into an *Error naming the field whose key
-// or value sits at the error's position.
+// or value sits at the error's position (the outermost, so a list item's
+// first key names the item).
 func yamlError(err error, pos *positions) error {
-	var ye yaml.Error
-	if !errors.As(err, &ye) || ye.GetToken() == nil || ye.GetToken().Position == nil {
-		return pos.unplaced(err)
-	}
-	tp := ye.GetToken().Position
-	e := &Error{Line: tp.Line, Column: tp.Column, Msg: ye.GetMessage()}
-	if m := typeMismatch.FindStringSubmatch(e.Msg); m != nil {
-		e.Msg = fmt.Sprintf("want %s, got %s %q", friendlyType(m[2]), m[1], ye.GetToken().Value)
-	}
+	var ix *yamlpos.Index
 	if pos != nil {
-		e.Field = pos.byPos[[2]int{tp.Line, tp.Column}]
+		ix = pos.ix
 	}
-	var uf *yaml.UnknownFieldError
-	if errors.As(err, &uf) {
-		e.Msg = fmt.Sprintf("unknown field %q (see docs/scenarios.md for the fields of each section)", ye.GetToken().Value)
+	p, ok := yamlpos.Explain(err)
+	if !ok {
+		return unplaced(err, ix)
+	}
+	e := &Error{Line: p.Line, Column: p.Column, Msg: p.Msg}
+	if m := typeMismatch.FindStringSubmatch(e.Msg); m != nil {
+		e.Msg = fmt.Sprintf("want %s, got %s %q", friendlyType(m[2]), m[1], p.Token)
+	}
+	if paths := ix.PathsAt(p.Line, p.Column); len(paths) > 0 {
+		e.Field = paths[0]
+	}
+	if p.Unknown {
+		e.Msg = fmt.Sprintf("unknown field %q (see docs/scenarios.md for the fields of each section)", p.Token)
 		if e.Field == "" {
-			e.Field = ye.GetToken().Value
+			e.Field = p.Token
 		}
 	}
 	return e
@@ -342,18 +256,12 @@ func yamlError(err error, pos *positions) error {
 // unplaced places an error go-yaml reported without a position (one from a
 // value's own decoder, such as a duration without a unit) by the quoted
 // value it names.
-func (ps *positions) unplaced(err error) error {
-	e := &Error{Msg: err.Error()}
+func unplaced(err error, ix *yamlpos.Index) error {
 	msg := err.Error()
-	i := strings.Index(msg, `"`)
-	j := strings.Index(msg[i+1:], `"`) + i + 1
-	if ps == nil || i < 0 || j <= i {
-		return e
+	path, quote, ok := ix.Unplaced(msg)
+	if !ok {
+		return &Error{Msg: msg}
 	}
-	if p, ok := ps.scalar[msg[i+1:j]]; ok {
-		e.Field = p
-		e.Line, e.Column = ps.at(p)
-		e.Msg = msg[i:]
-	}
-	return e
+	line, col := ix.At(path)
+	return &Error{Field: path, Line: line, Column: col, Msg: msg[quote:]}
 }

@@ -4,12 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 
 	"github.com/goccy/go-yaml"
-	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
+
+	"github.com/mqttfleet/mqttfleet/internal/yamlpos"
 )
 
 // Error is a refused profile: which field, where, and why.
@@ -41,13 +41,6 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
-// positions maps field paths to their source position and back.
-type positions struct {
-	byPath map[string][2]int // path -> line, column of its key
-	byLine map[[2]int]string // line, column of a key or value -> path
-	scalar map[string]string // scalar value text -> path of its first use
-}
-
 // Load reads and validates a YAML profile file.
 func Load(path string) (*Profile, error) {
 	b, err := os.ReadFile(path)
@@ -69,12 +62,7 @@ func Parse(data []byte) (*Profile, error) {
 	if err != nil {
 		return nil, yamlError(err, nil)
 	}
-	pos := &positions{byPath: map[string][2]int{}, byLine: map[[2]int]string{}, scalar: map[string]string{}}
-	for _, d := range f.Docs {
-		if d.Body != nil {
-			pos.walk(d.Body, "")
-		}
-	}
+	pos := yamlpos.New(f)
 	var p Profile
 	if err := yaml.UnmarshalWithOptions(data, &p, yaml.Strict(), yaml.DisallowUnknownField()); err != nil {
 		return nil, yamlError(err, pos)
@@ -85,104 +73,31 @@ func Parse(data []byte) (*Profile, error) {
 	return &p, nil
 }
 
-// walk records the position of every mapping key and sequence item.
-func (ps *positions) walk(n ast.Node, path string) {
-	switch n := n.(type) {
-	case *ast.MappingNode:
-		for _, mv := range n.Values {
-			ps.walkValue(mv, path)
-		}
-	case *ast.MappingValueNode:
-		ps.walkValue(n, path)
-	case *ast.SequenceNode:
-		for i, v := range n.Values {
-			p := path + "[" + strconv.Itoa(i) + "]"
-			if t := v.GetToken(); t != nil && t.Position != nil {
-				ps.add(p, t.Position.Line, t.Position.Column)
-			}
-			ps.walk(v, p)
-		}
-	}
-}
-
-func (ps *positions) walkValue(mv *ast.MappingValueNode, path string) {
-	key := mv.Key.String()
-	p := key
-	if path != "" {
-		p = path + "." + key
-	}
-	if t := mv.Key.GetToken(); t != nil && t.Position != nil {
-		ps.add(p, t.Position.Line, t.Position.Column)
-	}
-	if mv.Value != nil {
-		if t := mv.Value.GetToken(); t != nil && t.Position != nil {
-			ps.byLine[[2]int{t.Position.Line, t.Position.Column}] = p
-			if _, ok := ps.scalar[t.Value]; !ok {
-				ps.scalar[t.Value] = p
-			}
-		}
-		ps.walk(mv.Value, p)
-	}
-}
-
-func (ps *positions) add(path string, line, col int) {
-	if _, ok := ps.byPath[path]; !ok {
-		ps.byPath[path] = [2]int{line, col}
-	}
-	ps.byLine[[2]int{line, col}] = path
-}
-
-// at returns the position of path, or of its nearest ancestor present in the
-// source (a defaulted field has no line of its own).
-func (ps *positions) at(path string) (int, int) {
-	if ps == nil {
-		return 0, 0
-	}
-	for p := path; p != ""; {
-		if lc, ok := ps.byPath[p]; ok {
-			return lc[0], lc[1]
-		}
-		i := strings.LastIndexAny(p, ".[")
-		if i < 0 {
-			break
-		}
-		p = p[:i]
-	}
-	return 0, 0
-}
-
 // yamlError turns a go-yaml error into an *Error, naming the field whose key
-// or value sits at the error's position.
-func yamlError(err error, pos *positions) error {
-	var ye yaml.Error
-	if !errors.As(err, &ye) || ye.GetToken() == nil || ye.GetToken().Position == nil {
-		return pos.unplaced(err)
+// or value sits at the error's position (the innermost, so a list item's
+// first key names that key).
+func yamlError(err error, ix *yamlpos.Index) error {
+	p, ok := yamlpos.Explain(err)
+	if !ok {
+		return unplaced(err, ix)
 	}
-	tp := ye.GetToken().Position
-	e := &Error{Line: tp.Line, Column: tp.Column, Msg: ye.GetMessage()}
-	if pos != nil {
-		e.Field = pos.byLine[[2]int{tp.Line, tp.Column}]
+	e := &Error{Line: p.Line, Column: p.Column, Msg: p.Msg}
+	if paths := ix.PathsAt(p.Line, p.Column); len(paths) > 0 {
+		e.Field = paths[len(paths)-1]
 	}
-	var uf *yaml.UnknownFieldError
-	if errors.As(err, &uf) && e.Field == "" {
-		e.Field = ye.GetToken().Value
+	if p.Unknown && e.Field == "" {
+		e.Field = p.Token
 	}
 	return e
 }
 
 // unplaced places an error go-yaml reported without a position (a bad
 // duration, for one) by the quoted value it names.
-func (ps *positions) unplaced(err error) error {
+func unplaced(err error, ix *yamlpos.Index) error {
 	e := &Error{Msg: err.Error()}
-	msg := err.Error()
-	i := strings.Index(msg, `"`)
-	j := strings.LastIndex(msg, `"`)
-	if ps == nil || i < 0 || j <= i {
-		return e
-	}
-	if p, ok := ps.scalar[msg[i+1:j]]; ok {
-		e.Field = p
-		e.Line, e.Column = ps.at(p)
+	if path, _, ok := ix.Unplaced(e.Msg); ok {
+		e.Field = path
+		e.Line, e.Column = ix.At(path)
 	}
 	return e
 }

@@ -6,6 +6,8 @@ import (
 	"net"
 	"strings"
 	"time"
+
+	"github.com/mqttfleet/mqttfleet/internal/yamlpos"
 )
 
 // HeaderSize is the size of the measurement header at the start of every
@@ -18,7 +20,7 @@ func (p *Profile) Validate() error { return p.validate(nil) }
 
 // checker collects the first error with its position.
 type checker struct {
-	pos *positions
+	pos *yamlpos.Index
 	err *Error
 }
 
@@ -26,7 +28,7 @@ func (c *checker) fail(field, format string, args ...any) {
 	if c.err != nil {
 		return
 	}
-	line, col := c.pos.at(field)
+	line, col := c.pos.At(field)
 	c.err = &Error{Field: field, Line: line, Column: col, Msg: fmt.Sprintf(format, args...)}
 }
 
@@ -48,7 +50,7 @@ func (c *checker) nonNegative(field string, d time.Duration) {
 	}
 }
 
-func (p *Profile) validate(pos *positions) error {
+func (p *Profile) validate(pos *yamlpos.Index) error {
 	c := &checker{pos: pos}
 	c.nonNegative("duration", p.Duration)
 	c.nonNegative("drain", p.Drain)
