@@ -36,7 +36,7 @@ func TestMain(m *testing.M) {
 var libraryOverrides = map[string]map[string]map[string]string{
 	// Through Docker's port proxy every device costs two more descriptors
 	// in the proxy process: a fifth of the storm keeps the shape.
-	"mosquitto": {"reconnect-storm": {"devices": "1000", "half": "500", "jitter_peak": "400"}},
+	"mosquitto": {"reconnect-storm": {"devices": "1000", "half": "500", "jitter_peak": "400", "lockstep_peak": "250"}},
 }
 
 func libraryFiles(t *testing.T) []string {
