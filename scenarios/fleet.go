@@ -2,16 +2,14 @@ package scenarios
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strconv"
 	"sync"
 
-	"github.com/mqttfleet/mqttfleet/client"
 	"github.com/mqttfleet/mqttfleet/events"
 	"github.com/mqttfleet/mqttfleet/netem"
-	"github.com/mqttfleet/mqttfleet/packet"
 	"github.com/mqttfleet/mqttfleet/simulator"
 	"github.com/mqttfleet/mqttfleet/simulator/profile"
 )
@@ -115,8 +113,8 @@ func (gr *groupRun) down() {
 }
 
 // proxyDriver connects devices through the fault proxy, each link in its
-// device's proxy group, with this module's client (what simulator.Native
-// does over a direct dial).
+// device's proxy group: simulator.Native with its dial replaced by the
+// proxy's, so the device speaks MQTT exactly as a directly dialled one.
 type proxyDriver struct {
 	proxy *netem.Proxy
 	group func(device int) string
@@ -127,64 +125,11 @@ func (d *proxyDriver) Name() string { return "native" }
 
 // Connect dials the proxy as the device's group and runs CONNECT -> CONNACK.
 func (d *proxyDriver) Connect(ctx context.Context, p *simulator.ConnectParams) (simulator.Conn, error) {
-	conn, err := d.proxy.Dial(ctx, d.group(p.Device))
-	if err != nil {
-		return nil, err
-	}
-	h := p.Handler
-	opts := client.Options{
-		ClientID: p.ClientID, ProtocolLevel: byte(p.Protocol), CleanSession: p.Clean, KeepAlive: p.KeepAlive,
-		Username: p.Username, Device: p.Device + 1,
-		OnMessage:        func(m *packet.Publish) { h.Message(m.Topic, m.Payload, m.QoS, m.Dup, m.Retain) },
-		OnConnectionLost: h.Lost,
-		Events: events.SinkFunc(func(e events.Event) {
-			if e.Kind == events.PublishAcked {
-				h.Acked(e.QoS, e.Latency)
-			}
-		}),
-	}
-	if p.Password != "" {
-		opts.Password = []byte(p.Password)
-	}
-	if w := p.Will; w != nil {
-		opts.Will = &packet.Will{Topic: w.Topic, Payload: []byte(w.Payload), QoS: byte(w.QoS), Retain: w.Retain}
-	}
-	c, _, err := client.Connect(ctx, conn, opts)
-	if err != nil {
-		var ce *client.ConnackError
-		if errors.As(err, &ce) {
-			return nil, &simulator.ConnackError{Code: ce.Code, Err: err}
-		}
-		return nil, fmt.Errorf("connect through the proxy as %q: %w", p.ClientID, err)
-	}
-	return &proxyConn{c: c}, nil
+	q := *p
+	group := d.group(p.Device)
+	q.Dial = func(ctx context.Context) (net.Conn, error) { return d.proxy.Dial(ctx, group) }
+	return simulator.Native{}.Connect(ctx, &q)
 }
-
-type proxyConn struct{ c *client.Client }
-
-func (n *proxyConn) Publish(ctx context.Context, topic string, qos byte, retain bool, b []byte) error {
-	return n.c.PublishAsync(ctx, topic, qos, retain, b).Err()
-}
-
-func (n *proxyConn) Subscribe(ctx context.Context, subs []profile.Subscription) ([]byte, error) {
-	ps := make([]packet.Subscription, len(subs))
-	for i, s := range subs {
-		ps[i] = packet.Subscription{Filter: s.Filter, QoS: byte(s.QoS)}
-	}
-	ctx, cancel := context.WithTimeout(ctx, subscribeTimeout)
-	defer cancel()
-	return n.c.Subscribe(ctx, ps...)
-}
-
-func (n *proxyConn) Disconnect() {
-	ctx, cancel := context.WithTimeout(context.Background(), disconnectTimeout)
-	defer cancel()
-	if err := n.c.Disconnect(ctx); err != nil {
-		_ = n.c.Close()
-	}
-}
-
-func (n *proxyConn) Drop() { _ = n.c.Close() }
 
 // silence keeps slog quiet for the fleets unless the caller asked for logs.
 var silence = slog.New(slog.DiscardHandler)

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
-	"strings"
 	"syscall"
 	"time"
 
@@ -20,18 +19,12 @@ func init() {
 	register("broker", "run the reference MQTT 3.1.1 broker (TCP, WebSocket, TLS; metrics; events)", runBrokerCmd)
 }
 
-// listenFlags collects repeated -listen / -ws values.
-type listenFlags []string
-
-func (l *listenFlags) String() string     { return strings.Join(*l, ",") }
-func (l *listenFlags) Set(s string) error { *l = append(*l, s); return nil }
-
 // runBrokerCmd is `mqttfleet broker`: it runs the broker until ctx ends
 // (Ctrl-C, SIGTERM), then closes it gracefully (wills with cause shutdown).
 func runBrokerCmd(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("broker", flag.ContinueOnError)
 	configPath := fs.String("config", "", "YAML configuration file (see docs/broker.md)")
-	var listens, wss listenFlags
+	var listens, wss repeated
 	fs.Var(&listens, "listen", "listener URL, repeatable: tcp://127.0.0.1:1883 (also ws://host:port/path); replaces the config file's listeners")
 	fs.Var(&wss, "ws", "WebSocket listener URL, repeatable: ws://127.0.0.1:8080/mqtt")
 	metrics := fs.String("metrics", "", "serve Prometheus /metrics on this host:port")

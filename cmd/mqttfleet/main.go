@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strings"
 	"syscall"
 )
 
@@ -78,3 +79,9 @@ func usage() {
 	}
 	fmt.Fprintln(os.Stderr, "\nRun 'mqttfleet <command> -h' for a command's flags.")
 }
+
+// repeated is a flag that may be given several times (-listen a -listen b).
+type repeated []string
+
+func (r *repeated) String() string     { return strings.Join(*r, ",") }
+func (r *repeated) Set(s string) error { *r = append(*r, s); return nil }

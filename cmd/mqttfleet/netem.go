@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strings"
 	"syscall"
 	"time"
 
@@ -21,12 +20,6 @@ func init() {
 	register("netem", "fault proxy between any client and broker, with an HTTP JSON control API (see docs/netem.md)", runNetemCmd)
 }
 
-// netemGroups collects repeated -group values.
-type netemGroups []string
-
-func (g *netemGroups) String() string     { return strings.Join(*g, ",") }
-func (g *netemGroups) Set(s string) error { *g = append(*g, s); return nil }
-
 // runNetemCmd is `mqttfleet netem`: it proxies -listen to -upstream and serves
 // the control API on -api until ctx ends.
 func runNetemCmd(ctx context.Context, args []string) error {
@@ -36,7 +29,7 @@ func runNetemCmd(ctx context.Context, args []string) error {
 	api := fs.String("api", "127.0.0.1:8474", "HTTP JSON control API address (empty: none)")
 	eventsPath := fs.String("events", "", "write link and fault events as JSON lines to this file")
 	seed := fs.Int64("seed", 1, "seed for fault shares and jitter")
-	var groups netemGroups
+	var groups repeated
 	fs.Var(&groups, "group", "open a listener for this link group at start, repeatable (its address is printed)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
