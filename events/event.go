@@ -133,8 +133,13 @@ type SinkFunc func(Event)
 // Emit calls f(e).
 func (f SinkFunc) Emit(e Event) { f(e) }
 
-// Discard is a Sink that drops every event.
-var Discard Sink = SinkFunc(func(Event) {})
+// Discard is a Sink that drops every event. It is a comparable value, so a
+// caller may check `sink == events.Discard` to skip building events at all.
+var Discard Sink = discard{}
+
+type discard struct{}
+
+func (discard) Emit(Event) {}
 
 // Multi returns a Sink that emits to every non-nil sink in order.
 func Multi(sinks ...Sink) Sink {
