@@ -9,12 +9,13 @@ import (
 	"github.com/mqttfleet/mqttfleet/packet"
 )
 
-// benchClient connects to a fake server that acks nothing and drains the rest.
-func benchClient(b *testing.B, sink events.Sink) *Client {
+// connectToFake dials a fake broker with opts, answers its CONNECT with
+// CONNACK and returns the client and the broker's side of the link.
+func connectToFake(b *testing.B, opts Options) (*Client, *Raw) {
 	s := newFakeServerB(b)
 	done := make(chan *Client, 1)
 	go func() {
-		c, _, err := Dial(context.Background(), s.Addr().String(), Options{ClientID: "bench", Events: sink})
+		c, _, err := Dial(context.Background(), s.Addr().String(), opts)
 		if err != nil {
 			b.Error(err)
 		}
@@ -32,6 +33,16 @@ func benchClient(b *testing.B, sink events.Sink) *Client {
 		b.Fatal(err)
 	}
 	c := <-done
+	if c == nil {
+		b.FailNow()
+	}
+	return c, r
+}
+
+// benchClient connects to a fake server that acks nothing and drains the rest.
+func benchClient(b *testing.B, sink events.Sink) *Client {
+	c, r := connectToFake(b, Options{ClientID: "bench", Events: sink})
+	conn := r.Conn()
 	drained := make(chan struct{})
 	go func() { _, _ = io.Copy(io.Discard, conn); close(drained) }()
 	b.Cleanup(func() { _ = c.Close(); _ = conn.Close(); <-drained })

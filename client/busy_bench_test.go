@@ -11,31 +11,7 @@ import (
 // PUBLISH with PUBACK, so the client's read path is busy. onMessage, when
 // set, is the client's OnMessage.
 func ackingServer(b *testing.B, onMessage func(*packet.Publish)) (*Client, *Raw) {
-	s := newFakeServerB(b)
-	done := make(chan *Client, 1)
-	go func() {
-		c, _, err := Dial(context.Background(), s.Addr().String(), Options{ClientID: "busy", OnMessage: onMessage})
-		if err != nil {
-			b.Error(err)
-		}
-		done <- c
-	}()
-	conn, err := s.Accept()
-	if err != nil {
-		b.Fatal(err)
-	}
-	r := NewRaw(conn, packet.V311)
-	if _, err := r.ReadPacket(0); err != nil {
-		b.Fatal(err)
-	}
-	if err := r.WritePacket(&packet.Connack{}); err != nil {
-		b.Fatal(err)
-	}
-	c := <-done
-	if c == nil {
-		b.FailNow()
-	}
-	return c, r
+	return connectToFake(b, Options{ClientID: "busy", OnMessage: onMessage})
 }
 
 // BenchmarkBusy measures a busy client's read path, which the idle-parking
