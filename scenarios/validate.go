@@ -318,21 +318,13 @@ func checkQoS(c *checker, field string, q int) {
 	}
 }
 
-// checkFilter applies the topic filter rules [MQTT-4.7.1-2] [MQTT-4.7.1-3].
+// checkFilter applies the topic filter rules of fleet profiles
+// [MQTT-4.7.1-2] [MQTT-4.7.1-3], and refuses an empty filter [MQTT-4.7.3-1].
 func checkFilter(f string) error {
 	if f == "" {
 		return errors.New("a topic filter must not be empty [MQTT-4.7.3-1]")
 	}
-	levels := strings.Split(f, "/")
-	for i, l := range levels {
-		if strings.Contains(l, "#") && (l != "#" || i != len(levels)-1) {
-			return fmt.Errorf("'#' must be a whole level and the last one [MQTT-4.7.1-2]: %q", f)
-		}
-		if strings.Contains(l, "+") && l != "+" {
-			return fmt.Errorf("'+' must be a whole level [MQTT-4.7.1-3]: %q", f)
-		}
-	}
-	return nil
+	return profile.CheckFilter(f)
 }
 
 func (sc *Scenario) group(name string) *Group {

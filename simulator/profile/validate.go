@@ -124,7 +124,7 @@ func (g *Group) validate(c *checker, f string) {
 		sf := fmt.Sprintf("%s.subscriptions[%d]", f, j)
 		if s.Filter == "" {
 			c.fail(sf+".filter", "a subscription needs a filter")
-		} else if err := checkFilter(s.Filter); err != nil {
+		} else if err := CheckFilter(s.Filter); err != nil {
 			c.fail(sf+".filter", "%v", err)
 		}
 		c.template(sf+".filter", s.Filter)
@@ -288,9 +288,10 @@ func (r *Reconnect) validate(c *checker, f string) {
 	}
 }
 
-// checkFilter applies the topic filter rules: '#' only as the last level,
-// '+' only as a whole level [MQTT-4.7.1-2] [MQTT-4.7.1-3].
-func checkFilter(f string) error {
+// CheckFilter applies the topic filter rules: '#' only as the last level,
+// '+' only as a whole level [MQTT-4.7.1-2] [MQTT-4.7.1-3]. Scenario files
+// check their filters with it too, so both say the same thing.
+func CheckFilter(f string) error {
 	levels := strings.Split(f, "/")
 	for i, l := range levels {
 		if strings.Contains(l, "#") && (l != "#" || i != len(levels)-1) {
