@@ -58,6 +58,36 @@ func title(r *Results) string {
 	return string(r.Kind) + " run"
 }
 
+// fact is one labelled line of run metadata.
+type fact struct{ label, value string }
+
+// runFacts lists the run's metadata shared by the HTML header and the
+// Markdown summary, in display order; empty values are left to the caller's
+// filter. withStart adds the start time after the target.
+func runFacts(r *Results, withStart bool) []fact {
+	target := r.Run.Target
+	if r.Run.TargetVersion != "" {
+		target += " " + r.Run.TargetVersion
+	}
+	fs := []fact{{"target", target}}
+	if withStart && !r.Run.Start.IsZero() {
+		fs = append(fs, fact{"started", r.Run.Start.UTC().Format("2006-01-02 15:04:05 MST")})
+	}
+	if d := r.Run.Duration(); d > 0 {
+		fs = append(fs, fact{"duration", d.Round(time.Second).String()})
+	}
+	if r.Run.Devices > 0 {
+		fs = append(fs, fact{"devices", fmtInt(int64(r.Run.Devices))})
+	}
+	fs = append(fs, fact{"seed", fmt.Sprint(r.Run.Seed)})
+	if len(r.Run.Shards) > 0 {
+		fs = append(fs, fact{"merged shards", fmt.Sprint(len(r.Run.Shards))})
+	} else if r.Run.Shard.Count > 1 {
+		fs = append(fs, fact{"shard", r.Run.Shard.String()})
+	}
+	return append(fs, fact{"mqttfleet", r.Run.Version})
+}
+
 func header(b *strings.Builder, r *Results) {
 	v := r.Verdict()
 	fmt.Fprintf(b, `<header class="card"><div class="title"><h1>%s<span class="kind">%s</span></h1><div class="meta">`, esc(title(r)), esc(string(r.Kind)))
@@ -67,27 +97,9 @@ func header(b *strings.Builder, r *Results) {
 			meta = append(meta, fmt.Sprintf(`%s <b>%s</b>`, esc(label), esc(val)))
 		}
 	}
-	target := r.Run.Target
-	if r.Run.TargetVersion != "" {
-		target += " " + r.Run.TargetVersion
+	for _, f := range runFacts(r, true) {
+		add(f.label, f.value)
 	}
-	add("target", target)
-	if !r.Run.Start.IsZero() {
-		add("started", r.Run.Start.UTC().Format("2006-01-02 15:04:05 MST"))
-	}
-	if d := r.Run.Duration(); d > 0 {
-		add("duration", d.Round(time.Second).String())
-	}
-	if r.Run.Devices > 0 {
-		add("devices", fmtInt(int64(r.Run.Devices)))
-	}
-	add("seed", fmt.Sprint(r.Run.Seed))
-	if len(r.Run.Shards) > 0 {
-		add("merged shards", fmt.Sprint(len(r.Run.Shards)))
-	} else if r.Run.Shard.Count > 1 {
-		add("shard", r.Run.Shard.String())
-	}
-	add("mqttfleet", r.Run.Version)
 	add("host", r.Run.Host)
 	b.WriteString(strings.Join(meta, " · "))
 	if len(r.Run.Command) > 0 {

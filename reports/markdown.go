@@ -5,7 +5,6 @@ import (
 	"io"
 	"sort"
 	"strings"
-	"time"
 )
 
 // maxMarkdownItems bounds lists in the Markdown summary: CI job summaries
@@ -27,24 +26,9 @@ func Markdown(w io.Writer, r *Results) error {
 		}
 	}
 	add("kind", string(r.Kind))
-	target := r.Run.Target
-	if r.Run.TargetVersion != "" {
-		target += " " + r.Run.TargetVersion
+	for _, f := range runFacts(r, false) {
+		add(f.label, f.value)
 	}
-	add("target", target)
-	if d := r.Run.Duration(); d > 0 {
-		add("duration", d.Round(time.Second).String())
-	}
-	if r.Run.Devices > 0 {
-		add("devices", fmtInt(int64(r.Run.Devices)))
-	}
-	add("seed", fmt.Sprint(r.Run.Seed))
-	if len(r.Run.Shards) > 0 {
-		add("merged shards", fmt.Sprint(len(r.Run.Shards)))
-	} else if r.Run.Shard.Count > 1 {
-		add("shard", r.Run.Shard.String())
-	}
-	add("mqttfleet", r.Run.Version)
 	fmt.Fprintf(&b, "%s\n\n%s\n\n", strings.Join(meta, " · "), mdEsc(summaryLine(r)))
 
 	if c := r.Counters; len(c) > 0 {
