@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -227,15 +228,53 @@ func (p *brokerProc) stop() {
 	}
 }
 
+// pid is the broker process's ID.
+func (p *brokerProc) pid() int {
+	if p.mosq != nil {
+		return p.mosq.PID()
+	}
+	return p.cmd.Process.Pid
+}
+
+// cpu is the CPU time the broker process has used so far, user and system,
+// from /proc/PID/stat (in clock ticks of 10 ms).
+func (p *brokerProc) cpu(tb testing.TB) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.pid()))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	// The command name (field 2) may hold spaces: count fields after its ")".
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	utime, _ := strconv.ParseInt(f[11], 10, 64) // field 14 of the whole line
+	stime, _ := strconv.ParseInt(f[12], 10, 64) // field 15
+	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+// openFiles counts the broker process's open file descriptors.
+func (p *brokerProc) openFiles(tb testing.TB) int {
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", p.pid()))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return len(ents)
+}
+
+// waitOpenFiles polls until the broker holds at most n open files, or
+// gives up (with a log line) after limit.
+func (p *brokerProc) waitOpenFiles(tb testing.TB, n int, limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for p.openFiles(tb) > n {
+		if time.Now().After(deadline) {
+			tb.Logf("%s still holds %d open files after %v (had %d)", p.kind, p.openFiles(tb), limit, n)
+			return
+		}
+		time.Sleep(10 * time.Millisecond) // polling a condition with a deadline
+	}
+}
+
 // rssKB reads the resident set size of the broker process.
 func (p *brokerProc) rssKB(tb testing.TB) int {
-	var pid int
-	if p.mosq != nil {
-		pid = p.mosq.PID()
-	} else {
-		pid = p.cmd.Process.Pid
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.pid()))
 	if err != nil {
 		tb.Fatal(err)
 	}
