@@ -3,11 +3,15 @@ package netem
 import (
 	"io"
 	"net"
+	"os"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/mqttfleet/mqttfleet/events"
+	"github.com/mqttfleet/mqttfleet/internal/mosquittotest"
+	"github.com/mqttfleet/mqttfleet/internal/mqttload"
 )
 
 // ackEvery is how many bytes the throughput sink reads before it answers one
@@ -217,4 +221,48 @@ func BenchmarkProxyLatency(b *testing.B) {
 	b.ReportMetric(float64(d.Microseconds()), "direct-p50-µs")
 	b.ReportMetric(float64(p.Microseconds()), "proxied-p50-µs")
 	b.ReportMetric(float64((p - d).Microseconds()), "added-p50-µs")
+}
+
+// BenchmarkProxyMQTT measures what a device fleet sees: MQTT message
+// throughput to Mosquitto with every client connecting directly and with
+// every client connecting through the proxy (no faults), in alternating
+// rounds of the same run, for QoS 1 point to point (window 64) and QoS 0
+// fan-in (10 publishers, one subscriber). MQTTFLEET_BENCH_SECONDS sets the
+// length of each round (default 2).
+func BenchmarkProxyMQTT(b *testing.B) {
+	secs := 2.0
+	if v, err := strconv.ParseFloat(os.Getenv("MQTTFLEET_BENCH_SECONDS"), 64); err == nil && v > 0 {
+		secs = v
+	}
+	d := time.Duration(secs * float64(time.Second))
+	broker := mosquittotest.Start(b, mosquittotest.Config("log_type error")).Addr
+	px := withProxy(b, broker, events.NewRecorder())
+	scenarios := []struct {
+		name string
+		run  func(addr string) (mqttload.Result, error)
+	}{
+		{"p2p_qos1", func(addr string) (mqttload.Result, error) { return mqttload.PointToPoint(addr, 64, d) }},
+		{"fanin_qos0", func(addr string) (mqttload.Result, error) { return mqttload.FanIn(addr, 10, d) }},
+	}
+	for _, sc := range scenarios {
+		var direct, proxied float64
+		for range b.N {
+			for round := range 3 { // alternate, so drift in the machine's load hits both paths
+				for _, path := range []struct {
+					addr string
+					sum  *float64
+				}{{broker, &direct}, {px.Addr(), &proxied}} {
+					r, err := sc.run(path.addr)
+					if err != nil {
+						b.Fatalf("%s round %d via %s: %v", sc.name, round, path.addr, err)
+					}
+					*path.sum += r.Rate
+				}
+			}
+		}
+		n := float64(3 * b.N)
+		b.ReportMetric(direct/n, sc.name+"-direct-msg/s")
+		b.ReportMetric(proxied/n, sc.name+"-proxied-msg/s")
+		b.ReportMetric(proxied/direct, sc.name+"-proxied/direct")
+	}
 }

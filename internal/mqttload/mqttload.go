@@ -1,0 +1,179 @@
+// Package mqttload is the load generator of the benchmarks that compare
+// brokers (broker/) and measure the fault proxy (netem/). It is lean on
+// purpose: CONNECT and SUBSCRIBE go through the codec, then PUBLISH batches
+// are pre-encoded and incoming frames are only counted, so the generator
+// costs the same whichever broker or path it drives and leaves the CPU to
+// what is measured. MQTT 3.1.1, clean sessions.
+package mqttload
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/mqttfleet/mqttfleet/packet"
+)
+
+// Payload64 is the 64-byte payload of every scenario.
+var Payload64 = []byte(strings.Repeat("p", 64))
+
+// Conn is one generator connection.
+type Conn struct {
+	NC net.Conn
+}
+
+var dials atomic.Uint32
+
+// dialer spreads connections over source addresses 127.0.0.2-127.0.0.65
+// (all of 127/8 is loopback). From one source address, connect(2) has to
+// search one ephemeral port range that the open connections are filling;
+// with thousands open, that search, not the broker, was most of the machine's
+// CPU in the connect-rate benchmark. IP_BIND_ADDRESS_NO_PORT leaves the port
+// choice to connect, which then only avoids this source address's 4-tuples.
+// Addresses that are not loopback are dialled from the default source.
+func dialer(addr string) *net.Dialer {
+	d := &net.Dialer{Timeout: 10 * time.Second}
+	host, _, err := net.SplitHostPort(addr)
+	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() || ip.To4() == nil {
+		return d
+	}
+	n := dials.Add(1)
+	d.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+n%64))}
+	d.Control = func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		if err := c.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, ipBindAddressNoPort, 1)
+		}); err != nil {
+			return err
+		}
+		return serr
+	}
+	return d
+}
+
+// ipBindAddressNoPort is IP_BIND_ADDRESS_NO_PORT from linux/in.h.
+const ipBindAddressNoPort = 24
+
+// Dial connects with a clean session and the given keepalive and waits for
+// a CONNACK that accepts it.
+func Dial(addr, id string, keepalive uint16) (*Conn, error) {
+	nc, err := dialer(addr).Dial("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	// Close with RST: a benchmark opens tens of thousands of connections, and
+	// TIME_WAIT sockets would crowd the loopback port range other tests share.
+	_ = nc.(*net.TCPConn).SetLinger(0)
+	_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := packet.Encode(nc, &packet.Connect{ProtocolName: "MQTT", ProtocolLevel: packet.V311, ClientID: id, CleanSession: true, KeepAlive: keepalive}, packet.V311); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("connect %s: %w", id, err)
+	}
+	var ack [4]byte
+	if _, err := io.ReadFull(nc, ack[:]); err != nil || ack[0] != 0x20 || ack[3] != 0 {
+		nc.Close()
+		return nil, fmt.Errorf("connack %s: % x %v", id, ack, err)
+	}
+	_ = nc.SetDeadline(time.Time{})
+	return &Conn{NC: nc}, nil
+}
+
+// Subscribe subscribes to one filter and waits for a SUBACK that grants it.
+func (c *Conn) Subscribe(filter string, qos byte) error {
+	_ = c.NC.SetDeadline(time.Now().Add(10 * time.Second))
+	defer c.NC.SetDeadline(time.Time{})
+	if err := packet.Encode(c.NC, &packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: filter, QoS: qos}}}, packet.V311); err != nil {
+		return err
+	}
+	var ack [5]byte
+	if _, err := io.ReadFull(c.NC, ack[:]); err != nil || ack[0] != 0x90 || ack[4] > 2 {
+		return fmt.Errorf("suback % x %v", ack, err)
+	}
+	return nil
+}
+
+// Frames reads until the deadline or an error and calls fn for every
+// complete packet (first byte, body); after each read, flush (if set) runs,
+// to write acknowledgements in one batch. Reaching the deadline is not an error.
+func (c *Conn) Frames(until time.Time, fn func(first byte, body []byte), flush func() error) error {
+	_ = c.NC.SetReadDeadline(until)
+	buf := make([]byte, 256<<10)
+	start, end := 0, 0
+	for {
+		for end-start >= 2 {
+			n, mul, i, ok := 0, 1, start+1, false
+			for i < end && i < start+5 { // remaining length [MQTT-2.2.3]
+				b := buf[i]
+				n += int(b&127) * mul
+				mul *= 128
+				i++
+				if b&128 == 0 {
+					ok = true
+					break
+				}
+			}
+			if !ok || i+n > end {
+				break
+			}
+			fn(buf[start], buf[i:i+n])
+			start = i + n
+		}
+		if flush != nil {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		copy(buf, buf[start:end])
+		end -= start
+		start = 0
+		if end == len(buf) {
+			buf = append(buf, make([]byte, len(buf))...)
+		}
+		n, err := c.NC.Read(buf[end:])
+		end += n
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+// Flood writes QoS 0 PUBLISHes to topic in batches of 64 until the deadline
+// and returns how many it wrote.
+func (c *Conn) Flood(topic string, payload []byte, until time.Time) int {
+	one, _ := packet.Append(nil, &packet.Publish{Topic: topic, Payload: payload}, packet.V311)
+	var batch []byte
+	const per = 64
+	for range per {
+		batch = append(batch, one...)
+	}
+	_ = c.NC.SetWriteDeadline(until)
+	sent := 0
+	for time.Now().Before(until) {
+		if _, err := c.NC.Write(batch); err != nil {
+			break
+		}
+		sent += per
+	}
+	return sent
+}
+
+// Close closes the connection (with RST, see Dial).
+func (c *Conn) Close() error { return c.NC.Close() }
+
+// CloseAll closes every non-nil connection.
+func CloseAll(cs ...*Conn) {
+	for _, c := range cs {
+		if c != nil {
+			_ = c.NC.Close()
+		}
+	}
+}

@@ -1,0 +1,111 @@
+package mqttload_test
+
+import (
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/mqttfleet/mqttfleet/broker"
+	"github.com/mqttfleet/mqttfleet/internal/mqttload"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// startBroker runs the reference broker on a loopback port for one test.
+func startBroker(t *testing.T) (*broker.Broker, string) {
+	t.Helper()
+	cfg := broker.DefaultConfig()
+	cfg.Listeners = []broker.ListenerConfig{{Name: "tcp", Type: "tcp", Addr: "127.0.0.1:0"}}
+	b, err := broker.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b, strings.TrimPrefix(b.Addr("tcp"), "tcp://")
+}
+
+// The scenarios must count what really crossed the broker: messages flow,
+// and a subscriber never counts more than was sent to it (a count of
+// encoded rather than written messages, or of non-PUBLISH frames, would).
+func TestScenariosCountDeliveries(t *testing.T) {
+	_, addr := startBroker(t)
+	const d = 300 * time.Millisecond
+
+	r, err := mqttload.PointToPoint(addr, 8, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Received == 0 || r.Received > r.Sent {
+		t.Errorf("p2p: sent %d, received %d", r.Sent, r.Received)
+	}
+	if want := float64(r.Received) / d.Seconds(); r.Rate != want {
+		t.Errorf("p2p rate %v, want %v", r.Rate, want)
+	}
+
+	r, err = mqttload.FanOut(addr, 3, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Received == 0 || r.Received > 3*r.Sent {
+		t.Errorf("fan-out to 3: sent %d, received %d", r.Sent, r.Received)
+	}
+
+	r, err = mqttload.FanIn(addr, 2, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Received == 0 || r.Received > r.Sent {
+		t.Errorf("fan-in from 2: sent %d, received %d", r.Sent, r.Received)
+	}
+}
+
+// Dial reports a peer that is not an MQTT broker instead of returning a
+// connection that will never carry anything.
+func TestDialRefusesNonBroker(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		c.Write([]byte("HTTP/1.1 400 Bad Request\r\n\r\n"))
+		c.Close()
+	}()
+	if c, err := mqttload.Dial(ln.Addr().String(), "x", 0); err == nil {
+		c.Close()
+		t.Fatal("Dial to a non-MQTT server succeeded")
+	}
+	<-done
+}
+
+// Connections to loopback come from spread source addresses (see dialer),
+// and the broker sees them as such.
+func TestDialSpreadsSourceAddresses(t *testing.T) {
+	_, addr := startBroker(t)
+	seen := map[string]bool{}
+	var cs []*mqttload.Conn
+	defer func() { mqttload.CloseAll(cs...) }()
+	for i := range 4 {
+		c, err := mqttload.Dial(addr, "spread-"+string(rune('a'+i)), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs = append(cs, c)
+		seen[c.NC.LocalAddr().(*net.TCPAddr).IP.String()] = true
+	}
+	if len(seen) < 4 {
+		t.Errorf("4 connections came from %d source addresses: %v", len(seen), seen)
+	}
+}

@@ -1,0 +1,219 @@
+package mqttload
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mqttfleet/mqttfleet/packet"
+)
+
+// Result is one scenario run: messages sent, messages received (summed over
+// subscribers) and received per second.
+type Result struct {
+	Sent, Received int64
+	Rate           float64
+}
+
+func result(sent, received int64, d time.Duration) Result {
+	return Result{Sent: sent, Received: received, Rate: float64(received) / d.Seconds()}
+}
+
+// dialAll connects one client per ID, closing what it opened on failure.
+func dialAll(addr string, ids []string) ([]*Conn, error) {
+	cs := make([]*Conn, 0, len(ids))
+	for _, id := range ids {
+		c, err := Dial(addr, id, 0)
+		if err != nil {
+			CloseAll(cs...)
+			return nil, err
+		}
+		cs = append(cs, c)
+	}
+	return cs, nil
+}
+
+func ids(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("%s-%d", prefix, i)
+	}
+	return out
+}
+
+// FanIn: n publishers flood QoS 0 to one subscriber of bench/in/+ for d;
+// Rate is messages the subscriber received per second.
+func FanIn(addr string, n int, d time.Duration) (Result, error) {
+	subs, err := dialAll(addr, []string{"fanin-sub"})
+	if err != nil {
+		return Result{}, err
+	}
+	s := subs[0]
+	defer s.Close()
+	if err := s.Subscribe("bench/in/+", 0); err != nil {
+		return Result{}, err
+	}
+	pubs, err := dialAll(addr, ids("fanin-pub", n))
+	if err != nil {
+		return Result{}, err
+	}
+	defer CloseAll(pubs...)
+	until := time.Now().Add(d)
+	var received atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = s.Frames(until, func(first byte, _ []byte) {
+			if first>>4 == 3 {
+				received.Add(1)
+			}
+		}, nil)
+	}()
+	var wg sync.WaitGroup
+	var sent atomic.Int64
+	for i, p := range pubs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sent.Add(int64(p.Flood(fmt.Sprintf("bench/in/%d", i), Payload64, until)))
+		}()
+	}
+	wg.Wait()
+	<-done
+	return result(sent.Load(), received.Load(), d), nil
+}
+
+// FanOut: one publisher floods QoS 0 to n subscribers of bench/out for d;
+// Rate is deliveries per second summed over the subscribers.
+func FanOut(addr string, n int, d time.Duration) (Result, error) {
+	subs, err := dialAll(addr, ids("fanout-sub", n))
+	if err != nil {
+		return Result{}, err
+	}
+	defer CloseAll(subs...)
+	for _, s := range subs {
+		if err := s.Subscribe("bench/out", 0); err != nil {
+			return Result{}, err
+		}
+	}
+	pubs, err := dialAll(addr, []string{"fanout-pub"})
+	if err != nil {
+		return Result{}, err
+	}
+	defer CloseAll(pubs...)
+	until := time.Now().Add(d)
+	var wg sync.WaitGroup
+	var received atomic.Int64
+	for _, s := range subs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n := int64(0)
+			_ = s.Frames(until, func(first byte, _ []byte) {
+				if first>>4 == 3 {
+					n++
+				}
+			}, nil)
+			received.Add(n)
+		}()
+	}
+	sent := pubs[0].Flood("bench/out", Payload64, until)
+	wg.Wait()
+	return result(int64(sent), received.Load(), d), nil
+}
+
+// PointToPoint: one QoS 1 publisher with a window of w unacknowledged
+// messages to one QoS 1 subscriber that acknowledges everything, for d;
+// Rate is messages the subscriber received per second.
+func PointToPoint(addr string, w int, d time.Duration) (Result, error) {
+	subs, err := dialAll(addr, []string{"p2p-sub"})
+	if err != nil {
+		return Result{}, err
+	}
+	s := subs[0]
+	defer s.Close()
+	if err := s.Subscribe("bench/p2p", 1); err != nil {
+		return Result{}, err
+	}
+	pubs, err := dialAll(addr, []string{"p2p-pub"})
+	if err != nil {
+		return Result{}, err
+	}
+	p := pubs[0]
+	defer p.Close()
+	until := time.Now().Add(d)
+	var received atomic.Int64
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { // subscriber: count and acknowledge
+		defer wg.Done()
+		var acks []byte
+		_ = s.Frames(until, func(first byte, body []byte) {
+			if first>>4 != 3 {
+				return
+			}
+			received.Add(1)
+			tl := int(body[0])<<8 | int(body[1])
+			acks = append(acks, 0x40, 2, body[2+tl], body[3+tl])
+		}, func() error {
+			if len(acks) == 0 {
+				return nil
+			}
+			_, err := s.NC.Write(acks)
+			acks = acks[:0]
+			return err
+		})
+	}()
+	window := make(chan struct{}, w)
+	go func() { // publisher's PUBACK reader frees the window
+		defer wg.Done()
+		_ = p.Frames(until.Add(time.Second), func(first byte, _ []byte) {
+			if first>>4 == 4 {
+				select {
+				case <-window:
+				default:
+				}
+			}
+		}, nil)
+	}()
+	id := uint16(0)
+	var buf []byte
+	sent := int64(0)
+	_ = p.NC.SetWriteDeadline(until)
+	end := time.NewTimer(d)
+	defer end.Stop()
+send:
+	for {
+		select {
+		case window <- struct{}{}:
+		case <-end.C:
+			break send
+		}
+		buf = buf[:0]
+		k := 0
+		for ; ; k++ { // everything the window allows, in one write
+			id++
+			if id == 0 {
+				id = 1
+			}
+			buf, _ = packet.Append(buf, &packet.Publish{Topic: "bench/p2p", QoS: 1, PacketID: id, Payload: Payload64}, packet.V311)
+			if k == w-1 {
+				break
+			}
+			select {
+			case window <- struct{}{}:
+				continue
+			default:
+			}
+			break
+		}
+		if _, err := p.NC.Write(buf); err != nil {
+			break
+		}
+		sent += int64(k + 1)
+	}
+	_ = p.NC.SetReadDeadline(time.Now()) // end the PUBACK reader now
+	wg.Wait()
+	return result(sent, received.Load(), d), nil
+}
