@@ -82,3 +82,49 @@ func TestOneShotFaultsEmitRemoved(t *testing.T) {
 		})
 	}
 }
+
+// TestFaultWindowEndsWithLink: a lasting fault (latency) on a link whose
+// ends then hang up gets its FaultRemoved for that link when the link goes,
+// while the fault stays applied for other links, and a Collector shows the
+// window on that link closed.
+func TestFaultWindowEndsWithLink(t *testing.T) {
+	u := withUpstream(t)
+	rec := events.NewRecorder()
+	px := withProxy(t, u.addr(), rec)
+	l := dialLink(t, px, u, rec)
+	mustApply(t, px, AllLinks(), Fault{Kind: Latency, Latency: 10 * time.Millisecond})
+	onLink := func(k events.Kind) events.Match {
+		return events.And(events.Is(k), func(e events.Event) bool { return e.Link == l.id })
+	}
+	if _, err := rec.WaitFor(5*time.Second, onLink(events.FaultInjected)); err != nil {
+		t.Fatalf("no FaultInjected on %s: %v", l.id, err)
+	}
+	if n := rec.Count(onLink(events.FaultRemoved)); n != 0 {
+		t.Fatalf("%d FaultRemoved on a live link", n)
+	}
+	// Both ends hang up (the proxy passes a FIN on and keeps the link while
+	// the other direction is open).
+	l.device.Close()
+	l.broker.Close()
+	if _, err := rec.WaitFor(5*time.Second, onLink(events.LinkClosed)); err != nil {
+		t.Fatalf("link %s not closed: %v", l.id, err)
+	}
+	removed, err := rec.WaitFor(5*time.Second, onLink(events.FaultRemoved))
+	if err != nil {
+		t.Fatalf("no FaultRemoved for %s after it closed: %v", l.id, err)
+	}
+	if removed.Fault != string(Latency) {
+		t.Fatalf("FaultRemoved %+v, want latency", removed)
+	}
+	if fs := px.Faults(); len(fs) != 1 || fs[0].Links != 0 {
+		t.Fatalf("Faults() = %+v, want the latency fault still applied, on no link", fs)
+	}
+	col := reports.NewCollector(reports.KindScenario, reports.Run{Name: "window ends with link"})
+	for _, e := range rec.Events() {
+		col.Emit(e)
+	}
+	res := col.Results()
+	if len(res.Faults) != 1 || res.Faults[0].Open || res.Faults[0].Link != l.id {
+		t.Fatalf("fault windows %+v, want one closed window on %s", res.Faults, l.id)
+	}
+}

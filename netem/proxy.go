@@ -240,12 +240,11 @@ func (p *Proxy) unregister(l *link) {
 			continue
 		}
 		delete(e.links, l)
-		// A CloseAfter has done its work on this link once the link is
-		// gone (that is how it fires): close its window there. Other kinds
-		// keep acting on the fault's other and future links.
-		if e.f.Kind == CloseAfter {
-			p.emitFault(events.FaultRemoved, e, l)
-		}
+		// The fault stops acting on this link with the link (a CloseAfter
+		// fires that way): close its window there, or a report would show it
+		// on until the end of the run. The fault itself stays applied to its
+		// other and future links.
+		p.emitFault(events.FaultRemoved, e, l)
 	}
 }
 
