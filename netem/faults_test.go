@@ -51,6 +51,44 @@ func pingPong(t testing.TB, l tlink, n int) []time.Duration {
 	return out
 }
 
+// writeResult is what one Write returned.
+type writeResult struct {
+	n   int
+	err error
+}
+
+// writeAsync writes b to c on a goroutine of its own and reports the outcome
+// on the returned channel. A cleanup closes c and waits for the goroutine, so
+// a test that fails before reading the outcome leaves no writer behind; it is
+// registered after the link's own cleanups and so runs before them.
+func writeAsync(t testing.TB, c net.Conn, b []byte) <-chan writeResult {
+	t.Helper()
+	res := make(chan writeResult, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		n, err := c.Write(b)
+		res <- writeResult{n, err}
+	}()
+	t.Cleanup(func() {
+		c.Close()
+		<-done
+	})
+	return res
+}
+
+// writeOutcome waits up to d for the outcome of a writeAsync.
+func writeOutcome(t testing.TB, res <-chan writeResult, d time.Duration) writeResult {
+	t.Helper()
+	select {
+	case r := <-res:
+		return r
+	case <-time.After(d):
+		t.Fatalf("writer still blocked after %v", d)
+		return writeResult{}
+	}
+}
+
 func p50(ds []time.Duration) time.Duration {
 	s := slices.Clone(ds)
 	slices.Sort(s)
@@ -104,7 +142,7 @@ func TestBandwidthWithin10Percent(t *testing.T) {
 			l := dialLink(t, px, u, rec)
 			mustApply(t, px, ByLink(l.id), Fault{Kind: Bandwidth, Direction: tc.dir, Rate: tc.rate})
 			w, r := l.ends(tc.dir)
-			go w.Write(make([]byte, tc.total))
+			wres := writeAsync(t, w, make([]byte, tc.total))
 			buf := make([]byte, 64<<10)
 			r.SetReadDeadline(time.Now().Add(30 * time.Second))
 			n, err := r.Read(buf)
@@ -122,6 +160,10 @@ func TestBandwidthWithin10Percent(t *testing.T) {
 				got += n
 			}
 			rate := float64(got-first) / time.Since(t0).Seconds()
+			// Every byte arrived, so the write must have finished, whole.
+			if wr := writeOutcome(t, wres, 5*time.Second); wr.n != tc.total || wr.err != nil {
+				t.Fatalf("write: %d of %d bytes, err %v", wr.n, tc.total, wr.err)
+			}
 			t.Logf("rate %.0f B/s, want %d ±10%%", rate, tc.rate)
 			if rate < 0.9*float64(tc.rate) || rate > 1.1*float64(tc.rate) {
 				t.Fatalf("rate %.0f B/s, want %d ±10%%", rate, tc.rate)
@@ -298,7 +340,7 @@ func TestCloseAfterDeliversExactlyN(t *testing.T) {
 			mustApply(t, px, ByLink(l.id), Fault{Kind: CloseAfter, Direction: tc.dir, Bytes: tc.n})
 			w, r := l.ends(tc.dir)
 			payload := bytes.Repeat([]byte("0123456789"), tc.sent/10)
-			go w.Write(payload)
+			wres := writeAsync(t, w, payload)
 			r.SetReadDeadline(time.Now().Add(10 * time.Second))
 			got, err := io.ReadAll(r)
 			if err != nil {
@@ -307,6 +349,22 @@ func TestCloseAfterDeliversExactlyN(t *testing.T) {
 			if int64(len(got)) != tc.n || !bytes.Equal(got, payload[:tc.n]) {
 				t.Fatalf("got %d bytes, want exactly the first %d", len(got), tc.n)
 			}
+			// The cut closes the writer's socket too, so the writer must not
+			// stay blocked. Whether its write fails depends on timing: the
+			// kernel may have taken every byte before the proxy closed (a
+			// whole write), or the close resets it mid-write (a short write
+			// with ECONNRESET or EPIPE). Either way it handed over at least
+			// the bytes that got through.
+			wr := writeOutcome(t, wres, 10*time.Second)
+			switch {
+			case wr.err == nil && wr.n != len(payload):
+				t.Fatalf("write returned %d of %d bytes and no error", wr.n, len(payload))
+			case wr.err != nil && !errors.Is(wr.err, syscall.ECONNRESET) && !errors.Is(wr.err, syscall.EPIPE):
+				t.Fatalf("write after %d bytes: %v, want success or ECONNRESET/EPIPE from the cut", wr.n, wr.err)
+			case int64(wr.n) < tc.n:
+				t.Fatalf("write handed over %d bytes, but %d got through", wr.n, tc.n)
+			}
+			t.Logf("writer: %d of %d bytes, err %v", wr.n, len(payload), wr.err)
 		})
 	}
 }
