@@ -3,9 +3,11 @@ package kernel
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -99,6 +101,13 @@ func rtt(t *testing.T, a, b net.Conn) time.Duration {
 	return time.Since(t0)
 }
 
+// isTimeout reports whether err is a deadline expiring, and not a reset, an
+// EOF or any other way for a read to end with no bytes.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+}
+
 func TestVethCarriesTrafficBetweenNamespaces(t *testing.T) {
 	p := withPair(t)
 	d, b := p.connect(t)
@@ -145,8 +154,8 @@ func TestDropMakesWriterBlockAndReaderSeeNothing(t *testing.T) {
 	sent := writeUntilBlocked(t, d)
 	t.Logf("device blocked after %d bytes", sent)
 	b.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
-	if n, err := b.Read(make([]byte, 1)); n != 0 {
-		t.Fatalf("broker side read %d bytes (err %v) through a DROP", n, err)
+	if n, err := b.Read(make([]byte, 1)); n != 0 || !isTimeout(err) {
+		t.Fatalf("broker side read %d bytes (err %v) through a DROP, want a timeout with no bytes", n, err)
 	}
 	rules, err := drops.List(ctx)
 	if err != nil || len(rules) != 2 {
@@ -202,8 +211,8 @@ func TestNetemFullLossBlocksWriter(t *testing.T) {
 	t.Cleanup(func() { ClearNetem(ctx, p.device.Target(), p.veth.NsIf) })
 	writeUntilBlocked(t, d)
 	b.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
-	if n, _ := b.Read(make([]byte, 1)); n != 0 {
-		t.Fatalf("read %d bytes through 100%% loss", n)
+	if n, err := b.Read(make([]byte, 1)); n != 0 || !isTimeout(err) {
+		t.Fatalf("read %d bytes (err %v) through 100%% loss, want a timeout with no bytes", n, err)
 	}
 }
 
@@ -232,6 +241,12 @@ func TestContainerNamespaceByPID(t *testing.T) {
 	if _, err := exec.LookPath("unshare"); err != nil {
 		t.Skip("unshare (util-linux) not installed")
 	}
+	// Our own namespace, read before the child exists: the child starts in
+	// it and leaves it when unshare runs.
+	own, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, "unshare", "--net", "sleep", "60")
 	if err := cmd.Start(); err != nil {
@@ -240,15 +255,16 @@ func TestContainerNamespaceByPID(t *testing.T) {
 	t.Cleanup(func() { cancel(); cmd.Wait() })
 	target := PID(cmd.Process.Pid)
 	// unshare enters the namespace just after it starts: wait until the
-	// target's namespace differs from ours.
+	// target's namespace differs from ours. The namespace's identity, not
+	// which interfaces it lists, since those names vary from host to host.
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		out, err := target.Run(ctx, "ip", "-o", "link")
-		if err == nil && !strings.Contains(out, "eth0") && !strings.Contains(out, "docker0") {
+		ns, err := os.Readlink(target.Path)
+		if err == nil && ns != own {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("process never entered its own namespace: %v %s", err, out)
+			t.Fatalf("process never left our namespace %s: %q, %v", own, ns, err)
 		}
 		time.Sleep(10 * time.Millisecond) // polling a condition with a deadline
 	}
@@ -295,7 +311,22 @@ func TestRateLimitsThroughput(t *testing.T) {
 	}
 	t.Cleanup(func() { ClearNetem(ctx, p.device.Target(), p.veth.NsIf) })
 	const total = 3 << 20
-	go d.Write(make([]byte, total))
+	// The writer reports its outcome; a cleanup closes d (unblocking it if
+	// the test failed early) and waits for it, so it never outlives the test.
+	wres := make(chan error, 1)
+	wdone := make(chan struct{})
+	go func() {
+		defer close(wdone)
+		n, err := d.Write(make([]byte, total))
+		if err == nil && n != total {
+			err = fmt.Errorf("wrote %d of %d bytes", n, total)
+		}
+		wres <- err
+	}()
+	t.Cleanup(func() {
+		d.Close()
+		<-wdone
+	})
 	buf := make([]byte, 64<<10)
 	b.SetReadDeadline(time.Now().Add(30 * time.Second))
 	n, err := b.Read(buf)
@@ -312,6 +343,15 @@ func TestRateLimitsThroughput(t *testing.T) {
 	}
 	// The token bucket starts full: skip its burst by timing from the first read.
 	r := float64(got-first) / time.Since(t0).Seconds()
+	// Every byte arrived, so the write must have finished, whole.
+	select {
+	case err := <-wres:
+		if err != nil {
+			t.Fatalf("write: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("writer still blocked after the reader got every byte")
+	}
 	t.Logf("rate %.0f B/s, want %d ±10%%", r, rate)
 	if r < 0.9*rate || r > 1.1*rate {
 		t.Fatalf("rate %.0f B/s, want %d ±10%%", r, rate)
