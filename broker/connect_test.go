@@ -75,8 +75,10 @@ func TestAssignedClientID(t *testing.T) {
 	tb := startBroker(t, nil)
 	tb.raw(t, &packet.Connect{CleanSession: true}, 0)
 	tb.raw(t, &packet.Connect{CleanSession: true}, 0)
-	acks := tb.rec.Filter(events.And(events.Is(events.ConnAck), func(e events.Event) bool { return e.Code == 0 }))
-	if len(acks) != 2 || acks[0].ClientID == "" || acks[0].ClientID == acks[1].ClientID {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	acks, err := tb.rec.WaitN(ctx, events.And(events.Is(events.ConnAck), func(e events.Event) bool { return e.Code == 0 }), 2)
+	if err != nil || len(acks) != 2 || acks[0].ClientID == "" || acks[0].ClientID == acks[1].ClientID {
 		t.Fatalf("want two distinct assigned IDs, got %+v", acks)
 	}
 }

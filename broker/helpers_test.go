@@ -147,6 +147,25 @@ func publish(t *testing.T, r *client.Raw, p *packet.Publish) {
 	}
 }
 
+// keepaliveOf returns the keepalive the broker applies to clientID's
+// connection. The mutexes order this read after the handshake's write.
+func (tb *testBroker) keepaliveOf(t *testing.T, clientID string) time.Duration {
+	t.Helper()
+	tb.mu.RLock()
+	s := tb.sessions[clientID]
+	tb.mu.RUnlock()
+	if s == nil {
+		t.Fatalf("no session %q", clientID)
+	}
+	s.mu.Lock()
+	c := s.conn
+	s.mu.Unlock()
+	if c == nil {
+		t.Fatalf("session %q has no connection", clientID)
+	}
+	return c.keepalive
+}
+
 // wait waits for an event matching m.
 func (tb *testBroker) wait(t *testing.T, m events.Match) events.Event {
 	t.Helper()

@@ -77,7 +77,8 @@ func TestPahoWill(t *testing.T) {
 
 	// Break the other connection from the broker side: a protocol violation
 	// is not something paho sends, so take it over with a raw client instead.
-	pahoConnect(t, pahoOpts(tb, "paho-broken", true).SetWill("paho/will/broken", "gone", 1, false))
+	broken := pahoConnect(t, pahoOpts(tb, "paho-broken", true).SetWill("paho/will/broken", "gone", 1, false))
+	defer broken.Disconnect(0) // its connection is gone; this stops its goroutines
 	tb.connect(t, "paho-broken")
 	select {
 	case topic := <-got:

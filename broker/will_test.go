@@ -76,6 +76,9 @@ func TestWillOnShutdown(t *testing.T) {
 	if err := b.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// If a step fails before the Close under test, close anyway, so goleak
+	// reports the real failure rather than the broker's goroutines.
+	t.Cleanup(func() { b.Close() })
 	tb := &testBroker{Broker: b, rec: rec, tcp: b.Addr("tcp")[len("tcp://"):]}
 	tb.raw(t, &packet.Connect{ClientID: "dying", CleanSession: true, Will: &packet.Will{Topic: "will/shutdown", Payload: []byte("x")}}, 0)
 	if err := b.Close(); err != nil {
