@@ -1,6 +1,8 @@
 package conformance
 
 import (
+	"errors"
+	"os"
 	"time"
 
 	. "github.com/onsi/gomega" //nolint:revive
@@ -78,8 +80,15 @@ var _ = register(specDef{
 		e.subOK(watch, 0, t)
 		w := e.willClient("w", t, 0, false, 60)
 		e.send(w, &packet.Disconnect{})
+		// The broker SHOULD close the connection after DISCONNECT
+		// [MQTT-3.14.4-1]; its close shows it has handled the DISCONNECT.
+		// One that keeps it open is tolerated: willDecided below proves the
+		// connection ended either way.
+		if err := w.ExpectClosed(wait); err != nil {
+			Expect(errors.Is(err, os.ErrDeadlineExceeded)).To(BeTrue(), "after DISCONNECT the broker may only close the connection: %v", err)
+		}
 		Expect(w.Close()).To(Succeed())
-		e.nothing(watch)
+		e.willDecided(watch, e.id("w"), t)
 	},
 })
 
@@ -91,9 +100,27 @@ var _ = register(specDef{
 		e.subOK(watch, 0, e.prefix()+"/#")
 		r := e.client("nowill")
 		Expect(r.Close()).To(Succeed())
-		e.nothing(watch)
+		e.willDecided(watch, e.id("nowill"), e.topic("marker"))
 	},
 })
+
+// willDecided requires that no will reaches watch for the connection of
+// clientID, which the spec has closed. Watching a quiet period alone proves
+// nothing: the broker may not have handled the close yet, and a will it
+// wrongly publishes later would go unseen. So it connects clientID again:
+// the CONNACK comes only once the old connection has ended (the broker closes
+// it on takeover [MQTT-3.1.4-2]), and a will for it is owed from then on.
+// Then a QoS 1 marker is published on topic, which watch must receive, and it
+// must be the next PUBLISH there. The quiet watch afterwards catches a broker
+// that queues the will behind later traffic.
+func (e *env) willDecided(watch *client.Raw, clientID, topic string) {
+	again, _ := e.connectOK(connectPacket(clientID))
+	e.pub(again, topic, "marker", 1, false)
+	got := e.recv(watch)
+	Expect(got.Topic).To(Equal(topic), "a PUBLISH on %s arrived before the marker: the will was published (payload %q)", got.Topic, got.Payload)
+	Expect(string(got.Payload)).To(Equal("marker"), "the will arrived on %s instead of the marker", topic)
+	e.nothing(watch)
+}
 
 // willViolations are protocol violations after which the broker closes the
 // connection and must publish the will, as for any close without DISCONNECT.
