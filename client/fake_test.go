@@ -158,9 +158,26 @@ func TestInflightWindowBlocks(t *testing.T) {
 		t.Fatalf("third publish gave up after %v, before its context ended", el)
 	}
 
-	// One ack opens one slot: the next publish goes through.
+	// Publish "4" starts waiting for a slot. A second short publish made
+	// after it also runs out of time, so the window was still full all along
+	// and "4" has had those 200 ms to go out if it did not wait; it has not
+	// returned, so it is blocked on the window, before the PUBACK exists.
 	got := make(chan *Token, 1)
-	go func() { got <- c.PublishAsync(ctx, "t", 1, false, []byte("4")) }()
+	started := make(chan struct{})
+	go func() { close(started); got <- c.PublishAsync(ctx, "t", 1, false, []byte("4")) }()
+	<-started
+	short2, cancel2 := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel2()
+	if err := c.PublishAsync(short2, "t", 1, false, nil).Wait(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("publish with the window still full: err = %v, want DeadlineExceeded", err)
+	}
+	select {
+	case t4 := <-got:
+		t.Fatalf("publish 4 returned (%v) while the window was full", t4.Err())
+	default:
+	}
+
+	// One ack opens one slot: the waiting publish goes through.
 	if err := srv.WritePacket(&packet.Puback{PacketID: p1.PacketID}); err != nil {
 		t.Fatal(err)
 	}
@@ -258,19 +275,27 @@ func TestPingTimeout(t *testing.T) {
 	rec := events.NewRecorder()
 	const keepAlive, pingTimeout = time.Second, time.Second
 	lost := make(chan error, 1)
-	start := time.Now()
+	// beforeDial precedes the CONNECT write the keepalive counts from, and
+	// connected follows it: the link may not end before beforeDial +
+	// keepAlive + pingTimeout (PINGREQ after a keepalive of silence, then
+	// the full ping timeout), and should end soon after connected + the same.
+	beforeDial := time.Now()
 	c, srv := connectFake(t, Options{ClientID: "silent", KeepAlive: keepAlive, PingTimeout: pingTimeout,
 		Events: rec, OnConnectionLost: func(err error) { lost <- err }})
+	connected := time.Now()
 	// The server reads the PINGREQ and never answers.
 	expect[*packet.Pingreq](t, srv)
 	select {
 	case <-c.Done():
 	case <-time.After(keepAlive + pingTimeout + 3*time.Second):
-		t.Fatalf("link still up %v after connecting with an unanswered PINGREQ", time.Since(start))
+		t.Fatalf("link still up %v after connecting with an unanswered PINGREQ", time.Since(connected))
 	}
-	el := time.Since(start)
-	if el < keepAlive+pingTimeout-100*time.Millisecond || el > keepAlive+pingTimeout+1500*time.Millisecond {
-		t.Errorf("link declared dead after %v, want about %v", el, keepAlive+pingTimeout)
+	ended := time.Now()
+	if el := ended.Sub(beforeDial); el < keepAlive+pingTimeout {
+		t.Errorf("link declared dead %v after dialing, before keepalive + ping timeout %v", el, keepAlive+pingTimeout)
+	}
+	if el := ended.Sub(connected); el > keepAlive+pingTimeout+1500*time.Millisecond {
+		t.Errorf("link declared dead %v after connecting, want about %v", el, keepAlive+pingTimeout)
 	}
 	if !errors.Is(c.Err(), ErrPingTimeout) {
 		t.Errorf("Err() = %v, want ErrPingTimeout", c.Err())
