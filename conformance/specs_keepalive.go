@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"context"
 	"time"
 
 	. "github.com/onsi/gomega" //nolint:revive
@@ -18,40 +19,64 @@ const (
 	keepaliveStagger = 5 * time.Second
 )
 
-// closedAt is when a probe connection was closed by the broker, measured
-// from the CONNACK, or the error when it was not.
+// closedAt is when the broker closed a probe connection (as seen by the
+// probe's reader), or the error when it did not within the limit.
 type closedAt struct {
-	after time.Duration
-	err   error
+	at  time.Time
+	err error
+}
+
+// connectTimed is env.connect that also returns the instant just before the
+// CONNECT was written and the one just after the CONNACK was read. A broker
+// counts the keepalive from reading CONNECT, which lies between the two: so
+// "not before the keepalive" is held from the first (the earliest the
+// broker's count can start) and "within 1.5 times it" from the second (the
+// latest), each in full, with no fudge either way.
+func (e *env) connectTimed(cp *packet.Connect) (r *client.Raw, sent, acked time.Time) {
+	nc := e.dial(cp.ClientID).Conn()
+	ctx, cancel := context.WithTimeout(e.ctx, wait)
+	defer cancel()
+	sent = time.Now()
+	r, ack, err := client.RawConnect(ctx, nc, cp)
+	acked = time.Now()
+	e.conns = append(e.conns, r)
+	Expect(err).NotTo(HaveOccurred(), "CONNECT %s", cp.ClientID)
+	Expect(ack.ReturnCode).To(Equal(packet.Accepted), "CONNACK return code for %s", cp.ClientID)
+	return r, sent, acked
 }
 
 var _ = register(specDef{
 	Area: "keepalive", Text: "disconnects a client silent for 1.5 times its keepalive, not before the keepalive",
 	Statements: []string{"MQTT-3.1.2-24"},
 	Body: func(e *env) {
-		limit := keepaliveDeadline(1)
-		var results []chan closedAt
+		const keepAlive = 1
+		limit := keepaliveDeadline(keepAlive)
+		type probe struct {
+			sent, acked time.Time
+			closed      chan closedAt
+		}
+		var probes []probe
 		for i := range keepaliveProbes {
 			if i > 0 {
 				time.Sleep(keepaliveStagger / keepaliveProbes) // the stagger itself, not a wait for a condition
 			}
 			cp := connectPacket(e.id("ka" + string(rune('a'+i))))
-			cp.KeepAlive = 1
-			r, _ := e.connectOK(cp)
-			start := time.Now()
-			ch := make(chan closedAt, 1)
-			results = append(results, ch)
+			cp.KeepAlive = keepAlive
+			r, sent, acked := e.connectTimed(cp)
+			p := probe{sent, acked, make(chan closedAt, 1)}
+			probes = append(probes, p)
 			// One reader per probe so each close is timed when it happens;
-			// it ends at the close or after limit.
+			// it ends at the close or at limit after the CONNACK.
 			go func(r *client.Raw) {
-				err := r.ExpectClosed(limit)
-				ch <- closedAt{time.Since(start), err}
+				// At least a nanosecond: ExpectClosed reads a timeout of 0 as none.
+				err := r.ExpectClosed(max(time.Until(p.acked.Add(limit)), time.Nanosecond))
+				p.closed <- closedAt{time.Now(), err}
 			}(r)
 		}
-		for i, ch := range results {
-			res := <-ch
-			Expect(res.err).NotTo(HaveOccurred(), "probe %d still open %v after its CONNACK (keepalive 1 s; limit 1.5 s + %v grace)", i, limit, keepaliveGrace)
-			Expect(res.after).To(BeNumerically(">=", 900*time.Millisecond), "probe %d closed before its keepalive elapsed", i)
+		for i, p := range probes {
+			res := <-p.closed
+			Expect(res.err).NotTo(HaveOccurred(), "probe %d still open %v after its CONNACK (keepalive %d s; limit 1.5 times it + %v grace)", i, limit, keepAlive, keepaliveGrace)
+			Expect(res.at.Sub(p.sent)).To(BeNumerically(">=", keepAlive*time.Second), "probe %d closed %v after its CONNECT was written, before its keepalive of %d s elapsed", i, res.at.Sub(p.sent), keepAlive)
 		}
 	},
 })
