@@ -117,6 +117,7 @@ func TestParkedKeepalive(t *testing.T) {
 	skipWithoutPoller(t)
 	rec := events.NewRecorder()
 	const keepAlive, pingTimeout = 2 * time.Second, time.Second
+	beforeDial := time.Now()
 	c, srv := connectFake(t, Options{ClientID: "parked-ping", KeepAlive: keepAlive, PingTimeout: pingTimeout, Events: rec})
 	waitParked(t, c) // parkAfter < keepAlive: parked before the first PINGREQ
 	expect[*packet.Pingreq](t, srv)
@@ -140,8 +141,17 @@ func TestParkedKeepalive(t *testing.T) {
 	case <-time.After(pingTimeout + 5*time.Second):
 		t.Fatalf("parked client still up %v after an unanswered PINGREQ", time.Since(sent))
 	}
-	if el := time.Since(sent); el > pingTimeout+2*time.Second {
+	ended := time.Now()
+	if el := ended.Sub(sent); el > pingTimeout+2*time.Second {
 		t.Errorf("ping timeout noticed after %v, want about %v", el, pingTimeout)
+	}
+	// Not early either. The server reads a PINGREQ only after the client
+	// stamped it, so the instant it was read cannot bound the timeout from
+	// below; the dial can. The client writes nothing but PINGREQs here, each
+	// a keepalive after its previous write (CONNECT, then the first PINGREQ),
+	// and gives up a full ping timeout after the second.
+	if el := ended.Sub(beforeDial); el < 2*keepAlive+pingTimeout {
+		t.Errorf("link ended %v after dialing, before two keepalives and the ping timeout (%v)", el, 2*keepAlive+pingTimeout)
 	}
 	if !errors.Is(c.Err(), ErrPingTimeout) {
 		t.Errorf("Err() = %v, want ErrPingTimeout", c.Err())
@@ -165,9 +175,20 @@ func TestParkedSlowPacket(t *testing.T) {
 	if err := srv.WriteBytes(buf[:5]); err != nil {
 		t.Fatal(err)
 	}
+	// The resumed reader's park deadline is parkAfter after it started, so
+	// the stall is timed from the resume, not from the write: a poller slow
+	// to wake would otherwise push the deadline past the rest of the packet.
+	deadline := time.Now().Add(10 * time.Second)
+	for c.parked.Load() {
+		if time.Now().After(deadline) {
+			t.Fatalf("first bytes of a packet did not resume the parked client within 10 s")
+		}
+		time.Sleep(time.Millisecond) // polling a condition with a deadline
+	}
 	// The rest comes after the reader's park deadline has passed: this wait
 	// is the condition under test, not a stand-in for one.
 	<-time.After(parkAfter + parkAfter/2)
+	restAt := c.now()
 	if err := srv.WriteBytes(buf[5:]); err != nil {
 		t.Fatal(err)
 	}
@@ -181,6 +202,16 @@ func TestParkedSlowPacket(t *testing.T) {
 	}
 	if a := expect[*packet.Puback](t, srv); a.PacketID != 3 {
 		t.Fatalf("PUBACK id %d, want 3", a.PacketID)
+	}
+	// Show the deadline really fired inside the packet: the reader that read
+	// it parks again once idle, and parking publishes (through c.parked) its
+	// start, so reading startedAt then is race-free. Its park deadline was
+	// startedAt + parkAfter (lastRecv, from the CONNACK, is older), and the
+	// rest of the packet was written after that.
+	waitParked(t, c)
+	if d := c.startedAt + int64(parkAfter); restAt <= d {
+		t.Fatalf("rest of the packet written %v before the reader's park deadline: the stall did not cross it",
+			time.Duration(d-restAt))
 	}
 }
 

@@ -48,6 +48,11 @@ func TestV5ServerLimits(t *testing.T) {
 		t.Errorf("ClientID() = %q, want the assigned one", c.ClientID())
 	}
 	ctx := ctxT(t, 5*time.Second)
+	// The first PUBLISH is the client's last write before its PINGREQ (the
+	// refused second publish writes nothing), and the client pings once a
+	// keepalive has passed since its last write completed: so not before
+	// beforeLast + 1 s.
+	beforeLast := time.Now()
 	c.PublishAsync(ctx, "t", 1, false, nil)
 	p := expect[*packet.Publish](t, srv)
 	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
@@ -61,6 +66,9 @@ func TestV5ServerLimits(t *testing.T) {
 	// We asked for no keepalive; the server imposed 1 s, so a PINGREQ comes.
 	start := time.Now()
 	expect[*packet.Pingreq](t, srv)
+	if el := time.Since(beforeLast); el < time.Second {
+		t.Errorf("PINGREQ %v after the client's last packet, before Server Keep Alive 1s", el)
+	}
 	if el := time.Since(start); el > 2500*time.Millisecond {
 		t.Errorf("PINGREQ after %v with Server Keep Alive 1s", el)
 	}
