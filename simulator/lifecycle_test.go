@@ -45,16 +45,29 @@ func TestRampRate(t *testing.T) {
 			if late > devices/4 {
 				t.Fatalf("%d of %d devices started more than 50ms after their slot", late, devices)
 			}
-			span := starts[devices-1].Sub(starts[0])
-			want := time.Duration(float64(devices-1) / rate * float64(time.Second))
-			if span < want-want/10 || span > want+want/10+50*time.Millisecond {
-				t.Fatalf("ramp took %s, want %s (rate %g/s)", span, want, rate)
+			// The rate itself: a ramp run too slow (or stretched by drift)
+			// shows as the last devices all starting late. The median of each
+			// end's tenth, not one device, so a single stalled timer does not
+			// decide it.
+			for _, d := range []struct {
+				name   string
+				lo, hi int
+			}{{"first", 0, devices / 10}, {"last", devices - devices/10, devices}} {
+				var lag []time.Duration
+				for i := d.lo; i < d.hi; i++ {
+					lag = append(lag, starts[i].Sub(t0)-time.Duration(float64(i)/rate*float64(time.Second)))
+				}
+				sort.Slice(lag, func(i, j int) bool { return lag[i] < lag[j] })
+				if med := lag[len(lag)/2]; med > 50*time.Millisecond {
+					t.Fatalf("%s tenth of the ramp started a median %s after its slots (rate %g/s)", d.name, med, rate)
+				}
 			}
 		})
 	}
 }
 
-// TestReconnectBackoff checks attempt spacing against the policy within 10%.
+// TestReconnectBackoff checks attempt spacing against the policy: never
+// early, at most 20% late.
 // The target refuses connections (a closed port): every attempt fails fast,
 // so the spacing is the policy's delay alone.
 func TestReconnectBackoff(t *testing.T) {
@@ -64,7 +77,7 @@ func TestReconnectBackoff(t *testing.T) {
 		want []time.Duration
 	}{
 		// Delays of 1 s and more: a timer on a loaded 2-core machine can
-		// wake up to ~80 ms late, which must stay under 10%.
+		// wake up to ~80 ms late, which must stay under 20%.
 		{"fixed", profile.Reconnect{Policy: profile.ReconnectFixed, Delay: time.Second, MaxAttempts: 3},
 			[]time.Duration{1000, 1000, 1000}},
 		{"exponential", profile.Reconnect{Policy: profile.ReconnectExponential, Delay: time.Second, Max: 3 * time.Second, Multiplier: 2, MaxAttempts: 3},
@@ -106,9 +119,13 @@ func TestReconnectBackoff(t *testing.T) {
 					t.Fatalf("device %d made %d attempts (%d failures), want %d", dev, len(ts), len(fs), len(tc.want)+1)
 				}
 				for i, w := range tc.want {
+					// The failure is emitted before retry arms the timer and
+					// the attempt is stamped after it fires, so no wait may
+					// be short of the policy's delay (these have no jitter).
+					// A timer on a loaded 2-core machine may fire late.
 					got := ts[i+1].Sub(fs[i])
-					if got < w-w/10 || got > w+w/10 {
-						t.Errorf("device %d wait %d: %s, want %s +/- 10%%", dev, i+1, got, w)
+					if got < w || got > w+w/5 {
+						t.Errorf("device %d wait %d: %s, want %s to %s", dev, i+1, got, w, w+w/5)
 					}
 				}
 			}
