@@ -13,9 +13,9 @@ import (
 
 // TestBehindNetemReset puts a fleet behind the in-process fault proxy,
 // resets every link once all devices are up, and checks the fleet counts
-// the dropped links and reconnects after the policy's delay (within 10%) —
-// and no false loss (messages sent in the last grace period before a link
-// died are not expected).
+// the dropped links and reconnects after the policy's delay (never early,
+// at most 20% late) — and no false loss (messages sent in the last grace
+// period before a link died are not expected).
 func TestBehindNetemReset(t *testing.T) {
 	for _, tg := range targets {
 		t.Run(tg.name, func(t *testing.T) { testBehindNetemReset(t, tg.start(t)) })
@@ -33,7 +33,7 @@ func testBehindNetemReset(t *testing.T, addr string) {
 	p := echoProfile(devices, 0, 1, 100*time.Millisecond)
 	p.Duration = 5 * time.Second
 	p.Groups[0].Netem = &profile.Netem{Group: "edge"}
-	const delay = 1500 * time.Millisecond // 10% of it outlasts a timer stall on a loaded 2-core machine
+	const delay = 1500 * time.Millisecond // 20% of it outlasts a timer stall on a loaded 2-core machine
 	p.Groups[0].Reconnect = profile.Reconnect{Policy: profile.ReconnectFixed, Delay: delay}
 	rec := events.NewRecorder()
 	f, err := New(Config{Profile: p, Broker: addr, Netem: px, Events: rec})
@@ -71,8 +71,11 @@ func testBehindNetemReset(t *testing.T, addr string) {
 		case e.Kind == events.Disconnect && e.Cause == events.CauseIOError:
 			lostAt[e.Device] = e.Time
 		case e.Kind == events.Connect && !lostAt[e.Device].IsZero():
-			if got := e.Time.Sub(lostAt[e.Device]); got < delay-delay/10 || got > delay+delay/10 {
-				t.Errorf("device %d reconnected %s after losing its link, want %s +/- 10%%", e.Device, got, delay)
+			// The Disconnect is emitted before retry arms the timer and the
+			// Connect is stamped after it fires: never early. A timer on a
+			// loaded 2-core machine may fire late.
+			if got := e.Time.Sub(lostAt[e.Device]); got < delay || got > delay+delay/5 {
+				t.Errorf("device %d reconnected %s after losing its link, want %s to %s", e.Device, got, delay, delay+delay/5)
 			}
 			lostAt[e.Device] = time.Time{}
 		}
