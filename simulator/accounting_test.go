@@ -1,6 +1,9 @@
 package simulator
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -57,7 +60,10 @@ func TestShardsEqualOneRun(t *testing.T) {
 		return Config{Profile: echoProfile(40, 5, 1, 50*time.Millisecond), Broker: addr}
 	}
 	whole := runFleet(t, p())
+	// The shards run on goroutines of their own, which must not call
+	// t.Fatal; each reports its outcome and the test goroutine judges them.
 	parts := make([]*reports.Results, 4)
+	errs := make([]error, len(parts))
 	var wg sync.WaitGroup
 	for i := range parts {
 		wg.Add(1)
@@ -65,10 +71,15 @@ func TestShardsEqualOneRun(t *testing.T) {
 			defer wg.Done()
 			cfg := p()
 			cfg.Shard = Shard{Index: i, Count: 4}
-			parts[i] = runFleet(t, cfg)
+			parts[i], errs[i] = runShard(cfg)
 		}()
 	}
 	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("shard %d/4: %v", i, err)
+		}
+	}
 	merged, err := reports.Merge(parts...)
 	if err != nil {
 		t.Fatalf("merge: %v", err)
@@ -82,6 +93,25 @@ func TestShardsEqualOneRun(t *testing.T) {
 	if whole.Counters["publishes_sent"] != 200 {
 		t.Fatalf("sent %d, want 200", whole.Counters["publishes_sent"])
 	}
+}
+
+// runShard runs one fleet like runFleet but returns its failure, for
+// callers on goroutines other than the test's.
+func runShard(cfg Config) (*reports.Results, error) {
+	f, err := New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("new fleet: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	res, err := f.Run(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("run: %w", err)
+	}
+	if res == nil {
+		return nil, errors.New("run returned no results")
+	}
+	return res, nil
 }
 
 func TestShardRange(t *testing.T) {
