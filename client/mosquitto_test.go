@@ -41,15 +41,19 @@ func nextMessage(t *testing.T, c *Client, timeout time.Duration) *packet.Publish
 	return nil
 }
 
-// noMessage checks that nothing arrives on c within window.
-func noMessage(t *testing.T, c *Client, window time.Duration) {
+// markerNext publishes a marker from pub on topic at qos and requires it to
+// be the next message sub receives. The broker forwards the messages of one
+// topic and QoS in the order it received them [MQTT-4.6.0-6], so anything
+// the broker had produced for sub on that topic and QoS before the marker
+// (a late duplicate, a retained copy, a will) would have come first: a
+// barrier in place of waiting a while for nothing.
+func markerNext(t *testing.T, ctx context.Context, pub, sub *Client, topic string, qos byte, marker string) {
 	t.Helper()
-	select {
-	case m, ok := <-c.Messages():
-		if ok {
-			t.Fatalf("%s: unexpected message %q on %s (retain %v)", c.ClientID(), m.Payload, m.Topic, m.Retain)
-		}
-	case <-time.After(window):
+	if err := pub.Publish(ctx, topic, qos, false, []byte(marker)); err != nil {
+		t.Fatalf("publish marker %q: %v", marker, err)
+	}
+	if m := nextMessage(t, sub, 5*time.Second); m.Topic != topic || string(m.Payload) != marker {
+		t.Fatalf("%s: got %s %q (retain %v) before the marker %q", sub.ClientID(), m.Topic, m.Payload, m.Retain, marker)
 	}
 }
 
@@ -125,16 +129,19 @@ func TestMosquittoPublishSubscribe(t *testing.T) {
 			if m.Topic != topic || string(m.Payload) != "hello" || m.QoS != qos || m.Retain {
 				t.Fatalf("got %s %q QoS %d retain %v; want %s hello QoS %d", m.Topic, m.Payload, m.QoS, m.Retain, topic, qos)
 			}
-			noMessage(t, sub, 300*time.Millisecond) // exactly once
+			// Exactly once: no second copy comes before a later message of the same QoS.
+			markerNext(t, ctx, pub, sub, topic, qos, "marker")
 			if qos > 0 {
 				e, err := rec.Wait(ctx, events.And(events.Is(events.PublishAcked), events.ForClient(pub.ClientID())))
 				if err != nil || e.Latency <= 0 || e.QoS != qos {
 					t.Fatalf("PublishAcked = %+v, %v", e, err)
 				}
 			}
+			// One event each for the message itself, told from the marker by its size.
+			hello := func(e events.Event) bool { return e.Kind == events.Subscribed || e.Size == len("hello") }
 			for _, k := range []events.Kind{events.Subscribed, events.PublishSent, events.PublishReceived} {
-				if rec.Count(events.Is(k)) != 1 {
-					t.Errorf("%d %s events, want 1", rec.Count(events.Is(k)), k)
+				if n := rec.Count(events.And(events.Is(k), hello)); n != 1 {
+					t.Errorf("%d %s events, want 1", n, k)
 				}
 			}
 		})
@@ -167,7 +174,9 @@ func TestMosquittoRetained(t *testing.T) {
 	if _, err := later.Subscribe(ctx, packet.Subscription{Filter: "ret/#", QoS: 1}); err != nil {
 		t.Fatal(err)
 	}
-	noMessage(t, later, 500*time.Millisecond)
+	// A retained copy is sent when the broker handles the SUBSCRIBE, so it
+	// would come before a marker published after the SUBACK.
+	markerNext(t, ctx, pub, later, "ret/a", 1, "marker")
 }
 
 func TestMosquittoWill(t *testing.T) {
@@ -205,7 +214,10 @@ func TestMosquittoWill(t *testing.T) {
 				}
 				return
 			}
-			noMessage(t, watcher, time.Second) // [MQTT-3.14.4-3]
+			// [MQTT-3.14.4-3] no will after DISCONNECT. Disconnect returned once
+			// the broker closed the link, so it had handled the DISCONNECT and
+			// with it the will's fate: a will would come before this marker.
+			markerNext(t, ctx, watcher, watcher, topic, 1, "marker")
 		})
 	}
 }
@@ -213,6 +225,7 @@ func TestMosquittoWill(t *testing.T) {
 func TestMosquittoKeepalive(t *testing.T) {
 	b := startMosquitto(t)
 	rec := events.NewRecorder()
+	beforeDial := time.Now()
 	c := dialBroker(t, b.Addr, Options{ClientID: "ka", KeepAlive: time.Second, CleanSession: true, Events: rec})
 	const hold = 3500 * time.Millisecond
 	select {
@@ -224,9 +237,13 @@ func TestMosquittoKeepalive(t *testing.T) {
 	if len(pings) < 2 {
 		t.Fatalf("%d Ping events in %v with keepalive 1s, want at least 2", len(pings), hold)
 	}
+	// How fast the broker answers measures the machine's load, not the
+	// client: the round trip need only be positive and no longer than the
+	// time since the dial, within which the PINGREQ went out and came back.
+	up := time.Since(beforeDial)
 	for _, e := range pings {
-		if e.Latency <= 0 || e.Latency > time.Second {
-			t.Errorf("Ping round trip %v, want between 0 and 1s", e.Latency)
+		if e.Latency <= 0 || e.Latency > up {
+			t.Errorf("Ping round trip %v, want positive and within the %v since dialing", e.Latency, up)
 		}
 	}
 	if n := rec.Count(events.Is(events.KeepaliveExpired, events.Disconnect)); n != 0 {
@@ -284,7 +301,21 @@ func TestMosquittoManyInflight(t *testing.T) {
 		}
 		last[m.QoS] = i
 	}
-	noMessage(t, sub, 300*time.Millisecond)
+	// No duplicate comes late: one marker per QoS used, each after every
+	// message of its QoS, and the next two messages must be the markers.
+	for _, qos := range []byte{1, 2} {
+		if err := pub.Publish(ctx, "many", qos, false, fmt.Appendf(nil, "marker%d", qos)); err != nil {
+			t.Fatalf("publish marker: %v", err)
+		}
+	}
+	var markers [3]bool
+	for range 2 {
+		m := nextMessage(t, sub, 5*time.Second)
+		if m.QoS > 2 || markers[m.QoS] || string(m.Payload) != fmt.Sprintf("marker%d", m.QoS) {
+			t.Fatalf("got %q QoS %d after all %d messages, want each QoS's marker once", m.Payload, m.QoS, n)
+		}
+		markers[m.QoS] = true
+	}
 	if err := pub.Close(); err != nil || !errors.Is(pub.Err(), ErrClosed) {
 		t.Fatalf("Close = %v, Err = %v", err, pub.Err())
 	}
