@@ -5,18 +5,19 @@ import (
 	"testing"
 )
 
+// TestIDSpaceAlloc checks which identifiers come next; running out of them
+// (ErrNoPacketID) needs all 65535 in flight and is TestIDSpaceFullAndReuse's.
 func TestIDSpaceAlloc(t *testing.T) {
 	tests := []struct {
-		name    string
-		last    uint16   // identifier issued last before the test
-		busy    []uint16 // identifiers already in flight
-		want    []uint16 // identifiers the next allocations return
-		wantErr error    // error of the allocation after want
+		name string
+		last uint16   // identifier issued last before the test
+		busy []uint16 // identifiers already in flight
+		want []uint16 // identifiers the next allocations return
 	}{
 		{name: "starts at 1", want: []uint16{1, 2, 3}},
 		{name: "wraps past 65535 to 1, never 0", last: 65533, want: []uint16{65534, 65535, 1, 2}},
 		{name: "skips identifiers in flight", last: 65534, busy: []uint16{65535, 1, 3}, want: []uint16{2, 4, 5}},
-		{name: "skips in flight across the wrap", last: 10, busy: []uint16{11, 12}, want: []uint16{13}},
+		{name: "skips a run in flight", last: 10, busy: []uint16{11, 12}, want: []uint16{13}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
