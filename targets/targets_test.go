@@ -73,9 +73,19 @@ func TestCapabilitiesHas(t *testing.T) {
 	}
 }
 
-// connack dials a target's TCP URL, sends a minimal 3.1.1 CONNECT and
-// returns the four bytes of the answer.
+// connack dials a target's TCP URL, sends a minimal 3.1.1 CONNECT as client
+// "tgt" and returns the four bytes of the answer.
 func connack(t *testing.T, rawURL string) []byte {
+	t.Helper()
+	c, b := session(t, rawURL, "tgt")
+	c.Close()
+	return b
+}
+
+// session dials a target's TCP URL, sends a minimal 3.1.1 CONNECT as client
+// id and returns the open connection and the four bytes of the answer. The
+// connection has a 5 s deadline; the caller closes it.
+func session(t *testing.T, rawURL, id string) (net.Conn, []byte) {
 	t.Helper()
 	u, err := url.Parse(rawURL)
 	if err != nil {
@@ -85,26 +95,31 @@ func connack(t *testing.T, rawURL string) []byte {
 	if err != nil {
 		t.Fatalf("dial %s: %v", u.Host, err)
 	}
-	defer c.Close()
 	if err := c.SetDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		c.Close()
 		t.Fatal(err)
 	}
-	connect := []byte{0x10, 0x0f, 0, 4, 'M', 'Q', 'T', 'T', 4, 0x02, 0, 60, 0, 3, 't', 'g', 't'}
+	// Variable header: protocol name, level 4, clean session, keepalive 60.
+	connect := append([]byte{0x10, byte(12 + len(id)), 0, 4, 'M', 'Q', 'T', 'T', 4, 0x02, 0, 60, 0, byte(len(id))}, id...)
 	if _, err := c.Write(connect); err != nil {
+		c.Close()
 		t.Fatalf("write CONNECT: %v", err)
 	}
 	b := make([]byte, 4)
 	if _, err := io.ReadFull(c, b); err != nil {
+		c.Close()
 		t.Fatalf("read CONNACK: %v", err)
 	}
-	return b
+	return c, b
 }
 
 var accepted = []byte{0x20, 0x02, 0x00, 0x00}
 
 // lifecycle starts, restarts and stops a target, checking it answers CONNECT
-// each time it runs and keeps its logs.
-func lifecycle(t *testing.T, tg targets.Target, wantLog string) {
+// each time it runs and keeps its logs. A Restart must really restart: a
+// session opened before it is ended by it, and the logs hold startMarker
+// (a line the broker prints once per start) twice.
+func lifecycle(t *testing.T, tg targets.Target, wantLog, startMarker string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	if err := tg.Start(ctx); err != nil {
@@ -121,8 +136,25 @@ func lifecycle(t *testing.T, tg targets.Target, wantLog string) {
 	if got := connack(t, addr); !bytes.Equal(got, accepted) {
 		t.Fatalf("CONNACK = % x, want % x", got, accepted)
 	}
+	// Its own client ID, so the CONNECT after the restart does not take
+	// this session over and close it whether or not the broker restarted.
+	held, got := session(t, addr, "held")
+	defer held.Close()
+	if !bytes.Equal(got, accepted) {
+		t.Fatalf("CONNACK of the held session = % x, want % x", got, accepted)
+	}
 	if err := tg.Restart(ctx); err != nil {
 		t.Fatalf("Restart: %v", err)
+	}
+	// A stopped broker closes the session; one left running keeps it open
+	// and the read runs into its deadline.
+	if err := held.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := held.Read(make([]byte, 1)); err == nil {
+		t.Fatalf("held session read %d bytes after Restart; want it closed", n)
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatalf("session opened before Restart is still open after it: the broker did not restart")
 	}
 	addr, _ = tg.Addr("tcp")
 	if got := connack(t, addr); !bytes.Equal(got, accepted) {
@@ -141,12 +173,15 @@ func lifecycle(t *testing.T, tg targets.Target, wantLog string) {
 	if !bytes.Contains(logs, []byte(wantLog)) {
 		t.Errorf("logs after Stop lack %q:\n%s", wantLog, logs)
 	}
+	if n := bytes.Count(logs, []byte(startMarker)); n != 2 {
+		t.Errorf("logs after Stop hold %q %d times, want 2 (a start and a restart):\n%s", startMarker, n, logs)
+	}
 }
 
 func TestInProcessLifecycle(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	tg := targets.NewInProcess()
-	lifecycle(t, tg, `"client_id":"tgt"`)
+	lifecycle(t, tg, `"client_id":"tgt"`, "msg=listening name=tcp ")
 	if !tg.Capabilities().WebSocket {
 		t.Error("in-process broker should declare WebSocket")
 	}
@@ -172,7 +207,7 @@ func TestMosquittoContainer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a container")
 	}
-	lifecycle(t, targets.NewMosquitto(), "mosquitto version")
+	lifecycle(t, targets.NewMosquitto(), "mosquitto version", " running")
 }
 
 func TestMissingImageIsUnavailable(t *testing.T) {
