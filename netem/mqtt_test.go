@@ -4,12 +4,11 @@ import (
 	"bytes"
 	"io"
 	"net"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/mqttfleet/mqttfleet/broker"
 	"github.com/mqttfleet/mqttfleet/events"
+	"github.com/mqttfleet/mqttfleet/internal/brokertest"
 	"github.com/mqttfleet/mqttfleet/internal/mosquittotest"
 )
 
@@ -97,17 +96,7 @@ func expectPacketWithin(t *testing.T, c net.Conn, header byte, what string, d ti
 // withReferenceBroker starts the in-repo broker on a free loopback port.
 func withReferenceBroker(t *testing.T) string {
 	t.Helper()
-	cfg := broker.DefaultConfig()
-	cfg.Listeners = []broker.ListenerConfig{{Name: "tcp", Type: "tcp", Addr: "127.0.0.1:0"}}
-	b, err := broker.New(cfg)
-	if err != nil {
-		t.Fatalf("reference broker: %v", err)
-	}
-	if err := b.Start(); err != nil {
-		t.Fatalf("start reference broker: %v", err)
-	}
-	t.Cleanup(func() { b.Close() })
-	return strings.TrimPrefix(b.Addr("tcp"), "tcp://")
+	return brokertest.TCP(brokertest.Start(t, nil))
 }
 
 // TestBlackholedDeviceWillAfterKeepalive: a device with keepalive 2 s goes

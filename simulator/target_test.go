@@ -4,7 +4,7 @@ import (
 	"net"
 	"testing"
 
-	"github.com/mqttfleet/mqttfleet/broker"
+	"github.com/mqttfleet/mqttfleet/internal/brokertest"
 	"github.com/mqttfleet/mqttfleet/internal/mosquittotest"
 )
 
@@ -22,17 +22,7 @@ var targets = []target{
 // startReference runs the in-process reference broker on a free port.
 func startReference(t testing.TB) string {
 	t.Helper()
-	cfg := broker.DefaultConfig()
-	cfg.Listeners[0].Addr = "127.0.0.1:0"
-	b, err := broker.New(cfg)
-	if err != nil {
-		t.Fatalf("new broker: %v", err)
-	}
-	if err := b.Start(); err != nil {
-		t.Fatalf("start broker: %v", err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
-	return b.Addr("tcp")
+	return brokertest.Start(t, nil).Addr("tcp")
 }
 
 // startMosquitto runs a Mosquitto process on a free loopback port, with

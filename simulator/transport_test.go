@@ -16,6 +16,7 @@ import (
 
 	"github.com/mqttfleet/mqttfleet/broker"
 	"github.com/mqttfleet/mqttfleet/events"
+	"github.com/mqttfleet/mqttfleet/internal/brokertest"
 	"github.com/mqttfleet/mqttfleet/simulator/profile"
 )
 
@@ -24,21 +25,12 @@ import (
 func TestTransports(t *testing.T) {
 	dir := t.TempDir()
 	cert, key := selfSigned(t, dir)
-	cfg := broker.DefaultConfig()
-	cfg.Listeners = []broker.ListenerConfig{
-		{Name: "tcp", Type: "tcp", Addr: "127.0.0.1:0"},
-		{Name: "ws", Type: "ws", Addr: "127.0.0.1:0"},
-		{Name: "tls", Type: "tls", Addr: "127.0.0.1:0", CertFile: cert, KeyFile: key},
-		{Name: "wss", Type: "wss", Addr: "127.0.0.1:0", CertFile: cert, KeyFile: key},
-	}
-	b, err := broker.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
+	b := brokertest.Start(t, func(cfg *broker.Config) {
+		cfg.Listeners = append(cfg.Listeners,
+			broker.ListenerConfig{Name: "ws", Type: "ws", Addr: "127.0.0.1:0"},
+			broker.ListenerConfig{Name: "tls", Type: "tls", Addr: "127.0.0.1:0", CertFile: cert, KeyFile: key},
+			broker.ListenerConfig{Name: "wss", Type: "wss", Addr: "127.0.0.1:0", CertFile: cert, KeyFile: key})
+	})
 	for _, kind := range []string{"tcp", "ws", "tls", "wss"} {
 		for _, drv := range []Driver{Native{}, Paho{}} {
 			t.Run(kind+"/"+drv.Name(), func(t *testing.T) {
@@ -90,17 +82,7 @@ func selfSigned(t *testing.T, dir string) (certFile, keyFile string) {
 // round-robin by index, as the broker sees them.
 func TestSourceAddresses(t *testing.T) {
 	rec := events.NewRecorder()
-	cfg := broker.DefaultConfig()
-	cfg.Listeners[0].Addr = "127.0.0.1:0"
-	cfg.Events = rec
-	b, err := broker.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
+	b := brokertest.Start(t, func(cfg *broker.Config) { cfg.Events = rec })
 	p := echoProfile(4, 2, 1, 30*time.Millisecond)
 	p.Groups[0].SourceAddresses = []string{"127.0.0.2", "127.0.0.3"}
 	res := runFleet(t, Config{Profile: p, Broker: b.Addr("tcp")})

@@ -2,39 +2,22 @@ package mqttload_test
 
 import (
 	"net"
-	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
-	"github.com/mqttfleet/mqttfleet/broker"
+	"github.com/mqttfleet/mqttfleet/internal/brokertest"
 	"github.com/mqttfleet/mqttfleet/internal/mqttload"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// startBroker runs the reference broker on a loopback port for one test.
-func startBroker(t *testing.T) (*broker.Broker, string) {
-	t.Helper()
-	cfg := broker.DefaultConfig()
-	cfg.Listeners = []broker.ListenerConfig{{Name: "tcp", Type: "tcp", Addr: "127.0.0.1:0"}}
-	b, err := broker.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
-	return b, strings.TrimPrefix(b.Addr("tcp"), "tcp://")
-}
-
 // The scenarios must count what really crossed the broker: messages flow,
 // and a subscriber never counts more than was sent to it (a count of
 // encoded rather than written messages, or of non-PUBLISH frames, would).
 func TestScenariosCountDeliveries(t *testing.T) {
-	_, addr := startBroker(t)
+	addr := brokertest.TCP(brokertest.Start(t, nil))
 	const d = 300 * time.Millisecond
 
 	r, err := mqttload.PointToPoint(addr, 8, d)
@@ -93,7 +76,7 @@ func TestDialRefusesNonBroker(t *testing.T) {
 // Connections to loopback come from spread source addresses (see dialer),
 // and the broker sees them as such.
 func TestDialSpreadsSourceAddresses(t *testing.T) {
-	_, addr := startBroker(t)
+	addr := brokertest.TCP(brokertest.Start(t, nil))
 	seen := map[string]bool{}
 	var cs []*mqttload.Conn
 	defer func() { mqttload.CloseAll(cs...) }()
