@@ -207,17 +207,24 @@ func (e *env) next(r *client.Raw) packet.Packet {
 // setting other packets aside for next: acknowledgements of a flow may be
 // interleaved with deliveries on the same connection.
 func await[T packet.Packet](e *env, r *client.Raw, id uint16) T {
+	v := setAside[T](e, r, fmt.Sprintf("%T with packet identifier %d", *new(T), id))
+	Expect(packetID(v)).To(Equal(id), "packet identifier of %s [MQTT-2.3.1-6]", v.Type())
+	return v
+}
+
+// setAside reads until a packet of type T arrives, keeping the PUBLISHes
+// read before it for next; any other packet fails the spec.
+func setAside[T packet.Packet](e *env, r *client.Raw, what string) T {
 	for range 1000 {
 		p, err := r.ReadPacket(wait)
-		Expect(err).NotTo(HaveOccurred(), "waiting for %T with packet identifier %d", *new(T), id)
+		Expect(err).NotTo(HaveOccurred(), "waiting for %s", what)
 		if v, ok := p.(T); ok {
-			Expect(packetID(p)).To(Equal(id), "packet identifier of %s [MQTT-2.3.1-6]", p.Type())
 			return v
 		}
-		Expect(p.Type()).To(Equal(packet.PUBLISH), "expected %T or a PUBLISH, got %s", *new(T), p.Type())
+		Expect(p.Type()).To(Equal(packet.PUBLISH), "expected %s or a PUBLISH, got %s", what, p.Type())
 		e.pending[r] = append(e.pending[r], p)
 	}
-	Expect(false).To(BeTrue(), "no %T among 1000 packets", *new(T))
+	Expect(false).To(BeTrue(), "no %s among 1000 packets", what)
 	return *new(T)
 }
 
@@ -320,16 +327,7 @@ func (e *env) pub(r *client.Raw, topic string, payload string, qos byte, retain 
 // could reach the broker first. PUBLISHes read meanwhile are kept for next.
 func (e *env) handled(r *client.Raw) {
 	e.send(r, &packet.Pingreq{})
-	for range 1000 {
-		p, err := r.ReadPacket(wait)
-		Expect(err).NotTo(HaveOccurred(), "waiting for PINGRESP after a QoS 0 PUBLISH")
-		if p.Type() == packet.PINGRESP {
-			return
-		}
-		Expect(p.Type()).To(Equal(packet.PUBLISH), "expected PINGRESP or a PUBLISH, got %s", p.Type())
-		e.pending[r] = append(e.pending[r], p)
-	}
-	Expect(false).To(BeTrue(), "no PINGRESP among 1000 packets")
+	setAside[*packet.Pingresp](e, r, "PINGRESP after a QoS 0 PUBLISH")
 }
 
 // recv reads the next PUBLISH and acknowledges it as its QoS requires.
