@@ -52,17 +52,8 @@ assertions:
     within: {after: cut, from: 0.3s, to: 3s}
     equals: 1
 `
-	sc, err := Parse([]byte(text), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
 	rec := events.NewRecorder()
-	res, err := Run(ctx, sc, Options{Events: rec})
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := runText(t, text, Options{Events: rec})
 	for _, a := range res.Assertions {
 		t.Logf("%s %s: %s", a.Verdict, a.Name, a.Message)
 	}
@@ -143,16 +134,7 @@ assertions:
     events: {kind: publish_received, client: sub}
     equals: 1
 `
-	sc, err := Parse([]byte(text), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	res, err := Run(ctx, sc, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := runText(t, text, Options{})
 	if res.Verdict() != reports.Fail {
 		t.Fatalf("verdict %s, want fail", res.Verdict())
 	}
@@ -260,4 +242,21 @@ assertions:
 			t.Errorf("dry run lacks %q", want)
 		}
 	}
+}
+
+// runText parses a scenario written in the test and runs it to the end
+// (bounded by a minute).
+func runText(t *testing.T, text string, opts Options) *reports.Results {
+	t.Helper()
+	sc, err := Parse([]byte(text), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := Run(ctx, sc, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
 }
