@@ -45,11 +45,10 @@ func ids(prefix string, n int) []string {
 // FanIn: n publishers flood QoS 0 to one subscriber of bench/in/+ for d;
 // Rate is messages the subscriber received per second.
 func FanIn(addr string, n int, d time.Duration) (Result, error) {
-	subs, err := dialAll(addr, []string{"fanin-sub"})
+	s, err := Dial(addr, "fanin-sub", 0)
 	if err != nil {
 		return Result{}, err
 	}
-	s := subs[0]
 	defer s.Close()
 	if err := s.Subscribe("bench/in/+", 0); err != nil {
 		return Result{}, err
@@ -97,11 +96,11 @@ func FanOut(addr string, n int, d time.Duration) (Result, error) {
 			return Result{}, err
 		}
 	}
-	pubs, err := dialAll(addr, []string{"fanout-pub"})
+	p, err := Dial(addr, "fanout-pub", 0)
 	if err != nil {
 		return Result{}, err
 	}
-	defer CloseAll(pubs...)
+	defer p.Close()
 	until := time.Now().Add(d)
 	var wg sync.WaitGroup
 	var received atomic.Int64
@@ -118,7 +117,7 @@ func FanOut(addr string, n int, d time.Duration) (Result, error) {
 			received.Add(n)
 		}()
 	}
-	sent := pubs[0].Flood("bench/out", Payload64, until)
+	sent := p.Flood("bench/out", Payload64, until)
 	wg.Wait()
 	return result(int64(sent), received.Load(), d), nil
 }
@@ -127,20 +126,18 @@ func FanOut(addr string, n int, d time.Duration) (Result, error) {
 // messages to one QoS 1 subscriber that acknowledges everything, for d;
 // Rate is messages the subscriber received per second.
 func PointToPoint(addr string, w int, d time.Duration) (Result, error) {
-	subs, err := dialAll(addr, []string{"p2p-sub"})
+	s, err := Dial(addr, "p2p-sub", 0)
 	if err != nil {
 		return Result{}, err
 	}
-	s := subs[0]
 	defer s.Close()
 	if err := s.Subscribe("bench/p2p", 1); err != nil {
 		return Result{}, err
 	}
-	pubs, err := dialAll(addr, []string{"p2p-pub"})
+	p, err := Dial(addr, "p2p-pub", 0)
 	if err != nil {
 		return Result{}, err
 	}
-	p := pubs[0]
 	defer p.Close()
 	until := time.Now().Add(d)
 	var received atomic.Int64
