@@ -25,11 +25,7 @@ import (
 // MQTTFLEET_BENCH_PROFILE_DIR writes a CPU profile of each mqttfleet run.
 // The table at the end gives each figure and its ratio to Mosquitto's.
 func BenchmarkBrokers(b *testing.B) {
-	secs := 3.0
-	if v, err := strconv.ParseFloat(os.Getenv("MQTTFLEET_BENCH_SECONDS"), 64); err == nil && v > 0 {
-		secs = v
-	}
-	d := time.Duration(secs * float64(time.Second))
+	d := mqttload.RunLength(3 * time.Second)
 	kinds := []string{"mosquitto", "mqttfleet", "mochi"}
 	one := func(unit string, v float64) []figure { return []figure{{unit, v}} }
 	scenarios := []struct {

@@ -3,8 +3,6 @@ package netem
 import (
 	"io"
 	"net"
-	"os"
-	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -235,11 +233,7 @@ func BenchmarkProxyLatency(b *testing.B) {
 // fan-in (10 publishers, one subscriber). MQTTFLEET_BENCH_SECONDS sets the
 // length of each round (default 2).
 func BenchmarkProxyMQTT(b *testing.B) {
-	secs := 2.0
-	if v, err := strconv.ParseFloat(os.Getenv("MQTTFLEET_BENCH_SECONDS"), 64); err == nil && v > 0 {
-		secs = v
-	}
-	d := time.Duration(secs * float64(time.Second))
+	d := mqttload.RunLength(2 * time.Second)
 	broker := mosquittotest.Start(b, mosquittotest.Config("log_type error")).Addr
 	px := withProxy(b, broker, events.NewRecorder())
 	scenarios := []struct {

@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -176,4 +177,13 @@ func CloseAll(cs ...*Conn) {
 			_ = c.NC.Close()
 		}
 	}
+}
+
+// RunLength is how long each scenario run of a benchmark lasts:
+// MQTTFLEET_BENCH_SECONDS when it holds a positive number, else def.
+func RunLength(def time.Duration) time.Duration {
+	if v, err := strconv.ParseFloat(os.Getenv("MQTTFLEET_BENCH_SECONDS"), 64); err == nil && v > 0 {
+		return time.Duration(v * float64(time.Second))
+	}
+	return def
 }
