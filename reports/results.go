@@ -60,11 +60,24 @@ type Results struct {
 	Assertions        []Assertion      `json:"assertions"`
 	Conformance       *Matrix          `json:"conformance,omitempty"`
 	Events            EventsSummary    `json:"events"`
+	// Steps are the scenario timeline's steps, for chart markers.
+	Steps []StepWindow `json:"steps,omitempty"`
+	// Groups holds each device group's own totals, by group name.
+	Groups map[string]*Group `json:"groups,omitempty"`
+	// Timelines are the event histories of the devices that failed an
+	// assertion (bounded by MaxTimelines), for the report's drill-down.
+	Timelines []Timeline `json:"timelines,omitempty"`
 }
 
 // Run is the metadata of a run.
 type Run struct {
-	Name          string    `json:"name"`
+	// ID identifies one run of a fleet; every shard of that run carries the
+	// same ID, so Merge can key shards by (ID, shard index).
+	ID   string `json:"id,omitempty"`
+	Name string `json:"name"`
+	// Status says how the run ended; empty in files older than this field
+	// reads as completed.
+	Status        Status    `json:"status,omitempty"`
 	Target        string    `json:"target"`
 	TargetVersion string    `json:"target_version,omitempty"`
 	Version       string    `json:"mqttfleet_version"`
