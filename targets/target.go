@@ -9,12 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/mqttfleet/mqttfleet/reports"
 )
 
 // ErrUnavailable marks a target that cannot run on this machine (no Docker
-// engine, image not present, ...). Suites skip such a target with the error's
-// text as the reason instead of failing.
-var ErrUnavailable = errors.New("target unavailable")
+// engine, image not present, ...) or cannot be reached. It is the results
+// model's ErrTargetUnavailable, so a command that returns it exits 3.
+var ErrUnavailable = reports.ErrTargetUnavailable
 
 // ErrNotSupported is returned by lifecycle calls a target cannot honour, such
 // as restarting a broker the user runs outside the harness.
