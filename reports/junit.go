@@ -202,8 +202,21 @@ func runProps(r *Results) *junitProps {
 	add("seed", fmt.Sprint(r.Run.Seed))
 	add("shard", r.Run.Shard.String())
 	add("command", strings.Join(r.Run.Command, " "))
+	add("run_id", r.Run.ID)
+	add("status", string(r.Run.Status))
+	// The run's delivery totals, from the same counters as the HTML and
+	// Markdown reports, so a CI page shows the figures the verdicts used.
+	for _, k := range junitTotals {
+		if v, ok := r.Counters[k]; ok {
+			add("totals."+k, fmt.Sprint(v))
+		}
+	}
 	return p
 }
+
+// junitTotals are the counters JUnit carries as suite properties.
+var junitTotals = []string{"devices", "connects", "connect_failures", "publishes_sent", "publishes_received",
+	"publishes_acked", "expected", "lost", "duplicates", "out_of_order"}
 
 // classPart makes a name safe as a dotted classname segment.
 func classPart(s string) string {

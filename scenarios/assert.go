@@ -16,6 +16,21 @@ import (
 type moments struct {
 	t0, end time.Time
 	steps   map[string]time.Time
+	// last is when the timeline's last step finished (zero when unknown).
+	// Messages sent after it go out during the drain and teardown, where a
+	// subscriber may already be leaving: delivery does not expect them
+	// unless a window asks for them explicitly.
+	last time.Time
+}
+
+// sendWindow is the window of sends a delivery check expects, for an
+// assertion window w (nil: the whole timeline, not the drain after it).
+func (m moments) sendWindow(w *Window) (span, error) {
+	s, err := m.resolve(w)
+	if err == nil && w == nil && !m.last.IsZero() {
+		s.to = m.last
+	}
+	return s, err
 }
 
 // span is a resolved window [from, to].
@@ -179,12 +194,16 @@ func (r *runner) check(a *Assertion, b bounds, evs []events.Event, m moments, co
 		}
 		return verdict{pass: b.holds(float64(n)), msg: fmt.Sprintf("%s = %d (want %s)", a.Counter, n, b.String(false))}, nil
 	}
+	if a.Expect == ExpectDelivery {
+		sends, err := m.sendWindow(a.During)
+		if err != nil {
+			return verdict{}, err
+		}
+		return checkDelivery(a, evs, sends, m.t0)
+	}
 	during, err := m.resolve(a.During)
 	if err != nil {
 		return verdict{}, err
-	}
-	if a.Expect == ExpectDelivery {
-		return checkDelivery(a, evs, during, m.t0)
 	}
 	match := a.Events.match()
 	var sel []events.Event

@@ -16,77 +16,156 @@ type msgKey struct {
 	seq   uint64
 }
 
-// checkDelivery accounts every message the publishers (From) sent during the
-// window against what each receiver (To) got: a receiver expects the
-// messages whose topic matches a filter it subscribed to (from its
-// subscribed events, so the check needs nothing from the broker). Lost are
-// expected messages never received; duplicates are messages received more
-// than once by one receiver.
-func checkDelivery(a *Assertion, evs []events.Event, during span, t0 time.Time) (verdict, error) {
-	from := a.From.match()
-	toM := *a.To
-	toM.Kind = nil
-	to := toM.match()
-	sentKind := events.PublishSent
-	if a.Basis == "acked" {
-		sentKind = events.PublishAcked
-	}
+// ledger is the delivery accounting of a scenario run, the one both the
+// `delivery` assertion and the results' totals (lost, duplicates, expected,
+// out_of_order, per group) come from, so a report can never show a figure
+// the verdicts disagree with.
+//
+// A receiver expects the messages whose topic matches a filter it
+// subscribed to (from its subscribed events, so nothing is asked of the
+// broker). Lost are expected messages never received by the end of the
+// run's drain; duplicates are copies beyond the first that one receiver got;
+// out of order counts first receipts whose sequence number is lower than one
+// the receiver already had on that topic.
+type ledger struct {
+	sent       int
+	receivers  int
+	expected   int
+	lost, dups int
+	outOfOrder int
+	// byGroup is the same accounting per receiver group (device group name,
+	// or client name for scenario clients).
+	byGroup map[string]*ledger
+	lostEv  []events.Event
+	dupEv   []events.Event
+	firstEv []events.Event // the first sent messages, evidence when nothing went wrong
+}
+
+// ledgerOptions select what a ledger accounts.
+type ledgerOptions struct {
+	from, to events.Match
+	during   span
+	sentKind events.Kind
+	perGroup bool
+}
+
+// account builds the ledger of evs.
+func account(evs []events.Event, o ledgerOptions) *ledger {
 	sent := map[msgKey]events.Event{}
 	var sentOrder []msgKey
 	filters := map[string]map[string]bool{} // receiver -> filters
+	group := map[string]string{}            // receiver -> its group
 	received := map[string]map[msgKey][]events.Event{}
+	maxSeq := map[string]map[string]uint64{} // receiver -> topic -> highest seq seen
+	ooo := map[string]int{}
 	var receivers []string
 	for _, e := range evs {
 		switch {
-		case e.Kind == sentKind && e.Seq > 0 && from(e) && during.has(e.Time):
+		case e.Kind == o.sentKind && e.Seq > 0 && o.from(e) && o.during.has(e.Time):
 			k := msgKey{e.Topic, e.Seq}
 			if _, ok := sent[k]; !ok {
 				sentOrder = append(sentOrder, k)
 			}
 			sent[k] = e
-		case e.Kind == events.Subscribed && e.Source != events.SourceBroker && to(e) && e.QoS < 0x80:
+		case e.Kind == events.Subscribed && e.Source != events.SourceBroker && o.to(e) && e.QoS < 0x80:
 			if filters[e.ClientID] == nil {
 				filters[e.ClientID] = map[string]bool{}
 				receivers = append(receivers, e.ClientID)
+				group[e.ClientID] = receiverGroup(e)
 			}
 			filters[e.ClientID][e.Topic] = true
-		case e.Kind == events.PublishReceived && e.Seq > 0 && e.Source != events.SourceBroker && to(e):
+		case e.Kind == events.PublishReceived && e.Seq > 0 && e.Source != events.SourceBroker && o.to(e):
 			if received[e.ClientID] == nil {
 				received[e.ClientID] = map[msgKey][]events.Event{}
+				maxSeq[e.ClientID] = map[string]uint64{}
 			}
 			k := msgKey{e.Topic, e.Seq}
+			if len(received[e.ClientID][k]) == 0 {
+				if e.Seq < maxSeq[e.ClientID][e.Topic] {
+					ooo[e.ClientID]++
+				}
+				maxSeq[e.ClientID][e.Topic] = max(maxSeq[e.ClientID][e.Topic], e.Seq)
+			}
 			received[e.ClientID][k] = append(received[e.ClientID][k], e)
 		}
 	}
-	if len(sent) == 0 && a.Basis == "acked" {
-		return verdict{}, fmt.Errorf("basis acked needs publishers whose acks carry sequence numbers (scenario clients); none found for %s", a.From)
+	l := &ledger{sent: len(sent), receivers: len(receivers)}
+	if o.perGroup {
+		l.byGroup = map[string]*ledger{}
 	}
-	if len(receivers) == 0 {
-		return verdict{msg: fmt.Sprintf("no receiver matching %s subscribed to anything", a.To)}, nil
+	for i, k := range sentOrder {
+		if i == 5 {
+			break
+		}
+		l.firstEv = append(l.firstEv, sent[k])
 	}
 	sort.Strings(receivers)
-	var expected, lost, dups int
-	var lostEv, dupEv []events.Event
 	for _, rc := range receivers {
+		var g *ledger
+		if o.perGroup {
+			if g = l.byGroup[group[rc]]; g == nil {
+				g = &ledger{}
+				l.byGroup[group[rc]] = g
+			}
+			g.receivers++
+			g.outOfOrder += ooo[rc]
+		}
+		l.outOfOrder += ooo[rc]
 		for _, k := range sentOrder {
 			if !matchesAny(filters[rc], k.topic) {
 				continue
 			}
-			expected++
 			got := received[rc][k]
+			lost, dups := 0, 0
 			switch {
 			case len(got) == 0:
-				lost++
-				if len(lostEv) < 10 {
-					lostEv = append(lostEv, sent[k])
+				lost = 1
+				if len(l.lostEv) < 10 {
+					l.lostEv = append(l.lostEv, sent[k])
 				}
 			case len(got) > 1:
-				dups += len(got) - 1
-				if len(dupEv) < 10 {
-					dupEv = append(dupEv, got...)
+				dups = len(got) - 1
+				if len(l.dupEv) < 10 {
+					l.dupEv = append(l.dupEv, got...)
 				}
 			}
+			l.expected++
+			l.lost += lost
+			l.dups += dups
+			if g != nil {
+				g.expected++
+				g.lost += lost
+				g.dups += dups
+			}
 		}
+	}
+	return l
+}
+
+// receiverGroup is the group a receiver's accounting is filed under: its
+// device group, or its own name for a scenario client.
+func receiverGroup(e events.Event) string {
+	if e.Group != "" {
+		return e.Group
+	}
+	return e.ClientID
+}
+
+// checkDelivery accounts every message the publishers (From) sent during the
+// window against what each receiver (To) got; see ledger.
+func checkDelivery(a *Assertion, evs []events.Event, during span, t0 time.Time) (verdict, error) {
+	toM := *a.To
+	toM.Kind = nil
+	o := ledgerOptions{from: a.From.match(), to: toM.match(), during: during, sentKind: events.PublishSent}
+	if a.Basis == "acked" {
+		o.sentKind = events.PublishAcked
+	}
+	l := account(evs, o)
+	if l.sent == 0 && a.Basis == "acked" {
+		return verdict{}, fmt.Errorf("basis acked needs publishers whose acks carry sequence numbers (scenario clients); none found for %s", a.From)
+	}
+	if l.receivers == 0 {
+		return verdict{msg: fmt.Sprintf("no receiver matching %s subscribed to anything", a.To)}, nil
 	}
 	maxLost, maxDup := 0, 0
 	if a.MaxLost != nil {
@@ -96,20 +175,15 @@ func checkDelivery(a *Assertion, evs []events.Event, during span, t0 time.Time) 
 		maxDup = *a.MaxDup
 	}
 	minMsgs := max(a.MinChecks, 1)
-	v := verdict{pass: lost <= maxLost && dups <= maxDup && expected >= minMsgs}
+	v := verdict{pass: l.lost <= maxLost && l.dups <= maxDup && l.expected >= minMsgs}
 	v.msg = fmt.Sprintf("%d messages %s by %s, %d deliveries expected at %d receivers: %d lost (max %d), %d duplicates (max %d)",
-		len(sent), map[bool]string{true: "acked", false: "sent"}[a.Basis == "acked"], a.From, expected, len(receivers), lost, maxLost, dups, maxDup)
-	if expected < minMsgs {
+		l.sent, map[bool]string{true: "acked", false: "sent"}[a.Basis == "acked"], a.From, l.expected, l.receivers, l.lost, maxLost, l.dups, maxDup)
+	if l.expected < minMsgs {
 		v.msg += fmt.Sprintf("; want at least %d expected deliveries", minMsgs)
 	}
-	v.evidence = append(lostEv, dupEv...)
+	v.evidence = append(l.lostEv, l.dupEv...)
 	if len(v.evidence) == 0 {
-		for _, k := range sentOrder {
-			v.evidence = append(v.evidence, sent[k])
-			if len(v.evidence) >= 5 {
-				break
-			}
-		}
+		v.evidence = l.firstEv
 	}
 	return v, nil
 }

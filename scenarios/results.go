@@ -13,9 +13,13 @@ import (
 // results builds the results file: the Collector's aggregates, the run's
 // metadata, a failed check for a timeline that broke off, and every
 // assertion's verdict with its evidence.
-func (r *runner) results(started, ended time.Time, stepErr error) *reports.Results {
+func (r *runner) results(started, ended time.Time, stepErr error, interrupted bool) *reports.Results {
 	res := r.col.Results()
 	res.Run.Start, res.Run.End = started, ended
+	res.Run.Status = reports.StatusCompleted
+	if interrupted {
+		res.Run.Status = reports.StatusInterrupted
+	}
 	total := 0
 	for _, g := range r.sc.Groups {
 		total += g.Count
@@ -28,7 +32,7 @@ func (r *runner) results(started, ended time.Time, stepErr error) *reports.Resul
 	evs := r.rec.Events()
 	sort.SliceStable(evs, func(i, j int) bool { return evs[i].Time.Before(evs[j].Time) })
 	r.mu.Lock()
-	m := moments{t0: r.t0, end: ended, steps: map[string]time.Time{}}
+	m := moments{t0: r.t0, end: ended, last: r.timelineEnd, steps: map[string]time.Time{}}
 	for k, v := range r.stepAt {
 		m.steps[k] = v
 	}
@@ -39,8 +43,16 @@ func (r *runner) results(started, ended time.Time, stepErr error) *reports.Resul
 	if m.t0.IsZero() {
 		m.t0 = started
 	}
+	if err := totals(res, evs, r.sc, m); err != nil {
+		r.log.Warn("delivery totals", "err", err)
+	}
 	if stepErr != nil {
 		a := reports.Assertion{Name: "timeline", Verdict: reports.Fail, Message: stepErr.Error()}
+		if interrupted {
+			// Stopped by the user, not by the broker: the timeline did not
+			// finish, which is no verdict on the target.
+			a.Verdict, a.Message = reports.Error, "interrupted: "+stepErr.Error()
+		}
 		var se *StepError
 		if errors.As(stepErr, &se) {
 			a.Name = "timeline: step " + se.Step

@@ -68,7 +68,10 @@ type runner struct {
 	listeners map[string]string        // proxy group listeners for paho groups
 	drops     map[string]*kernel.Drops // kernel DROP rules by the group or client they cover
 	ownTarget bool                     // Run started the target, so Run stops it
-	timers    sync.WaitGroup           // fault restores scheduled by for:
+	// timelineEnd is when the last step finished: messages sent after it
+	// fall in the drain, and the run's totals do not expect them.
+	timelineEnd time.Time
+	timers      sync.WaitGroup // fault restores scheduled by for:
 }
 
 // Run runs the scenario and returns its results: every assertion's verdict
@@ -89,7 +92,7 @@ func Run(ctx context.Context, sc *Scenario, opts Options) (*reports.Results, err
 		return nil, err
 	}
 	r.target = t
-	r.col = reports.NewCollector(reports.KindScenario, reports.Run{Name: sc.Name, Target: t.Name(),
+	r.col = reports.NewCollector(reports.KindScenario, reports.Run{ID: runIdentity(sc, time.Now()), Name: sc.Name, Target: t.Name(),
 		Seed: int64(sc.Seed), Shard: reports.Shard{Index: 0, Count: 1}, Command: opts.Command, Host: hostname()})
 	r.sink = events.Multi(r.rec, newCollectorFeed(r.col), opts.Events)
 
@@ -101,9 +104,13 @@ func Run(ctx context.Context, sc *Scenario, opts Options) (*reports.Results, err
 	started := time.Now()
 	if err := r.startTarget(ctx); err != nil {
 		if errors.Is(err, targets.ErrUnavailable) {
-			return r.skipped(err.Error()), nil
+			// Nothing was judged: every assertion is skipped with the reason,
+			// and the status makes the run exit 3, never green.
+			res := r.skipped(err.Error())
+			res.Run.Status = reports.StatusTargetUnavailable
+			return res, nil
 		}
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", reports.ErrTargetUnavailable, err)
 	}
 	stopTarget := r.stopTargetFunc()
 	defer stopTarget()
@@ -112,11 +119,13 @@ func Run(ctx context.Context, sc *Scenario, opts Options) (*reports.Results, err
 		return nil, err
 	}
 	stepErr := r.timeline(ctx)
+	r.timelineEnd = time.Now()
 	r.drain(ctx)
 	r.tearDown()
 	ended := time.Now()
 	stopTarget()
-	return r.results(started, ended, stepErr), nil
+	res := r.results(started, ended, stepErr, ctx.Err() != nil)
+	return res, nil
 }
 
 func hostname() string {
@@ -185,6 +194,11 @@ func (r *runner) missingCapabilities() []string {
 // startTarget starts the target unless the caller already did.
 func (r *runner) startTarget(ctx context.Context) error {
 	if u, ok := r.target.Addr("tcp"); ok {
+		// A broker the user runs: make sure it answers before any verdict
+		// is drawn from its silence.
+		if err := targets.Check(ctx, r.target); err != nil {
+			return err
+		}
 		return r.setAddr(u)
 	}
 	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
@@ -315,6 +329,7 @@ func (r *runner) tearDown() {
 func (r *runner) skipped(reason string) *reports.Results {
 	res := r.col.Results()
 	res.Run.Start, res.Run.End = time.Now(), time.Now()
+	res.Run.Status = reports.StatusCompleted
 	for _, a := range r.sc.Assertions {
 		res.AddAssertion(reports.Assertion{Name: a.Name, Verdict: reports.Skipped, Message: reason, Statements: a.Statements})
 	}
@@ -363,4 +378,10 @@ func (r *runner) progress(done <-chan struct{}) {
 				now.Sub(t0).Seconds(), step, conn, total, r.rec.Len())
 		}
 	}
+}
+
+// runIdentity names one run of a scenario: its name, its run ID (seed and
+// name) and when it started, so two runs of one file never share an ID.
+func runIdentity(sc *Scenario, at time.Time) string {
+	return fmt.Sprintf("%s-%08x-%d", sc.Name, simulator.RunID(sc.Seed, sc.Name), at.UnixMilli())
 }

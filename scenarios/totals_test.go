@@ -1,0 +1,123 @@
+package scenarios
+
+import (
+	"bytes"
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/mqttfleet/mqttfleet/reports"
+)
+
+// A subscriber whose link is blackholed loses QoS 1 messages (clean
+// session: nothing is queued for it). The run's lost total must be the
+// same non-zero figure in results.json, the HTML, Markdown and JUnit
+// reports, and the `delivery` assertion — one accounting, not several.
+const lossyScenario = `
+name: lossy-subscriber
+seed: 7
+drain: 1s
+groups:
+  - name: pubs
+    count: 2
+    client_id: "pub-{{.Index}}"
+    publish: {interval: 100ms, topic: "acc/{{.Index}}", qos: 1}
+  - name: healthy
+    count: 1
+    client_id: "ok-{{.Index}}"
+    subscriptions: [{filter: "acc/#", qos: 1}]
+  - name: cut
+    count: 1
+    proxy: true
+    keepalive: 1s
+    client_id: "cut-{{.Index}}"
+    subscriptions: [{filter: "acc/#", qos: 1}]
+steps:
+  - name: online
+    do: wait
+    connected: cut
+    timeout: 20s
+  - name: subscribers up
+    do: wait
+    connected: healthy
+    timeout: 20s
+  - name: blackhole
+    delay: 500ms
+    do: blackhole
+    group: cut
+    for: 2s
+  - name: end
+    delay: 3s
+    do: mark
+assertions:
+  - name: every message reaches every subscriber
+    expect: delivery
+    from: {group: pubs}
+    to: {kind: publish_received}
+`
+
+func TestLostTotalsAgreeEverywhere(t *testing.T) {
+	res := runText(t, lossyScenario, Options{})
+	lost := res.Counters["lost"]
+	if lost <= 0 {
+		t.Fatalf("counters lost = %d, want > 0 after a 2 s blackhole on a QoS 1 subscriber (counters %v)", lost, res.Counters)
+	}
+	var delivery *reports.Assertion
+	for i := range res.Assertions {
+		if res.Assertions[i].Name == "every message reaches every subscriber" {
+			delivery = &res.Assertions[i]
+		}
+	}
+	if delivery == nil {
+		t.Fatalf("no delivery assertion in %+v", res.Assertions)
+	}
+	m := regexp.MustCompile(`(\d+) lost`).FindStringSubmatch(delivery.Message)
+	if m == nil {
+		t.Fatalf("delivery message %q has no lost figure", delivery.Message)
+	}
+	if n, _ := strconv.ParseInt(m[1], 10, 64); n != lost || delivery.Verdict != reports.Fail {
+		t.Fatalf("delivery says %s lost (%s), counters say %d", m[1], delivery.Verdict, lost)
+	}
+	if g := res.Groups["cut"]; g == nil || g.Counters["lost"] != lost {
+		t.Fatalf("group cut totals %+v, want all %d lost there", g, lost)
+	}
+	if g := res.Groups["healthy"]; g == nil || g.Counters["lost"] != 0 || g.Counters["expected"] == 0 {
+		t.Fatalf("group healthy totals %+v, want 0 lost of a non-zero expected", g)
+	}
+
+	// The results file, read back, and every renderer show the same figure.
+	path := filepath.Join(t.TempDir(), "results.json")
+	if err := res.Write(path); err != nil {
+		t.Fatal(err)
+	}
+	back, err := reports.Read(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.Counters["lost"] != lost {
+		t.Fatalf("results.json lost = %d, want %d", back.Counters["lost"], lost)
+	}
+	want := fmt.Sprint(lost)
+	render := func(f func(w *bytes.Buffer) error) string {
+		var b bytes.Buffer
+		if err := f(&b); err != nil {
+			t.Fatal(err)
+		}
+		return b.String()
+	}
+	html := render(func(w *bytes.Buffer) error { return reports.HTML(w, back) })
+	if !strings.Contains(html, `<div class="l">lost</div><div class="v">`+want+`</div>`) {
+		t.Errorf("report.html does not show lost %s in its lost tile", want)
+	}
+	md := render(func(w *bytes.Buffer) error { return reports.Markdown(w, back) })
+	if !strings.Contains(md, "| lost | "+want+" |") {
+		t.Errorf("report.md does not show | lost | %s |:\n%s", want, md)
+	}
+	junit := render(func(w *bytes.Buffer) error { return reports.JUnit(w, back) })
+	if !strings.Contains(junit, `<property name="totals.lost" value="`+want+`">`) {
+		t.Errorf("junit.xml does not carry totals.lost %s", want)
+	}
+}
