@@ -111,6 +111,9 @@ func JUnit(w io.Writer, r *Results) error {
 	if len(r.Assertions) > 0 || r.Conformance == nil {
 		s := junitSuite{Name: name, Timestamp: ts, Hostname: r.Run.Host, Properties: runProps(r)}
 		class := "mqttfleet." + classPart(name)
+		if c, ok := statusCase(r, class); ok {
+			s.add(c, 0)
+		}
 		for _, a := range r.Assertions {
 			c := junitCase{Name: a.Name, Classname: class, Time: seconds(a.Duration)}
 			if a.Shard != "" {
@@ -262,4 +265,24 @@ func evidenceLine(e events.Event, start time.Time) string {
 		s += " " + d
 	}
 	return s
+}
+
+// statusCase is an error case for a run that did not complete, so CI never
+// shows a target that never started, or a run cut short, as all green.
+func statusCase(r *Results, class string) (junitCase, bool) {
+	var what string
+	switch r.Run.Status {
+	case StatusTargetUnavailable:
+		what = "the target could not be reached or started"
+	case StatusInterrupted:
+		what = "the run was interrupted; results are partial"
+	default:
+		return junitCase{}, false
+	}
+	msg := what
+	if r.Run.StatusReason != "" {
+		msg += ": " + r.Run.StatusReason
+	}
+	return junitCase{Name: "run status: " + string(r.Run.Status), Classname: class, Time: seconds(0),
+		Error: &junitProblem{Message: msg, Type: string(r.Run.Status), Body: msg}}, true
 }

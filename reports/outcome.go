@@ -61,6 +61,8 @@ func ExitCode(res *Results, err error) int {
 		return ExitPass
 	case res.Run.Status == StatusTargetUnavailable:
 		return ExitTargetUnavailable
+	case res.Run.Status == StatusInterrupted:
+		return ExitFail // partial results are never a pass
 	}
 	switch res.Verdict() {
 	case Fail, Error:

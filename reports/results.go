@@ -77,13 +77,19 @@ type Run struct {
 	Name string `json:"name"`
 	// Status says how the run ended; empty in files older than this field
 	// reads as completed.
-	Status        Status    `json:"status,omitempty"`
-	Target        string    `json:"target"`
-	TargetVersion string    `json:"target_version,omitempty"`
-	Version       string    `json:"mqttfleet_version"`
-	Seed          int64     `json:"seed"`
-	Shard         Shard     `json:"shard"`
-	Shards        []Shard   `json:"shards,omitempty"` // merged files: the parts
+	Status Status `json:"status,omitempty"`
+	// StatusReason says why a run did not complete (the target's error,
+	// the signal that stopped it).
+	StatusReason  string  `json:"status_reason,omitempty"`
+	Target        string  `json:"target"`
+	TargetVersion string  `json:"target_version,omitempty"`
+	Version       string  `json:"mqttfleet_version"`
+	Seed          int64   `json:"seed"`
+	Shard         Shard   `json:"shard"`
+	Shards        []Shard `json:"shards,omitempty"` // merged files: the parts
+	// MissingShards lists, in a merged file, the shard indexes of the run
+	// that no part covered.
+	MissingShards []int     `json:"missing_shards,omitempty"`
 	Devices       int       `json:"devices,omitempty"`
 	Start         time.Time `json:"start"`
 	End           time.Time `json:"end"`
@@ -167,9 +173,15 @@ type EventsSummary struct {
 }
 
 // Verdict is the verdict of the whole run: fail when any assertion or
-// conformance cell failed, error when one errored and none failed, else pass.
+// conformance cell failed, error when one errored and none failed or when the
+// run did not complete (target unavailable, interrupted), else pass.
 func (r *Results) Verdict() Verdict {
 	v := Pass
+	switch r.Run.Status {
+	case StatusTargetUnavailable, StatusInterrupted:
+		// The work did not (all) happen: never a pass.
+		v = Error
+	}
 	for _, a := range r.Assertions {
 		switch a.Verdict {
 		case Fail:

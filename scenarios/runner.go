@@ -108,6 +108,7 @@ func Run(ctx context.Context, sc *Scenario, opts Options) (*reports.Results, err
 			// and the status makes the run exit 3, never green.
 			res := r.skipped(err.Error())
 			res.Run.Status = reports.StatusTargetUnavailable
+			res.Run.StatusReason = err.Error()
 			return res, nil
 		}
 		return nil, fmt.Errorf("%w: %w", reports.ErrTargetUnavailable, err)

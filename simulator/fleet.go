@@ -66,6 +66,11 @@ type Config struct {
 	// StartAt is the run's time zero when in the future: shards started as
 	// separate processes share it, so their ramp-ups interleave as one.
 	StartAt time.Time
+	// RunID names the run in its results (Run.ID), so the shard files of
+	// one run merge and a shard given twice is refused. Empty: derived
+	// from the profile name, the seed and StartAt, which every shard of one
+	// run shares.
+	RunID string
 }
 
 // groupRT is a group with its templates compiled.
@@ -165,8 +170,15 @@ func New(cfg Config) (*Fleet, error) {
 		f.devices = append(f.devices, f.newDevice(i))
 	}
 	f.route(total)
+	runID := cfg.RunID
+	if runID == "" {
+		runID = fmt.Sprintf("%s-%08x", p.Name, f.run)
+		if !cfg.StartAt.IsZero() {
+			runID += fmt.Sprintf("-%d", cfg.StartAt.UnixMilli())
+		}
+	}
 	f.col = reports.NewCollector(reports.KindSimulate, reports.Run{
-		Name: p.Name, Target: f.addr, Seed: int64(p.Seed), Devices: f.hi - f.lo,
+		ID: runID, Name: p.Name, Target: f.addr, Seed: int64(p.Seed), Devices: f.hi - f.lo,
 		Shard: reports.Shard{Index: cfg.Shard.norm().Index, Count: cfg.Shard.norm().Count},
 	})
 	// The Collector's own sequence check assumes one gap means one loss; the
@@ -383,8 +395,14 @@ func (f *Fleet) Run(ctx context.Context) (*reports.Results, error) {
 		defer t.Stop()
 		end = t.C
 	}
+	status := reports.StatusCompleted
 	select {
 	case <-ctx.Done():
+		// Without a duration the fleet runs until it is stopped: that is
+		// its normal end. With one, stopping early leaves partial results.
+		if f.p.Duration > 0 {
+			status = reports.StatusInterrupted
+		}
 	case <-end:
 	case <-f.allSent:
 	}
@@ -401,6 +419,7 @@ func (f *Fleet) Run(ctx context.Context) (*reports.Results, error) {
 	f.shutdown()
 	f.closeEvents()
 	res := f.results(stopped)
+	res.Run.Status = status
 	return res, nil
 }
 
