@@ -2,13 +2,15 @@ package conformance
 
 import (
 	"bytes"
-	"encoding/json"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/onsi/ginkgo/v2/types"
+
+	"github.com/mqttfleet/mqttfleet/reports"
 )
 
 // spec builds one spec report the way Define labels it.
@@ -114,23 +116,36 @@ func TestRegistryCoverage(t *testing.T) {
 	}
 }
 
+// The matrix renders through the results model every command shares: the
+// results file reads back, and the HTML, Markdown and JUnit renderers show
+// the statement x target cells with their deviation notes.
 func TestRenderings(t *testing.T) {
 	m := BuildMatrix(testReport())
-	var js, md, html bytes.Buffer
-	if err := m.WriteJSON(&js); err != nil {
+	res := m.Results(time.Unix(1_700_000_000, 0), time.Unix(1_700_000_010, 0))
+	path := filepath.Join(t.TempDir(), "results.json")
+	if err := res.Write(path); err != nil {
 		t.Fatal(err)
 	}
-	var back Matrix
-	if err := json.Unmarshal(js.Bytes(), &back); err != nil || len(back.Rows) != len(m.Rows) {
-		t.Fatalf("JSON does not read back: %v", err)
-	}
-	if err := m.WriteMarkdown(&md); err != nil {
+	back, err := reports.Read(path)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(md.String(), "| MQTT-2.2.2-2 |") || !strings.Contains(md.String(), "deviation: MQTT-2.2.2-2: ignores flags") {
-		t.Errorf("Markdown lacks the deviation row:\n%s", md.String())
+	if back.Kind != reports.KindConformance || back.Conformance == nil || len(back.Conformance.Statements) == 0 {
+		t.Fatalf("results file lost the matrix: kind %s, matrix %v", back.Kind, back.Conformance)
 	}
-	if err := m.WriteHTML(&html); err != nil {
+	for _, target := range m.Targets {
+		if back.Conformance.Cell(target, "MQTT-3.1.4-4").Status == reports.CellNotCovered && m.Rows[0].Cells[target].Status != StatusNotCovered {
+			t.Errorf("%s: MQTT-3.1.4-4 cell lost", target)
+		}
+	}
+	var md, html, junit bytes.Buffer
+	if err := reports.Markdown(&md, back); err != nil {
+		t.Fatal(err)
+	}
+	if err := reports.HTML(&html, back); err != nil {
+		t.Fatal(err)
+	}
+	if err := reports.JUnit(&junit, back); err != nil {
 		t.Fatal(err)
 	}
 	h := html.String()
@@ -138,10 +153,16 @@ func TestRenderings(t *testing.T) {
 	if regexp.MustCompile(`(?i)https?://|\bsrc=|<link`).MatchString(h) {
 		t.Error("HTML refers to something outside the page")
 	}
-	for _, want := range []string{"<style>", "<script>", `id="fs"`, `id="fa"`, `data-area="connect"`, `data-st="pass`, "MQTT-3.1.4-4"} {
+	for _, want := range []string{"MQTT-3.1.4-4", "MQTT-2.2.2-2", "ignores flags"} {
 		if !strings.Contains(h, want) {
 			t.Errorf("HTML lacks %q", want)
 		}
+	}
+	if !strings.Contains(md.String(), "### Conformance") {
+		t.Errorf("Markdown lacks the conformance table:\n%s", md.String())
+	}
+	if !strings.Contains(junit.String(), "MQTT-2.2.2-2") {
+		t.Errorf("JUnit lacks the statement cases")
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/mqttfleet/mqttfleet/events"
@@ -80,9 +81,12 @@ func Summary(sc *Scenario, res *reports.Results) string {
 	for _, a := range res.Assertions {
 		counts[a.Verdict]++
 	}
-	verdict := res.Verdict()
-	if counts[reports.Skipped] == len(res.Assertions) && len(res.Assertions) > 0 {
-		verdict = reports.Skipped
+	verdict := string(res.Verdict())
+	switch {
+	case res.Run.Status == reports.StatusTargetUnavailable || res.Run.Status == reports.StatusInterrupted:
+		verdict = strings.ReplaceAll(string(res.Run.Status), "_", " ")
+	case counts[reports.Skipped] == len(res.Assertions) && len(res.Assertions) > 0:
+		verdict = string(reports.Skipped)
 	}
 	return fmt.Sprintf("%s: %s — %d passed, %d failed, %d errors, %d skipped in %s", sc.Name, verdict,
 		counts[reports.Pass], counts[reports.Fail], counts[reports.Error], counts[reports.Skipped],

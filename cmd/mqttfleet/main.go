@@ -13,6 +13,8 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/mqttfleet/mqttfleet/reports"
 )
 
 // command is one subcommand: run parses args and does the work until ctx ends.
@@ -27,8 +29,9 @@ func register(name, summary string, run func(ctx context.Context, args []string)
 	commands[name] = command{summary: summary, run: run}
 }
 
-// errUsage marks an error caused by bad arguments: exit code 2.
-var errUsage = errors.New("usage")
+// errUsage marks an error caused by bad arguments: exit code 2. It is the
+// results model's ErrInvalid, so bad scenario files and configs exit 2 too.
+var errUsage = reports.ErrInvalid
 
 func main() {
 	os.Exit(run(os.Args[1:]))
@@ -48,23 +51,19 @@ func run(args []string) int {
 		usage()
 		return 2
 	}
-	// The first Ctrl-C cancels ctx so the command can finish cleanly (write its
-	// results); a second one kills the process.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := interruptible()
 	defer stop()
 	err := cmd.run(ctx, args[1:])
-	switch {
-	case err == nil:
+	if errors.Is(err, flag.ErrHelp) {
 		return 0
-	case errors.Is(err, flag.ErrHelp):
-		return 0
-	case errors.Is(err, errUsage):
-		fmt.Fprintf(os.Stderr, "mqttfleet %s: %v\n", args[0], err)
-		return 2
-	default:
-		fmt.Fprintf(os.Stderr, "mqttfleet %s: %v\n", args[0], err)
-		return 1
 	}
+	// One contract for every command (README, docs/results.md): 0 pass,
+	// 1 a verdict failed, 2 bad usage/config/scenario, 3 target unavailable.
+	code := reports.ExitCode(nil, err)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "mqttfleet %s: %v\n", args[0], err)
+	}
+	return code
 }
 
 func usage() {
@@ -85,3 +84,42 @@ type repeated []string
 
 func (r *repeated) String() string     { return strings.Join(*r, ",") }
 func (r *repeated) Set(s string) error { *r = append(*r, s); return nil }
+
+// colorOK says whether output to f may carry ANSI colours: only on a
+// terminal, and never when NO_COLOR is set (https://no-color.org).
+func colorOK(f *os.File) bool {
+	if os.Getenv("NO_COLOR") != "" {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// interruptible returns a context the first SIGINT or SIGTERM cancels, so
+// the command stops cleanly and writes its (partial) results; a second
+// signal exits at once with 130. stop releases the signals.
+func interruptible() (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-sigs:
+		case <-done:
+			return
+		}
+		fmt.Fprintln(os.Stderr, "mqttfleet: interrupted: stopping and writing the results so far (interrupt again to quit at once)")
+		cancel()
+		select {
+		case <-sigs:
+			os.Exit(130)
+		case <-done:
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(sigs)
+		close(done)
+		cancel()
+	}
+}

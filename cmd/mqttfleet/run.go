@@ -30,7 +30,8 @@ Runs each scenario against its target (default: the in-process reference
 broker), prints live progress and every assertion's verdict, and writes
 results.json, report.html and junit.xml into the output directory.
 Exit status: 0 when every assertion passed (or was skipped), 1 when one
-failed or a scenario could not run, 2 for bad flags.
+failed or the run was interrupted, 2 for bad flags or scenario files,
+3 when the target could not be started or reached.
 
 flags:`
 
@@ -76,11 +77,22 @@ func runScenarios(ctx context.Context, args []string) error {
 	for _, path := range fs.Args() {
 		sc, err := scenarios.Load(path, vars)
 		if err != nil {
-			return err
+			return fmt.Errorf("%w: %w", errUsage, err)
 		}
 		scs = append(scs, sc)
 	}
 	if *dry {
+		// A dry run resolves and checks the target a real run would use,
+		// so it fails (exit 3) where the run would.
+		if *target != "" {
+			t, err := targets.ByName(*target)
+			if err != nil {
+				return fmt.Errorf("%w: --target: %v", errUsage, err)
+			}
+			if err := targets.Check(ctx, t); err != nil {
+				return fmt.Errorf("--target %s: %w", *target, err)
+			}
+		}
 		for _, sc := range scs {
 			if err := scenarios.Describe(os.Stdout, sc); err != nil {
 				return err
@@ -92,7 +104,7 @@ func runScenarios(ctx context.Context, args []string) error {
 	if _, _, err := simulator.RaiseOpenFileLimit(); err != nil {
 		fmt.Fprintf(os.Stderr, "warning: raise the open-file limit: %v\n", err)
 	}
-	failed := 0
+	failed, unavailable, interrupted := 0, 0, 0
 	stamp := time.Now().Format("20060102-150405")
 	for _, sc := range scs {
 		dir := *out
@@ -102,34 +114,43 @@ func runScenarios(ctx context.Context, args []string) error {
 		case len(scs) > 1:
 			dir = filepath.Join(dir, sc.Name)
 		}
-		ok, err := runOne(ctx, sc, dir, *target, *every, *withEvents, *verbose)
+		res, err := runOne(ctx, sc, dir, *target, *every, *withEvents, *verbose)
 		if err != nil {
 			return err
 		}
-		if !ok {
+		switch {
+		case res.Run.Status == reports.StatusTargetUnavailable:
+			unavailable++
+		case res.Run.Status == reports.StatusInterrupted:
+			interrupted++
+		case reports.ExitCode(res, nil) != reports.ExitPass:
 			failed++
 		}
 		if ctx.Err() != nil {
 			break
 		}
 	}
-	if failed > 0 {
+	switch {
+	case unavailable > 0:
+		return fmt.Errorf("%d of %d scenarios could not reach their target: %w", unavailable, len(scs), reports.ErrTargetUnavailable)
+	case interrupted > 0:
+		return fmt.Errorf("interrupted: the results written are partial")
+	case failed > 0:
 		return fmt.Errorf("%d of %d scenarios failed", failed, len(scs))
 	}
 	return nil
 }
 
-// runOne runs one scenario and writes its output files; ok is false when
-// an assertion failed or errored.
-func runOne(ctx context.Context, sc *scenarios.Scenario, dir, targetName string, every time.Duration, withEvents, verbose bool) (bool, error) {
+// runOne runs one scenario, writes its output files and returns its results.
+func runOne(ctx context.Context, sc *scenarios.Scenario, dir, targetName string, every time.Duration, withEvents, verbose bool) (*reports.Results, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return false, fmt.Errorf("create output directory: %w", err)
+		return nil, fmt.Errorf("create output directory: %w", err)
 	}
 	opts := scenarios.Options{Command: os.Args}
 	if targetName != "" {
 		t, err := targets.ByName(targetName)
 		if err != nil {
-			return false, fmt.Errorf("%w: %v", errUsage, err)
+			return nil, fmt.Errorf("%w: %v", errUsage, err)
 		}
 		opts.Target = t
 	}
@@ -143,7 +164,7 @@ func runOne(ctx context.Context, sc *scenarios.Scenario, dir, targetName string,
 	if withEvents {
 		f, err := os.Create(filepath.Join(dir, "events.jsonl"))
 		if err != nil {
-			return false, fmt.Errorf("create events file: %w", err)
+			return nil, fmt.Errorf("create events file: %w", err)
 		}
 		defer f.Close()
 		jl = events.NewJSONLines(bufio.NewWriter(f))
@@ -157,18 +178,17 @@ func runOne(ctx context.Context, sc *scenarios.Scenario, dir, targetName string,
 		}
 	}
 	if err != nil {
-		return false, fmt.Errorf("scenario %s: %w", sc.Name, err)
+		return nil, fmt.Errorf("scenario %s: %w", sc.Name, err)
 	}
 	printVerdicts(os.Stdout, sc, res)
 	paths, err := writeRunOutputs(dir, res)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	for _, p := range paths {
 		fmt.Printf("  wrote %s\n", p)
 	}
-	v := res.Verdict()
-	return v != reports.Fail && v != reports.Error, nil
+	return res, nil
 }
 
 // printVerdicts prints one line per assertion and the summary.

@@ -35,6 +35,8 @@ type simulateFlags struct {
 	rate                                                                        float64
 	seed                                                                        uint64
 	echo                                                                        bool
+	minConnected, maxLoss, maxDup                                               string
+	limits                                                                      simulator.Limits
 }
 
 func runSimulateCmd(ctx context.Context, args []string) error {
@@ -51,7 +53,7 @@ func runSimulateCmd(ctx context.Context, args []string) error {
 	fs.StringVar(&o.events, "events", "", "write every fleet event as JSON lines to this file")
 	fs.StringVar(&o.startAt, "start-at", "", "run start as Unix milliseconds (set by --procs so shards ramp up as one)")
 	fs.IntVar(&o.maxConnecting, "max-connecting", 0, "connect attempts in flight at once (overrides the profile; default 96)")
-	fs.IntVar(&o.devices, "devices", 0, "device count (overrides the first group's count of a profile)")
+	fs.IntVar(&o.devices, "devices", 100, "device count (overrides the first group's count of a profile)")
 	fs.DurationVar(&o.duration, "duration", 0, "how long devices publish (overrides the profile; 0 = until Ctrl-C)")
 	fs.Uint64Var(&o.seed, "seed", 0, "run seed (overrides the profile's)")
 	fs.DurationVar(&o.interval, "interval", 10*time.Second, "without a profile: publish interval per device")
@@ -59,6 +61,9 @@ func runSimulateCmd(ctx context.Context, args []string) error {
 	fs.DurationVar(&o.keepalive, "keepalive", 30*time.Second, "without a profile: keepalive")
 	fs.Float64Var(&o.rate, "rate", 1000, "without a profile: ramp-up rate, devices per second")
 	fs.BoolVar(&o.echo, "echo", true, "without a profile: each device subscribes to its own topic (end-to-end latency, loss)")
+	fs.StringVar(&o.minConnected, "min-connected", "100%", "verdict: devices that must connect at least once, a count or a share (95%)")
+	fs.StringVar(&o.maxLoss, "max-loss", "", "verdict: expected deliveries that may be lost, a count or a share (default 0 when --qos or any profile publish is QoS 1 or 2; unchecked for QoS 0)")
+	fs.StringVar(&o.maxDup, "max-dup", "", "verdict: duplicate deliveries allowed, a count or a share (default 0 for QoS 2; else unchecked)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -77,6 +82,9 @@ func runSimulateCmd(ctx context.Context, args []string) error {
 	}
 	p, err := o.buildProfile(fs)
 	if err != nil {
+		return err
+	}
+	if err := o.parseLimits(p); err != nil {
 		return err
 	}
 	if o.procs > 1 {
@@ -98,9 +106,6 @@ func (o *simulateFlags) buildProfile(fs *flag.FlagSet) (*profile.Profile, error)
 		}
 	} else {
 		n := o.devices
-		if n == 0 {
-			n = 100
-		}
 		ka := o.keepalive
 		g := profile.Group{
 			Name: "devices", Count: n, ClientID: "dev-{{.Index}}", KeepAlive: &ka,
@@ -115,6 +120,25 @@ func (o *simulateFlags) buildProfile(fs *flag.FlagSet) (*profile.Profile, error)
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for _, c := range []struct {
+		name string
+		bad  bool
+		want string
+	}{
+		{"devices", o.devices <= 0, "at least 1 device"},
+		{"qos", o.qos < 0 || o.qos > 2, "0, 1 or 2"},
+		{"interval", o.interval <= 0, "a positive duration"},
+		{"keepalive", o.keepalive < 0 || o.keepalive > 65535*time.Second, "0 to 18h12m15s"},
+		{"rate", o.rate <= 0, "a positive number of devices per second"},
+		{"duration", o.duration < 0, "0 (until Ctrl-C) or a positive duration"},
+		{"max-connecting", o.maxConnecting < 0, "0 (default) or a positive count"},
+		{"procs", o.procs < 1, "at least 1"},
+	} {
+		if c.bad && (set[c.name] || o.profile == "") {
+			f := fs.Lookup(c.name)
+			return nil, fmt.Errorf("%w: --%s %s: want %s", errUsage, c.name, f.Value, c.want)
+		}
+	}
 	if set["devices"] && o.profile != "" {
 		p.Groups[0].Count = o.devices
 	}
@@ -158,7 +182,7 @@ func runOneFleet(ctx context.Context, o *simulateFlags, p *profile.Profile) erro
 	if o.startAt != "" {
 		ms, err := strconv.ParseInt(o.startAt, 10, 64)
 		if err != nil {
-			return fmt.Errorf("%w: --start-at: %v", errUsage, err)
+			return fmt.Errorf("%w: --start-at %q: want Unix milliseconds", errUsage, o.startAt)
 		}
 		cfg.StartAt = time.UnixMilli(ms)
 	}
@@ -217,11 +241,87 @@ func runOneFleet(ctx context.Context, o *simulateFlags, p *profile.Profile) erro
 	}
 	res.Run.Command = os.Args
 	res.Run.Host, _ = os.Hostname()
+	judge(res, o.limits)
 	if err := res.Write(o.results); err != nil {
 		return err
 	}
 	printSummary(os.Stderr, res)
+	return outcome(res)
+}
+
+// judge sets the run's status and verdicts: a broker that never answered
+// makes the run target_unavailable (exit 3) with nothing judged; otherwise
+// the --min-connected, --max-loss and --max-dup verdicts are added.
+func judge(res *reports.Results, lim simulator.Limits) {
+	if down, why := simulator.Unreachable(res); down {
+		res.Run.Status, res.Run.StatusReason = reports.StatusTargetUnavailable, why
+		return
+	}
+	for _, a := range simulator.Verdicts(res, lim) {
+		res.AddAssertion(a)
+	}
+}
+
+// outcome turns a written results file into the command's error, so the
+// exit code follows the contract: 3 unreachable, 1 failed or interrupted.
+func outcome(res *reports.Results) error {
+	switch reports.ExitCode(res, nil) {
+	case reports.ExitTargetUnavailable:
+		return fmt.Errorf("%s: %w", res.Run.StatusReason, reports.ErrTargetUnavailable)
+	case reports.ExitPass:
+		return nil
+	}
+	if res.Run.Status == reports.StatusInterrupted {
+		return errors.New("interrupted: the results written are partial")
+	}
+	n := 0
+	for _, a := range res.Assertions {
+		if a.Verdict == reports.Fail || a.Verdict == reports.Error {
+			n++
+		}
+	}
+	return fmt.Errorf("%d of %d verdicts failed", n, len(res.Assertions))
+}
+
+// parseLimits reads the verdict flags; the loss and duplicate bounds
+// default from the QoS the fleet publishes with.
+func (o *simulateFlags) parseLimits(p *profile.Profile) error {
+	var err error
+	if o.limits.MinConnected, err = simulator.ParseThreshold(o.minConnected); err != nil {
+		return fmt.Errorf("%w: --min-connected %v", errUsage, err)
+	}
+	maxQoS := 0
+	for _, g := range p.Groups {
+		if g.Publish != nil {
+			maxQoS = max(maxQoS, g.Publish.QoS)
+		}
+	}
+	for _, f := range []struct {
+		name, val string
+		dst       *simulator.Threshold
+		minQoS    int // the QoS from which the bound defaults to 0
+	}{{"max-loss", o.maxLoss, &o.limits.MaxLoss, 1}, {"max-dup", o.maxDup, &o.limits.MaxDup, 2}} {
+		switch {
+		case f.val != "":
+			if *f.dst, err = simulator.ParseThreshold(f.val); err != nil {
+				return fmt.Errorf("%w: --%s %v", errUsage, f.name, err)
+			}
+		case maxQoS >= f.minQoS && hasSubscriptions(p):
+			*f.dst = simulator.Threshold{Set: true}
+		}
+	}
 	return nil
+}
+
+// hasSubscriptions says whether any device subscribes: without receivers no
+// delivery is expected, so loss has no default bound.
+func hasSubscriptions(p *profile.Profile) bool {
+	for _, g := range p.Groups {
+		if len(g.Subscriptions) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func progressMode(m string) string {
@@ -306,18 +406,16 @@ func runProcs(ctx context.Context, o *simulateFlags, args []string) error {
 	if err != nil {
 		return fmt.Errorf("merge shard results: %w", err)
 	}
-	// Durations do not add over shards that ran side by side: take the longest.
-	for _, k := range []string{"ramp_ms", "run_ms"} {
-		var m int64
-		for _, p := range parts {
-			m = max(m, p.Counters[k])
-		}
-		merged.Counters[k] = m
+	if down, why := simulator.Unreachable(merged); down {
+		merged.Run.Status, merged.Run.StatusReason = reports.StatusTargetUnavailable, why
 	}
 	if err := merged.Write(o.results); err != nil {
 		return err
 	}
 	printSummary(os.Stderr, merged)
+	if err := outcome(merged); err != nil {
+		return err
+	}
 	return errors.Join(errs...)
 }
 
@@ -356,6 +454,13 @@ func withoutProcs(args []string, extra ...string) []string {
 // printSummary writes the headline figures of a results file.
 func printSummary(w io.Writer, r *reports.Results) {
 	c := r.Counters
+	if r.Run.Status != "" && r.Run.Status != reports.StatusCompleted {
+		fmt.Fprintf(w, "run %s: %s\n", r.Run.Status, r.Run.StatusReason)
+	}
+	for _, a := range r.Assertions {
+		mark := map[reports.Verdict]string{reports.Pass: "PASS", reports.Fail: "FAIL", reports.Error: "ERROR", reports.Skipped: "SKIP"}[a.Verdict]
+		fmt.Fprintf(w, "%-5s %s: %s\n", mark, a.Name, a.Message)
+	}
 	fmt.Fprintf(w, "devices %d  connects %d  failed %d  reconnects %d  takeovers %d\n",
 		c["devices"], c["connects"], c["connect_failures"], c["reconnects"], c["takeovers"])
 	if ms := c["ramp_ms"]; ms > 0 {
