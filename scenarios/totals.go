@@ -1,7 +1,6 @@
 package scenarios
 
 import (
-
 	"github.com/mqttfleet/mqttfleet/events"
 	"github.com/mqttfleet/mqttfleet/histogram"
 	"github.com/mqttfleet/mqttfleet/reports"

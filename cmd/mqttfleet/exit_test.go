@@ -86,7 +86,7 @@ func TestDryRunChecksTheTarget(t *testing.T) {
 		t.Fatalf("dry run against a closed port exited %d, want 3", code)
 	}
 	b := brokertest.Start(t, nil)
-	if code := run([]string{"run", "--dry-run", "--target", "tcp://"+brokertest.TCP(b), "../../scenarios/demo.yaml"}); code != reports.ExitPass {
+	if code := run([]string{"run", "--dry-run", "--target", "tcp://" + brokertest.TCP(b), "../../scenarios/demo.yaml"}); code != reports.ExitPass {
 		t.Fatalf("dry run against a live broker exited %d, want 0", code)
 	}
 }
