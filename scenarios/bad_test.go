@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mqttfleet/mqttfleet/reports"
 )
 
 // base is a valid scenario the bad cases are edits of; its line numbers are
@@ -76,6 +78,15 @@ func TestBadScenarios(t *testing.T) {
 		{"unknown target kind", "name: base\n", "name: base\ntarget: {kind: mosquito}\n", 2, "target.kind", `did you mean "mosquitto"`},
 		{"counter check without a counter", "expect: count\n    events: {kind: publish_received, client: watcher}\n", "expect: counter\n", 21, "assertions[0].counter", "needs counter:"},
 		{"client action on unknown client", "    do: blackhole\n    group: sensors\n", "    do: publish\n    client: nobody\n    topic: a\n", 19, "steps[1].client", `no client named "nobody"`},
+		// Holes that let a verdict go green on nothing, or be decided by a
+		// silent truncation or a typo found only after the run.
+		{"matcher names a client that does not exist", "client: watcher}\n    equals: 3", "client: watchr}\n    equals: 0", 23, "assertions[0].events.client", `client ID matching "watchr"`},
+		{"min greater than max", "    equals: 3\n", "    min: 5\n    max: 2\n", 24, "assertions[0].min", "min 5 is greater than max 2"},
+		{"negative bound", "    equals: 3\n", "    min: -1\n", 24, "assertions[0].min", "must not be negative"},
+		{"fractional device count", "    count: 3\n", "    count: 2.5\n", 4, "groups[0].count", "must be a whole number, not 2.5"},
+		{"device count below one", "    count: 3\n", "    count: 0.9\n", 4, "groups[0].count", "must be a whole number, not 0.9"},
+		{"unknown counter", "expect: count\n    events: {kind: publish_received, client: watcher}\n", "expect: counter\n    counter: lostt\n", 23, "assertions[0].counter", `no counter "lostt"`},
+		{"second YAML document", "    equals: 3\n", "    equals: 3\n---\nname: other\n", 1, "", "2 YAML documents"},
 	}
 	dir := t.TempDir()
 	if len(cases) < 15 {
@@ -141,5 +152,38 @@ func TestOverrideMustExist(t *testing.T) {
 	_, err = Parse([]byte(text), map[string]string{"devcies": "5"})
 	if err == nil || !strings.Contains(err.Error(), `no variable "devcies"`) {
 		t.Errorf("want an error naming the unknown variable, got %v", err)
+	}
+}
+
+// TestAllProblemsInOnePass: a file with several mistakes lists every one,
+// in file order, each with its line and field, and is an invalid input.
+func TestAllProblemsInOnePass(t *testing.T) {
+	text := strings.NewReplacer(
+		"    count: 3\n", "    count: 2.5\n",
+		"do: blackhole", "do: blackhol",
+		"client: watcher}\n    equals: 3", "client: ghost}\n    min: 4\n    max: 1",
+	).Replace(base)
+	_, err := Parse([]byte(text), nil)
+	var es Errors
+	if !errors.As(err, &es) {
+		t.Fatalf("error %T (%v), want Errors", err, err)
+	}
+	want := []struct {
+		line  int
+		field string
+	}{{4, "groups[0].count"}, {18, "steps[1].do"}, {23, "assertions[0].events.client"}, {24, "assertions[0].min"}}
+	if len(es) != len(want) {
+		t.Fatalf("%d problems, want %d:\n%v", len(es), len(want), err)
+	}
+	for i, w := range want {
+		if es[i].Line != w.line || es[i].Field != w.field {
+			t.Errorf("problem %d at line %d field %s, want line %d field %s", i, es[i].Line, es[i].Field, w.line, w.field)
+		}
+	}
+	if !errors.Is(err, reports.ErrInvalid) {
+		t.Error("a refused scenario is not reports.ErrInvalid (exit 2)")
+	}
+	if got := strings.Count(err.Error(), "\n"); got != len(want) {
+		t.Errorf("want a heading and one line per problem, got:\n%v", err)
 	}
 }

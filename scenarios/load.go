@@ -13,6 +13,7 @@ import (
 	"github.com/goccy/go-yaml/parser"
 
 	"github.com/mqttfleet/mqttfleet/internal/yamlpos"
+	"github.com/mqttfleet/mqttfleet/reports"
 )
 
 // Error is a refused scenario file: where, which field, and why. It formats
@@ -46,6 +47,47 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
+// Unwrap makes every refused scenario an invalid input (exit 2).
+func (e *Error) Unwrap() error { return reports.ErrInvalid }
+
+// Errors is every problem validation found in one file, in file order.
+type Errors []*Error
+
+// Error lists the problems one per line.
+func (es Errors) Error() string {
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = e.Error()
+	}
+	if len(es) > 1 {
+		return fmt.Sprintf("%d problems:\n%s", len(es), strings.Join(lines, "\n"))
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Unwrap returns the problems, so errors.As finds the first *Error.
+func (es Errors) Unwrap() []error {
+	out := make([]error, len(es))
+	for i, e := range es {
+		out[i] = e
+	}
+	return out
+}
+
+// orNil sorts the problems by position and returns nil when there is none.
+func (es Errors) orNil() error {
+	if len(es) == 0 {
+		return nil
+	}
+	sort.SliceStable(es, func(i, j int) bool {
+		if es[i].Line != es[j].Line {
+			return es[i].Line < es[j].Line
+		}
+		return es[i].Column < es[j].Column
+	})
+	return es
+}
+
 // Load reads, substitutes variables in, decodes and validates a scenario
 // file. vars override the file's own vars (mqttfleet run -set name=value).
 // Every refusal is an *Error naming the file, line and field.
@@ -55,8 +97,14 @@ func Load(path string, vars map[string]string) (*Scenario, error) {
 		return nil, fmt.Errorf("read scenario: %w", err)
 	}
 	sc, err := Parse(data, vars)
+	var es Errors
 	var se *Error
-	if errors.As(err, &se) {
+	switch {
+	case errors.As(err, &es):
+		for _, e := range es {
+			e.File = path
+		}
+	case errors.As(err, &se):
 		se.File = path
 	}
 	if err != nil {
@@ -110,6 +158,10 @@ func Parse(data []byte, overrides map[string]string) (*Scenario, error) {
 		return nil, yamlError(err, nil)
 	}
 	pos := &positions{ix: yamlpos.New(f)}
+	if n := pos.ix.Documents(); n > 1 {
+		// The decoder reads the first document and ignores the rest.
+		return nil, &Error{Line: 1, Column: 1, Msg: fmt.Sprintf("the file holds %d YAML documents (separated by ---); a scenario file holds one", n)}
+	}
 	var sc Scenario
 	if err := yaml.UnmarshalWithOptions(data, &sc, yaml.Strict(), yaml.DisallowUnknownField()); err != nil {
 		return nil, yamlError(err, pos)

@@ -1,6 +1,7 @@
 package scenarios
 
 import (
+	"cmp"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -102,22 +103,32 @@ var eventKinds = []events.Kind{events.Connect, events.ConnAck, events.Disconnect
 var eventSources = []events.Source{events.SourceBroker, events.SourceClient, events.SourceNetem,
 	events.SourceSimulator, events.SourceScenario}
 
-// checker keeps the first error with its position.
+// checker collects every problem with its position, so one pass lists
+// them all (a user fixing a file should not meet its errors one by one).
 type checker struct {
-	pos *positions
-	err *Error
+	pos  *positions
+	errs Errors
+	seen map[string]bool // field+message already reported
 }
 
 func (c *checker) fail(field, format string, args ...any) {
-	if c.err != nil {
+	msg := fmt.Sprintf(format, args...)
+	if c.seen == nil {
+		c.seen = map[string]bool{}
+	}
+	if c.seen[field+"\x00"+msg] {
 		return
 	}
+	c.seen[field+"\x00"+msg] = true
 	line, col := c.pos.at(field)
 	if line == 0 && c.pos != nil {
 		line, col = 1, 1 // a missing section: point at the top of the file
 	}
-	c.err = &Error{Field: field, Line: line, Column: col, Msg: fmt.Sprintf(format, args...)}
+	c.errs = append(c.errs, &Error{Field: field, Line: line, Column: col, Msg: msg})
 }
+
+// failed says whether any problem was found so far.
+func (c *checker) failed() bool { return len(c.errs) > 0 }
 
 func oneOf(v string, allowed []string) bool {
 	for _, a := range allowed {
@@ -200,10 +211,8 @@ func (sc *Scenario) validate() error {
 		names[a.Name] = true
 		sc.validateAssertion(c, a, f)
 	}
-	if c.err != nil {
-		return c.err
-	}
-	return nil
+	sc.validateIntegers(c)
+	return c.errs.orNil()
 }
 
 func (sc *Scenario) validateTarget(c *checker) {
@@ -226,6 +235,7 @@ func (sc *Scenario) validateGroups(c *checker) {
 	if len(sc.Groups) == 0 {
 		return
 	}
+	before := len(c.errs)
 	p := profile.Profile{Name: "scenario", Broker: "127.0.0.1:1"}
 	for i := range sc.Groups {
 		g := &sc.Groups[i]
@@ -245,8 +255,8 @@ func (sc *Scenario) validateGroups(c *checker) {
 		}
 		p.Groups = append(p.Groups, g.Group)
 	}
-	if c.err != nil {
-		return
+	if len(c.errs) > before {
+		return // the profile's own checks would repeat these
 	}
 	if err := p.Validate(); err != nil {
 		var pe *profile.Error
@@ -579,6 +589,10 @@ func (sc *Scenario) validateMatcher(c *checker, m *Matcher, f string) {
 			c.fail(f+".topic", "%v", err)
 		}
 	}
+	if m.Client != "" && !sc.anyClientID(m.Client) {
+		// A matcher that can match nothing makes `equals: 0` pass on nothing.
+		c.fail(f+".client", "no client or device of this scenario has a client ID matching %q (clients: %s)", m.Client, sc.names(false, true))
+	}
 	if m.Group != "" && sc.group(m.Group) == nil && sc.client(m.Group) == nil {
 		c.fail(f+".group", "no group named %q (groups: %s)", m.Group, sc.names(true, false))
 	}
@@ -593,4 +607,27 @@ func kindNames() []string {
 		out[i] = string(k)
 	}
 	return out
+}
+
+// anyClientID says whether pattern (a client ID, or a glob with *) matches
+// the client ID of a scenario client or of some device of a group. Device
+// IDs are rendered from the group's template, up to a bound per group.
+func (sc *Scenario) anyClientID(pattern string) bool {
+	for _, cl := range sc.Clients {
+		if globMatch(pattern, cmp.Or(cl.ClientID, cl.Name)) || globMatch(pattern, cl.Name) {
+			return true
+		}
+	}
+	for _, g := range sc.Groups {
+		t, err := profile.Compile("client_id", cmp.Or(g.ClientID, "{{.Group}}-{{.Index}}"))
+		if err != nil {
+			return true // the group's own check reports the template
+		}
+		for i := 0; i < min(g.Count, 100_000); i++ {
+			if globMatch(pattern, t.Render(profile.Vars{Index: i, N: g.Count, GroupIndex: i, Group: g.Name})) {
+				return true
+			}
+		}
+	}
+	return false
 }

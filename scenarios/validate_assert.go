@@ -4,7 +4,13 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/mqttfleet/mqttfleet/reports"
 )
+
+// scenarioCounters are the counters a scenario run adds to the Collector's:
+// the delivery ledger's totals (see totals) and the step count.
+var scenarioCounters = []string{"expected", "lost", "duplicates", "out_of_order", "scenario_steps"}
 
 // assertionFields lists, per kind, the fields it reads besides name, expect,
 // statements, per_target and note.
@@ -67,6 +73,19 @@ func (sc *Scenario) validateAssertion(c *checker, a *Assertion, f string) {
 		if eq != nil && (mn != nil || mx != nil) {
 			c.fail(pf+"equals", "give equals, or min and/or max, not both")
 		}
+		// Counts, rates and latencies are never negative: a negative bound
+		// is a typo, and min above max is a check nothing can pass.
+		for _, b := range []struct {
+			name string
+			v    *Value
+		}{{"equals", eq}, {"min", mn}, {"max", mx}} {
+			if b.v != nil && parse(b.v) == nil && (b.v.num < 0 || b.v.dur < 0) {
+				c.fail(pf+b.name, "must not be negative, got %s", b.v.Text)
+			}
+		}
+		if mn != nil && mx != nil && parse(mn) == nil && parse(mx) == nil && (mn.num > mx.num || mn.dur > mx.dur) {
+			c.fail(pf+"min", "min %s is greater than max %s: nothing could pass", mn.Text, mx.Text)
+		}
 	}
 	bounds(f+".", a.Equals, a.Min, a.Max)
 	switch a.Expect {
@@ -80,6 +99,9 @@ func (sc *Scenario) validateAssertion(c *checker, a *Assertion, f string) {
 	case ExpectCounter:
 		if a.Counter == "" {
 			c.fail(f+".counter", "expect: counter needs counter: a results counter such as dropped, takeovers or keepalive_expired")
+		} else if !reports.IsCollectorCounter(a.Counter) && !oneOf(a.Counter, scenarioCounters) {
+			known := append(reports.CollectorCounters(), scenarioCounters...)
+			c.fail(f+".counter", "no counter %q in a scenario's results%s; counters: %s", a.Counter, suggest(a.Counter, known), strings.Join(known, ", "))
 		}
 		if a.Equals == nil && a.Min == nil && a.Max == nil {
 			c.fail(f, "expect: counter needs equals, min or max")

@@ -23,9 +23,11 @@ type Pos struct{ Line, Column int }
 // Index maps field paths to where they are written and back. A nil *Index
 // knows no positions, so documents built in Go validate with the same code.
 type Index struct {
-	byPath map[string]Pos    // path -> position of its key (or list item)
-	byPos  map[Pos][]string  // position of a key or value -> paths there, outermost first
-	scalar map[string]string // scalar value text -> path of its first use
+	fractions []Fraction        // non-whole numbers, in file order
+	docs      int               // YAML documents in the file
+	byPath    map[string]Pos    // path -> position of its key (or list item)
+	byPos     map[Pos][]string  // position of a key or value -> paths there, outermost first
+	scalar    map[string]string // scalar value text -> path of its first use
 }
 
 // New indexes every mapping key, list item and value of a parsed file.
@@ -34,6 +36,7 @@ func New(f *ast.File) *Index {
 	if f == nil {
 		return ix
 	}
+	ix.docs = len(f.Docs)
 	for _, d := range f.Docs {
 		if d.Body != nil {
 			ix.walk(d.Body, "")
@@ -50,6 +53,12 @@ func (ix *Index) walk(n ast.Node, path string) {
 		}
 	case *ast.MappingValueNode:
 		ix.walkValue(n, path)
+	case *ast.FloatNode:
+		if n.Value != float64(int64(n.Value)) {
+			if at, ok := posOf(n); ok {
+				ix.fractions = append(ix.fractions, Fraction{Path: path, Pos: at, Text: n.GetToken().Value})
+			}
+		}
 	case *ast.SequenceNode:
 		for i, v := range n.Values {
 			p := path + "[" + strconv.Itoa(i) + "]"
@@ -192,4 +201,44 @@ func (ix *Index) Unplaced(msg string) (path string, quote int, ok bool) {
 	}
 	path, ok = ix.scalar[msg[i+1:i+1+j]]
 	return path, i, ok
+}
+
+// Fraction is a number with a fractional part, where it is written.
+type Fraction struct {
+	Path string // the field (list items end in [i])
+	Pos  Pos
+	Text string // as written
+}
+
+// Fractions returns the numbers with a fractional part whose field's last
+// key is in keys, such as count: 2.5. go-yaml decodes them into an int
+// field by truncation (2.5 becomes 2, 0.9 becomes 0) without a word, so a
+// loader that wants whole numbers must look at how they were written.
+func (ix *Index) Fractions(keys map[string]bool) []Fraction {
+	if ix == nil {
+		return nil
+	}
+	var out []Fraction
+	for _, f := range ix.fractions {
+		key := f.Path
+		if i := strings.LastIndexByte(key, '['); i >= 0 && strings.HasSuffix(key, "]") {
+			key = key[:i] // devices: [1.5] is a list of whole numbers
+		}
+		if i := strings.LastIndexByte(key, '.'); i >= 0 {
+			key = key[i+1:]
+		}
+		if keys[key] {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// Documents returns how many YAML documents the file holds: a loader that
+// decodes one must refuse the rest rather than ignore them.
+func (ix *Index) Documents() int {
+	if ix == nil {
+		return 0
+	}
+	return ix.docs
 }

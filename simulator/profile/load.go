@@ -10,6 +10,7 @@ import (
 	"github.com/goccy/go-yaml/parser"
 
 	"github.com/mqttfleet/mqttfleet/internal/yamlpos"
+	"github.com/mqttfleet/mqttfleet/reports"
 )
 
 // Error is a refused profile: which field, where, and why.
@@ -20,6 +21,9 @@ type Error struct {
 	Field  string // path such as groups[0].publish.qos
 	Msg    string
 }
+
+// Unwrap makes every refused profile an invalid input (exit 2).
+func (e *Error) Unwrap() error { return reports.ErrInvalid }
 
 // Error formats as "file:line:col: field: msg", or "line L:C: field: msg"
 // without a file.
@@ -63,6 +67,14 @@ func Parse(data []byte) (*Profile, error) {
 		return nil, yamlError(err, nil)
 	}
 	pos := yamlpos.New(f)
+	if n := pos.Documents(); n > 1 {
+		// The decoder reads the first document and ignores the rest.
+		return nil, &Error{Line: 1, Column: 1, Msg: fmt.Sprintf("the file holds %d YAML documents (separated by ---); a profile holds one", n)}
+	}
+	// go-yaml truncates 2.5 into an int field: refuse what was written.
+	if fr := pos.Fractions(map[string]bool{"count": true, "qos": true, "max_connecting": true, "size": true, "max_attempts": true, "protocol": true}); len(fr) > 0 {
+		return nil, &Error{Field: fr[0].Path, Line: fr[0].Pos.Line, Column: fr[0].Pos.Column, Msg: fmt.Sprintf("must be a whole number, not %s", fr[0].Text)}
+	}
 	var p Profile
 	if err := yaml.UnmarshalWithOptions(data, &p, yaml.Strict(), yaml.DisallowUnknownField()); err != nil {
 		return nil, yamlError(err, pos)

@@ -57,6 +57,8 @@ func TestParseBad(t *testing.T) {
 	}{
 		{"unknown field", "    keepalive: 30s\n", "    keepalive: 30s\n    keeplive: 3s\n", "groups[0].keeplive", 9},
 		{"count zero", "count: 100", "count: 0", "groups[0].count", 6},
+		{"fractional count", "count: 100", "count: 2.5", "groups[0].count", 6},
+		{"count below one", "count: 100", "count: 0.9", "groups[0].count", 6},
 		{"count type", "count: 100", "count: many", "groups[0].count", 6},
 		{"publish qos", "      qos: 1\n      topic", "      qos: 3\n      topic", "groups[0].publish.qos", 16},
 		{"sub qos", "        qos: 1", "        qos: -1", "groups[0].subscriptions[0].qos", 12},
