@@ -54,5 +54,10 @@ func TestConformance(t *testing.T) {
 	conformance.Define(ts)
 	conformance.ReportTo(outs)
 	RegisterFailHandler(Fail)
-	RunSpecs(t, "MQTT 3.1.1 conformance")
+	// Colour only for a person at a terminal: go test's output is usually a
+	// CI log or a file, and NO_COLOR always wins.
+	suite, rep := GinkgoConfiguration()
+	fi, err := os.Stdout.Stat()
+	rep.NoColor = os.Getenv("NO_COLOR") != "" || err != nil || fi.Mode()&os.ModeCharDevice == 0
+	RunSpecs(t, "MQTT 3.1.1 conformance", suite, rep)
 }

@@ -3,7 +3,6 @@ package conformance
 import (
 	"bytes"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -149,10 +148,7 @@ func TestRenderings(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := html.String()
-	// Self-contained: no external URL, stylesheet or script source.
-	if regexp.MustCompile(`(?i)https?://|\bsrc=|<link`).MatchString(h) {
-		t.Error("HTML refers to something outside the page")
-	}
+	// Self-containment of the page is reports' own test (html_test.go).
 	for _, want := range []string{"MQTT-3.1.4-4", "MQTT-2.2.2-2", "ignores flags"} {
 		if !strings.Contains(h, want) {
 			t.Errorf("HTML lacks %q", want)
