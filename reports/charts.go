@@ -53,6 +53,7 @@ type timeChart struct {
 	start           time.Time
 	lines           []line
 	faults          []FaultWindow
+	steps           []StepWindow
 	yFormat         func(float64) string
 }
 
@@ -170,7 +171,10 @@ func (c *timeChart) render(b *strings.Builder) {
 		fmt.Fprintf(b, `<li><span class="%s" style="--c:%s"></span>%s</li>`, cls, l.color, esc(l.name))
 	}
 	if len(c.faults) > 0 {
-		b.WriteString(`<li><span class="sw block fault"></span>fault window</li>`)
+		b.WriteString(`<li><span class="sw block fault"></span>fault (span: held; tick: instant)</li>`)
+	}
+	if len(c.steps) > 0 {
+		b.WriteString(`<li><span class="sw step"></span>scenario step</li>`)
 	}
 	b.WriteString(`</ul></figcaption>`)
 	fmt.Fprintf(b, `<svg class="chart" data-chart="%s" viewBox="0 0 %g %g" role="img" aria-label="%s">`,
@@ -205,17 +209,7 @@ func (c *timeChart) render(b *strings.Builder) {
 				paths[i], x(float64(c.n)-float64(per)/2), y(0), x(float64(per)/2), y(0), l.color)
 		}
 	}
-	// Fault windows over the grid and areas, under the lines.
-	for _, f := range c.faults {
-		s0 := f.Start.Sub(c.start).Seconds()
-		s1 := f.End.Sub(c.start).Seconds()
-		s0, s1 = math.Max(0, s0), math.Min(float64(c.n), s1)
-		if s1 <= s0 {
-			continue
-		}
-		fmt.Fprintf(b, `<g class="fault"><rect x="%.1f" y="%.1f" width="%.1f" height="%.1f"><title>%s</title></rect><text x="%.1f" y="%.1f">%s</text></g>`,
-			x(s0), padT, x(s1)-x(s0), plotH, esc(faultLabel(f, c.start)), x(s0)+3, padT+10, esc(f.Kind))
-	}
+	c.markers(b, x)
 	for i, l := range c.lines {
 		v := folded[i]
 		if l.bars {
@@ -245,7 +239,19 @@ func (c *timeChart) render(b *strings.Builder) {
 		fmt.Fprintf(b, `<path class="series" data-points="%d" d="%s" stroke="%s"%s/>`, npts[i], paths[i], l.color, extra)
 	}
 
-	if maxV == 0 {
+	data := 0
+	for i, l := range c.lines {
+		if l.bars {
+			data += countValues(folded[i])
+		} else {
+			data += npts[i]
+		}
+	}
+	switch {
+	case data == 0:
+		// Nothing was measured: an empty frame would look like a broken page.
+		fmt.Fprintf(b, `<text class="none nodata" x="%g" y="%g">no data</text>`, padL+plotW/2, padT+plotH/2)
+	case maxV == 0:
 		// An all-zero chart is an answer ("none"), say so rather than look broken.
 		fmt.Fprintf(b, `<text class="none" x="%g" y="%g">none in this run</text>`, padL+plotW/2, padT+plotH/2)
 	}
@@ -292,6 +298,48 @@ func linePath(v []float64, per int, x, y func(float64) float64) (string, int) {
 		n++
 	}
 	return d.String(), n
+}
+
+// markers draws the fault windows and scenario steps over the grid, under
+// the lines: a shaded span for what lasted (a held fault, a step with a
+// duration), a tick for what happened at an instant (a reset, a mark), so
+// an instantaneous fault is as visible as a long one. Labels take turns on
+// three rows, so markers close together stay readable; the full text is in
+// each marker's tooltip.
+func (c *timeChart) markers(b *strings.Builder, x func(float64) float64) {
+	clamp := func(t time.Time) float64 {
+		return math.Max(0, math.Min(float64(c.n), t.Sub(c.start).Seconds()))
+	}
+	row := 0
+	label := func() float64 {
+		y := padT + 10 + float64(row%3)*11
+		row++
+		return y
+	}
+	for _, f := range c.faults {
+		s0, s1 := clamp(f.Start), clamp(f.End)
+		if f.End.After(f.Start) && s1 > s0 {
+			fmt.Fprintf(b, `<g class="fault span"><rect x="%.1f" y="%.1f" width="%.1f" height="%.1f"><title>%s</title></rect><text x="%.1f" y="%.1f">%s</text></g>`,
+				x(s0), padT, x(s1)-x(s0), plotH, esc(faultLabel(f, c.start)), x(s0)+3, label(), esc(f.Kind))
+			continue
+		}
+		fmt.Fprintf(b, `<g class="fault tick"><line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f"><title>%s</title></line><text x="%.1f" y="%.1f">%s</text></g>`,
+			x(s0), x(s0), padT, padT+plotH, esc(faultLabel(f, c.start)), x(s0)+3, label(), esc(f.Kind))
+	}
+	for _, st := range c.steps {
+		s0, s1 := clamp(st.Start), clamp(st.End)
+		tip := fmt.Sprintf("step %s at %s", st.Name, clock(int(st.Start.Sub(c.start).Seconds())))
+		if st.End.After(st.Start) && s1 > s0 {
+			tip += fmt.Sprintf(" – %s", clock(int(st.End.Sub(c.start).Seconds())))
+			fmt.Fprintf(b, `<g class="step span" data-step="%s"><rect x="%.1f" y="%.1f" width="%.1f" height="%.1f"><title>%s</title></rect>`,
+				esc(st.Name), x(s0), padT, x(s1)-x(s0), plotH, esc(tip))
+		} else {
+			fmt.Fprintf(b, `<g class="step tick" data-step="%s">`, esc(st.Name))
+		}
+		fmt.Fprintf(b, `<line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f"><title>%s</title></line><text x="%.1f" y="%.1f">%s</text></g>`,
+			x(s0), x(s0), padT, padT+plotH, esc(tip), x(s0)+3, padT+plotH-4-float64(row%3)*11, esc(st.Name))
+		row++
+	}
 }
 
 func faultLabel(f FaultWindow, start time.Time) string {

@@ -41,6 +41,8 @@ func HTML(w io.Writer, r *Results) error {
 	charts(&b, r)
 	latencyTable(&b, r)
 	assertions(&b, r)
+	groupsSection(&b, r)
+	timelines(&b, r)
 	matrix(&b, r)
 	eventsSection(&b, r)
 	fmt.Fprintf(&b, `<footer>mqttfleet %s · results schema v%d · %s</footer>`, esc(r.Run.Version), r.SchemaVersion, esc(string(r.Kind)))
@@ -241,7 +243,7 @@ func charts(b *strings.Builder, r *Results) {
 	}
 	b.WriteString(`<h2>Over time</h2><section class="charts">`)
 	if s != nil && s.Len > 0 {
-		base := timeChart{n: s.Len, start: s.Start, faults: r.Faults}
+		base := timeChart{n: s.Len, start: s.Start, faults: r.Faults, steps: r.Steps}
 		ch := base
 		ch.id, ch.title, ch.unit = "connected", "Connected devices", "connections"
 		ch.note = "Live fleet connections at the end of each second."
@@ -275,9 +277,11 @@ func charts(b *strings.Builder, r *Results) {
 				ch.lines = append(ch.lines, line{name: l.name, color: l.color, values: v, dashed: l.dashed, agg: aggMax})
 			}
 		}
-		if len(ch.lines) > 0 {
-			ch.render(b)
+		if len(ch.lines) == 0 {
+			// No latency was measured: the chart still shows, saying so.
+			ch.lines = []line{{name: "e2e p50", color: colPurple, values: percentileMS(s, "e2e_latency", false), agg: aggMax}}
 		}
+		ch.render(b)
 
 		ch = base
 		ch.id, ch.title, ch.unit = "takeovers", "Takeovers over time", "per second"
@@ -403,6 +407,7 @@ func assertions(b *strings.Builder, r *Results) {
 			fmt.Fprintf(b, `<span class="stmt">shard %s</span>`, esc(a.Shard))
 		}
 		fmt.Fprintf(b, `</td><td><div class="msg">%s</div>`, esc(a.Message))
+		drillLinks(b, r, a)
 		if len(a.Evidence) > 0 {
 			n := fmt.Sprint(len(a.Evidence))
 			if a.EvidenceOmitted > 0 {

@@ -204,7 +204,7 @@ func TestHTMLContent(t *testing.T) {
 	page := string(renderHTML(t, sampleResults(t)))
 	for _, want := range []string{
 		`<div class="verdict fail">FAIL</div>`,
-		`class="fault"`,              // fault windows shaded
+		`class="fault span"`,         // fault windows shaded
 		`<details><summary>evidence`, // expandable evidence
 		`id="mf-fail"`,               // matrix filters
 		`MQTT-3.1.2-24`,
@@ -219,7 +219,7 @@ func TestHTMLContent(t *testing.T) {
 		}
 	}
 	// Every time chart shades the fault window.
-	if n := strings.Count(page, `<g class="fault">`); n != 4 {
+	if n := strings.Count(page, `<g class="fault span">`); n != 4 {
 		t.Errorf("%d shaded fault windows, want one on each of the 4 time charts", n)
 	}
 }

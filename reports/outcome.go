@@ -94,9 +94,11 @@ type Group struct {
 // assertion failed on: the report's drill-down. Events are bounded by
 // MaxTimelineEvents; Omitted counts the rest.
 type Timeline struct {
-	Device  string         `json:"device"`
-	Events  []events.Event `json:"events"`
-	Omitted int            `json:"omitted,omitempty"`
+	Device string `json:"device"`
+	// Assertions names the failed assertions whose evidence named the device.
+	Assertions []string       `json:"assertions,omitempty"`
+	Events     []events.Event `json:"events"`
+	Omitted    int            `json:"omitted,omitempty"`
 }
 
 // Bounds on drill-down timelines, so a failed run of 10,000 devices stays a

@@ -51,6 +51,13 @@ svg.chart .series{fill:none;stroke-width:1.8;stroke-linejoin:round;stroke-lineca
 svg.chart .area{opacity:.14;stroke:none}
 svg.chart .fault rect{fill:#f59e0b;opacity:.16}
 svg.chart .fault text{fill:#b45309;font-size:10px;font-weight:600}
+svg.chart .fault.tick line{stroke:#f59e0b;stroke-width:2}
+svg.chart .step rect{fill:#6366f1;opacity:.08}
+svg.chart .step line{stroke:#6366f1;stroke-width:1;stroke-dasharray:3 2}
+svg.chart .step text{fill:#4f46e5;font-size:10px}
+.sw.step{background:#6366f1;opacity:.6}
+.timeline{margin-top:10px}
+.timeline h3{font-size:14px;margin:8px 0 4px}
 svg.chart .hits rect{fill:transparent}
 svg.chart .hits rect:hover{fill:rgba(16,24,40,.07)}
 svg.chart .cat{text-anchor:end;fill:#344054;font-size:11.5px}

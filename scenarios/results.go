@@ -3,6 +3,7 @@ package scenarios
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -64,7 +65,72 @@ func (r *runner) results(started, ended time.Time, stepErr error, interrupted bo
 	for _, a := range r.evaluate(evs, m, res.Counters) {
 		res.AddAssertion(a)
 	}
+	res.Steps = r.stepWindows(m)
+	res.Timelines = drillDown(res.Assertions, evs)
 	return res
+}
+
+// stepWindows lists the timeline's steps that ran, for the report's chart
+// markers: from the moment each began, for as long as its fault was held
+// (for:), or as an instant.
+func (r *runner) stepWindows(m moments) []reports.StepWindow {
+	var out []reports.StepWindow
+	for _, s := range r.sc.Steps {
+		at, ok := m.steps[s.Name]
+		if !ok {
+			continue
+		}
+		w := reports.StepWindow{Name: s.Name, Start: at}
+		if d := s.For.D(); d > 0 {
+			w.End = at.Add(d)
+		}
+		out = append(out, w)
+	}
+	return out
+}
+
+// drillDown gathers the event history of each device (client ID) that the
+// evidence of a failed assertion names, bounded by reports.MaxTimelines
+// devices of reports.MaxTimelineEvents events each.
+func drillDown(as []reports.Assertion, evs []events.Event) []reports.Timeline {
+	var order []string
+	failed := map[string][]string{}
+	for _, a := range as {
+		if a.Verdict != reports.Fail {
+			continue
+		}
+		for _, e := range a.Evidence {
+			id := e.ClientID
+			if id == "" || slices.Contains(failed[id], a.Name) {
+				continue
+			}
+			if _, seen := failed[id]; !seen {
+				if len(order) == reports.MaxTimelines {
+					continue
+				}
+				order = append(order, id)
+			}
+			failed[id] = append(failed[id], a.Name)
+		}
+	}
+	out := make([]reports.Timeline, len(order))
+	index := map[string]int{}
+	for i, id := range order {
+		out[i] = reports.Timeline{Device: id, Assertions: failed[id]}
+		index[id] = i
+	}
+	for _, e := range evs {
+		i, ok := index[e.ClientID]
+		if !ok {
+			continue
+		}
+		if len(out[i].Events) < reports.MaxTimelineEvents {
+			out[i].Events = append(out[i].Events, e)
+		} else {
+			out[i].Omitted++
+		}
+	}
+	return out
 }
 
 // before returns the last n events recorded up to t: what the run saw

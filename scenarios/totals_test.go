@@ -2,12 +2,17 @@ package scenarios
 
 import (
 	"bytes"
+	"context"
 	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mqttfleet/mqttfleet/reports"
 )
@@ -119,5 +124,67 @@ func TestLostTotalsAgreeEverywhere(t *testing.T) {
 	junit := render(func(w *bytes.Buffer) error { return reports.JUnit(w, back) })
 	if !strings.Contains(junit, `<property name="totals.lost" value="`+want+`">`) {
 		t.Errorf("junit.xml does not carry totals.lost %s", want)
+	}
+
+	// The report marks the timeline's steps and drills into the devices the
+	// failed assertion names.
+	var cut *reports.StepWindow
+	for i := range back.Steps {
+		if back.Steps[i].Name == "blackhole" {
+			cut = &back.Steps[i]
+		}
+	}
+	if cut == nil || cut.End.Sub(cut.Start) != 2*time.Second {
+		t.Fatalf("steps %+v: want the blackhole step as a 2 s window", back.Steps)
+	}
+	if len(back.Timelines) == 0 || !slices.Contains(back.Timelines[0].Assertions, delivery.Name) || len(back.Timelines[0].Events) == 0 {
+		t.Fatalf("timelines %+v: want the devices named by the failed delivery check, with their events", back.Timelines)
+	}
+	if !strings.Contains(html, `data-step="blackhole"`) || !strings.Contains(html, `href="#device-`) {
+		t.Error("report.html lacks the blackhole step marker or the drill-down links")
+	}
+	showInChromium(t, html, "blackhole")
+}
+
+// showInChromium loads page in headless Chromium, as a person would see
+// it: the DOM Chromium builds must hold the step's marker on every time
+// chart, and a screenshot must come out. Skips where Chromium is missing.
+func showInChromium(t *testing.T, page, step string) {
+	bin := ""
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			bin = p
+			break
+		}
+	}
+	if bin == "" {
+		t.Log("chromium not installed (Debian package chromium): the page is checked as text only")
+		return
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "report.html")
+	if err := os.WriteFile(path, []byte(page), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	chrome := func(args ...string) []byte {
+		args = append([]string{"--headless", "--disable-gpu", "--no-sandbox", "--hide-scrollbars",
+			"--user-data-dir=" + filepath.Join(dir, "profile")}, args...)
+		out, err := exec.CommandContext(ctx, bin, append(args, "file://"+path)...).Output()
+		if err != nil {
+			t.Fatalf("chromium %v: %v", args, err)
+		}
+		return out
+	}
+	dom := string(chrome("--dump-dom"))
+	charts := strings.Count(dom, `<svg class="chart" data-chart="`) - strings.Count(dom, `data-chart="disconnects"`) - strings.Count(dom, `data-chart="groups"`)
+	if n := strings.Count(dom, `data-step="`+step+`"`); n == 0 || n != charts {
+		t.Errorf("Chromium's DOM has the %s marker on %d of %d time charts", step, n, charts)
+	}
+	shot := filepath.Join(dir, "report.png")
+	chrome("--screenshot="+shot, "--window-size=1280,2400")
+	if fi, err := os.Stat(shot); err != nil || fi.Size() < 10_000 {
+		t.Errorf("no screenshot of the report: %v", err)
 	}
 }
