@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -11,18 +9,20 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spf13/pflag"
+
 	"github.com/mqttfleet/mqttfleet/broker"
 	"github.com/mqttfleet/mqttfleet/events"
 )
 
 func init() {
-	register("broker", "run the reference MQTT 3.1.1 broker (TCP, WebSocket, TLS; metrics; events)", runBrokerCmd)
+	register("broker", "run the reference MQTT 3.1.1 broker (TCP, WebSocket, TLS; metrics; events)",
+		"Runs the reference broker until Ctrl-C or SIGTERM, then closes it gracefully (wills with cause shutdown).", brokerCmd)
 }
 
-// runBrokerCmd is `mqttfleet broker`: it runs the broker until ctx ends
+// brokerCmd is `mqttfleet broker`: it runs the broker until ctx ends
 // (Ctrl-C, SIGTERM), then closes it gracefully (wills with cause shutdown).
-func runBrokerCmd(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("broker", flag.ContinueOnError)
+func brokerCmd(fs *pflag.FlagSet) runFunc {
 	configPath := fs.String("config", "", "YAML configuration file (see docs/broker.md)")
 	var listens, wss repeated
 	fs.Var(&listens, "listen", "listener URL, repeatable: tcp://127.0.0.1:1883 (also ws://host:port/path); replaces the config file's listeners")
@@ -31,25 +31,25 @@ func runBrokerCmd(ctx context.Context, args []string) error {
 	eventsPath := fs.String("events", "", "write every broker event as JSON lines to this file")
 	sys := fs.Duration("sys", -1, "period of the $SYS/ topics (0: off; default from config, else off)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
+	return func(ctx context.Context, args []string) error {
+		if len(args) != 0 {
+			return fmt.Errorf("%w: unexpected arguments %q", errUsage, args)
 		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return runBroker(ctx, *configPath, listens, wss, *metrics, *eventsPath, *sys, *logLevel)
 	}
-	if fs.NArg() != 0 {
-		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
-	}
+}
+
+func runBroker(ctx context.Context, configPath string, listens, wss repeated, metrics, eventsPath string, sys time.Duration, logLevel string) error {
 	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return fmt.Errorf("%w: -log-level: %v", errUsage, err)
+	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+		return fmt.Errorf("%w: --log-level: %v", errUsage, err)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
 	cfg := broker.DefaultConfig()
-	if *configPath != "" {
+	if configPath != "" {
 		var err error
-		if cfg, err = broker.LoadConfig(*configPath); err != nil {
+		if cfg, err = broker.LoadConfig(configPath); err != nil {
 			return err
 		}
 	}
@@ -63,15 +63,15 @@ func runBrokerCmd(ctx context.Context, args []string) error {
 			cfg.Listeners = append(cfg.Listeners, lc)
 		}
 	}
-	if *metrics != "" {
-		cfg.MetricsAddr = *metrics
+	if metrics != "" {
+		cfg.MetricsAddr = metrics
 	}
-	if *sys >= 0 {
-		cfg.SysInterval = *sys
+	if sys >= 0 {
+		cfg.SysInterval = sys
 	}
 	cfg.Logger = log
-	if *eventsPath != "" {
-		f, err := os.Create(*eventsPath)
+	if eventsPath != "" {
+		f, err := os.Create(eventsPath)
 		if err != nil {
 			return fmt.Errorf("open events file: %w", err)
 		}

@@ -93,7 +93,7 @@ func TestDryRunChecksTheTarget(t *testing.T) {
 
 func TestRunAgainstAnUnreachableTargetExits3(t *testing.T) {
 	out := t.TempDir()
-	code := run([]string{"run", "--target", "tcp://127.0.0.1:1", "--out", out, "--progress", "0", "../../scenarios/library/retained.yaml"})
+	code := run([]string{"run", "--target", "tcp://127.0.0.1:1", "--out", out, "--progress", "off", "../../scenarios/library/retained.yaml"})
 	if code != reports.ExitTargetUnavailable {
 		t.Fatalf("run against a closed port exited %d, want 3", code)
 	}

@@ -1,12 +1,13 @@
 // Command mqttfleet is the command line of the MQTT fleet simulator and
 // protocol test harness: thin flag parsing over the packages of this module.
-// Each subcommand lives in its own file and registers itself in init.
+// Each subcommand lives in its own file and registers itself in init; the
+// command tree, help, flag parsing (flags before or after arguments) and
+// shell completion are spf13/cobra's.
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -14,19 +15,37 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
 	"github.com/mqttfleet/mqttfleet/reports"
 )
 
-// command is one subcommand: run parses args and does the work until ctx ends.
+// runFunc does a command's work until ctx ends; args are the positional
+// arguments (flags are bound by the command's define function).
+type runFunc func(ctx context.Context, args []string) error
+
+// command is one subcommand: define binds its flags to fs and returns the
+// function that runs it.
 type command struct {
-	summary string
-	run     func(ctx context.Context, args []string) error
+	use, summary, long string
+	define             func(fs *pflag.FlagSet) runFunc
+	subs               func() []*cobra.Command // a command made of subcommands
 }
 
 var commands = map[string]command{}
 
-func register(name, summary string, run func(ctx context.Context, args []string) error) {
-	commands[name] = command{summary: summary, run: run}
+// register adds a subcommand: use is its usage line ("run [flags] scenario.yaml..."),
+// the first word its name.
+func register(use, summary, long string, define func(fs *pflag.FlagSet) runFunc) {
+	name, _, _ := strings.Cut(use, " ")
+	commands[name] = command{use: use, summary: summary, long: long, define: define}
+}
+
+// registerGroup adds a command made of subcommands (report html|junit|md|merge).
+func registerGroup(use, summary string, subs func() []*cobra.Command) {
+	name, _, _ := strings.Cut(use, " ")
+	commands[name] = command{use: use, summary: summary, subs: subs}
 }
 
 // errUsage marks an error caused by bad arguments: exit code 2. It is the
@@ -37,53 +56,88 @@ func main() {
 	os.Exit(run(os.Args[1:]))
 }
 
-func run(args []string) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		usage()
-		if len(args) == 0 {
-			return 2
-		}
-		return 0
+// newRoot builds the command tree afresh, so each run binds its own flags.
+func newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "mqttfleet",
+		Short: "MQTT device-fleet simulator and protocol test harness",
+		Long: "mqttfleet — MQTT device-fleet simulator and protocol test harness.\n\n" +
+			"Exit status, for every command: 0 every verdict passed, 1 a verdict failed (or the run was\n" +
+			"interrupted), 2 usage, configuration or scenario error (nothing ran), 3 the target could not\n" +
+			"be reached or started.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
 	}
-	cmd, ok := commands[args[0]]
-	if !ok {
-		fmt.Fprintf(os.Stderr, "mqttfleet: unknown command %q\n\n", args[0])
-		usage()
-		return 2
-	}
-	ctx, stop := interruptible()
-	defer stop()
-	err := cmd.run(ctx, args[1:])
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	// One contract for every command (README, docs/results.md): 0 pass,
-	// 1 a verdict failed, 2 bad usage/config/scenario, 3 target unavailable.
-	code := reports.ExitCode(nil, err)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "mqttfleet %s: %v\n", args[0], err)
-	}
-	return code
-}
-
-func usage() {
-	fmt.Fprintln(os.Stderr, "mqttfleet — MQTT device-fleet simulator and protocol test harness\n\nusage: mqttfleet <command> [flags]\n\ncommands:")
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return fmt.Errorf("%w: %v (see 'mqttfleet %s --help')", errUsage, err, c.Name())
+	})
 	names := make([]string, 0, len(commands))
 	for n := range commands {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(os.Stderr, "  %-12s %s\n", n, commands[n].summary)
+		c := commands[n]
+		cmd := &cobra.Command{Use: c.use, Short: c.summary, Long: c.long}
+		if c.subs != nil {
+			cmd.AddCommand(c.subs()...)
+			cmd.RunE = func(cmd *cobra.Command, args []string) error {
+				var names []string
+				for _, c := range cmd.Commands() {
+					names = append(names, c.Name())
+				}
+				if len(args) > 0 {
+					return fmt.Errorf("%w: unknown %s %q (%s)", errUsage, cmd.Name(), args[0], strings.Join(names, ", "))
+				}
+				return fmt.Errorf("%w: %s needs a subcommand (%s)", errUsage, cmd.Name(), strings.Join(names, ", "))
+			}
+		} else {
+			runF := c.define(cmd.Flags())
+			cmd.RunE = func(cmd *cobra.Command, args []string) error { return runF(cmd.Context(), args) }
+		}
+		root.AddCommand(cmd)
 	}
-	fmt.Fprintln(os.Stderr, "\nRun 'mqttfleet <command> -h' for a command's flags.")
+	root.AddCommand(versionCommand())
+	return root
 }
 
-// repeated is a flag that may be given several times (-listen a -listen b).
+// execute runs the command line args until ctx ends.
+func execute(ctx context.Context, args []string) error {
+	root := newRoot()
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err != nil && strings.HasPrefix(err.Error(), "unknown command") {
+		err = fmt.Errorf("%w: %v", errUsage, err)
+	}
+	return err
+}
+
+func run(args []string) int {
+	ctx, stop := interruptible()
+	defer stop()
+	err := execute(ctx, args)
+	if errors.Is(err, pflag.ErrHelp) {
+		return 0
+	}
+	// One contract for every command (README, docs/results.md): 0 pass,
+	// 1 a verdict failed, 2 bad usage/config/scenario, 3 target unavailable.
+	code := reports.ExitCode(nil, err)
+	if err != nil {
+		name := "mqttfleet"
+		if len(args) > 0 {
+			name += " " + args[0]
+		}
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+	}
+	return code
+}
+
+// repeated is a flag that may be given several times (--listen a --listen b).
 type repeated []string
 
 func (r *repeated) String() string     { return strings.Join(*r, ",") }
 func (r *repeated) Set(s string) error { *r = append(*r, s); return nil }
+func (r *repeated) Type() string       { return "url" }
 
 // colorOK says whether output to f may carry ANSI colours: only on a
 // terminal, and never when NO_COLOR is set (https://no-color.org).

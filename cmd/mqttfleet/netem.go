@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -12,18 +10,20 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spf13/pflag"
+
 	"github.com/mqttfleet/mqttfleet/events"
 	"github.com/mqttfleet/mqttfleet/netem"
 )
 
 func init() {
-	register("netem", "fault proxy between any client and broker, with an HTTP JSON control API (see docs/netem.md)", runNetemCmd)
+	register("netem", "fault proxy between any client and broker, with an HTTP JSON control API (see docs/netem.md)",
+		"Proxies --listen to --upstream and serves the control API on --api until Ctrl-C.", netemCmd)
 }
 
-// runNetemCmd is `mqttfleet netem`: it proxies -listen to -upstream and serves
-// the control API on -api until ctx ends.
-func runNetemCmd(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("netem", flag.ContinueOnError)
+// netemCmd is `mqttfleet netem`: it proxies --listen to --upstream and serves
+// the control API on --api until ctx ends.
+func netemCmd(fs *pflag.FlagSet) runFunc {
 	listen := fs.String("listen", "127.0.0.1:1884", "address devices connect to")
 	upstream := fs.String("upstream", "127.0.0.1:1883", "broker address every link dials")
 	api := fs.String("api", "127.0.0.1:8474", "HTTP JSON control API address (empty: none)")
@@ -32,25 +32,25 @@ func runNetemCmd(ctx context.Context, args []string) error {
 	var groups repeated
 	fs.Var(&groups, "group", "open a listener for this link group at start, repeatable (its address is printed)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
+	return func(ctx context.Context, args []string) error {
+		if len(args) != 0 {
+			return fmt.Errorf("%w: unexpected arguments %q", errUsage, args)
 		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return runNetem(ctx, *listen, *upstream, *api, *eventsPath, *seed, groups, *logLevel)
 	}
-	if fs.NArg() != 0 {
-		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
-	}
+}
+
+func runNetem(ctx context.Context, listen, upstream, api, eventsPath string, seed int64, groups repeated, logLevel string) error {
 	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return fmt.Errorf("%w: -log-level: %v", errUsage, err)
+	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+		return fmt.Errorf("%w: --log-level: %v", errUsage, err)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	netemRaiseFileLimit(log)
 
 	var sink events.Sink = events.Discard
-	if *eventsPath != "" {
-		f, err := os.Create(*eventsPath)
+	if eventsPath != "" {
+		f, err := os.Create(eventsPath)
 		if err != nil {
 			return fmt.Errorf("open events file: %w", err)
 		}
@@ -59,7 +59,7 @@ func runNetemCmd(ctx context.Context, args []string) error {
 		sink = jl
 	}
 
-	px := netem.NewProxy(netem.ProxyConfig{Listen: *listen, Upstream: *upstream, Events: sink, Seed: *seed, Logger: log})
+	px := netem.NewProxy(netem.ProxyConfig{Listen: listen, Upstream: upstream, Events: sink, Seed: seed, Logger: log})
 	if err := px.Start(); err != nil {
 		return err
 	}
@@ -71,14 +71,14 @@ func runNetemCmd(ctx context.Context, args []string) error {
 		}
 		fmt.Printf("group %s listening on %s\n", g, addr)
 	}
-	fmt.Printf("netem: %s -> %s\n", px.Addr(), *upstream)
+	fmt.Printf("netem: %s -> %s\n", px.Addr(), upstream)
 
 	var srv *http.Server
 	errc := make(chan error, 1)
-	if *api != "" {
-		ln, err := net.Listen("tcp", *api)
+	if api != "" {
+		ln, err := net.Listen("tcp", api)
 		if err != nil {
-			return fmt.Errorf("listen for control API on %s: %w", *api, err)
+			return fmt.Errorf("listen for control API on %s: %w", api, err)
 		}
 		srv = &http.Server{Handler: px.Handler(), ReadHeaderTimeout: 10 * time.Second}
 		go func() { errc <- srv.Serve(ln) }()

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -12,41 +11,53 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/spf13/pflag"
+
 	"github.com/mqttfleet/mqttfleet/broker/auth"
 )
 
 func init() {
-	register("passwd", "add or replace a user in a broker password file (bcrypt)", runPasswd)
+	register("passwd -f FILE USER", "add or replace a user in a broker password file (bcrypt)",
+		"Reads the password as one line from standard input and writes USER's \"user:bcrypt-hash\" line into FILE,\n"+
+			"replacing an existing line for USER and keeping every other line as it was.", passwdCmd)
 }
 
-func runPasswd(_ context.Context, args []string) error {
-	return passwd(args, os.Stdin, os.Stderr)
+func passwdCmd(fs *pflag.FlagSet) runFunc {
+	file := passwdFlags(fs)
+	return func(_ context.Context, args []string) error { return setPassword(*file, args, os.Stdin) }
 }
 
-// passwd is `mqttfleet passwd -f FILE USER`: it reads the password as one
-// line from stdin and writes USER's "user:bcrypt-hash" line into FILE,
-// replacing an existing line for USER and keeping every other line as it was.
+// passwdFlags binds the flags of `mqttfleet passwd`.
+func passwdFlags(fs *pflag.FlagSet) *string {
+	return fs.StringP("file", "f", "", "password file to create or update (created with mode 0600)")
+}
+
+// passwd is `mqttfleet passwd -f FILE USER` with its own flag parsing (for
+// tests): it reads the password as one line from stdin and writes USER's
+// "user:bcrypt-hash" line into FILE, replacing an existing line for USER and
+// keeping every other line as it was.
 func passwd(args []string, stdin io.Reader, stderr io.Writer) error {
-	fset := flag.NewFlagSet("passwd", flag.ContinueOnError)
+	fset := pflag.NewFlagSet("passwd", pflag.ContinueOnError)
 	fset.SetOutput(stderr)
-	file := fset.String("f", "", "password file to create or update (created with mode 0600)")
-	fset.Usage = func() {
-		fmt.Fprintln(stderr, "usage: mqttfleet passwd -f FILE USER   (password: one line on stdin)")
-		fset.PrintDefaults()
-	}
+	file := passwdFlags(fset)
 	if err := fset.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+		if errors.Is(err, pflag.ErrHelp) {
 			return err
 		}
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	if *file == "" {
-		return fmt.Errorf("%w: -f FILE is required", errUsage)
+	return setPassword(*file, fset.Args(), stdin)
+}
+
+// setPassword writes the line for the one USER in args into file.
+func setPassword(file string, args []string, stdin io.Reader) error {
+	if file == "" {
+		return fmt.Errorf("%w: --file (-f) FILE is required", errUsage)
 	}
-	if fset.NArg() != 1 {
-		return fmt.Errorf("%w: want exactly one USER argument, got %d", errUsage, fset.NArg())
+	if len(args) != 1 {
+		return fmt.Errorf("%w: want exactly one USER argument, got %d", errUsage, len(args))
 	}
-	user := fset.Arg(0)
+	user := args[0]
 	if err := checkUser(user); err != nil {
 		return fmt.Errorf("%w: user %q: %v", errUsage, user, err)
 	}
@@ -58,7 +69,7 @@ func passwd(args []string, stdin io.Reader, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return setPasswordLine(*file, user, hash)
+	return setPasswordLine(file, user, hash)
 }
 
 // checkUser refuses names the password file could not hold unambiguously.

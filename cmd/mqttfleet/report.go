@@ -1,70 +1,57 @@
 package main
 
 import (
-	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"sort"
 
+	"github.com/spf13/cobra"
+
 	"github.com/mqttfleet/mqttfleet/reports"
 )
 
 func init() {
-	register("report", "render (html, junit, md) or merge results files", runReport)
+	registerGroup("report", "render (html, junit, md) or merge results files", reportCommands)
 }
-
-const reportUsage = `usage:
-  mqttfleet report html  [-o report.html] results.json
-  mqttfleet report junit [-o junit.xml]   results.json
-  mqttfleet report md    [-o summary.md]  results.json
-  mqttfleet report merge -o merged.json shard-*.json
-
-Without -o, html, junit and md write to standard output.`
 
 // renderers are the report formats, by subcommand name.
-var renderers = map[string]func(io.Writer, *reports.Results) error{
-	"html":  reports.HTML,
-	"junit": reports.JUnit,
-	"md":    reports.Markdown,
+var renderers = map[string]struct {
+	summary string
+	render  func(io.Writer, *reports.Results) error
+}{
+	"html":  {"render a results file as a self-contained HTML page", reports.HTML},
+	"junit": {"render a results file as JUnit XML", reports.JUnit},
+	"md":    {"render a results file as a Markdown summary", reports.Markdown},
 }
 
-func runReport(_ context.Context, args []string) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintln(os.Stderr, reportUsage)
-		if len(args) == 0 {
-			return fmt.Errorf("%w: report needs a subcommand", errUsage)
+// reportCommands are `report html|junit|md results.json` and `report merge`.
+func reportCommands() []*cobra.Command {
+	var out []*cobra.Command
+	for _, name := range []string{"html", "junit", "md"} {
+		r := renderers[name]
+		c := &cobra.Command{Use: name + " [-o FILE] results.json", Short: r.summary,
+			Long: r.summary + ". Without -o it writes to standard output."}
+		o := c.Flags().StringP("output", "o", "", "output file (default: standard output)")
+		c.RunE = func(_ *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return fmt.Errorf("%w: report %s takes one results file, got %d", errUsage, name, len(args))
+			}
+			res, err := reports.Read(args[0])
+			if err != nil {
+				return err
+			}
+			return writeOutput(*o, func(w io.Writer) error { return r.render(w, res) })
 		}
-		return flag.ErrHelp
+		out = append(out, c)
 	}
-	sub, args := args[0], args[1:]
-	fs := flag.NewFlagSet("report "+sub, flag.ContinueOnError)
-	out := fs.String("o", "", "output file (default: standard output; required for merge)")
-	fs.Usage = func() { fmt.Fprintln(fs.Output(), reportUsage) }
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
-	}
-	if sub == "merge" {
-		return mergeResults(*out, fs.Args())
-	}
-	render, ok := renderers[sub]
-	if !ok {
-		return fmt.Errorf("%w: unknown report %q (html, junit, md or merge)", errUsage, sub)
-	}
-	if fs.NArg() != 1 {
-		return fmt.Errorf("%w: report %s takes one results file, got %d", errUsage, sub, fs.NArg())
-	}
-	res, err := reports.Read(fs.Arg(0))
-	if err != nil {
-		return err
-	}
-	return writeOutput(*out, func(w io.Writer) error { return render(w, res) })
+	m := &cobra.Command{Use: "merge -o merged.json shard.json...", Short: "merge the results files of a sharded run into one",
+		Long: "Merges shard results files of one run. A shard given twice or shards of different runs are refused;\n" +
+			"missing shards are named and fail the merged run."}
+	o := m.Flags().StringP("output", "o", "", "merged results file (required)")
+	m.RunE = func(_ *cobra.Command, args []string) error { return mergeResults(*o, args) }
+	return append(out, m)
 }
 
 // mergeResults merges shard files into one results file.
@@ -102,6 +89,10 @@ func mergeResults(out string, paths []string) error {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "merged %d results files into %s\n", len(parts), out)
+	if len(merged.Run.MissingShards) > 0 {
+		return fmt.Errorf("merged run is incomplete: shards %v of %d missing", merged.Run.MissingShards,
+			len(merged.Run.Shards)+len(merged.Run.MissingShards))
+	}
 	return nil
 }
 

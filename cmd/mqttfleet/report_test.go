@@ -35,6 +35,11 @@ func writeShard(t *testing.T, path string, index, count, first, n int) {
 	}
 }
 
+// runReport runs `mqttfleet report args...`.
+func runReport(ctx context.Context, args []string) error {
+	return execute(ctx, append([]string{"report"}, args...))
+}
+
 func TestReportCommand(t *testing.T) {
 	dir := t.TempDir()
 	for i := range 4 {

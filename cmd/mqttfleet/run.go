@@ -3,8 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/mqttfleet/mqttfleet/events"
 	"github.com/mqttfleet/mqttfleet/reports"
@@ -21,24 +21,22 @@ import (
 )
 
 func init() {
-	register("run", "run scenario files and check their assertions (exit 1 when one fails)", runScenarios)
+	register("run [flags] scenario.yaml...", "run scenario files and check their assertions", runLong, runCmd)
 }
 
-const runUsage = `usage: mqttfleet run [flags] scenario.yaml...
-
-Runs each scenario against its target (default: the in-process reference
+const runLong = `Runs each scenario against its target (default: the in-process reference
 broker), prints live progress and every assertion's verdict, and writes
 results.json, report.html and junit.xml into the output directory.
 Exit status: 0 when every assertion passed (or was skipped), 1 when one
 failed or the run was interrupted, 2 for bad flags or scenario files,
-3 when the target could not be started or reached.
+3 when the target could not be started or reached.`
 
-flags:`
-
-// setFlags collects repeated -set name=value flags.
+// setFlags collects repeated --set name=value flags.
 type setFlags map[string]string
 
 func (s setFlags) String() string { return fmt.Sprint(map[string]string(s)) }
+
+func (s setFlags) Type() string { return "name=value" }
 
 func (s setFlags) Set(v string) error {
 	k, val, ok := strings.Cut(v, "=")
@@ -49,32 +47,39 @@ func (s setFlags) Set(v string) error {
 	return nil
 }
 
-func runScenarios(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+func runCmd(fs *pflag.FlagSet) runFunc {
 	target := fs.String("target", "", "broker under test: inprocess, mosquitto, emqx or a tcp:// URL (default: the scenario's target)")
 	out := fs.String("out", "", "output directory (default ./results/<scenario>-<timestamp>; one subdirectory per scenario when several run)")
-	dry := fs.Bool("dry-run", false, "validate and print the resolved timeline without running")
-	every := fs.Duration("progress", time.Second, "live progress interval (0: none)")
-	withEvents := fs.Bool("events", false, "also write every event to events.jsonl in the output directory")
-	verbose := fs.Bool("v", false, "log what the fleet, proxy and broker do (to stderr)")
+	dry := fs.Bool("dry-run", false, "validate, check the target and print the resolved timeline without running")
+	prog := progressFlags(fs)
+	eventsPath := fs.String("events", "", "write every event as JSON lines to this file (several scenarios: events.jsonl in each output directory)")
+	verbose := fs.BoolP("verbose", "v", false, "log what the fleet, proxy and broker do (to stderr)")
 	vars := setFlags{}
-	fs.Var(vars, "set", "override a scenario variable: -set devices=500 (repeatable)")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), runUsage)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+	fs.Var(vars, "set", "override a scenario variable: --set devices=500 (repeatable)")
+	return func(ctx context.Context, args []string) error {
+		if err := prog.check(); err != nil {
 			return err
 		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return runScenarios(ctx, args, runOptions{target: *target, out: *out, dry: *dry, every: prog.interval(),
+			events: *eventsPath, verbose: *verbose, vars: vars})
 	}
-	if fs.NArg() == 0 {
-		fs.Usage()
+}
+
+// runOptions are the flags of `mqttfleet run`.
+type runOptions struct {
+	target, out, events string
+	dry, verbose        bool
+	every               time.Duration // progress lines; 0: none
+	vars                setFlags
+}
+
+func runScenarios(ctx context.Context, args []string, o runOptions) error {
+	if len(args) == 0 {
 		return fmt.Errorf("%w: run needs at least one scenario file", errUsage)
 	}
+	target, out, dry, vars := &o.target, &o.out, &o.dry, o.vars
 	var scs []*scenarios.Scenario
-	for _, path := range fs.Args() {
+	for _, path := range args {
 		sc, err := scenarios.Load(path, vars)
 		if err != nil {
 			return fmt.Errorf("%w: %w", errUsage, err)
@@ -114,7 +119,11 @@ func runScenarios(ctx context.Context, args []string) error {
 		case len(scs) > 1:
 			dir = filepath.Join(dir, sc.Name)
 		}
-		res, err := runOne(ctx, sc, dir, *target, *every, *withEvents, *verbose)
+		evPath := o.events
+		if evPath != "" && len(scs) > 1 {
+			evPath = filepath.Join(dir, "events.jsonl")
+		}
+		res, err := runOne(ctx, sc, dir, *target, o.every, evPath, o.verbose)
 		if err != nil {
 			return err
 		}
@@ -142,7 +151,7 @@ func runScenarios(ctx context.Context, args []string) error {
 }
 
 // runOne runs one scenario, writes its output files and returns its results.
-func runOne(ctx context.Context, sc *scenarios.Scenario, dir, targetName string, every time.Duration, withEvents, verbose bool) (*reports.Results, error) {
+func runOne(ctx context.Context, sc *scenarios.Scenario, dir, targetName string, every time.Duration, eventsPath string, verbose bool) (*reports.Results, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create output directory: %w", err)
 	}
@@ -161,8 +170,8 @@ func runOne(ctx context.Context, sc *scenarios.Scenario, dir, targetName string,
 		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
 	var jl *events.JSONLines
-	if withEvents {
-		f, err := os.Create(filepath.Join(dir, "events.jsonl"))
+	if eventsPath != "" {
+		f, err := os.Create(eventsPath)
 		if err != nil {
 			return nil, fmt.Errorf("create events file: %w", err)
 		}

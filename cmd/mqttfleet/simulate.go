@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spf13/pflag"
+
 	"github.com/mqttfleet/mqttfleet/events"
 	"github.com/mqttfleet/mqttfleet/reports"
 	"github.com/mqttfleet/mqttfleet/simulator"
@@ -24,24 +25,28 @@ import (
 )
 
 func init() {
-	register("simulate", "bring up a fleet of simulated devices against a broker and measure it", runSimulateCmd)
+	register("simulate [profile.yaml]", "bring up a fleet of simulated devices against a broker and measure it",
+		"Brings up a fleet from a profile (or from the flags, as one group), runs it for --duration and judges it:\n"+
+			"--min-connected, --max-loss, --max-dup. Exit status: 0 every verdict passed, 1 one failed (or the run was\n"+
+			"interrupted), 2 bad flags or profile, 3 the broker never answered.", simulateCmd)
 }
 
 // simulateFlags are the flags of `mqttfleet simulate`.
 type simulateFlags struct {
-	profile, broker, driver, shard, results, metrics, progress, events, startAt string
-	procs, devices, qos, maxConnecting                                          int
-	duration, interval, keepalive                                               time.Duration
-	rate                                                                        float64
-	seed                                                                        uint64
-	echo                                                                        bool
-	minConnected, maxLoss, maxDup                                               string
-	limits                                                                      simulator.Limits
+	profile, broker, driver, shard, results, metrics, events, startAt, runID string
+	prog                                                                     progress
+	fs                                                                       *pflag.FlagSet
+	procs, devices, qos, maxConnecting                                       int
+	duration, interval, keepalive                                            time.Duration
+	rate                                                                     float64
+	seed                                                                     uint64
+	echo                                                                     bool
+	minConnected, maxLoss, maxDup                                            string
+	limits                                                                   simulator.Limits
 }
 
-func runSimulateCmd(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
-	var o simulateFlags
+func simulateCmd(fs *pflag.FlagSet) runFunc {
+	o := &simulateFlags{fs: fs}
 	fs.StringVar(&o.profile, "profile", "", "YAML fleet profile (see docs/simulator.md); without it the flags below describe one group")
 	fs.StringVar(&o.broker, "broker", "", "broker address: host:port or tcp://, ws://, tls://, wss:// URL (overrides the profile's)")
 	fs.StringVar(&o.driver, "driver", "native", "client library: native (lean, for scale) or paho (paho.mqtt.golang)")
@@ -49,7 +54,8 @@ func runSimulateCmd(ctx context.Context, args []string) error {
 	fs.IntVar(&o.procs, "procs", 1, "run the fleet as this many local shard processes and merge their results")
 	fs.StringVar(&o.results, "results", "simulate-results.json", "write the results file here")
 	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus /metrics on this host:port while running")
-	fs.StringVar(&o.progress, "progress", "auto", "live progress: auto, tty (status line), plain (periodic lines) or off")
+	o.prog = progressFlags(fs)
+	fs.StringVar(&o.runID, "run-id", "", "the run's ID in its results, shared by its shards (default: from profile name, seed and --start-at)")
 	fs.StringVar(&o.events, "events", "", "write every fleet event as JSON lines to this file")
 	fs.StringVar(&o.startAt, "start-at", "", "run start as Unix milliseconds (set by --procs so shards ramp up as one)")
 	fs.IntVar(&o.maxConnecting, "max-connecting", 0, "connect attempts in flight at once (overrides the profile; default 96)")
@@ -64,21 +70,19 @@ func runSimulateCmd(ctx context.Context, args []string) error {
 	fs.StringVar(&o.minConnected, "min-connected", "100%", "verdict: devices that must connect at least once, a count or a share (95%)")
 	fs.StringVar(&o.maxLoss, "max-loss", "", "verdict: expected deliveries that may be lost, a count or a share (default 0 when --qos or any profile publish is QoS 1 or 2; unchecked for QoS 0)")
 	fs.StringVar(&o.maxDup, "max-dup", "", "verdict: duplicate deliveries allowed, a count or a share (default 0 for QoS 2; else unchecked)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+	return func(ctx context.Context, args []string) error { return runSimulate(ctx, o, args) }
+}
+
+func runSimulate(ctx context.Context, o *simulateFlags, args []string) error {
+	fs := o.fs
+	if len(args) > 1 || (len(args) == 1 && o.profile != "") {
+		return fmt.Errorf("%w: unexpected arguments %q", errUsage, args)
 	}
-	// A profile path may come before the flags, too.
-	if fs.NArg() > 0 && o.profile == "" {
-		o.profile = fs.Arg(0)
-		if err := fs.Parse(fs.Args()[1:]); err != nil {
-			return fmt.Errorf("%w: %v", errUsage, err)
-		}
+	if len(args) == 1 {
+		o.profile = args[0]
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+	if err := o.prog.check(); err != nil {
+		return err
 	}
 	p, err := o.buildProfile(fs)
 	if err != nil {
@@ -91,13 +95,13 @@ func runSimulateCmd(ctx context.Context, args []string) error {
 		if o.shard != "" {
 			return fmt.Errorf("%w: --procs and --shard exclude each other", errUsage)
 		}
-		return runProcs(ctx, &o, args)
+		return runProcs(ctx, o)
 	}
-	return runOneFleet(ctx, &o, p)
+	return runOneFleet(ctx, o, p)
 }
 
 // buildProfile loads the profile or builds one from flags, then applies overrides.
-func (o *simulateFlags) buildProfile(fs *flag.FlagSet) (*profile.Profile, error) {
+func (o *simulateFlags) buildProfile(fs *pflag.FlagSet) (*profile.Profile, error) {
 	var p *profile.Profile
 	if o.profile != "" {
 		var err error
@@ -119,7 +123,7 @@ func (o *simulateFlags) buildProfile(fs *flag.FlagSet) (*profile.Profile, error)
 		p = &profile.Profile{Name: "simulate", Broker: "127.0.0.1:1883", Groups: []profile.Group{g}}
 	}
 	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	fs.Visit(func(f *pflag.Flag) { set[f.Name] = true })
 	for _, c := range []struct {
 		name string
 		bad  bool
@@ -173,7 +177,7 @@ func runOneFleet(ctx context.Context, o *simulateFlags, p *profile.Profile) erro
 	if err != nil {
 		return err
 	}
-	cfg := simulator.Config{Profile: p, Broker: o.broker, Driver: drv}
+	cfg := simulator.Config{Profile: p, Broker: o.broker, Driver: drv, RunID: o.runID}
 	if o.shard != "" {
 		if cfg.Shard, err = simulator.ParseShard(o.shard); err != nil {
 			return fmt.Errorf("%w: %v", errUsage, err)
@@ -220,17 +224,14 @@ func runOneFleet(ctx context.Context, o *simulateFlags, p *profile.Profile) erro
 		go func() { defer wg.Done(); _ = srv.Serve(ln) }()
 		go func() { defer wg.Done(); <-done; _ = srv.Close() }()
 	}
-	if mode := progressMode(o.progress); mode != "off" {
+	if every := o.prog.interval(); every > 0 {
 		prefix := ""
 		if o.shard != "" {
 			prefix = "[shard " + o.shard + "] "
 		}
-		every := time.Second
-		if mode == "plain" {
-			every = 5 * time.Second
-		}
+		tty := o.prog.resolved() == "tty"
 		wg.Add(1)
-		go func() { defer wg.Done(); fleet.Progress(done, os.Stderr, every, mode == "tty", prefix) }()
+		go func() { defer wg.Done(); fleet.Progress(done, os.Stderr, every, tty, prefix) }()
 	}
 	lo, hi := fleet.Range()
 	slog.Info("simulate", "devices", hi-lo, "range", fmt.Sprintf("[%d,%d)", lo, hi), "driver", drv.Name(),
@@ -324,16 +325,6 @@ func hasSubscriptions(p *profile.Profile) bool {
 	return false
 }
 
-func progressMode(m string) string {
-	if m != "auto" {
-		return m
-	}
-	if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-		return "tty"
-	}
-	return "plain"
-}
-
 func firstNonEmpty(s ...string) string {
 	for _, x := range s {
 		if x != "" {
@@ -346,7 +337,7 @@ func firstNonEmpty(s ...string) string {
 // runProcs starts n copies of this command, each with --shard i/n, a shared
 // --start-at and its own results file, then merges their results. Ctrl-C is
 // passed on as SIGINT so every shard still writes its results.
-func runProcs(ctx context.Context, o *simulateFlags, args []string) error {
+func runProcs(ctx context.Context, o *simulateFlags) error {
 	self, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("find own executable: %w", err)
@@ -363,11 +354,10 @@ func runProcs(ctx context.Context, o *simulateFlags, args []string) error {
 	var wg sync.WaitGroup
 	for i := 0; i < n; i++ {
 		paths[i] = filepath.Join(dir, fmt.Sprintf("shard-%d.json", i))
-		// Shard flags go first: flag parsing stops at a positional profile path.
 		child := []string{"simulate", "--procs=1", "--shard", fmt.Sprintf("%d/%d", i, n), "--results", paths[i],
 			"--start-at", strconv.FormatInt(start, 10)}
 		// Several shards redrawing one terminal line would garble it.
-		progress := o.progress
+		progress := *o.prog.mode
 		if progress == "auto" || progress == "tty" {
 			progress = "plain"
 		}
@@ -377,7 +367,10 @@ func runProcs(ctx context.Context, o *simulateFlags, args []string) error {
 			pn, _ := strconv.Atoi(port)
 			child = append(child, "--metrics", net.JoinHostPort(host, strconv.Itoa(pn+i)))
 		}
-		child = append(child, withoutProcs(args, "progress", "metrics")...)
+		child = append(child, shardFlags(o.fs)...)
+		if o.profile != "" {
+			child = append(child, "--profile", o.profile)
+		}
 		cmd := exec.CommandContext(ctx, self, child...)
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 		cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGINT) }
@@ -419,35 +412,17 @@ func runProcs(ctx context.Context, o *simulateFlags, args []string) error {
 	return errors.Join(errs...)
 }
 
-// withoutProcs drops --procs, --shard, --results, --start-at and the extra
-// flags named from args (a flag given twice would keep its last value).
-func withoutProcs(args []string, extra ...string) []string {
-	skip := map[string]bool{"procs": true, "shard": true, "results": true, "start-at": true}
-	for _, e := range extra {
-		skip[e] = true
-	}
+// shardFlags passes the flags the user set on to a shard process, except
+// those the parent sets per shard.
+func shardFlags(fs *pflag.FlagSet) []string {
+	skip := map[string]bool{"procs": true, "shard": true, "results": true, "start-at": true, "progress": true,
+		"metrics": true, "profile": true}
 	var out []string
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		name := a
-		for len(name) > 0 && name[0] == '-' {
-			name = name[1:]
+	fs.Visit(func(f *pflag.Flag) {
+		if !skip[f.Name] {
+			out = append(out, "--"+f.Name+"="+f.Value.String())
 		}
-		hasValue := false
-		for j := 0; j < len(name); j++ {
-			if name[j] == '=' {
-				name, hasValue = name[:j], true
-				break
-			}
-		}
-		if len(a) > 1 && a[0] == '-' && skip[name] {
-			if !hasValue {
-				i++ // the value is the next argument
-			}
-			continue
-		}
-		out = append(out, a)
-	}
+	})
 	return out
 }
 
