@@ -55,7 +55,7 @@ svg.chart .fault.tick line{stroke:#f59e0b;stroke-width:2}
 svg.chart .step rect{fill:#6366f1;opacity:.08}
 svg.chart .step line{stroke:#6366f1;stroke-width:1;stroke-dasharray:3 2}
 svg.chart .step text{fill:#4f46e5;font-size:10px}
-.sw.step{background:#6366f1;opacity:.6}
+.sw.step{border-top:2px dashed #6366f1}
 .timeline{margin-top:10px}
 .timeline h3{font-size:14px;margin:8px 0 4px}
 svg.chart .hits rect{fill:transparent}

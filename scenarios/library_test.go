@@ -1,6 +1,7 @@
 package scenarios
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -172,4 +173,19 @@ func TestDemo(t *testing.T) {
 	if res.Verdict() != reports.Pass {
 		t.Errorf("demo verdict %s", res.Verdict())
 	}
+	if len(res.Assertions) != 7 {
+		t.Errorf("the demo ends in %d verdicts, want the README's seven", len(res.Assertions))
+	}
+	// Its report marks the steps on every time chart, as Chromium renders it:
+	// the wave (an instant reset of every link) and the half-open window.
+	var page bytes.Buffer
+	if err := reports.HTML(&page, res); err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []string{"half-open", "wave"} {
+		if !strings.Contains(page.String(), `data-step="`+step+`"`) {
+			t.Errorf("the demo report has no marker for step %s", step)
+		}
+	}
+	showInChromium(t, page.String(), "wave")
 }
