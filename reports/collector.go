@@ -140,6 +140,20 @@ func (c *Collector) TrackSequences(on bool) {
 	c.mu.Unlock()
 }
 
+// Totals returns the fleet-view counters so far, by name: the same numbers
+// Results will hold, cheap enough for a live progress line (no series or
+// histogram is copied).
+func (c *Collector) Totals() map[string]int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]int64, nCounters+1)
+	for i, name := range counterNames {
+		out[name] = c.fleet[i]
+	}
+	out["events"] = c.total
+	return out
+}
+
 // NewCollector returns an empty Collector for a run of the given kind.
 func NewCollector(kind Kind, run Run) *Collector {
 	c := &Collector{

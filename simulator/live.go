@@ -33,7 +33,7 @@ func (f *Fleet) Progress(done <-chan struct{}, w io.Writer, every time.Duration,
 	t := time.NewTicker(every)
 	defer t.Stop()
 	start := time.Now()
-	prev, prevAt := f.Live.Read(), start
+	prev, prevAt := f.liveCounts(), start
 	for {
 		select {
 		case <-done:
@@ -42,7 +42,11 @@ func (f *Fleet) Progress(done <-chan struct{}, w io.Writer, every time.Duration,
 			}
 			return
 		case now := <-t.C:
-			c := f.Live.Read()
+			// The same counters the results file will hold (the Collector's),
+			// so the last progress line and the summary never disagree; the
+			// connected gauge, reconnects and duplicates are the fleet's own,
+			// which the results take too.
+			c := f.liveCounts()
 			secs := now.Sub(prevAt).Seconds()
 			line := fmt.Sprintf("%s%4.0fs connected %d/%d  connects %d (%.0f/s) failed %d  disc %d reconn %d takeovers %d  sent %d (%.0f/s) recv %d (%.0f/s) acked %d dup %d",
 				prefix, now.Sub(start).Seconds(), c.Connected, len(f.devices), c.Connects, float64(c.Connects-prev.Connects)/secs,
@@ -85,4 +89,16 @@ func (f *Fleet) MetricsHandler() http.Handler {
 	counter("messages_acked_total", "QoS 1/2 flows completed.", func(c Counts) int64 { return c.Acked })
 	counter("messages_duplicated_total", "Sequence numbers received again.", func(c Counts) int64 { return c.Duplicates })
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+}
+
+// liveCounts reads the progress figures from the results model (the
+// Collector's totals) and the fleet's gauges.
+func (f *Fleet) liveCounts() Counts {
+	t := f.col.Totals()
+	l := f.Live.Read()
+	return Counts{
+		Connected: l.Connected, Reconnects: l.Reconnects, Duplicates: f.tr.dup.Load(),
+		Connects: t["connects"], ConnectFailures: t["connect_failures"], Disconnects: t["disconnects"],
+		Takeovers: t["takeovers"], Sent: t["publishes_sent"], Received: t["publishes_received"], Acked: t["publishes_acked"],
+	}
 }

@@ -93,3 +93,32 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestProgressReadsTheResultsModel: once a run is over, the progress
+// figures are the results file's counters, so the last progress line and
+// the summary cannot disagree.
+func TestProgressReadsTheResultsModel(t *testing.T) {
+	addr := startReference(t)
+	p := echoProfile(3, 0, 1, 50*time.Millisecond)
+	p.Duration = time.Second
+	f, err := New(Config{Profile: p, Broker: addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	res, err := f.Run(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := f.liveCounts()
+	for name, got := range map[string]int64{"connects": c.Connects, "publishes_sent": c.Sent,
+		"publishes_received": c.Received, "publishes_acked": c.Acked, "duplicates": c.Duplicates, "reconnects": c.Reconnects} {
+		if want := res.Counters[name]; got != want {
+			t.Errorf("progress %s = %d, results say %d", name, got, want)
+		}
+	}
+	if c.Sent == 0 || c.Received == 0 {
+		t.Fatalf("nothing flowed: %+v", c)
+	}
+}
