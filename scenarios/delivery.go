@@ -57,7 +57,7 @@ func account(evs []events.Event, o ledgerOptions) *ledger {
 	sent := map[msgKey]events.Event{}
 	var sentOrder []msgKey
 	filters := map[string]map[string]time.Time{} // receiver -> filter -> first SUBACK
-	group := map[string]string{}            // receiver -> its group
+	group := map[string]string{}                 // receiver -> its group
 	received := map[string]map[msgKey][]events.Event{}
 	maxSeq := map[string]map[string]uint64{} // receiver -> topic -> highest seq seen
 	ooo := map[string]int{}
