@@ -252,7 +252,7 @@ func charts(b *strings.Builder, r *Results) {
 
 		ch = base
 		ch.id, ch.title, ch.unit = "messages", "Messages per second", "messages / s"
-		ch.note = "PUBLISH packets written and read by the fleet; lost = gaps in sequence numbers."
+		ch.note = "PUBLISH packets written and read by the fleet; lost = expected deliveries never received, at the second they were sent."
 		ch.lines = []line{
 			{name: "sent", color: colBlue, values: column(s, ColSent), under: true},
 			{name: "received", color: colGreen, values: column(s, ColReceived)},

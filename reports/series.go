@@ -18,8 +18,8 @@ const (
 	ColSent            = "sent"             // PUBLISH written by the fleet
 	ColReceived        = "received"         // PUBLISH read by the fleet
 	ColAcked           = "acked"            // QoS 1/2 flows completed
-	ColLost            = "lost"             // gaps in per-topic sequence numbers
-	ColDup             = "dup"              // sequence numbers seen again
+	ColLost            = "lost"             // messages lost, at the second they were sent (the writer's accounting)
+	ColDup             = "dup"              // extra copies received
 	ColDropped         = "dropped"          // Drop events (any source)
 )
 

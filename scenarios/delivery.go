@@ -41,7 +41,11 @@ type ledger struct {
 	byGroup map[string]*ledger
 	lostEv  []events.Event
 	dupEv   []events.Event
-	firstEv []events.Event // the first sent messages, evidence when nothing went wrong
+	// lostAt and dupAt are when each lost message was sent and each extra
+	// copy arrived (kept when perGroup: the run's totals place them on the
+	// report's per-second series).
+	lostAt, dupAt []time.Time
+	firstEv       []events.Event // the first sent messages, evidence when nothing went wrong
 }
 
 // ledgerOptions select what a ledger accounts.
@@ -128,10 +132,18 @@ func account(evs []events.Event, o ledgerOptions) *ledger {
 				if len(l.lostEv) < 10 {
 					l.lostEv = append(l.lostEv, sent[k])
 				}
+				if o.perGroup {
+					l.lostAt = append(l.lostAt, sent[k].Time)
+				}
 			case len(got) > 1:
 				dups = len(got) - 1
 				if len(l.dupEv) < 10 {
 					l.dupEv = append(l.dupEv, got...)
+				}
+				if o.perGroup {
+					for _, e := range got[1:] {
+						l.dupAt = append(l.dupAt, e.Time)
+					}
 				}
 			}
 			l.expected++

@@ -1,6 +1,8 @@
 package scenarios
 
 import (
+	"time"
+
 	"github.com/mqttfleet/mqttfleet/events"
 	"github.com/mqttfleet/mqttfleet/histogram"
 	"github.com/mqttfleet/mqttfleet/reports"
@@ -30,6 +32,20 @@ func totals(res *reports.Results, evs []events.Event, sc *Scenario, m moments) e
 	res.Counters["lost"] = int64(l.lost)
 	res.Counters["duplicates"] = int64(l.dups)
 	res.Counters["out_of_order"] = int64(l.outOfOrder)
+	// The chart of messages per second shows the same losses, each at the
+	// second its message was sent (a duplicate at the second it arrived).
+	if s := res.Series; s != nil && s.Len > 0 {
+		for col, times := range map[string][]time.Time{reports.ColLost: l.lostAt, reports.ColDup: l.dupAt} {
+			c := s.Columns[col]
+			if len(c) != s.Len {
+				continue
+			}
+			clear(c)
+			for _, t := range times {
+				c[max(0, min(int(t.Unix()-s.Start.Unix()), s.Len-1))]++
+			}
+		}
+	}
 
 	groups := map[string]*reports.Group{}
 	for _, g := range sc.Groups {

@@ -86,6 +86,13 @@ func TestLostTotalsAgreeEverywhere(t *testing.T) {
 	if n, _ := strconv.ParseInt(m[1], 10, 64); n != lost || delivery.Verdict != reports.Fail {
 		t.Fatalf("delivery says %s lost (%s), counters say %d", m[1], delivery.Verdict, lost)
 	}
+	var charted int64
+	for _, n := range res.Series.Columns[reports.ColLost] {
+		charted += n
+	}
+	if charted != lost {
+		t.Fatalf("the lost series sums to %d, the counter says %d", charted, lost)
+	}
 	if g := res.Groups["cut"]; g == nil || g.Counters["lost"] != lost {
 		t.Fatalf("group cut totals %+v, want all %d lost there", g, lost)
 	}
