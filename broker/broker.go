@@ -82,6 +82,7 @@ type Stats struct {
 	MessagesReceived uint64        // PUBLISH packets received from clients
 	MessagesSent     uint64        // PUBLISH packets written to clients
 	MessagesDropped  uint64        // messages dropped (queue full, not authorized, slow consumer)
+	BytesReceived    uint64        // bytes read from client sockets, handshake and partial packets included
 	Retained         int           // retained messages stored
 	Subscriptions    int           // subscriptions in the topic tree
 	Parked           int           // idle connections parked in the poller (no goroutine)
@@ -308,6 +309,7 @@ func (b *Broker) Stats() Stats {
 		MessagesReceived: b.msgIn.Load(),
 		MessagesSent:     b.msgOut.Load(),
 		MessagesDropped:  b.dropped.Load(),
+		BytesReceived:    b.bytesIn.Load(),
 		Retained:         nret,
 		Subscriptions:    nsubs,
 		Parked:           b.poller.count(),

@@ -24,6 +24,9 @@ type Config struct {
 	MaxConnections int `yaml:"max_connections"`
 	// MaxPacketSize closes connections that send a larger packet; 0 = protocol maximum.
 	MaxPacketSize int `yaml:"max_packet_size"`
+	// MaxConnectSize closes connections whose first packet is larger, before
+	// CONNECT is accepted (and before authentication); 0 = DefaultMaxConnectSize.
+	MaxConnectSize int `yaml:"max_connect_size"`
 	// MaxInflight is the per-client window of outgoing QoS 1/2 messages awaiting acknowledgement.
 	MaxInflight int `yaml:"max_inflight"`
 	// MaxQueued bounds the QoS 1/2 messages held per session behind the inflight window or while offline.
@@ -75,6 +78,11 @@ const (
 	DefaultOutboundBuffer = 1024
 	DefaultConnectTimeout = 10 * time.Second
 	DefaultWSPath         = "/mqtt"
+	// DefaultMaxConnectSize is the largest legal MQTT 3.1/3.1.1 CONNECT: the
+	// variable header of 3.1 ("MQIsdp", 12 bytes) and five length-prefixed
+	// fields of at most 65535 bytes (client ID, will topic, will message,
+	// user name, password), plus its 4-byte fixed header: 327,701 bytes.
+	DefaultMaxConnectSize = 4 + 12 + 5*(2+65535)
 )
 
 // DefaultConfig returns a configuration with one TCP listener on
@@ -144,6 +152,9 @@ func (c Config) withDefaults() Config {
 	if c.ConnectTimeout == 0 {
 		c.ConnectTimeout = DefaultConnectTimeout
 	}
+	if c.MaxConnectSize == 0 {
+		c.MaxConnectSize = DefaultMaxConnectSize
+	}
 	c.Listeners = append([]ListenerConfig(nil), c.Listeners...)
 	for i := range c.Listeners {
 		l := &c.Listeners[i]
@@ -163,7 +174,7 @@ func (c Config) validate() error {
 		name string
 		v    int
 	}{
-		{"max_connections", c.MaxConnections}, {"max_packet_size", c.MaxPacketSize},
+		{"max_connections", c.MaxConnections}, {"max_packet_size", c.MaxPacketSize}, {"max_connect_size", c.MaxConnectSize},
 		{"max_inflight", c.MaxInflight}, {"max_queued", c.MaxQueued}, {"outbound_buffer", c.OutboundBuffer},
 	} {
 		if f.v < 0 {
@@ -201,4 +212,13 @@ func (c Config) validate() error {
 		}
 	}
 	return nil
+}
+
+// connectLimit is the largest first packet accepted: max_connect_size, or
+// max_packet_size where that is smaller.
+func (c Config) connectLimit() int {
+	if c.MaxPacketSize > 0 && c.MaxPacketSize < c.MaxConnectSize {
+		return c.MaxPacketSize
+	}
+	return c.MaxConnectSize
 }

@@ -25,7 +25,9 @@ var testHookAdmitted func()
 func (c *conn) handshake() bool {
 	b := c.b
 	_ = c.rd.nc.SetReadDeadline(time.Now().Add(b.cfg.ConnectTimeout))
-	p, err := c.readPacket()
+	// Before CONNECT nobody is known: the first packet may be no larger than
+	// a legal CONNECT (max_connect_size), whatever max_packet_size allows.
+	p, err := c.readPacket(b.cfg.connectLimit())
 	if err != nil {
 		if errors.Is(err, packet.ErrUnsupportedProtocolLevel) {
 			// A valid name with an unknown level: CONNACK 1, then close [MQTT-3.1.2-2].

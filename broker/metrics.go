@@ -44,6 +44,7 @@ func (b *Broker) startMetrics(addr string) (*metricsServer, error) {
 		counter("messages_sent_total", "PUBLISH packets written to clients.", b.msgOut.Load),
 		counter("messages_dropped_total", "Messages dropped (queue full, not authorized, slow consumer).", b.dropped.Load),
 		counter("bytes_sent_total", "Bytes written to clients.", b.bytesOut.Load),
+		counter("bytes_received_total", "Bytes read from client sockets.", b.bytesIn.Load),
 		prometheus.NewGoCollector(),
 		prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}),
 	} {
