@@ -168,52 +168,6 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// validate reports the first invalid field, by its YAML name.
-func (c Config) validate() error {
-	for _, f := range []struct {
-		name string
-		v    int
-	}{
-		{"max_connections", c.MaxConnections}, {"max_packet_size", c.MaxPacketSize}, {"max_connect_size", c.MaxConnectSize},
-		{"max_inflight", c.MaxInflight}, {"max_queued", c.MaxQueued}, {"outbound_buffer", c.OutboundBuffer},
-	} {
-		if f.v < 0 {
-			return fmt.Errorf("%s: must not be negative, got %d", f.name, f.v)
-		}
-	}
-	if c.MaxInflight > 65535 {
-		return fmt.Errorf("max_inflight: at most 65535 packet identifiers exist, got %d", c.MaxInflight)
-	}
-	if c.SysInterval < 0 || c.ConnectTimeout < 0 {
-		return fmt.Errorf("sys_interval and connect_timeout: must not be negative")
-	}
-	names := map[string]bool{}
-	for i, l := range c.Listeners {
-		switch l.Type {
-		case "tcp", "ws":
-		case "tls", "wss":
-			if l.CertFile == "" || l.KeyFile == "" {
-				return fmt.Errorf("listeners[%d].cert_file, key_file: required for type %q", i, l.Type)
-			}
-		default:
-			return fmt.Errorf("listeners[%d].type: want tcp, ws, tls or wss, got %q", i, l.Type)
-		}
-		if l.Addr == "" {
-			return fmt.Errorf("listeners[%d].addr: required", i)
-		}
-		if l.RequireClientCert && l.ClientCAFile == "" {
-			return fmt.Errorf("listeners[%d].client_ca_file: required with require_client_cert", i)
-		}
-		if l.Name != "" {
-			if names[l.Name] {
-				return fmt.Errorf("listeners[%d].name: %q used twice", i, l.Name)
-			}
-			names[l.Name] = true
-		}
-	}
-	return nil
-}
-
 // connectLimit is the largest first packet accepted: max_connect_size, or
 // max_packet_size where that is smaller.
 func (c Config) connectLimit() int {
