@@ -145,6 +145,15 @@ func (c *conn) attach(clean bool) bool {
 			b.connected.Add(1)
 			s.mu.Lock()
 			s.conn = c
+			if present && s.user != c.username {
+				// Subscriptions granted to another user name: check every
+				// message against this user's ACL from now on.
+				u := c.username
+				s.readAs = &u
+			} else if s.readAs != nil {
+				*s.readAs = c.username
+			}
+			s.user = c.username
 			// CONNACK goes first: deliveries to s queue behind it since they take s.mu.
 			// [MQTT-3.2.2-1] [MQTT-3.2.2-2] [MQTT-3.2.2-3]
 			c.send(&packet.Connack{SessionPresent: present, ReturnCode: packet.Accepted}, false)

@@ -121,9 +121,16 @@ func (c *conn) handleSubscribe(p *packet.Subscribe) {
 		code, detail := packet.SubackFailure, ""
 		if err := packet.ValidateTopicFilter(sub.Filter); err != nil {
 			detail = err.Error()
-		} else if !b.auth.CanSubscribe(c.username, c.clientID, sub.Filter) {
+		} else if ok, filtered := b.auth.Subscribe(c.username, c.clientID, sub.Filter); !ok {
 			detail = "subscribe denied by ACL"
 		} else {
+			if filtered {
+				user := c.username
+				s.mu.Lock()
+				s.readAs = &user
+				s.mu.Unlock()
+				detail = "granted; messages a deny rule names are withheld"
+			}
 			sub.QoS = min(sub.QoS, 2)
 			code = sub.QoS
 			b.subMu.Lock()

@@ -25,6 +25,13 @@ type session struct {
 	queue    []*packet.Publish   // QoS 1/2 waiting for the window or for the client to come back
 	inQoS2   map[uint16]struct{} // incoming QoS 2 IDs between PUBREC and PUBREL [MQTT-4.3.3-2]
 	nextID   uint16
+
+	// readAs is set once a subscription was granted that a deny rule only
+	// overlaps: from then on every message is checked against the ACL as
+	// this user before delivery (live and retained), so the deny is honoured
+	// per message. nil: no check, the common case.
+	readAs *string
+	user   string // user name of the last connection attached
 }
 
 // flight is one outgoing QoS 1/2 message awaiting its acknowledgement.
@@ -45,6 +52,9 @@ func newSession(id string, clean bool) *session {
 func (s *session) deliver(b *Broker, pub *packet.Publish, qos byte, retain bool, shared **packet.Publish) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.readAs != nil && !b.auth.CanRead(*s.readAs, s.id, pub.Topic) {
+		return // withheld: a deny rule names this topic (see auth.Subscribe)
+	}
 	if qos == 0 {
 		if s.conn == nil {
 			return
