@@ -67,6 +67,7 @@ type Broker struct {
 	dropped   atomic.Uint64
 	bytesIn   atomic.Uint64
 	bytesOut  atomic.Uint64
+	limitHits [numLimits]atomic.Uint64 // refusals per configured limit
 
 	metrics *metricsServer
 	poller  *poller // nil where epoll is not available

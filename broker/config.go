@@ -31,6 +31,18 @@ type Config struct {
 	MaxInflight int `yaml:"max_inflight"`
 	// MaxQueued bounds the QoS 1/2 messages held per session behind the inflight window or while offline.
 	MaxQueued int `yaml:"max_queued"`
+	// MaxQueuedBytes bounds the topic and payload bytes of the messages in a session's queue; 0 = default.
+	MaxQueuedBytes int `yaml:"max_queued_bytes"`
+	// MaxSubscriptions bounds the subscriptions one session holds; 0 = default.
+	MaxSubscriptions int `yaml:"max_subscriptions"`
+	// MaxTopicLength bounds the bytes of a published topic or a subscribed filter; 0 = default (the protocol's 65535).
+	MaxTopicLength int `yaml:"max_topic_length"`
+	// MaxTopicLevels bounds the levels of a published topic or a subscribed filter; 0 = default.
+	MaxTopicLevels int `yaml:"max_topic_levels"`
+	// MaxRetainedMessages bounds the retained messages stored; 0 = default.
+	MaxRetainedMessages int `yaml:"max_retained_messages"`
+	// MaxRetainedBytes bounds the topic and payload bytes of the retained messages stored; 0 = default.
+	MaxRetainedBytes int `yaml:"max_retained_bytes"`
 	// OutboundBuffer bounds the packets queued per connection for writing; QoS 0 messages beyond it are dropped.
 	OutboundBuffer int `yaml:"outbound_buffer"`
 	// ConnectTimeout closes connections that send no CONNECT within it.
@@ -78,6 +90,13 @@ const (
 	DefaultOutboundBuffer = 1024
 	DefaultConnectTimeout = 10 * time.Second
 	DefaultWSPath         = "/mqtt"
+
+	DefaultMaxQueuedBytes      = 64 << 20
+	DefaultMaxSubscriptions    = 10_000
+	DefaultMaxTopicLength      = 65535 // the protocol's own bound
+	DefaultMaxTopicLevels      = 128
+	DefaultMaxRetainedMessages = 1_000_000
+	DefaultMaxRetainedBytes    = 1 << 30
 	// DefaultMaxConnectSize is the largest legal MQTT 3.1/3.1.1 CONNECT: the
 	// variable header of 3.1 ("MQIsdp", 12 bytes) and five length-prefixed
 	// fields of at most 65535 bytes (client ID, will topic, will message,
@@ -154,6 +173,18 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxConnectSize == 0 {
 		c.MaxConnectSize = DefaultMaxConnectSize
+	}
+	for _, f := range []struct {
+		v   *int
+		def int
+	}{
+		{&c.MaxQueuedBytes, DefaultMaxQueuedBytes}, {&c.MaxSubscriptions, DefaultMaxSubscriptions},
+		{&c.MaxTopicLength, DefaultMaxTopicLength}, {&c.MaxTopicLevels, DefaultMaxTopicLevels},
+		{&c.MaxRetainedMessages, DefaultMaxRetainedMessages}, {&c.MaxRetainedBytes, DefaultMaxRetainedBytes},
+	} {
+		if *f.v == 0 {
+			*f.v = f.def
+		}
 	}
 	c.Listeners = append([]ListenerConfig(nil), c.Listeners...)
 	for i := range c.Listeners {

@@ -349,7 +349,7 @@ func (b *Broker) publishWill(c *conn, cause events.Cause) {
 		b.drop(c.clientID, w.Topic, w.QoS, events.CauseNotAuthorized, "will denied by ACL")
 		return
 	}
-	b.publish(&packet.Publish{Topic: w.Topic, QoS: w.QoS, Retain: w.Retain, Payload: w.Payload, Props: w.Props})
+	b.publish(&packet.Publish{Topic: w.Topic, QoS: w.QoS, Retain: w.Retain, Payload: w.Payload, Props: w.Props}, c.clientID)
 	b.emit(events.Event{Kind: events.WillPublished, ClientID: c.clientID, Topic: w.Topic, QoS: w.QoS, Retain: w.Retain, Cause: cause})
 }
 

@@ -200,7 +200,7 @@ func (b *Broker) dropSession(s *session) {
 	s.mu.Lock()
 	subs := s.subs
 	s.subs = nil
-	s.queue, s.inflight = nil, nil
+	s.queue, s.inflight, s.queuedBytes = nil, nil, 0
 	s.mu.Unlock()
 	b.subMu.Lock()
 	for f := range subs {

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"fmt"
 	"sync"
 
 	"github.com/mqttfleet/mqttfleet/events"
@@ -31,7 +32,9 @@ type session struct {
 	// this user before delivery (live and retained), so the deny is honoured
 	// per message. nil: no check, the common case.
 	readAs *string
-	user   string // user name of the last connection attached
+
+	queuedBytes int    // topic and payload bytes in queue (max_queued_bytes)
+	user        string // user name of the last connection attached
 }
 
 // flight is one outgoing QoS 1/2 message awaiting its acknowledgement.
@@ -42,6 +45,16 @@ type flight struct {
 
 func newSession(id string, clean bool) *session {
 	return &session{id: id, clean: clean}
+}
+
+// subscriptionsFull reports whether adding filter would take the session
+// past max subscriptions (replacing one it holds never does), and how many
+// it holds.
+func (s *session) subscriptionsFull(filter string, max int) (int, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, have := s.subs[filter]
+	return len(s.subs), !have && len(s.subs) >= max
 }
 
 // deliver hands a routed message to the session with the effective QoS
@@ -75,6 +88,12 @@ func (s *session) deliver(b *Broker, pub *packet.Publish, qos byte, retain bool,
 		b.drop(s.id, pub.Topic, qos, events.CauseQueueFull, "session queue full")
 		return
 	}
+	size := len(pub.Topic) + len(pub.Payload)
+	if s.queuedBytes+size > b.cfg.MaxQueuedBytes {
+		b.dropForLimit(limitQueuedBytes, s.id, pub.Topic, qos, fmt.Sprintf("session queue holds %d bytes", s.queuedBytes))
+		return
+	}
+	s.queuedBytes += size
 	s.queue = append(s.queue, &packet.Publish{Topic: pub.Topic, QoS: qos, Retain: retain, Payload: pub.Payload, Props: pub.Props})
 	s.pump(b)
 }
@@ -86,6 +105,7 @@ func (s *session) pump(b *Broker) {
 		m := s.queue[0]
 		s.queue[0] = nil
 		s.queue = s.queue[1:]
+		s.queuedBytes -= len(m.Topic) + len(m.Payload)
 		m.PacketID = s.newPacketID()
 		want := packet.PUBACK
 		if m.QoS == 2 {

@@ -19,6 +19,9 @@ func (c Config) validate() error {
 	}{
 		{"max_connections", c.MaxConnections}, {"max_packet_size", c.MaxPacketSize}, {"max_connect_size", c.MaxConnectSize},
 		{"max_inflight", c.MaxInflight}, {"max_queued", c.MaxQueued}, {"outbound_buffer", c.OutboundBuffer},
+		{"max_queued_bytes", c.MaxQueuedBytes}, {"max_subscriptions", c.MaxSubscriptions},
+		{"max_topic_length", c.MaxTopicLength}, {"max_topic_levels", c.MaxTopicLevels},
+		{"max_retained_messages", c.MaxRetainedMessages}, {"max_retained_bytes", c.MaxRetainedBytes},
 	} {
 		if f.v < 0 {
 			return fmt.Errorf("%s: must not be negative, got %d", f.name, f.v)
@@ -28,6 +31,9 @@ func (c Config) validate() error {
 		return fmt.Errorf("max_inflight: at most 65535 packet identifiers exist, got %d", c.MaxInflight)
 	}
 	// The smallest packets (PINGREQ, DISCONNECT) are 2 bytes; a CONNECT is at least 14.
+	if c.MaxTopicLength > 65535 {
+		return fmt.Errorf("max_topic_length: a topic has at most 65535 bytes, got %d", c.MaxTopicLength)
+	}
 	if c.MaxPacketSize > 0 && c.MaxPacketSize < 14 {
 		return fmt.Errorf("max_packet_size: %d bytes would refuse every CONNECT (at least 14)", c.MaxPacketSize)
 	}

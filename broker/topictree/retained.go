@@ -16,10 +16,15 @@ type rnode struct {
 // wildcard subscription visits only the branches it can match. It is safe
 // for concurrent use.
 type Retained struct {
-	mu   sync.RWMutex
-	root rnode
-	n    int
+	mu    sync.RWMutex
+	root  rnode
+	n     int
+	bytes int // sum of Size over stored messages
 }
+
+// Size is what a retained message counts against a byte limit: its topic
+// and payload.
+func Size(msg *packet.Publish) int { return len(msg.Topic) + len(msg.Payload) }
 
 // NewRetained returns an empty retained store.
 func NewRetained() *Retained { return &Retained{} }
@@ -47,7 +52,10 @@ func (r *Retained) Set(msg *packet.Publish) (stored bool) {
 	}
 	if n.msg == nil {
 		r.n++
+	} else {
+		r.bytes -= Size(n.msg)
 	}
+	r.bytes += Size(msg)
 	n.msg = msg
 	return true
 }
@@ -74,6 +82,7 @@ func (r *Retained) clear(topic string) {
 	if n.msg == nil {
 		return
 	}
+	r.bytes -= Size(n.msg)
 	n.msg = nil
 	r.n--
 	for j := len(steps) - 1; j >= 0 && n.msg == nil && n.kids.len() == 0; j-- {
@@ -146,6 +155,28 @@ func (n *rnode) all(out []*packet.Publish) []*packet.Publish {
 		out = c.all(out)
 	}
 	return out
+}
+
+// Get returns topic's retained message, or nil.
+func (r *Retained) Get(topic string) *packet.Publish {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	n := &r.root
+	for rest, more := topic, true; more; {
+		var level string
+		level, rest, more = nextLevel(rest)
+		if n = n.kids.get(level); n == nil {
+			return nil
+		}
+	}
+	return n.msg
+}
+
+// Bytes returns the sum of Size over the retained messages.
+func (r *Retained) Bytes() int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.bytes
 }
 
 // Len returns the number of retained messages.
