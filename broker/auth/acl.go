@@ -6,7 +6,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/mqttfleet/mqttfleet/broker/topictree"
+	"github.com/mqttfleet/mqttfleet/packet"
 )
 
 // access is what a rule grants; deny takes everything away.
@@ -208,13 +208,13 @@ func (a *acl) decide(username, clientID string, want access, hit, denyHit, denyT
 }
 
 func (a *acl) canPublish(username, clientID, topic string) bool {
-	m := func(f string) bool { return topictree.Matches(f, topic) }
+	m := func(f string) bool { return packet.MatchTopic(f, topic) }
 	ok, _ := a.decide(username, clientID, write, m, m, nil)
 	return ok
 }
 
 func (a *acl) canRead(username, clientID, topic string) bool {
-	m := func(f string) bool { return topictree.Matches(f, topic) }
+	m := func(f string) bool { return packet.MatchTopic(f, topic) }
 	ok, _ := a.decide(username, clientID, read, m, m, nil)
 	return ok
 }
