@@ -185,3 +185,34 @@ func TestACLDenyAgainstMosquitto(t *testing.T) {
 		t.Fatalf("mosquitto: got  %v\n           want %v", got, want)
 	}
 }
+
+// TestACLResumedSessionReadsAsNewUser: a persistent session resumed under
+// another user name gets only what that user may read, even on
+// subscriptions granted to the first.
+func TestACLResumedSessionReadsAsNewUser(t *testing.T) {
+	acl := writeACL(t)
+	tb := startBroker(t, func(c *Config) { c.Auth = auth.Config{AllowAnonymous: true, ACLFile: acl} })
+	as := func(user string) *packet.Connect {
+		return &packet.Connect{ClientID: "shared-id", UsernameFlag: true, Username: user}
+	}
+	r, _ := tb.raw(t, as("sub"), 0)
+	if codes := subscribe(t, r, sub("test/ok", 0)); codes[0] != 0 {
+		t.Fatalf("SUBACK %v", codes)
+	}
+	_ = r.WritePacket(&packet.Disconnect{})
+	tb.wait(t, disconnectOf("shared-id"))
+
+	r, ack := tb.raw(t, as("pub"), 0) // pub may write everything, read nothing
+	if !ack.SessionPresent {
+		t.Fatal("session not resumed")
+	}
+	w, _ := tb.raw(t, &packet.Connect{ClientID: "writer", CleanSession: true, UsernameFlag: true, Username: "pub"}, 0)
+	publish(t, w, &packet.Publish{Topic: "test/ok", QoS: 1, PacketID: 1, Payload: []byte("for sub only")})
+	if err := r.WritePacket(&packet.Pingreq{}); err != nil {
+		t.Fatal(err)
+	}
+	// The broker routes the message (if at all) before it answers the PINGREQ sent after the publish completed.
+	if p := readPacket(t, r); p.Type() != packet.PINGRESP {
+		t.Fatalf("pub received %s on sub's subscription", p.Type())
+	}
+}
