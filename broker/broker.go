@@ -67,6 +67,7 @@ type Broker struct {
 	dropped   atomic.Uint64
 	bytesIn   atomic.Uint64
 	bytesOut  atomic.Uint64
+	limitHits [numLimits]atomic.Uint64 // refusals per configured limit
 
 	metrics *metricsServer
 	poller  *poller // nil where epoll is not available
@@ -82,6 +83,7 @@ type Stats struct {
 	MessagesReceived uint64        // PUBLISH packets received from clients
 	MessagesSent     uint64        // PUBLISH packets written to clients
 	MessagesDropped  uint64        // messages dropped (queue full, not authorized, slow consumer)
+	BytesReceived    uint64        // bytes read from client sockets, handshake and partial packets included
 	Retained         int           // retained messages stored
 	Subscriptions    int           // subscriptions in the topic tree
 	Parked           int           // idle connections parked in the poller (no goroutine)
@@ -308,6 +310,7 @@ func (b *Broker) Stats() Stats {
 		MessagesReceived: b.msgIn.Load(),
 		MessagesSent:     b.msgOut.Load(),
 		MessagesDropped:  b.dropped.Load(),
+		BytesReceived:    b.bytesIn.Load(),
 		Retained:         nret,
 		Subscriptions:    nsubs,
 		Parked:           b.poller.count(),

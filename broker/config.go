@@ -24,10 +24,25 @@ type Config struct {
 	MaxConnections int `yaml:"max_connections"`
 	// MaxPacketSize closes connections that send a larger packet; 0 = protocol maximum.
 	MaxPacketSize int `yaml:"max_packet_size"`
+	// MaxConnectSize closes connections whose first packet is larger, before
+	// CONNECT is accepted (and before authentication); 0 = DefaultMaxConnectSize.
+	MaxConnectSize int `yaml:"max_connect_size"`
 	// MaxInflight is the per-client window of outgoing QoS 1/2 messages awaiting acknowledgement.
 	MaxInflight int `yaml:"max_inflight"`
 	// MaxQueued bounds the QoS 1/2 messages held per session behind the inflight window or while offline.
 	MaxQueued int `yaml:"max_queued"`
+	// MaxQueuedBytes bounds the topic and payload bytes of the messages in a session's queue; 0 = default.
+	MaxQueuedBytes int `yaml:"max_queued_bytes"`
+	// MaxSubscriptions bounds the subscriptions one session holds; 0 = default.
+	MaxSubscriptions int `yaml:"max_subscriptions"`
+	// MaxTopicLength bounds the bytes of a published topic or a subscribed filter; 0 = default (the protocol's 65535).
+	MaxTopicLength int `yaml:"max_topic_length"`
+	// MaxTopicLevels bounds the levels of a published topic or a subscribed filter; 0 = default.
+	MaxTopicLevels int `yaml:"max_topic_levels"`
+	// MaxRetainedMessages bounds the retained messages stored; 0 = default.
+	MaxRetainedMessages int `yaml:"max_retained_messages"`
+	// MaxRetainedBytes bounds the topic and payload bytes of the retained messages stored; 0 = default.
+	MaxRetainedBytes int `yaml:"max_retained_bytes"`
 	// OutboundBuffer bounds the packets queued per connection for writing; QoS 0 messages beyond it are dropped.
 	OutboundBuffer int `yaml:"outbound_buffer"`
 	// ConnectTimeout closes connections that send no CONNECT within it.
@@ -75,6 +90,18 @@ const (
 	DefaultOutboundBuffer = 1024
 	DefaultConnectTimeout = 10 * time.Second
 	DefaultWSPath         = "/mqtt"
+
+	DefaultMaxQueuedBytes      = 64 << 20
+	DefaultMaxSubscriptions    = 10_000
+	DefaultMaxTopicLength      = 65535 // the protocol's own bound
+	DefaultMaxTopicLevels      = 128
+	DefaultMaxRetainedMessages = 1_000_000
+	DefaultMaxRetainedBytes    = 1 << 30
+	// DefaultMaxConnectSize is the largest legal MQTT 3.1/3.1.1 CONNECT: the
+	// variable header of 3.1 ("MQIsdp", 12 bytes) and five length-prefixed
+	// fields of at most 65535 bytes (client ID, will topic, will message,
+	// user name, password), plus its 4-byte fixed header: 327,701 bytes.
+	DefaultMaxConnectSize = 4 + 12 + 5*(2+65535)
 )
 
 // DefaultConfig returns a configuration with one TCP listener on
@@ -144,6 +171,21 @@ func (c Config) withDefaults() Config {
 	if c.ConnectTimeout == 0 {
 		c.ConnectTimeout = DefaultConnectTimeout
 	}
+	if c.MaxConnectSize == 0 {
+		c.MaxConnectSize = DefaultMaxConnectSize
+	}
+	for _, f := range []struct {
+		v   *int
+		def int
+	}{
+		{&c.MaxQueuedBytes, DefaultMaxQueuedBytes}, {&c.MaxSubscriptions, DefaultMaxSubscriptions},
+		{&c.MaxTopicLength, DefaultMaxTopicLength}, {&c.MaxTopicLevels, DefaultMaxTopicLevels},
+		{&c.MaxRetainedMessages, DefaultMaxRetainedMessages}, {&c.MaxRetainedBytes, DefaultMaxRetainedBytes},
+	} {
+		if *f.v == 0 {
+			*f.v = f.def
+		}
+	}
 	c.Listeners = append([]ListenerConfig(nil), c.Listeners...)
 	for i := range c.Listeners {
 		l := &c.Listeners[i]
@@ -157,48 +199,11 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// validate reports the first invalid field, by its YAML name.
-func (c Config) validate() error {
-	for _, f := range []struct {
-		name string
-		v    int
-	}{
-		{"max_connections", c.MaxConnections}, {"max_packet_size", c.MaxPacketSize},
-		{"max_inflight", c.MaxInflight}, {"max_queued", c.MaxQueued}, {"outbound_buffer", c.OutboundBuffer},
-	} {
-		if f.v < 0 {
-			return fmt.Errorf("%s: must not be negative, got %d", f.name, f.v)
-		}
+// connectLimit is the largest first packet accepted: max_connect_size, or
+// max_packet_size where that is smaller.
+func (c Config) connectLimit() int {
+	if c.MaxPacketSize > 0 && c.MaxPacketSize < c.MaxConnectSize {
+		return c.MaxPacketSize
 	}
-	if c.MaxInflight > 65535 {
-		return fmt.Errorf("max_inflight: at most 65535 packet identifiers exist, got %d", c.MaxInflight)
-	}
-	if c.SysInterval < 0 || c.ConnectTimeout < 0 {
-		return fmt.Errorf("sys_interval and connect_timeout: must not be negative")
-	}
-	names := map[string]bool{}
-	for i, l := range c.Listeners {
-		switch l.Type {
-		case "tcp", "ws":
-		case "tls", "wss":
-			if l.CertFile == "" || l.KeyFile == "" {
-				return fmt.Errorf("listeners[%d].cert_file, key_file: required for type %q", i, l.Type)
-			}
-		default:
-			return fmt.Errorf("listeners[%d].type: want tcp, ws, tls or wss, got %q", i, l.Type)
-		}
-		if l.Addr == "" {
-			return fmt.Errorf("listeners[%d].addr: required", i)
-		}
-		if l.RequireClientCert && l.ClientCAFile == "" {
-			return fmt.Errorf("listeners[%d].client_ca_file: required with require_client_cert", i)
-		}
-		if l.Name != "" {
-			if names[l.Name] {
-				return fmt.Errorf("listeners[%d].name: %q used twice", i, l.Name)
-			}
-			names[l.Name] = true
-		}
-	}
-	return nil
+	return c.MaxConnectSize
 }

@@ -249,11 +249,11 @@ func onlyFilterInvalid(p packet.Packet, err error) bool {
 }
 
 // readPacket waits, holding no buffer, for the next packet and decodes it.
-func (c *conn) readPacket() (packet.Packet, error) {
+func (c *conn) readPacket(maxSize int) (packet.Packet, error) {
 	if err := c.rd.wait(); err != nil {
 		return nil, err
 	}
-	return packet.ReadPacket(&c.rd, packet.Options{Version: c.version, MaxPacketSize: c.b.cfg.MaxPacketSize})
+	return packet.ReadPacket(&c.rd, packet.Options{Version: c.version, MaxPacketSize: maxSize})
 }
 
 // readFailed turns a read error into the connection's end cause.
@@ -349,7 +349,7 @@ func (b *Broker) publishWill(c *conn, cause events.Cause) {
 		b.drop(c.clientID, w.Topic, w.QoS, events.CauseNotAuthorized, "will denied by ACL")
 		return
 	}
-	b.publish(&packet.Publish{Topic: w.Topic, QoS: w.QoS, Retain: w.Retain, Payload: w.Payload, Props: w.Props})
+	b.publish(&packet.Publish{Topic: w.Topic, QoS: w.QoS, Retain: w.Retain, Payload: w.Payload, Props: w.Props}, c.clientID)
 	b.emit(events.Event{Kind: events.WillPublished, ClientID: c.clientID, Topic: w.Topic, QoS: w.QoS, Retain: w.Retain, Cause: cause})
 }
 
@@ -376,6 +376,7 @@ func (r *lazyReader) wait() error {
 	}
 	for {
 		n, err := r.nc.Read(r.first[:])
+		r.c.b.bytesIn.Add(uint64(n))
 		if n == 1 {
 			r.hasFirst = true
 			return nil
@@ -398,12 +399,34 @@ func (r *lazyReader) Read(p []byte) (int, error) {
 	}
 	if r.br == nil {
 		r.br = readBufs.Get().(*bufio.Reader)
-		r.br.Reset(r.nc)
+		r.br.Reset(socketReader{r})
 	}
 	if r.br.Buffered() == 0 {
 		r.c.beforeBlock()
 	}
 	return r.br.Read(p)
+}
+
+// socketReader reads the socket for the buffer and counts the bytes.
+type socketReader struct{ r *lazyReader }
+
+func (s socketReader) Read(p []byte) (int, error) {
+	n, err := s.r.nc.Read(p)
+	s.r.c.b.bytesIn.Add(uint64(n))
+	return n, err
+}
+
+// Buffered reports how many bytes are read but not consumed: the decoder
+// reads a body that is already here into one exact buffer.
+func (r *lazyReader) Buffered() int {
+	n := 0
+	if r.hasFirst {
+		n = 1
+	}
+	if r.br != nil {
+		n += r.br.Buffered()
+	}
+	return n
 }
 
 // buffered reports whether bytes of a next packet are already read.
@@ -419,7 +442,7 @@ func (r *lazyReader) ReadByte() (byte, error) {
 	}
 	if r.br == nil {
 		r.br = readBufs.Get().(*bufio.Reader)
-		r.br.Reset(r.nc)
+		r.br.Reset(socketReader{r})
 	}
 	if r.br.Buffered() == 0 {
 		r.c.beforeBlock()

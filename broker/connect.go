@@ -25,7 +25,9 @@ var testHookAdmitted func()
 func (c *conn) handshake() bool {
 	b := c.b
 	_ = c.rd.nc.SetReadDeadline(time.Now().Add(b.cfg.ConnectTimeout))
-	p, err := c.readPacket()
+	// Before CONNECT nobody is known: the first packet may be no larger than
+	// a legal CONNECT (max_connect_size), whatever max_packet_size allows.
+	p, err := c.readPacket(b.cfg.connectLimit())
 	if err != nil {
 		if errors.Is(err, packet.ErrUnsupportedProtocolLevel) {
 			// A valid name with an unknown level: CONNACK 1, then close [MQTT-3.1.2-2].
@@ -143,6 +145,15 @@ func (c *conn) attach(clean bool) bool {
 			b.connected.Add(1)
 			s.mu.Lock()
 			s.conn = c
+			if present && s.user != c.username {
+				// Subscriptions granted to another user name: check every
+				// message against this user's ACL from now on.
+				u := c.username
+				s.readAs = &u
+			} else if s.readAs != nil {
+				*s.readAs = c.username
+			}
+			s.user = c.username
 			// CONNACK goes first: deliveries to s queue behind it since they take s.mu.
 			// [MQTT-3.2.2-1] [MQTT-3.2.2-2] [MQTT-3.2.2-3]
 			c.send(&packet.Connack{SessionPresent: present, ReturnCode: packet.Accepted}, false)
@@ -189,7 +200,7 @@ func (b *Broker) dropSession(s *session) {
 	s.mu.Lock()
 	subs := s.subs
 	s.subs = nil
-	s.queue, s.inflight = nil, nil
+	s.queue, s.inflight, s.queuedBytes = nil, nil, 0
 	s.mu.Unlock()
 	b.subMu.Lock()
 	for f := range subs {

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"fmt"
 	"sync"
 
 	"github.com/mqttfleet/mqttfleet/broker/topictree"
@@ -59,8 +60,11 @@ func (c *conn) handlePublish(p *packet.Publish) {
 		route = false // a resent QoS 2 message already routed once
 	}
 	if route {
-		if b.auth.CanPublish(c.username, c.clientID, p.Topic) {
-			b.publish(p)
+		if l, why, ok := b.checkTopic(p.Topic); !ok {
+			// Like an ACL refusal: the flow completes and the message goes nowhere.
+			b.dropForLimit(l, c.clientID, p.Topic, p.QoS, why)
+		} else if b.auth.CanPublish(c.username, c.clientID, p.Topic) {
+			b.publish(p, c.clientID)
 		} else {
 			// 3.1.1 has no negative acknowledgement: the flow completes and the message goes nowhere.
 			b.drop(c.clientID, p.Topic, p.QoS, events.CauseNotAuthorized, "publish denied by ACL")
@@ -77,13 +81,13 @@ func (c *conn) handlePublish(p *packet.Publish) {
 var subBufs = sync.Pool{New: func() any { s := make([]topictree.Sub, 0, 64); return &s }}
 
 // publish stores a retained message and routes p to every matching
-// subscription.
-func (b *Broker) publish(p *packet.Publish) {
+// subscription; from is the publishing client ("" for the broker itself).
+func (b *Broker) publish(p *packet.Publish, from string) {
 	if p.Retain {
 		// [MQTT-3.3.1-5] keep it; [MQTT-3.3.1-10] [MQTT-3.3.1-11] an empty payload clears it.
 		r := &packet.Publish{Topic: p.Topic, QoS: p.QoS, Retain: true, Payload: p.Payload, Props: p.Props}
 		b.retMu.Lock()
-		b.retained.Set(r)
+		b.retainWithin(r, from)
 		b.retMu.Unlock()
 	}
 	bp := subBufs.Get().(*[]topictree.Sub)
@@ -121,9 +125,20 @@ func (c *conn) handleSubscribe(p *packet.Subscribe) {
 		code, detail := packet.SubackFailure, ""
 		if err := packet.ValidateTopicFilter(sub.Filter); err != nil {
 			detail = err.Error()
-		} else if !b.auth.CanSubscribe(c.username, c.clientID, sub.Filter) {
+		} else if l, why, ok := b.checkTopic(sub.Filter); !ok {
+			detail = b.hitLimit(l, why)
+		} else if n, full := s.subscriptionsFull(sub.Filter, b.cfg.MaxSubscriptions); full {
+			detail = b.hitLimit(limitSubscriptions, fmt.Sprintf("session holds %d subscriptions", n))
+		} else if ok, filtered := b.auth.Subscribe(c.username, c.clientID, sub.Filter); !ok {
 			detail = "subscribe denied by ACL"
 		} else {
+			if filtered {
+				user := c.username
+				s.mu.Lock()
+				s.readAs = &user
+				s.mu.Unlock()
+				detail = "granted; messages a deny rule names are withheld"
+			}
 			sub.QoS = min(sub.QoS, 2)
 			code = sub.QoS
 			b.subMu.Lock()

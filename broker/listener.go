@@ -51,8 +51,11 @@ func (b *Broker) listen(lc ListenerConfig) (*listener, error) {
 		l.url = "ws://" + addr + lc.Path
 	}
 	if lc.Type == "ws" || lc.Type == "wss" {
-		mux := http.NewServeMux()
-		mux.HandleFunc(lc.Path, b.serveWS)
+		mux, err := wsMux(lc.Path, b.serveWS)
+		if err != nil {
+			_ = l.ln.Close()
+			return nil, fmt.Errorf("listener %s path: %w", lc.Name, err)
+		}
 		l.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: nil}
 	}
 	return l, nil

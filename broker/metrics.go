@@ -32,7 +32,7 @@ func (b *Broker) startMetrics(addr string) (*metricsServer, error) {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "mqttfleet", Subsystem: "broker", Name: name, Help: help},
 			func() float64 { return float64(f()) })
 	}
-	for _, c := range []prometheus.Collector{
+	collectors := []prometheus.Collector{
 		gauge("clients_connected", "Connections past CONNACK 0.", func(s Stats) float64 { return float64(s.ClientsConnected) }),
 		gauge("connections", "Open sockets, connected or not.", func(s Stats) float64 { return float64(s.Connections) }),
 		gauge("sessions", "Sessions held, online or offline.", func(s Stats) float64 { return float64(s.Sessions) }),
@@ -44,9 +44,18 @@ func (b *Broker) startMetrics(addr string) (*metricsServer, error) {
 		counter("messages_sent_total", "PUBLISH packets written to clients.", b.msgOut.Load),
 		counter("messages_dropped_total", "Messages dropped (queue full, not authorized, slow consumer).", b.dropped.Load),
 		counter("bytes_sent_total", "Bytes written to clients.", b.bytesOut.Load),
+		counter("bytes_received_total", "Bytes read from client sockets.", b.bytesIn.Load),
 		prometheus.NewGoCollector(),
 		prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}),
-	} {
+	}
+	for l := range numLimits {
+		collectors = append(collectors, prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: "mqttfleet", Subsystem: "broker", Name: "limit_refusals_total",
+			Help:        "Subscriptions, messages and retained messages refused by a configured limit, by limit.",
+			ConstLabels: prometheus.Labels{"limit": l.String()},
+		}, func() float64 { return float64(b.limitHits[l].Load()) }))
+	}
+	for _, c := range collectors {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register metric: %w", err)
 		}

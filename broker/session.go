@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"fmt"
 	"sync"
 
 	"github.com/mqttfleet/mqttfleet/events"
@@ -25,6 +26,15 @@ type session struct {
 	queue    []*packet.Publish   // QoS 1/2 waiting for the window or for the client to come back
 	inQoS2   map[uint16]struct{} // incoming QoS 2 IDs between PUBREC and PUBREL [MQTT-4.3.3-2]
 	nextID   uint16
+
+	// readAs is set once a subscription was granted that a deny rule only
+	// overlaps: from then on every message is checked against the ACL as
+	// this user before delivery (live and retained), so the deny is honoured
+	// per message. nil: no check, the common case.
+	readAs *string
+
+	queuedBytes int    // topic and payload bytes in queue (max_queued_bytes)
+	user        string // user name of the last connection attached
 }
 
 // flight is one outgoing QoS 1/2 message awaiting its acknowledgement.
@@ -37,6 +47,16 @@ func newSession(id string, clean bool) *session {
 	return &session{id: id, clean: clean}
 }
 
+// subscriptionsFull reports whether adding filter would take the session
+// past max subscriptions (replacing one it holds never does), and how many
+// it holds.
+func (s *session) subscriptionsFull(filter string, max int) (int, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, have := s.subs[filter]
+	return len(s.subs), !have && len(s.subs) >= max
+}
+
 // deliver hands a routed message to the session with the effective QoS
 // (minimum of the publish and the subscription). QoS 0 goes straight to the
 // connection, or nowhere while offline; QoS 1/2 is queued behind the
@@ -45,6 +65,9 @@ func newSession(id string, clean bool) *session {
 func (s *session) deliver(b *Broker, pub *packet.Publish, qos byte, retain bool, shared **packet.Publish) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.readAs != nil && !b.auth.CanRead(*s.readAs, s.id, pub.Topic) {
+		return // withheld: a deny rule names this topic (see auth.Subscribe)
+	}
 	if qos == 0 {
 		if s.conn == nil {
 			return
@@ -65,6 +88,12 @@ func (s *session) deliver(b *Broker, pub *packet.Publish, qos byte, retain bool,
 		b.drop(s.id, pub.Topic, qos, events.CauseQueueFull, "session queue full")
 		return
 	}
+	size := len(pub.Topic) + len(pub.Payload)
+	if s.queuedBytes+size > b.cfg.MaxQueuedBytes {
+		b.dropForLimit(limitQueuedBytes, s.id, pub.Topic, qos, fmt.Sprintf("session queue holds %d bytes", s.queuedBytes))
+		return
+	}
+	s.queuedBytes += size
 	s.queue = append(s.queue, &packet.Publish{Topic: pub.Topic, QoS: qos, Retain: retain, Payload: pub.Payload, Props: pub.Props})
 	s.pump(b)
 }
@@ -76,6 +105,7 @@ func (s *session) pump(b *Broker) {
 		m := s.queue[0]
 		s.queue[0] = nil
 		s.queue = s.queue[1:]
+		s.queuedBytes -= len(m.Topic) + len(m.Payload)
 		m.PacketID = s.newPacketID()
 		want := packet.PUBACK
 		if m.QoS == 2 {

@@ -72,8 +72,16 @@ func TestFailedStartReleases(t *testing.T) {
 			c.Listeners = []ListenerConfig{{Type: "tcp", Addr: "127.0.0.1:0"}, {Type: "ws", Addr: "127.0.0.1:0"}, {Type: "tcp", Addr: busy}}
 		}},
 		{"bad certificate", func(c *Config) {
+			// Files that exist (New checks that) but hold no PEM: only Start finds out.
+			dir := t.TempDir()
+			cert, key := filepath.Join(dir, "bad.pem"), filepath.Join(dir, "bad.key")
+			for _, f := range []string{cert, key} {
+				if err := os.WriteFile(f, []byte("not PEM\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
 			c.Listeners = []ListenerConfig{{Type: "tcp", Addr: "127.0.0.1:0"},
-				{Type: "tls", Addr: "127.0.0.1:0", CertFile: filepath.Join(t.TempDir(), "none.pem"), KeyFile: filepath.Join(t.TempDir(), "none.key")}}
+				{Type: "tls", Addr: "127.0.0.1:0", CertFile: cert, KeyFile: key}}
 		}},
 		{"metrics address taken", func(c *Config) {
 			c.Listeners = []ListenerConfig{{Type: "tcp", Addr: "127.0.0.1:0"}}

@@ -41,6 +41,6 @@ func (b *Broker) publishSys() {
 		{"$SYS/broker/retained messages/count", strconv.Itoa(st.Retained)},
 		{"$SYS/broker/subscriptions/count", strconv.Itoa(st.Subscriptions)},
 	} {
-		b.publish(&packet.Publish{Topic: kv.topic, Retain: true, Payload: []byte(kv.value)})
+		b.publish(&packet.Publish{Topic: kv.topic, Retain: true, Payload: []byte(kv.value)}, "")
 	}
 }

@@ -50,7 +50,9 @@ func Decode(b []byte, opt Options) (Packet, int, error) {
 // ReadPacket reads and decodes one packet from r. The fixed header is read
 // first, so a packet over opt.MaxPacketSize is refused before its body is
 // allocated. The packet body is read into one fresh buffer; Publish.Payload
-// aliases it. A clean end of stream before the first byte is io.EOF; an end
+// aliases it. That buffer grows with the bytes received, never to the
+// announced length up front, so a peer that announces a large packet and
+// sends little costs little. A clean end of stream before the first byte is io.EOF; an end
 // inside a packet is io.ErrUnexpectedEOF; other errors, and the partial
 // *Connect returned with them, are as for Decode. For a long-lived connection use
 // Reader, which buffers.

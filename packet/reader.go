@@ -76,11 +76,56 @@ func readPacket(br io.ByteReader, r io.Reader, opt Options) (Packet, error) {
 			return nil, errf(h.t, "", CodeMalformed, "remaining length longer than 4 bytes")
 		}
 	}
-	body := make([]byte, h.remain)
-	if _, err := io.ReadFull(r, body); err != nil {
-		return nil, eofIsUnexpected(err)
+	body, err := readBody(r, h.remain)
+	if err != nil {
+		return nil, err
 	}
 	return decodeBody(h, body, opt)
+}
+
+// firstChunk is the most readBody reserves for a body beyond the bytes
+// already buffered: packets up to it, nearly all MQTT traffic, cost one
+// exact allocation as before. The remaining length is the peer's claim,
+// not a fact: a buffer the size of the claim would let one socket reserve
+// 256 MB with 5 bytes, so above firstChunk memory follows what arrives.
+const firstChunk = 16 << 10
+
+// buffered is implemented by readers that already hold bytes read from the
+// stream (bufio.Reader, the broker's connection reader).
+type buffered interface{ Buffered() int }
+
+// readBody reads an n-byte packet body. A body that is small or already
+// buffered is read into one exact buffer (the common case, one
+// allocation); a larger one into a buffer that grows geometrically with
+// the bytes actually received, so memory follows what the peer sent and
+// never what it announced.
+func readBody(r io.Reader, n int) ([]byte, error) {
+	have := firstChunk
+	if br, ok := r.(buffered); ok {
+		have = max(have, br.Buffered())
+	}
+	if n <= have {
+		body := make([]byte, n)
+		if _, err := io.ReadFull(r, body); err != nil {
+			return nil, eofIsUnexpected(err)
+		}
+		return body, nil
+	}
+	body := make([]byte, 0, have)
+	for len(body) < n {
+		if len(body) == cap(body) {
+			// Double, as append would, but never past the announced size.
+			grown := make([]byte, len(body), min(n, 2*cap(body)))
+			copy(grown, body)
+			body = grown
+		}
+		m, err := io.ReadFull(r, body[len(body):cap(body)])
+		body = body[:len(body)+m]
+		if err != nil {
+			return nil, eofIsUnexpected(err)
+		}
+	}
+	return body, nil
 }
 
 func eofIsUnexpected(err error) error {

@@ -6,7 +6,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/mqttfleet/mqttfleet/broker/topictree"
+	"github.com/mqttfleet/mqttfleet/packet"
 )
 
 // access is what a rule grants; deny takes everything away.
@@ -176,9 +176,11 @@ func resolve(r rule, username, clientID string) (filter string, ok, unsafe bool)
 
 // decide runs the rules for one request: hit reports whether a granting
 // rule's filter allows the request, denyHit whether a deny rule's filter
-// reaches it; want is the access needed. A deny that hits wins; a
-// grant of want that hits allows; nothing granted means no.
-func (a *acl) decide(username, clientID string, want access, hit, denyHit func(filter string) bool) bool {
+// refuses it, denyTouch (nil for a topic) whether it reaches part of it; want
+// is the access needed. A deny that hits wins; a grant of want that hits
+// allows; nothing granted means no. touched reports a deny that reaches
+// part of the request without refusing it.
+func (a *acl) decide(username, clientID string, want access, hit, denyHit, denyTouch func(filter string) bool) (ok, touched bool) {
 	granted := false
 	for _, rules := range [][]rule{a.rulesFor(username), a.patterns} {
 		for _, r := range rules {
@@ -190,7 +192,10 @@ func (a *acl) decide(username, clientID string, want access, hit, denyHit func(f
 				// Fail closed: an unsafe name cannot be matched, so a
 				// deny pattern built from it refuses the request.
 				if unsafe || denyHit(f) {
-					return false
+					return false, false
+				}
+				if denyTouch != nil && denyTouch(f) {
+					touched = true
 				}
 				continue
 			}
@@ -199,24 +204,28 @@ func (a *acl) decide(username, clientID string, want access, hit, denyHit func(f
 			}
 		}
 	}
-	return granted
+	return granted, granted && touched
 }
 
 func (a *acl) canPublish(username, clientID, topic string) bool {
-	m := func(f string) bool { return topictree.Matches(f, topic) }
-	return a.decide(username, clientID, write, m, m)
+	m := func(f string) bool { return packet.MatchTopic(f, topic) }
+	ok, _ := a.decide(username, clientID, write, m, m, nil)
+	return ok
 }
 
 func (a *acl) canRead(username, clientID, topic string) bool {
-	m := func(f string) bool { return topictree.Matches(f, topic) }
-	return a.decide(username, clientID, read, m, m)
+	m := func(f string) bool { return packet.MatchTopic(f, topic) }
+	ok, _ := a.decide(username, clientID, read, m, m, nil)
+	return ok
 }
 
-func (a *acl) canSubscribe(username, clientID, filter string) bool {
+// canSubscribe grants filter when a read grant covers it and no deny
+// covers it entirely; filtered reports a deny that overlaps it, so each
+// message must be checked with canRead before delivery.
+func (a *acl) canSubscribe(username, clientID, filter string) (ok, filtered bool) {
 	if validFilter(filter) != nil {
-		return false
+		return false, false
 	}
-	return a.decide(username, clientID, read,
-		func(f string) bool { return covers(f, filter) },
-		func(f string) bool { return overlaps(f, filter) })
+	c := func(f string) bool { return covers(f, filter) }
+	return a.decide(username, clientID, read, c, c, func(f string) bool { return overlaps(f, filter) })
 }

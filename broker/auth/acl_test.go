@@ -37,28 +37,31 @@ func TestACL(t *testing.T) {
 		t.Fatal(err)
 	}
 	type req struct {
-		op, user, client, topic string // op: pub, sub, read
+		op, user, client, topic string // op: pub, sub, subf, read
 		want                    bool
 	}
 	cases := []req{
 		// anonymous: topic lines before the first user line
-		{"sub", "", "c", "public/#", false}, // would reach the denied public/secret
+		{"subf", "", "c", "public/#", true}, // granted; public/secret filtered per message
 		{"sub", "", "c", "public/news/#", true},
+		{"subf", "", "c", "public/news/#", false}, // no deny reaches it: not filtered
 		{"sub", "", "c", "public/news", true},
 		{"pub", "", "c", "public/news", false},
 		{"pub", "", "c", "public/anon/x", true},
 		{"pub", "", "c", "public/anon/x/y", false},
 		{"read", "", "c", "public/secret", false},        // deny wins over read public/#
-		{"sub", "", "c", "public/secret", false},         // deny wins
-		{"sub", "", "c", "public/+", false},              // would reach public/secret
+		{"sub", "", "c", "public/secret", false},         // the deny covers it entirely
+		{"subf", "", "c", "public/+", true},              // overlaps public/secret: filtered
 		{"sub", "", "c", "#", false},                     // not granted
 		{"pub", "", "c", "alice/x", false},               // alice's block is not anonymous
 		{"pub", "", "dev1", "devices/dev1/status", true}, // %c pattern applies to anonymous
 		{"pub", "", "c", "users//x", false},              // %u pattern skipped without a user name
 		// alice
 		{"pub", "alice", "c", "alice/a/b", true},
-		{"sub", "alice", "c", "alice/#", false}, // reaches alice/private, denied
-		{"sub", "alice", "c", "alice/+", false}, // reaches alice/private ("#" matches its parent)
+		{"subf", "alice", "c", "alice/#", true},         // overlaps alice/private/#: filtered
+		{"subf", "alice", "c", "alice/+", true},         // reaches alice/private ("#" matches its parent)
+		{"sub", "alice", "c", "alice/private/+", false}, // covered by the deny
+		{"sub", "alice", "c", "alice/private", false},   // "#" matches its parent
 		{"sub", "alice", "c", "alice/a/+", true},
 		{"pub", "alice", "c", "alice/private/x", false},
 		{"pub", "alice", "c", "alice/private", false},
@@ -78,8 +81,9 @@ func TestACL(t *testing.T) {
 		// bob: access word optional (readwrite)
 		{"pub", "bob", "c", "sensors/b1/temp", true},
 		{"sub", "bob", "c", "sensors/b1/#", true},
-		{"sub", "bob", "c", "sensors/#", false}, // reaches the denied sensors/b3
-		{"sub", "bob", "c", "sensors/+/temp", false},
+		{"subf", "bob", "c", "sensors/#", true},    // reaches the denied sensors/b3: filtered
+		{"sub", "bob", "c", "sensors/b3/+", false}, // covered by the deny
+		{"subf", "bob", "c", "sensors/+/temp", true},
 		{"pub", "bob", "c", "sensors/b3/temp", false},
 		{"pub", "bob", "c", "sensors/b3", false},
 		// eve: tabs and extra spaces
@@ -99,6 +103,9 @@ func TestACL(t *testing.T) {
 			got = a.CanPublish(c.user, c.client, c.topic)
 		case "sub":
 			got = a.CanSubscribe(c.user, c.client, c.topic)
+		case "subf": // granted and filtered per message
+			ok, filtered := a.Subscribe(c.user, c.client, c.topic)
+			got = ok && filtered
 		case "read":
 			got = a.CanRead(c.user, c.client, c.topic)
 		}

@@ -155,20 +155,29 @@ func (a *Auth) CanPublish(username, clientID, topic string) bool {
 	return a.acl.canPublish(username, clientID, topic)
 }
 
-// CanSubscribe reports whether the client may subscribe to filter: filter must
-// be covered by a granted read filter and must not reach any topic a deny
-// rule names (the broker does not re-check each delivery, so a subscription
-// is refused rather than partly honoured).
+// CanSubscribe reports whether the client may subscribe to filter; see
+// Subscribe.
 func (a *Auth) CanSubscribe(username, clientID, filter string) bool {
+	ok, _ := a.Subscribe(username, clientID, filter)
+	return ok
+}
+
+// Subscribe decides a subscription. It is granted when a read (or
+// readwrite) rule covers every topic filter can match and no deny rule
+// covers it entirely: a deny that only overlaps it (topic deny hidden/#
+// against a subscription to # or +/x) leaves it granted, and filtered then
+// reports that each message must pass CanRead before delivery, so what the
+// deny names is withheld message by message.
+func (a *Auth) Subscribe(username, clientID, filter string) (ok, filtered bool) {
 	if a == nil || a.acl == nil {
-		return true
+		return true, false
 	}
 	return a.acl.canSubscribe(username, clientID, filter)
 }
 
 // CanRead reports whether a message on topic may be delivered to the client:
-// the per-message check Mosquitto makes, for a broker that wants it in
-// addition to CanSubscribe.
+// the per-message check Mosquitto makes, needed for subscriptions that
+// Subscribe reports as filtered.
 func (a *Auth) CanRead(username, clientID, topic string) bool {
 	if a == nil || a.acl == nil {
 		return true

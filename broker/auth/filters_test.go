@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mqttfleet/mqttfleet/broker/topictree"
+	"github.com/mqttfleet/mqttfleet/packet"
 )
 
 func TestCovers(t *testing.T) {
@@ -112,7 +112,7 @@ func TestCoversOverlapsBruteForce(t *testing.T) {
 		a, b := filter(), filter()
 		cov, ovl := true, false
 		for _, tp := range topics {
-			ma, mb := topictree.Matches(a, tp), topictree.Matches(b, tp)
+			ma, mb := packet.MatchTopic(a, tp), packet.MatchTopic(b, tp)
 			if mb && !ma {
 				cov = false
 			}

@@ -1,8 +1,6 @@
 package topictree
 
 import (
-	"sync"
-
 	"github.com/mqttfleet/mqttfleet/packet"
 )
 
@@ -13,13 +11,18 @@ type rnode struct {
 }
 
 // Retained is the retained-message store, a trie by topic level so that a
-// wildcard subscription visits only the branches it can match. It is safe
-// for concurrent use.
+// wildcard subscription visits only the branches it can match. It has no
+// lock of its own: the caller serialises access (the broker's retMu), so
+// one lock guards it, not two.
 type Retained struct {
-	mu   sync.RWMutex
-	root rnode
-	n    int
+	root  rnode
+	n     int
+	bytes int // sum of Size over stored messages
 }
+
+// Size is what a retained message counts against a byte limit: its topic
+// and payload.
+func Size(msg *packet.Publish) int { return len(msg.Topic) + len(msg.Payload) }
 
 // NewRetained returns an empty retained store.
 func NewRetained() *Retained { return &Retained{} }
@@ -28,8 +31,6 @@ func NewRetained() *Retained { return &Retained{} }
 // [MQTT-3.3.1-10], [MQTT-3.3.1-11]. It keeps msg as given (the caller passes a message it no longer mutates).
 // stored reports whether msg is now the topic's retained message.
 func (r *Retained) Set(msg *packet.Publish) (stored bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	if len(msg.Payload) == 0 {
 		r.clear(msg.Topic)
 		return false
@@ -47,7 +48,10 @@ func (r *Retained) Set(msg *packet.Publish) (stored bool) {
 	}
 	if n.msg == nil {
 		r.n++
+	} else {
+		r.bytes -= Size(n.msg)
 	}
+	r.bytes += Size(msg)
 	n.msg = msg
 	return true
 }
@@ -74,6 +78,7 @@ func (r *Retained) clear(topic string) {
 	if n.msg == nil {
 		return
 	}
+	r.bytes -= Size(n.msg)
 	n.msg = nil
 	r.n--
 	for j := len(steps) - 1; j >= 0 && n.msg == nil && n.kids.len() == 0; j-- {
@@ -83,12 +88,10 @@ func (r *Retained) clear(topic string) {
 }
 
 // Match calls fn for every retained message whose topic matches filter, in no
-// particular order. fn runs after the store's lock is released, so it may
-// block (write to a connection) or call Set.
+// particular order. The matches are collected before fn runs, so fn may call
+// Set.
 func (r *Retained) Match(filter string, fn func(*packet.Publish)) {
-	r.mu.RLock()
 	msgs := r.root.match(filter, true, nil)
-	r.mu.RUnlock()
 	for _, m := range msgs {
 		fn(m)
 	}
@@ -148,9 +151,25 @@ func (n *rnode) all(out []*packet.Publish) []*packet.Publish {
 	return out
 }
 
+// Get returns topic's retained message, or nil.
+func (r *Retained) Get(topic string) *packet.Publish {
+	n := &r.root
+	for rest, more := topic, true; more; {
+		var level string
+		level, rest, more = nextLevel(rest)
+		if n = n.kids.get(level); n == nil {
+			return nil
+		}
+	}
+	return n.msg
+}
+
+// Bytes returns the sum of Size over the retained messages.
+func (r *Retained) Bytes() int {
+	return r.bytes
+}
+
 // Len returns the number of retained messages.
 func (r *Retained) Len() int {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
 	return r.n
 }

@@ -168,3 +168,24 @@ func TestRetainedAgainstNaive(t *testing.T) {
 		}
 	}
 }
+
+// TestRetainedGetBytes: Get finds a stored message and Bytes follows sets,
+// replacements and clears.
+func TestRetainedGetBytes(t *testing.T) {
+	r := NewRetained()
+	set := func(topic, payload string) { r.Set(&packet.Publish{Topic: topic, Payload: []byte(payload)}) }
+	set("a/b", "12345")
+	set("a", "1")
+	if r.Bytes() != 3+5+1+1 || r.Get("a/b") == nil || r.Get("a/c") != nil || r.Get("a/b/c") != nil {
+		t.Fatalf("bytes %d, get a/b %v", r.Bytes(), r.Get("a/b"))
+	}
+	set("a/b", "1")
+	if r.Bytes() != 3+1+1+1 {
+		t.Fatalf("after replace: bytes %d", r.Bytes())
+	}
+	set("a/b", "")
+	set("a", "")
+	if r.Bytes() != 0 || r.Len() != 0 {
+		t.Fatalf("after clear: bytes %d, len %d", r.Bytes(), r.Len())
+	}
+}

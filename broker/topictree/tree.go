@@ -19,7 +19,6 @@ package topictree
 import (
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/mqttfleet/mqttfleet/packet"
 )
@@ -134,10 +133,11 @@ func (n *node) remove(i int) {
 	}
 }
 
-// Tree is the subscription tree. It is safe for concurrent use; Match takes
-// only a read lock so publishes proceed in parallel.
+// Tree is the subscription tree. It has no lock of its own: the caller
+// serialises writes against everything else (the broker's subMu, a
+// RWMutex, read-locked around Match so publishes proceed in parallel), so one
+// lock guards it, not two. Match, Count and the other readers do not write.
 type Tree struct {
-	mu    sync.RWMutex
 	root  node
 	count int
 }
@@ -148,8 +148,6 @@ func New() *Tree { return &Tree{} }
 // Subscribe adds or replaces clientID's subscription to sub.Filter; existed reports a replace. [MQTT-3.8.4-3]
 // The tree keeps sub.Filter's string as given.
 func (t *Tree) Subscribe(clientID string, sub packet.Subscription) (existed bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
 	n := &t.root
 	for rest, more := sub.Filter, true; more; {
 		var level string
@@ -172,8 +170,6 @@ func (t *Tree) Subscribe(clientID string, sub packet.Subscription) (existed bool
 
 // Unsubscribe removes clientID's subscription to filter; existed reports whether there was one.
 func (t *Tree) Unsubscribe(clientID, filter string) (existed bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
 	// The path is kept to prune nodes left empty, so that a fleet of
 	// short-lived clients with unique topics does not grow the tree forever.
 	type step struct {
@@ -208,8 +204,6 @@ func (t *Tree) Unsubscribe(clientID, filter string) (existed bool) {
 
 // Count returns the number of (client, filter) subscriptions.
 func (t *Tree) Count() int {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
 	return t.count
 }
 
@@ -222,8 +216,6 @@ func (t *Tree) Count() int {
 // out whenever at least one subscription asked for it. Match allocates nothing
 // beyond growing dst.
 func (t *Tree) Match(topic string, dst []Sub) []Sub {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
 	m := matcher{dst: dst, start: len(dst)}
 	root := &t.root
 	// [MQTT-4.7.2-1] A '$' topic is skipped by the root's wildcards.

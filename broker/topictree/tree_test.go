@@ -268,9 +268,12 @@ func TestMatchAgainstNaive(t *testing.T) {
 	}
 }
 
+// TestConcurrent: under one caller-held RWMutex per structure (as the
+// broker holds subMu and retMu), readers run in parallel with writers.
 func TestConcurrent(t *testing.T) {
 	tr := New()
 	r := NewRetained()
+	var tmu, rmu sync.RWMutex
 	const workers, iters = 4, 500
 	var wg sync.WaitGroup
 	for w := range workers {
@@ -280,30 +283,40 @@ func TestConcurrent(t *testing.T) {
 			for i := range iters {
 				c := fmt.Sprintf("w%d-%d", w, i%10)
 				f := fmt.Sprintf("s/%d/+", i%7)
+				tmu.Lock()
 				tr.Subscribe(c, sub(f, byte(i%3)))
 				if i%3 == 0 {
 					tr.Unsubscribe(c, f)
 				}
+				tmu.Unlock()
+				rmu.Lock()
 				r.Set(&packet.Publish{Topic: fmt.Sprintf("s/%d/x", i%5), Payload: []byte{byte(i)}, Retain: true})
+				rmu.Unlock()
 			}
 		}()
 		go func() { // publishers read
 			defer wg.Done()
 			var dst []Sub
 			for i := range iters {
+				tmu.RLock()
 				dst = tr.Match(fmt.Sprintf("s/%d/x", i%7), dst[:0])
+				n := tr.Count()
+				tmu.RUnlock()
 				for _, s := range dst {
 					if s.ClientID == "" {
 						t.Error("empty client ID in match")
 						return
 					}
 				}
+				rmu.RLock()
 				r.Match("s/#", func(p *packet.Publish) {
 					if len(p.Payload) != 1 {
 						t.Error("bad retained payload")
 					}
 				})
-				_ = tr.Count() + r.Len()
+				n += r.Len()
+				rmu.RUnlock()
+				_ = n
 			}
 		}()
 	}

@@ -7,7 +7,9 @@
 // with a Poller and exits. When the socket becomes readable (data, EOF or
 // an error), the Poller calls the wake function once, which typically
 // starts a new reading goroutine. The owner takes the connection back
-// itself with Unpark (to close it, for example).
+// itself with Unpark (to close it, for example). ParkUntil adds a deadline
+// (a keepalive): wake is also called once it passes, checked every 50 ms
+// while any deadline is set, so no timer or goroutine is kept per connection.
 //
 //	reader --silent--> Park(conn, wake) --> goroutine exits
 //	                       |

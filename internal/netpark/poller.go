@@ -13,6 +13,10 @@ import (
 // before it exits, and how soon it notices Close.
 const idleExit = 100 * time.Millisecond
 
+// scanEvery is how often deadlines are checked while any is set: a parked
+// connection is woken at most this late after its deadline.
+const scanEvery = 50 * time.Millisecond
+
 // ErrUnsupported is returned by New where the platform has no poller.
 var ErrUnsupported = errors.New("netpark: not supported on this platform")
 
@@ -23,6 +27,7 @@ type Poller struct {
 
 	mu      sync.Mutex // guards the fields below
 	parked  map[int]parked
+	timed   int  // parked entries with a deadline
 	running bool // the goroutine runs (or is about to)
 	closed  bool
 	wg      sync.WaitGroup // the goroutine
@@ -30,8 +35,9 @@ type Poller struct {
 
 // parked is one registered connection and what to call when it is readable.
 type parked struct {
-	conn net.Conn
-	wake func()
+	conn     net.Conn
+	wake     func()
+	deadline time.Time // zero: none
 }
 
 // New returns a Poller of its own; most callers share Default. It fails
@@ -81,6 +87,16 @@ func fdOf(conn net.Conn) int {
 // plain socket, unsupported platform, closed Poller) nothing happens and
 // the caller goes on reading as before.
 func (p *Poller) Park(conn net.Conn, wake func()) bool {
+	return p.ParkUntil(conn, time.Time{}, wake)
+}
+
+// ParkUntil is Park with a deadline: wake is also called (once, within
+// about 50 ms) when deadline passes with conn still silent, which is how an
+// owner keeps a keepalive deadline without a goroutine or a timer per
+// connection. wake does not say which happened: the owner checks its own
+// clock, and reading a socket that is not readable just parks it again.
+// A zero deadline means none.
+func (p *Poller) ParkUntil(conn net.Conn, deadline time.Time, wake func()) bool {
 	if p.ep == nil {
 		return false
 	}
@@ -99,7 +115,13 @@ func (p *Poller) Park(conn net.Conn, wake func()) bool {
 	if err := p.ep.arm(fd); err != nil {
 		return false
 	}
-	p.parked[fd] = parked{conn: conn, wake: wake}
+	p.parked[fd] = parked{conn: conn, wake: wake, deadline: deadline}
+	if !deadline.IsZero() {
+		p.timed++
+		if p.running {
+			p.ep.kick() // the goroutine may be in a long wait: shorten it to scanEvery
+		}
+	}
 	if !p.running {
 		p.running = true
 		p.wg.Add(1)
@@ -125,9 +147,17 @@ func (p *Poller) Unpark(conn net.Conn) bool {
 	if !ok || e.conn != conn {
 		return false
 	}
-	delete(p.parked, fd)
+	p.remove(fd, e)
 	p.ep.disarm(fd)
 	return true
+}
+
+// remove forgets a parked entry. p.mu is held.
+func (p *Poller) remove(fd int, e parked) {
+	delete(p.parked, fd)
+	if !e.deadline.IsZero() {
+		p.timed--
+	}
 }
 
 // Len returns how many connections are parked.
@@ -148,7 +178,7 @@ func (p *Poller) Close() error {
 	p.closed = true
 	due := make([]func(), 0, len(p.parked))
 	for fd, e := range p.parked {
-		delete(p.parked, fd)
+		p.remove(fd, e)
 		if p.ep != nil {
 			p.ep.disarm(fd)
 		}
@@ -177,15 +207,32 @@ func (p *Poller) run() {
 	defer p.wg.Done()
 	fds := make([]int, 0, 64)
 	var due []func()
+	lastScan := time.Now()
 	for {
+		p.mu.Lock()
+		wait := idleExit
+		if p.timed > 0 {
+			wait = scanEvery
+		}
+		p.mu.Unlock()
 		var err error
-		fds, err = p.ep.wait(fds[:0], idleExit)
+		fds, err = p.ep.wait(fds[:0], wait)
 		due = due[:0]
 		p.mu.Lock()
 		for _, fd := range fds {
 			if e, ok := p.parked[fd]; ok {
-				delete(p.parked, fd) // one-shot: the registration is already disarmed
+				p.remove(fd, e) // one-shot: the registration is already disarmed
 				due = append(due, e.wake)
+			}
+		}
+		if now := time.Now(); p.timed > 0 && now.Sub(lastScan) >= scanEvery {
+			lastScan = now
+			for fd, e := range p.parked {
+				if !e.deadline.IsZero() && !now.Before(e.deadline) {
+					p.remove(fd, e)
+					p.ep.disarm(fd)
+					due = append(due, e.wake)
+				}
 			}
 		}
 		exit := p.closed || err != nil || (len(p.parked) == 0 && len(fds) == 0)
@@ -194,7 +241,7 @@ func (p *Poller) run() {
 			if err != nil && !p.closed {
 				// The epoll set is unusable: hand every conn back.
 				for fd, e := range p.parked {
-					delete(p.parked, fd)
+					p.remove(fd, e)
 					due = append(due, e.wake)
 				}
 				p.closed = true

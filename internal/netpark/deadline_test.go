@@ -1,0 +1,60 @@
+package netpark
+
+import (
+	"testing"
+	"time"
+)
+
+// TestParkUntilDeadline: a silent connection parked with a deadline is
+// woken once, after the deadline and within about scanEvery of it; one
+// without a deadline parked beside it stays parked; a deadline connection
+// that becomes readable first is woken by that, once.
+func TestParkUntilDeadline(t *testing.T) {
+	p := newPoller(t)
+	silent, _ := tcpPair(t)
+	plain, _ := tcpPair(t)
+	talker, talkerPeer := tcpPair(t)
+	woke := make(chan time.Time, 4)
+	wakePlain := make(chan struct{}, 1)
+	wakeTalker := make(chan struct{}, 2)
+
+	const after = 200 * time.Millisecond
+	start := time.Now()
+	if !p.Park(plain, func() { wakePlain <- struct{}{} }) {
+		t.Fatal("Park refused a TCP conn")
+	}
+	if !p.ParkUntil(silent, start.Add(after), func() { woke <- time.Now() }) {
+		t.Fatal("ParkUntil refused a TCP conn")
+	}
+	if !p.ParkUntil(talker, start.Add(time.Hour), func() { wakeTalker <- struct{}{} }) {
+		t.Fatal("ParkUntil refused a TCP conn")
+	}
+	if _, err := talkerPeer.Write([]byte{1}); err != nil {
+		t.Fatal(err)
+	}
+	waitWake(t, wakeTalker, "readable before its deadline")
+
+	select {
+	case at := <-woke:
+		if late := at.Sub(start); late < after {
+			t.Fatalf("woken %v after parking, before the %v deadline", late, after)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("deadline passed, not woken")
+	}
+	if n := p.Len(); n != 1 {
+		t.Fatalf("Len %d after the deadline wake, want 1 (the conn without deadline)", n)
+	}
+	if !p.Unpark(plain) {
+		t.Fatal("the conn without a deadline was not parked any more")
+	}
+	select {
+	case <-wakePlain:
+		t.Fatal("the conn without a deadline was woken")
+	case <-wakeTalker:
+		t.Fatal("the readable conn was woken twice")
+	case <-woke:
+		t.Fatal("the deadline conn was woken twice")
+	default:
+	}
+}
