@@ -11,7 +11,7 @@ import (
 
 // CauseLimit is the drop cause of a message refused by a configured limit;
 // the event's Detail names the limit.
-const CauseLimit events.Cause = "limit"
+const CauseLimit = events.CauseLimit
 
 // limit is one configured bound whose refusals are counted.
 type limit int

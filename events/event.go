@@ -71,6 +71,7 @@ const (
 	CauseNotAuthorized    Cause = "not_authorized"    // an ACL denied it
 	CauseTooLarge         Cause = "too_large"         // over the maximum packet size
 	CauseFault            Cause = "fault"             // netem reset or closed the link
+	CauseLimit            Cause = "limit"             // refused by a configured limit (subscriptions, topic size, queued bytes, ...)
 )
 
 // Source says which part wrote an event.

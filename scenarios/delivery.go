@@ -5,8 +5,8 @@ import (
 	"sort"
 	"time"
 
-	"github.com/mqttfleet/mqttfleet/broker/topictree"
 	"github.com/mqttfleet/mqttfleet/events"
+	"github.com/mqttfleet/mqttfleet/packet"
 )
 
 // msgKey names one message: the simulator's convention is one publisher per
@@ -209,7 +209,7 @@ func checkDelivery(a *Assertion, evs []events.Event, during span, t0 time.Time) 
 // with these filters: one matches it and was acknowledged by then.
 func owed(filters map[string]time.Time, topic string, sent time.Time) bool {
 	for f, at := range filters {
-		if !sent.Before(at) && topictree.Matches(f, topic) {
+		if !sent.Before(at) && packet.MatchTopic(f, topic) {
 			return true
 		}
 	}

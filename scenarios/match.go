@@ -4,8 +4,8 @@ import (
 	"path"
 	"strings"
 
-	"github.com/mqttfleet/mqttfleet/broker/topictree"
 	"github.com/mqttfleet/mqttfleet/events"
+	"github.com/mqttfleet/mqttfleet/packet"
 )
 
 // match returns the events.Match a Matcher describes.
@@ -34,7 +34,7 @@ func (m *Matcher) match() events.Match {
 		}
 		if m.Topic != "" {
 			if wild {
-				if !topictree.Matches(m.Topic, e.Topic) {
+				if !packet.MatchTopic(m.Topic, e.Topic) {
 					return false
 				}
 			} else if m.Topic != e.Topic {

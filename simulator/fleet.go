@@ -12,9 +12,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/mqttfleet/mqttfleet/broker/topictree"
 	"github.com/mqttfleet/mqttfleet/events"
 	"github.com/mqttfleet/mqttfleet/netem"
+	"github.com/mqttfleet/mqttfleet/packet"
 	"github.com/mqttfleet/mqttfleet/reports"
 	"github.com/mqttfleet/mqttfleet/simulator/payload"
 	"github.com/mqttfleet/mqttfleet/simulator/profile"
@@ -278,7 +278,7 @@ func (f *Fleet) route(total int) {
 					pubs = byTopic[filter]
 				} else {
 					for topic, ps := range byTopic {
-						if topictree.Matches(filter, topic) {
+						if packet.MatchTopic(filter, topic) {
 							pubs = append(pubs, ps...)
 						}
 					}
