@@ -40,6 +40,7 @@ const (
 	KindSimulate    Kind = "simulate"
 	KindConformance Kind = "conformance"
 	KindMerged      Kind = "merged"
+	KindNetem       Kind = "netem" // the standalone fault proxy: its links and fault windows
 )
 
 // Results is the content of one results file.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mqttfleet/mqttfleet/events"
 	"github.com/mqttfleet/mqttfleet/netem"
+	"github.com/mqttfleet/mqttfleet/reports"
 )
 
 func init() {
@@ -28,6 +29,7 @@ func netemCmd(fs *pflag.FlagSet) runFunc {
 	upstream := fs.String("upstream", "127.0.0.1:1883", "broker address every link dials")
 	api := fs.String("api", "127.0.0.1:8474", "HTTP JSON control API address (empty: none)")
 	eventsPath := fs.String("events", "", "write link and fault events as JSON lines to this file")
+	results := fs.String("results", "netem-results.json", "write the results file (links, fault windows) here when the proxy stops")
 	seed := fs.Int64("seed", 1, "seed for fault shares and jitter")
 	var groups repeated
 	fs.Var(&groups, "group", "open a listener for this link group at start, repeatable (its address is printed)")
@@ -36,11 +38,11 @@ func netemCmd(fs *pflag.FlagSet) runFunc {
 		if len(args) != 0 {
 			return fmt.Errorf("%w: unexpected arguments %q", errUsage, args)
 		}
-		return runNetem(ctx, *listen, *upstream, *api, *eventsPath, *seed, groups, *logLevel)
+		return runNetem(ctx, *listen, *upstream, *api, *eventsPath, *results, *seed, groups, *logLevel)
 	}
 }
 
-func runNetem(ctx context.Context, listen, upstream, api, eventsPath string, seed int64, groups repeated, logLevel string) error {
+func runNetem(ctx context.Context, listen, upstream, api, eventsPath, results string, seed int64, groups repeated, logLevel string) error {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 		return fmt.Errorf("%w: --log-level: %v", errUsage, err)
@@ -59,6 +61,25 @@ func runNetem(ctx context.Context, listen, upstream, api, eventsPath string, see
 		sink = jl
 	}
 
+	// The proxy's events also fill the results model, so a netem session
+	// ends in a results file like every other command: links opened and
+	// closed, and every fault window (report html renders it).
+	col := reports.NewCollector(reports.KindNetem, reports.Run{Name: "netem", Target: upstream, Seed: seed,
+		Shard: reports.Shard{Index: 0, Count: 1}, Command: os.Args})
+	started := time.Now()
+	sink = events.Multi(sink, col)
+	if results != "" {
+		defer func() {
+			res := col.Results()
+			res.Run.Start, res.Run.End, res.Run.Status = started, time.Now(), reports.StatusCompleted
+			res.Run.Host, _ = os.Hostname()
+			if err := res.Write(results); err != nil {
+				log.Error("write results", "err", err)
+				return
+			}
+			fmt.Fprintf(os.Stderr, "netem: wrote %s (%d links, %d fault windows)\n", results, res.Counters["links_opened"], len(res.Faults))
+		}()
+	}
 	px := netem.NewProxy(netem.ProxyConfig{Listen: listen, Upstream: upstream, Events: sink, Seed: seed, Logger: log})
 	if err := px.Start(); err != nil {
 		return err
