@@ -97,3 +97,16 @@ func TestFlagsAfterArguments(t *testing.T) {
 		t.Fatalf("merging a shard twice: %v", err)
 	}
 }
+
+// Scripts written for the old flag parser (-target, -dry-run) keep working.
+func TestSingleDashLongFlags(t *testing.T) {
+	err := execute(context.Background(), []string{"run", "-dry-run", "-target=tcp://127.0.0.1:1", "../../scenarios/demo.yaml"})
+	if reports.ExitCode(nil, err) != reports.ExitTargetUnavailable {
+		t.Fatalf("run -dry-run -target=closed-port: %v, want the target check (exit 3)", err)
+	}
+	// A negative number stays a value, so its error names the flag.
+	err = execute(context.Background(), []string{"simulate", "--devices", "-3"})
+	if reports.ExitCode(nil, err) != reports.ExitInvalid || !strings.Contains(err.Error(), "--devices") {
+		t.Fatalf("simulate --devices -3: %v", err)
+	}
+}

@@ -104,7 +104,7 @@ func newRoot() *cobra.Command {
 // execute runs the command line args until ctx ends.
 func execute(ctx context.Context, args []string) error {
 	root := newRoot()
-	root.SetArgs(args)
+	root.SetArgs(legacyLongFlags(root, args))
 	err := root.ExecuteContext(ctx)
 	if err != nil && strings.HasPrefix(err.Error(), "unknown command") {
 		err = fmt.Errorf("%w: %v", errUsage, err)
