@@ -21,7 +21,7 @@ CONFORMANCE_OUT     ?= results/conformance
 all: build
 
 build:
-	$(GO) build -o bin/mqttfleet ./cmd/mqttfleet
+	$(GO) build -buildvcs=auto -o bin/mqttfleet ./cmd/mqttfleet
 
 ## deps: Debian packages the tests use (mosquitto), a Docker engine, local images.
 deps:
