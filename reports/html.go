@@ -72,6 +72,13 @@ func runFacts(r *Results, withStart bool) []fact {
 		target += " " + r.Run.TargetVersion
 	}
 	fs := []fact{{"target", target}}
+	if st := r.Run.Status; st != "" && st != StatusCompleted {
+		// A run that did not complete says so first, with why.
+		fs = append(fs, fact{"status", strings.TrimSpace(strings.ReplaceAll(string(st), "_", " ") + " " + r.Run.StatusReason)})
+	}
+	if len(r.Run.MissingShards) > 0 {
+		fs = append(fs, fact{"missing shards", fmt.Sprint(r.Run.MissingShards)})
+	}
 	if withStart && !r.Run.Start.IsZero() {
 		fs = append(fs, fact{"started", r.Run.Start.UTC().Format("2006-01-02 15:04:05 MST")})
 	}

@@ -69,6 +69,7 @@ func Markdown(w io.Writer, r *Results) error {
 		}
 		b.WriteString("\n")
 	}
+	mdGroups(&b, r)
 	mdAssertions(&b, r)
 	mdConformance(&b, r)
 	if _, err := io.WriteString(w, b.String()); err != nil {
@@ -185,4 +186,24 @@ func sortedByCount(m map[string]int64) []string {
 		return keys[i] < keys[j]
 	})
 	return keys
+}
+
+// mdGroups is the per-group table: each group's delivery totals.
+func mdGroups(b *strings.Builder, r *Results) {
+	if len(r.Groups) == 0 {
+		return
+	}
+	names := make([]string, 0, len(r.Groups))
+	for n := range r.Groups {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	b.WriteString("| group | devices | sent | received | expected | lost | duplicates |\n|---|---:|---:|---:|---:|---:|---:|\n")
+	for _, n := range names {
+		g := r.Groups[n]
+		c := g.Counters
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s |\n", mdEsc(n), fmtInt(int64(g.Devices)), fmtInt(c["publishes_sent"]),
+			fmtInt(c["publishes_received"]), fmtInt(c["expected"]), fmtInt(c["lost"]), fmtInt(c["duplicates"]))
+	}
+	b.WriteString("\n")
 }

@@ -122,3 +122,29 @@ func TestJUnitFailsWhenTheTargetWasUnavailable(t *testing.T) {
 		t.Fatalf("JUnit of a run whose target never started must carry an error case with the reason:\n%s", x)
 	}
 }
+
+// The Markdown summary and the HTML header say when a run did not complete,
+// and the Markdown lists each group's totals.
+func TestRenderersShowStatusAndGroups(t *testing.T) {
+	r := shard("r", 0, 1, time.Unix(1_700_000_000, 0), time.Second, map[string]int64{})
+	r.Run.Status, r.Run.StatusReason = StatusTargetUnavailable, "tcp://127.0.0.1:1 refused"
+	r.Groups = map[string]*Group{"sensors": {Devices: 4, Counters: map[string]int64{"expected": 40, "lost": 3}}}
+	var md, html bytes.Buffer
+	if err := Markdown(&md, r); err != nil {
+		t.Fatal(err)
+	}
+	if err := HTML(&html, r); err != nil {
+		t.Fatal(err)
+	}
+	for what, page := range map[string]string{"markdown": md.String(), "html": html.String()} {
+		if !strings.Contains(page, "target unavailable tcp://127.0.0.1:1 refused") {
+			t.Errorf("%s does not say the target was unavailable and why", what)
+		}
+	}
+	if !strings.Contains(md.String(), "| sensors | 4 | 0 | 0 | 40 | 3 | 0 |") {
+		t.Errorf("markdown lacks the group row:\n%s", md.String())
+	}
+	if strings.Contains(md.String(), "PASS") {
+		t.Error("a run whose target never started reads PASS")
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -83,7 +84,12 @@ func mergeResults(out string, paths []string) error {
 	}
 	merged, err := reports.Merge(parts...)
 	if err != nil {
-		return err
+		// Merge numbers the parts; say which file each number is.
+		named := make([]string, len(files))
+		for i, f := range files {
+			named[i] = fmt.Sprintf("part %d = %s", i, f)
+		}
+		return fmt.Errorf("%w (%s)", err, strings.Join(named, ", "))
 	}
 	if err := merged.Write(out); err != nil {
 		return err
