@@ -219,7 +219,7 @@ func (c *conn) burst() bool {
 	opt := packet.Options{Version: c.version, MaxPacketSize: c.b.cfg.MaxPacketSize}
 	for {
 		p, err := packet.ReadPacket(&c.rd, opt)
-		if err != nil && !onlyFilterInvalid(p, err) {
+		if err != nil && !(c.version == packet.V5 && onlyFilterInvalid(p, err)) {
 			c.readFailed(err)
 			c.finish()
 			return false
@@ -238,10 +238,12 @@ func (c *conn) burst() bool {
 }
 
 // onlyFilterInvalid reports whether the codec returned a whole SUBSCRIBE
-// whose only fault is an invalid topic filter: 3.1.1 lets the server refuse
-// that filter with SUBACK 0x80 and keep the connection [MQTT-3.8.4-5]
-// (handleSubscribe checks each filter). An UNSUBSCRIBE has no failure code
-// in 3.1.1, so an invalid filter there still closes the connection.
+// whose only fault is an invalid topic filter. MQTT 5.0 refuses such a
+// filter with SUBACK reason 0x8F and keeps the connection. In 3.1.1 a
+// filter that breaks the Topic Filter rules [MQTT-4.7.1-2] [MQTT-4.7.1-3]
+// [MQTT-4.7.3-1] makes the packet malformed, and the server closes the
+// connection (section 4.8), as Mosquitto does: SUBACK 0x80 is for a valid
+// filter the server will not grant (ACL, limits) [MQTT-3.8.4-5].
 func onlyFilterInvalid(p packet.Packet, err error) bool {
 	var pe *packet.Error
 	_, ok := p.(*packet.Subscribe)

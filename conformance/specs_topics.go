@@ -6,21 +6,7 @@ import (
 	. "github.com/onsi/gomega" //nolint:revive
 
 	"github.com/mqttfleet/mqttfleet/client"
-	"github.com/mqttfleet/mqttfleet/packet"
 )
-
-// closedOrRefused requires the broker to answer a bad SUBSCRIBE with a SUBACK
-// failure code (0x80) or to close the connection.
-func (e *env) closedOrRefused(r *client.Raw) {
-	p, err := r.ReadPacket(wait)
-	if err != nil {
-		Expect(isClose(err)).To(BeTrue(), "expected SUBACK 0x80 or close, got %v", err)
-		return
-	}
-	ack, ok := p.(*packet.Suback)
-	Expect(ok).To(BeTrue(), "expected SUBACK 0x80 or close, got %s", p.Type())
-	Expect(ack.ReturnCodes).To(Equal([]byte{0x80}), "SUBACK for an invalid filter")
-}
 
 var _ = register(specDef{
 	Area: "topics", Text: "sends each subscriber only topic names its filter matches ('+' one level, '#' parent and children)",
@@ -54,25 +40,28 @@ var _ = register(specDef{
 })
 
 var _ = register(specDef{
-	Area: "topics", Text: "refuses or disconnects on a filter with '#' not last or not alone in its level",
+	Area: "topics", Text: "closes the connection on a filter with '#' not last or not alone in its level",
 	Statements: []string{"MQTT-4.7.1-2"}, Needs: []string{"wildcards"},
 	Body: func(e *env) {
-		for _, f := range []string{"/#/b", "/a#"} {
+		// Not a valid Topic Filter, so the SUBSCRIBE is malformed: the server
+		// closes the connection (section 4.8); SUBACK 0x80 would accept the
+		// packet as well formed.
+		for _, f := range []string{"/#/b", "/a#", "#x"} {
 			r := e.client("h")
 			e.sendBytes(r, rawSubscribe(0x82, 1, e.prefix()+f, 0))
-			e.closedOrRefused(r)
+			e.closed(r)
 		}
 	},
 })
 
 var _ = register(specDef{
-	Area: "topics", Text: "refuses or disconnects on a filter with '+' not filling a whole level",
+	Area: "topics", Text: "closes the connection on a filter with '+' not filling a whole level",
 	Statements: []string{"MQTT-4.7.1-3"}, Needs: []string{"wildcards"},
 	Body: func(e *env) {
 		for _, f := range []string{"/a+", "/+a/b"} {
 			r := e.client("p")
 			e.sendBytes(r, rawSubscribe(0x82, 1, e.prefix()+f, 0))
-			e.closedOrRefused(r)
+			e.closed(r)
 		}
 	},
 })
@@ -141,12 +130,12 @@ var _ = register(specDef{
 })
 
 var _ = register(specDef{
-	Area: "topics", Text: "refuses or disconnects on a zero-length topic filter",
+	Area: "topics", Text: "closes the connection on a zero-length topic filter",
 	Statements: []string{"MQTT-4.7.3-1"},
 	Body: func(e *env) {
 		r := e.client("z")
 		e.sendBytes(r, rawSubscribe(0x82, 1, "", 0))
-		e.closedOrRefused(r)
+		e.closed(r)
 	},
 })
 
