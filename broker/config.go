@@ -127,7 +127,7 @@ func LoadConfig(path string) (Config, error) {
 	}
 	// Listeners in the file replace the default one rather than merging by index.
 	cfg.Listeners = nil
-	if err := yaml.UnmarshalWithOptions(data, &cfg, yaml.DisallowUnknownField()); err != nil {
+	if err := yamlpos.Unmarshal(data, &cfg, yaml.DisallowUnknownField()); err != nil {
 		if p, ok := yamlpos.Explain(err); ok {
 			return cfg, &ConfigError{File: path, Line: p.Line, Msg: p.Msg, Err: err}
 		}

@@ -68,6 +68,7 @@ func TestBadScenarios(t *testing.T) {
 			"expect: rate\n    events: {kind: publish_received, client: watcher}\n    max: 3\n    for: 5s\n", 25, "assertions[0].for", "is how long the rate must stay"},
 		{"window after an unknown step", "    equals: 3\n", "    equals: 3\n    during: {after: cutt}\n", 25, "assertions[0].during.after", `no step named "cutt"`},
 		{"unknown variable", "count: 3", "count: ${devices}", 4, "${devices}", `unknown variable "devices"`},
+		{"tag the decoder cannot take", `subscriptions: [{filter: "fleet/#", qos: 1}]`, `subscriptions: !x {filter: "fleet/#", qos: 1}`, 11, "clients[0].subscriptions", "remove the tag"},
 		{"QoS out of range in a group", "    keepalive: 2s\n", "    keepalive: 2s\n    publish: {interval: 1s, topic: t, qos: 3}\n", 7, "groups[0].publish.qos", "QoS must be 0, 1 or 2"},
 		{"device outside the group", "    group: sensors\nassertions", "    group: sensors\n    devices: [0, 7]\nassertions", 20, "steps[1].devices[1]", "outside group"},
 		{"YAML syntax", "    count: 3\n", "    count: 3\n   proxy: [\n", 5, "", ""},

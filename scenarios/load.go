@@ -163,7 +163,7 @@ func Parse(data []byte, overrides map[string]string) (*Scenario, error) {
 		return nil, &Error{Line: 1, Column: 1, Msg: fmt.Sprintf("the file holds %d YAML documents (separated by ---); a scenario file holds one", n)}
 	}
 	var sc Scenario
-	if err := yaml.UnmarshalWithOptions(data, &sc, yaml.Strict(), yaml.DisallowUnknownField()); err != nil {
+	if err := yamlpos.Unmarshal(data, &sc, yaml.Strict(), yaml.DisallowUnknownField()); err != nil {
 		return nil, yamlError(err, pos)
 	}
 	sc.pos = pos
@@ -186,7 +186,7 @@ func readVars(data []byte, overrides map[string]string) (map[string]string, erro
 	var head struct {
 		Vars map[string]any `yaml:"vars"`
 	}
-	if err := yaml.Unmarshal(data, &head); err != nil {
+	if err := yamlpos.Unmarshal(data, &head); err != nil {
 		return nil, yamlError(err, nil)
 	}
 	vars := map[string]string{}

@@ -3,7 +3,8 @@
 # Usage: scripts/fuzz.sh [duration]   e.g. scripts/fuzz.sh 10m
 # Targets are found, not listed: every `func Fuzz...` in a _test.go file. Today: packet FuzzDecode311,
 # FuzzDecode5; broker FuzzLoadConfig (YAML config loader) and FuzzConn (byte streams on a live broker
-# connection, with goroutine and heap checks after each input).
+# connection, with goroutine and heap checks after each input); scenarios FuzzParse (scenario loader).
+# This explores; `make test` does not call it (go test replays the seeds and testdata/fuzz crashers).
 # `make fuzz` runs each briefly; the long run (`make fuzz-long`, 10m each) is the acceptance step for
 # FuzzConn: run it on an otherwise idle machine and record execs and the result in docs/benchmarks.md.
 set -euo pipefail

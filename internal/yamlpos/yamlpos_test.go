@@ -200,3 +200,24 @@ func TestUnplaced(t *testing.T) {
 		}
 	}
 }
+
+// TestUnmarshalDecoderPanic: go-yaml panics on a tagged scalar where a list
+// is expected; Unmarshal returns an error placed at the tag instead.
+func TestUnmarshalDecoderPanic(t *testing.T) {
+	var v struct {
+		Items []struct{ Name string } `yaml:"items"`
+	}
+	for _, src := range []string{"items: !x {a: 1}", "name: x\nitems: !x {a: 1}"} {
+		err := Unmarshal([]byte(src), &v)
+		if err == nil {
+			t.Fatalf("%q: no error", src)
+		}
+		p, ok := Explain(err)
+		if !ok || p.Line != strings.Count(src, "\n")+1 || !strings.Contains(p.Msg, "remove the tag") {
+			t.Fatalf("%q: %+v, ok=%v (err %v)", src, p, ok, err)
+		}
+	}
+	if err := Unmarshal([]byte("items: [{name: a}]"), &v); err != nil || len(v.Items) != 1 {
+		t.Fatalf("good input: %v %+v", err, v)
+	}
+}

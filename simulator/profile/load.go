@@ -76,7 +76,7 @@ func Parse(data []byte) (*Profile, error) {
 		return nil, &Error{Field: fr[0].Path, Line: fr[0].Pos.Line, Column: fr[0].Pos.Column, Msg: fmt.Sprintf("must be a whole number, not %s", fr[0].Text)}
 	}
 	var p Profile
-	if err := yaml.UnmarshalWithOptions(data, &p, yaml.Strict(), yaml.DisallowUnknownField()); err != nil {
+	if err := yamlpos.Unmarshal(data, &p, yaml.Strict(), yaml.DisallowUnknownField()); err != nil {
 		return nil, yamlError(err, pos)
 	}
 	if err := p.validate(pos); err != nil {

@@ -76,6 +76,7 @@ func TestParseBad(t *testing.T) {
 		{"protocol", "    keepalive: 30s\n", "    keepalive: 30s\n    protocol: 6\n", "groups[0].protocol", 9},
 		{"source address", "    keepalive: 30s\n", "    keepalive: 30s\n    source_addresses: [127.0.0.2, nope]\n", "groups[0].source_addresses[1]", 9},
 		{"transport", "    keepalive: 30s\n", "    keepalive: 30s\n    transport: {kind: quic}\n", "groups[0].transport.kind", 9},
+		{"tag the decoder cannot take", "    keepalive: 30s\n", "    keepalive: 30s\n    source_addresses: !x {a: 1}\n", "groups[0].source_addresses", 9},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
