@@ -44,7 +44,7 @@ func TestConformance(t *testing.T) {
 	}
 	if profile := os.Getenv("MQTTFLEET_DEVIATIONS"); profile != "" {
 		for _, tg := range ts {
-			if _, own := conformance.Deviations[tg.Name()]; !own {
+			if _, own := targets.Deviations[tg.Name()]; !own {
 				if err := conformance.UseDeviations(tg.Name(), profile); err != nil {
 					t.Fatalf("MQTTFLEET_DEVIATIONS: %v", err)
 				}

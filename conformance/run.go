@@ -145,7 +145,7 @@ func Run(ctx context.Context, opts Options) (*reports.Results, error) {
 	}
 	if opts.Deviations != "" {
 		for _, t := range opts.Targets {
-			if _, own := Deviations[t.Name()]; own {
+			if _, own := targets.Deviations[t.Name()]; own {
 				continue
 			}
 			if err := UseDeviations(t.Name(), opts.Deviations); err != nil {

@@ -179,10 +179,10 @@ func runSpec(ctx SpecContext, t targets.Target, d specDef) {
 	err := InterceptGomegaFailure(func() { d.Body(e) })
 	if err != nil {
 		attach()
-		AddReportEntry(EntryDeviation, fmt.Sprintf("%s: %s (%s)\nobserved: %v", id, dev.Reason, dev.Doc, err))
+		AddReportEntry(EntryDeviation, fmt.Sprintf("%s: %s (%s)\nobserved: %v", id, dev.Reason, dev.Doc(), err))
 		Skip(fmt.Sprintf("expected deviation of %s from %s: %s", t.Name(), id, dev.Reason))
 	}
-	AddReportEntry(EntryNotReproduced, fmt.Sprintf("%s: declared deviation %q did not reproduce; revisit %s", id, dev.Reason, dev.Doc))
+	AddReportEntry(EntryNotReproduced, fmt.Sprintf("%s: declared deviation %q did not reproduce; revisit %s", id, dev.Reason, dev.Doc()))
 }
 
 // Report entry names the matrix reads back.

@@ -127,7 +127,7 @@ func summaryLine(r *Results) string {
 			c[a.Verdict]++
 		}
 		s := fmt.Sprintf("%d of %d assertions passed", c[Pass], n)
-		for _, v := range []Verdict{Fail, Error, Skipped} {
+		for _, v := range []Verdict{Fail, Deviation, Error, Skipped} {
 			if c[v] > 0 {
 				s += fmt.Sprintf(", %d %s", c[v], v)
 			}
@@ -402,7 +402,7 @@ func assertions(b *strings.Builder, r *Results) {
 		return
 	}
 	b.WriteString(`<h2>Assertions</h2><div class="card tablecard"><table><thead><tr><th>verdict</th><th>assertion</th><th>message and evidence</th><th class="num">took</th></tr></thead><tbody>`)
-	order := map[Verdict]int{Fail: 0, Error: 1, Pass: 2, Skipped: 3}
+	order := map[Verdict]int{Fail: 0, Error: 1, Deviation: 2, Pass: 3, Skipped: 4}
 	as := slices.Clone(r.Assertions)
 	sort.SliceStable(as, func(i, j int) bool { return order[as[i].Verdict] < order[as[j].Verdict] })
 	for _, a := range as {
@@ -414,6 +414,13 @@ func assertions(b *strings.Builder, r *Results) {
 			fmt.Fprintf(b, `<span class="stmt">shard %s</span>`, esc(a.Shard))
 		}
 		fmt.Fprintf(b, `</td><td><div class="msg">%s</div>`, esc(a.Message))
+		if d := a.Deviation; d != nil {
+			what := "known deviation"
+			if d.Strict {
+				what = "known deviation, counted as a failure (--strict)"
+			}
+			fmt.Fprintf(b, `<div class="msg">%s from <b>%s</b>: %s (<code>%s</code>)</div>`, what, esc(d.Statement), esc(d.Reason), esc(d.Doc))
+		}
 		drillLinks(b, r, a)
 		if len(a.Evidence) > 0 {
 			n := fmt.Sprint(len(a.Evidence))

@@ -50,13 +50,14 @@ type junitProp struct {
 }
 
 type junitCase struct {
-	Name      string        `xml:"name,attr"`
-	Classname string        `xml:"classname,attr"`
-	Time      string        `xml:"time,attr"`
-	Failure   *junitProblem `xml:"failure,omitempty"`
-	Error     *junitProblem `xml:"error,omitempty"`
-	Skipped   *junitSkip    `xml:"skipped,omitempty"`
-	SystemOut *junitText    `xml:"system-out,omitempty"`
+	Name       string        `xml:"name,attr"`
+	Classname  string        `xml:"classname,attr"`
+	Time       string        `xml:"time,attr"`
+	Properties *junitProps   `xml:"properties,omitempty"`
+	Failure    *junitProblem `xml:"failure,omitempty"`
+	Error      *junitProblem `xml:"error,omitempty"`
+	Skipped    *junitSkip    `xml:"skipped,omitempty"`
+	SystemOut  *junitText    `xml:"system-out,omitempty"`
 }
 
 type junitProblem struct {
@@ -127,9 +128,14 @@ func JUnit(w io.Writer, r *Results) error {
 				c.Error = &junitProblem{Message: a.Message, Type: "error", Body: body}
 			case Skipped:
 				c.Skipped = &junitSkip{Message: a.Message}
+			case Deviation:
+				// Skipped, as conformance does: visible in CI, not a failure.
+				c.Skipped = &junitSkip{Message: "deviation: " + a.Message}
+				c.SystemOut = text(body)
 			default:
 				c.SystemOut = text(body)
 			}
+			c.Properties = deviationProps(a)
 			s.add(c, a.Duration)
 		}
 		s.Time = seconds(s.totalTime)
@@ -207,6 +213,9 @@ func runProps(r *Results) *junitProps {
 	add("command", strings.Join(r.Run.Command, " "))
 	add("run_id", r.Run.ID)
 	add("status", string(r.Run.Status))
+	if n := r.count(Deviation); n > 0 {
+		add("deviations", fmt.Sprint(n))
+	}
 	// The run's delivery totals, from the same counters as the HTML and
 	// Markdown reports, so a CI page shows the figures the verdicts used.
 	for _, k := range junitTotals {
@@ -215,6 +224,21 @@ func runProps(r *Results) *junitProps {
 		}
 	}
 	return p
+}
+
+// deviationProps names an assertion's verdict and the declared deviation
+// behind it, so CI tools that read case properties can tell a deviation
+// (or a strict failure on one) from any other skip or failure.
+func deviationProps(a Assertion) *junitProps {
+	if a.Deviation == nil {
+		return nil
+	}
+	return &junitProps{Props: []junitProp{
+		{Name: "verdict", Value: string(a.Verdict)},
+		{Name: "deviation.statement", Value: a.Deviation.Statement},
+		{Name: "deviation.reason", Value: a.Deviation.Reason},
+		{Name: "deviation.doc", Value: a.Deviation.Doc},
+	}}
 }
 
 // junitTotals are the counters JUnit carries as suite properties.

@@ -78,26 +78,32 @@ func Markdown(w io.Writer, r *Results) error {
 	return nil
 }
 
+// mdAssertions lists the failing assertions, then the known deviations.
 func mdAssertions(b *strings.Builder, r *Results) {
-	var bad []Assertion
+	var bad, devs []Assertion
 	for _, a := range r.Assertions {
-		if a.Verdict == Fail || a.Verdict == Error {
+		switch a.Verdict {
+		case Fail, Error:
 			bad = append(bad, a)
+		case Deviation:
+			devs = append(devs, a)
 		}
 	}
-	if len(bad) == 0 {
+	mdAssertionList(b, r, "Failing assertions", bad)
+	mdAssertionList(b, r, "Known deviations", devs)
+}
+
+func mdAssertionList(b *strings.Builder, r *Results, heading string, list []Assertion) {
+	if len(list) == 0 {
 		return
 	}
-	b.WriteString("### Failing assertions\n\n")
-	for i, a := range bad {
+	fmt.Fprintf(b, "### %s\n\n", heading)
+	for i, a := range list {
 		if i == maxMarkdownItems {
-			fmt.Fprintf(b, "- … and %d more\n", len(bad)-i)
+			fmt.Fprintf(b, "- … and %d more\n", len(list)-i)
 			break
 		}
-		icon := "❌"
-		if a.Verdict == Error {
-			icon = "⚠️ error:"
-		}
+		icon := map[Verdict]string{Fail: "❌", Error: "⚠️ error:", Deviation: "🟡 deviation:"}[a.Verdict]
 		fmt.Fprintf(b, "- %s **%s**", icon, mdEsc(a.Name))
 		if len(a.Statements) > 0 {
 			fmt.Fprintf(b, " (%s)", mdEsc(strings.Join(a.Statements, ", ")))
@@ -107,6 +113,9 @@ func mdAssertions(b *strings.Builder, r *Results) {
 		}
 		if a.Message != "" {
 			fmt.Fprintf(b, " — %s", mdEsc(a.Message))
+		}
+		if d := a.Deviation; d != nil {
+			fmt.Fprintf(b, " — known deviation from %s: %s (%s)", mdEsc(d.Statement), mdEsc(d.Reason), mdEsc(d.Doc))
 		}
 		b.WriteString("\n")
 		if len(a.Evidence) > 0 {

@@ -139,15 +139,31 @@ const (
 	Fail    Verdict = "fail"
 	Error   Verdict = "error" // the check itself could not run
 	Skipped Verdict = "skipped"
+	// Deviation: the check missed on a target whose known deviation (one
+	// declared in docs/deviations.md for a statement the check cites)
+	// explains the miss. Neither pass nor fail: the run does not fail on it
+	// unless it is strict, and then the verdict is Fail.
+	Deviation Verdict = "deviation"
 )
+
+// KnownDeviation is the declared deviation behind a Deviation verdict, or
+// behind a Fail in a strict run.
+type KnownDeviation struct {
+	Statement string `json:"statement"`
+	Reason    string `json:"reason"`
+	Doc       string `json:"doc"`              // docs/deviations.md#anchor
+	Strict    bool   `json:"strict,omitempty"` // a strict run counted it as a failure
+}
 
 // Assertion is one check of a scenario and its outcome.
 type Assertion struct {
-	Name       string         `json:"name"`
-	Verdict    Verdict        `json:"verdict"`
-	Message    string         `json:"message,omitempty"`
-	Statements []string       `json:"statements,omitempty"` // normative statements it checks, e.g. MQTT-3.1.4-2
-	Evidence   []events.Event `json:"evidence,omitempty"`
+	Name       string   `json:"name"`
+	Verdict    Verdict  `json:"verdict"`
+	Message    string   `json:"message,omitempty"`
+	Statements []string `json:"statements,omitempty"` // normative statements it checks, e.g. MQTT-3.1.4-2
+	// Deviation is set when a known deviation of the target explains a miss.
+	Deviation *KnownDeviation `json:"deviation,omitempty"`
+	Evidence  []events.Event  `json:"evidence,omitempty"`
 	// EvidenceOmitted counts matching events left out to keep Evidence bounded.
 	EvidenceOmitted int           `json:"evidence_omitted,omitempty"`
 	Duration        time.Duration `json:"duration_ns"`
@@ -201,6 +217,17 @@ func (r *Results) Verdict() Verdict {
 		}
 	}
 	return v
+}
+
+// count returns how many assertions have verdict v.
+func (r *Results) count(v Verdict) int {
+	n := 0
+	for _, a := range r.Assertions {
+		if a.Verdict == v {
+			n++
+		}
+	}
+	return n
 }
 
 // Write stores r as indented JSON at path, atomically (a reader never sees a

@@ -78,6 +78,7 @@ td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 .stmt{display:inline-block;font-size:11px;border:1px solid var(--line);border-radius:4px;padding:0 5px;margin:2px 4px 0 0;color:var(--mute)}
 tr.a-fail td:first-child{box-shadow:inset 3px 0 var(--fail)}
 tr.a-error td:first-child{box-shadow:inset 3px 0 var(--err)}
+tr.a-deviation td:first-child{box-shadow:inset 3px 0 var(--dev)}
 details summary{cursor:pointer;color:#344054;font-size:12.5px}
 details table{margin-top:6px;font-size:12px}
 details td,details th{padding:3px 8px}

@@ -154,7 +154,11 @@ func Summary(sc *Scenario, res *reports.Results) string {
 	case counts[reports.Skipped] == len(res.Assertions) && len(res.Assertions) > 0:
 		verdict = string(reports.Skipped)
 	}
-	return fmt.Sprintf("%s: %s — %d passed, %d failed, %d errors, %d skipped in %s", sc.Name, verdict,
-		counts[reports.Pass], counts[reports.Fail], counts[reports.Error], counts[reports.Skipped],
+	devs := ""
+	if n := counts[reports.Deviation]; n > 0 {
+		devs = fmt.Sprintf(", %d deviation%s", n, map[bool]string{true: "s"}[n > 1])
+	}
+	return fmt.Sprintf("%s: %s — %d passed, %d failed%s, %d errors, %d skipped in %s", sc.Name, verdict,
+		counts[reports.Pass], counts[reports.Fail], devs, counts[reports.Error], counts[reports.Skipped],
 		res.Run.Duration().Round(time.Millisecond))
 }

@@ -35,6 +35,13 @@ type Options struct {
 	Logger *slog.Logger
 	// Command is recorded in the results.
 	Command []string
+	// Strict makes a miss that a known deviation of the target explains a
+	// failure instead of a deviation.
+	Strict bool
+	// Deviations names the table of targets.Deviations that applies to a
+	// target reached by address (a Mosquitto 2.0.11 the user runs, say);
+	// a container or in-process target uses its own.
+	Deviations string
 }
 
 // runner is one run of one scenario.
@@ -165,6 +172,14 @@ func (r *runner) targetKind() string {
 		return n
 	}
 	return "address"
+}
+
+// deviationTable is the targets.Deviations table of the run's target.
+func (r *runner) deviationTable() string {
+	if k := r.targetKind(); k != "address" {
+		return k
+	}
+	return r.opts.Deviations
 }
 
 func (r *runner) missingCapabilities() []string {

@@ -105,3 +105,61 @@ func TestRunAgainstAnUnreachableTargetExits3(t *testing.T) {
 		t.Fatalf("results status %q, want target_unavailable", res.Run.Status)
 	}
 }
+
+// TestRunDeviationAndStrict: a miss that a known deviation explains exits 0
+// and is reported as a deviation (summary, results, JUnit); --strict makes
+// the same run exit 1. The in-process broker stands in for a Mosquitto the
+// user runs, by address with --deviations mosquitto, and the scenario
+// demands a will that a second CONNECT never sends here (no client has one),
+// citing the statements of Mosquitto's declared deviation.
+func TestRunDeviationAndStrict(t *testing.T) {
+	b := brokertest.Start(t, nil)
+	dir := t.TempDir()
+	sc := filepath.Join(dir, "dev.yaml")
+	text := `name: dev
+clients:
+  - {name: watcher, subscriptions: [{filter: "wills/#", qos: 1}]}
+steps:
+  - {name: settle, delay: 200ms, do: mark}
+assertions:
+  - name: second CONNECT - will once
+    expect: count
+    events: {kind: publish_received, client: watcher, topic: wills/second-connect}
+    equals: 1
+    statements: [MQTT-3.1.2-8, MQTT-3.1.0-2]
+`
+	if err := os.WriteFile(sc, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	base := []string{"run", "--target", "tcp://" + brokertest.TCP(b), "--progress", "off", sc}
+	out := filepath.Join(dir, "lenient")
+	if code := run(append(base, "--out", out, "--deviations", "mosquitto")); code != reports.ExitPass {
+		t.Fatalf("a known deviation exited %d, want 0", code)
+	}
+	res, err := reports.Read(filepath.Join(out, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := res.Assertions[0]; a.Verdict != reports.Deviation || a.Deviation == nil || a.Deviation.Statement != "MQTT-3.1.2-8" {
+		t.Fatalf("assertion %+v, want a deviation from MQTT-3.1.2-8", a)
+	}
+	junit, err := os.ReadFile(filepath.Join(out, "junit.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`<property name="deviations" value="1">`, `<property name="verdict" value="deviation">`, `<skipped message="deviation: `} {
+		if !strings.Contains(string(junit), want) {
+			t.Errorf("junit.xml lacks %s", want)
+		}
+	}
+	if code := run(append(base, "--out", filepath.Join(dir, "strict"), "--deviations", "mosquitto", "--strict")); code != reports.ExitFail {
+		t.Fatalf("--strict exited %d, want 1", code)
+	}
+	// Without the table the miss is unexplained: a failure.
+	if code := run(append(base, "--out", filepath.Join(dir, "plain"))); code != reports.ExitFail {
+		t.Fatalf("an unexplained miss exited %d, want 1", code)
+	}
+	if code := run(append(base, "--out", filepath.Join(dir, "bad"), "--deviations", "mosquito")); code != reports.ExitInvalid {
+		t.Fatalf("--deviations mosquito exited %d, want 2", code)
+	}
+}

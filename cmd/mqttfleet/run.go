@@ -27,8 +27,12 @@ func init() {
 const runLong = `Runs each scenario against its target (default: the in-process reference
 broker), prints live progress and every assertion's verdict, and writes
 results.json, report.html and junit.xml into the output directory.
-Exit status: 0 when every assertion passed (or was skipped), 1 when one
-failed or the run was interrupted, 2 for bad flags or scenario files,
+Assertions keep the standard's windows. A miss that a known deviation of
+the target explains (declared in docs/deviations.md for a statement the
+assertion cites) is reported as a deviation, not a failure; --strict makes
+it a failure.
+Exit status: 0 when every assertion passed, was skipped or deviated as
+known, 1 when one failed or the run was interrupted, 2 for bad flags or scenario files,
 3 when the target could not be started or reached.`
 
 // setFlags collects repeated --set name=value flags.
@@ -54,14 +58,21 @@ func runCmd(fs *pflag.FlagSet) runFunc {
 	prog := progressFlags(fs)
 	eventsPath := fs.String("events", "", "write every event as JSON lines to this file (several scenarios: events.jsonl in each output directory)")
 	verbose := fs.BoolP("verbose", "v", false, "log what the fleet, proxy and broker do (to stderr)")
+	strict := fs.Bool("strict", false, "count a miss that a known deviation of the target explains (docs/deviations.md) as a failure, not a deviation")
+	deviations := fs.String("deviations", "", `known deviations of a broker (e.g. "mosquitto") for a target given by URL`)
 	vars := setFlags{}
 	fs.Var(vars, "set", "override a scenario variable: --set devices=500 (repeatable)")
 	return func(ctx context.Context, args []string) error {
 		if err := prog.check(); err != nil {
 			return err
 		}
+		if *deviations != "" {
+			if err := targets.DeviationTable(*deviations); err != nil {
+				return fmt.Errorf("%w: --deviations: %v", errUsage, err)
+			}
+		}
 		return runScenarios(ctx, args, runOptions{target: *target, out: *out, dry: *dry, every: prog.interval(),
-			events: *eventsPath, verbose: *verbose, vars: vars})
+			events: *eventsPath, verbose: *verbose, vars: vars, strict: *strict, deviations: *deviations})
 	}
 }
 
@@ -71,6 +82,8 @@ type runOptions struct {
 	dry, verbose        bool
 	every               time.Duration // progress lines; 0: none
 	vars                setFlags
+	strict              bool   // known deviations fail
+	deviations          string // deviation table for a target given by URL
 }
 
 func runScenarios(ctx context.Context, args []string, o runOptions) error {
@@ -123,7 +136,7 @@ func runScenarios(ctx context.Context, args []string, o runOptions) error {
 		if evPath != "" && len(scs) > 1 {
 			evPath = filepath.Join(dir, "events.jsonl")
 		}
-		res, err := runOne(ctx, sc, dir, *target, o.every, evPath, o.verbose)
+		res, err := runOne(ctx, sc, dir, evPath, o)
 		if err != nil {
 			return err
 		}
@@ -151,13 +164,14 @@ func runScenarios(ctx context.Context, args []string, o runOptions) error {
 }
 
 // runOne runs one scenario, writes its output files and returns its results.
-func runOne(ctx context.Context, sc *scenarios.Scenario, dir, targetName string, every time.Duration, eventsPath string, verbose bool) (*reports.Results, error) {
+func runOne(ctx context.Context, sc *scenarios.Scenario, dir, eventsPath string, o runOptions) (*reports.Results, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create output directory: %w", err)
 	}
-	opts := scenarios.Options{Command: os.Args}
-	if targetName != "" {
-		t, err := targets.ByName(targetName)
+	opts := scenarios.Options{Command: os.Args, Strict: o.strict, Deviations: o.deviations}
+	every, verbose := o.every, o.verbose
+	if o.target != "" {
+		t, err := targets.ByName(o.target)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", errUsage, err)
 		}
@@ -208,8 +222,15 @@ func printVerdicts(w io.Writer, sc *scenarios.Scenario, res *reports.Results) {
 		return
 	}
 	for _, a := range res.Assertions {
-		mark := map[reports.Verdict]string{reports.Pass: "PASS", reports.Fail: "FAIL", reports.Error: "ERROR", reports.Skipped: "SKIP"}[a.Verdict]
+		mark := map[reports.Verdict]string{reports.Pass: "PASS", reports.Fail: "FAIL", reports.Error: "ERROR", reports.Skipped: "SKIP", reports.Deviation: "DEV"}[a.Verdict]
 		fmt.Fprintf(w, "  %-5s %s: %s\n", mark, a.Name, a.Message)
+		if d := a.Deviation; d != nil {
+			what := "known deviation"
+			if d.Strict {
+				what = "known deviation, a failure under --strict"
+			}
+			fmt.Fprintf(w, "        %s from %s: %s (%s)\n", what, d.Statement, d.Reason, d.Doc)
+		}
 	}
 	fmt.Fprintln(w, scenarios.Summary(sc, res))
 }

@@ -1,0 +1,83 @@
+package targets
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Deviation is a normative statement a third-party broker is known not to
+// meet. Conformance specs and scenario assertions that cite the statement
+// and fail on that broker are recorded as a deviation — neither pass nor
+// fail — unless the run is strict; a failure nobody declared still fails.
+// The reference broker never has one: its failures are bugs to fix.
+type Deviation struct {
+	// ID is the entry's anchor in docs/deviations.md.
+	ID string
+	// Statement is the normative statement the broker does not meet.
+	Statement string
+	// With, when set, is a second statement a scenario assertion must also
+	// cite to be explained: it narrows a broad statement to one trigger
+	// (MQTT-3.1.2-8, "publish the will", only after a second CONNECT,
+	// MQTT-3.1.0-2), so a will missing for any other reason stays a failure.
+	With string
+	// Spec narrows an entry to the conformance specs whose text contains it
+	// (conformance ignores With: a spec cites only what it checks).
+	Spec string
+	// Reason is what the broker does instead, in a line.
+	Reason string
+}
+
+// Doc is where the deviation is written up, with its packet trace.
+func (d Deviation) Doc() string { return "docs/deviations.md#" + d.ID }
+
+// Deviations holds the known deviations per target name.
+var Deviations = map[string][]Deviation{
+	"mosquitto": {
+		{
+			ID: "mosquitto-reserved-flags-pingreq-puback", Statement: "MQTT-2.2.2-2", Spec: "PINGREQ with a reserved flag bit set",
+			Reason: "Mosquitto 2.0.11 answers a PINGREQ with flags 0001 with PINGRESP instead of closing the connection",
+		},
+		{
+			ID: "mosquitto-reserved-flags-pingreq-puback", Statement: "MQTT-2.2.2-2", Spec: "PUBACK with a reserved flag bit set",
+			Reason: "Mosquitto 2.0.11 accepts a PUBACK with flags 0010 and keeps the connection open",
+		},
+		{
+			ID: "mosquitto-no-will-after-second-connect", Statement: "MQTT-3.1.2-8", With: "MQTT-3.1.0-2",
+			Spec:   "closes the connection after a second CONNECT",
+			Reason: "Mosquitto 2.0.11 closes the connection on a second CONNECT but does not publish the will (it does after other protocol errors)",
+		},
+		{
+			ID: "mosquitto-keepalive-granularity", Statement: "MQTT-3.1.2-24", Spec: "silent for 1.5 times its keepalive",
+			Reason: "Mosquitto 2.0.11 checks keepalives about every 5 s, so with Keep Alive 1 it disconnects 3.5 to 6.5 s after the last packet instead of 1.5 s",
+		},
+	},
+}
+
+// Explains returns the deviation declared for table (a key of Deviations)
+// that explains a failed scenario assertion citing statements: its
+// Statement is cited, and so is its With when it has one. ok is false when
+// none does.
+func Explains(table string, statements []string) (Deviation, bool) {
+	for _, d := range Deviations[table] {
+		if slices.Contains(statements, d.Statement) && (d.With == "" || slices.Contains(statements, d.With)) {
+			return d, true
+		}
+	}
+	return Deviation{}, false
+}
+
+// DeviationTable checks that name is a table of Deviations, for a flag
+// that lets a target reached by address (a Mosquitto the user runs) carry
+// a known broker's deviations.
+func DeviationTable(name string) error {
+	if _, ok := Deviations[name]; ok {
+		return nil
+	}
+	known := make([]string, 0, len(Deviations))
+	for k := range Deviations {
+		known = append(known, k)
+	}
+	slices.Sort(known)
+	return fmt.Errorf("no deviations declared for %q (known: %s)", name, strings.Join(known, ", "))
+}
