@@ -2,8 +2,8 @@ package reports
 
 import (
 	"fmt"
+	"maps"
 	"slices"
-	"sort"
 	"strings"
 )
 
@@ -21,11 +21,7 @@ func groupsSection(b *strings.Builder, r *Results) {
 	if len(r.Groups) == 0 {
 		return
 	}
-	names := make([]string, 0, len(r.Groups))
-	for n := range r.Groups {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(r.Groups))
 	b.WriteString(`<h2 id="groups">Groups</h2><div class="card tablecard"><table class="groups"><thead><tr><th>group</th><th class="num">devices</th>`)
 	for _, c := range groupCounters {
 		fmt.Fprintf(b, `<th class="num">%s</th>`, esc(c.label))

@@ -3,6 +3,8 @@ package reports
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -202,11 +204,7 @@ func mdGroups(b *strings.Builder, r *Results) {
 	if len(r.Groups) == 0 {
 		return
 	}
-	names := make([]string, 0, len(r.Groups))
-	for n := range r.Groups {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(r.Groups))
 	b.WriteString("| group | devices | sent | received | expected | lost | duplicates |\n|---|---:|---:|---:|---:|---:|---:|\n")
 	for _, n := range names {
 		g := r.Groups[n]

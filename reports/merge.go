@@ -40,12 +40,7 @@ func Merge(parts ...*Results) (*Results, error) {
 	}
 	for i, p := range parts {
 		mergeRun(&out.Run, p.Run, i == 0)
-		addCounts(out.Counters, p.Counters)
-		for _, k := range spanCounters {
-			if v, ok := p.Counters[k]; ok {
-				out.Counters[k] = max(out.Counters[k]-v, v) // undo the add: spans take the max
-			}
-		}
+		mergeCounters(out.Counters, p.Counters)
 		mergeGroups(out, p.Groups)
 		for _, st := range p.Steps {
 			if st.Shard == "" && p.Run.Shard.Count > 1 {
@@ -149,6 +144,18 @@ func same(a, b string) string {
 func addCounts(dst, src map[string]int64) {
 	for k, v := range src {
 		dst[k] += v
+	}
+}
+
+// mergeCounters adds src's counters into dst, except the wall-clock spans
+// (spanCounters), which take the longest.
+func mergeCounters(dst, src map[string]int64) {
+	for k, v := range src {
+		if slices.Contains(spanCounters, k) {
+			dst[k] = max(dst[k], v)
+		} else {
+			dst[k] += v
+		}
 	}
 }
 
