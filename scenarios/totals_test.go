@@ -70,6 +70,15 @@ func TestLostTotalsAgreeEverywhere(t *testing.T) {
 	if lost <= 0 {
 		t.Fatalf("counters lost = %d, want > 0 after a 2 s blackhole on a QoS 1 subscriber (counters %v)", lost, res.Counters)
 	}
+	// Every counter a run writes can be asserted on: validation knows each
+	// (an unknown name is refused at load, so a missing one would make a
+	// real counter unusable in expect: counter).
+	for name := range res.Counters {
+		text := "name: c\nclients: [{name: w}]\nsteps: [{do: mark}]\nassertions:\n  - {name: c, expect: counter, counter: " + name + ", min: 0}\n"
+		if _, err := Parse([]byte(text), nil); err != nil {
+			t.Errorf("counter %q is in the results but expect: counter refuses it: %v", name, err)
+		}
+	}
 	var delivery *reports.Assertion
 	for i := range res.Assertions {
 		if res.Assertions[i].Name == "every message reaches every subscriber" {
