@@ -129,7 +129,11 @@ func summaryLine(r *Results) string {
 		s := fmt.Sprintf("%d of %d assertions passed", c[Pass], n)
 		for _, v := range []Verdict{Fail, Deviation, Error, Skipped} {
 			if c[v] > 0 {
-				s += fmt.Sprintf(", %d %s", c[v], v)
+				label := string(v)
+				if v == Deviation && c[v] > 1 {
+					label += "s"
+				}
+				s += fmt.Sprintf(", %d %s", c[v], label)
 			}
 		}
 		parts = append(parts, s)
