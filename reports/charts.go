@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"html"
 	"math"
+	"slices"
 	"strings"
 	"time"
 )
@@ -303,30 +304,40 @@ func linePath(v []float64, per int, x, y func(float64) float64) (string, int) {
 // markers draws the fault windows and scenario steps over the grid, under
 // the lines: a shaded span for what lasted (a held fault, a step with a
 // duration), a tick for what happened at an instant (a reset, a mark), so
-// an instantaneous fault is as visible as a long one. Labels take turns on
-// three rows, so markers close together stay readable; the full text is in
-// each marker's tooltip.
+// an instantaneous fault is as visible as a long one. Fault labels sit at
+// the top, step labels at the bottom, each in the first of a few rows
+// where it does not run into the label before it; a label that fits in no
+// row is left out (its marker and tooltip stay), so markers close together
+// never print over each other.
 func (c *timeChart) markers(b *strings.Builder, x func(float64) float64) {
 	clamp := func(t time.Time) float64 {
 		return math.Max(0, math.Min(float64(c.n), t.Sub(c.start).Seconds()))
 	}
-	row := 0
-	label := func() float64 {
-		y := padT + 10 + float64(row%3)*11
-		row++
-		return y
+	top, bottom := newLabelRows(), newLabelRows()
+	text := func(rows *labelRows, at float64, s string, y func(row int) float64) string {
+		row, ok := rows.place(at, s)
+		if !ok {
+			return ""
+		}
+		return fmt.Sprintf(`<text x="%.1f" y="%.1f">%s</text>`, at, y(row), esc(s))
 	}
-	for _, f := range c.faults {
+	topY := func(row int) float64 { return padT + 10 + float64(row)*11 }
+	bottomY := func(row int) float64 { return padT + plotH - 4 - float64(row)*11 }
+	// Left to right, so each label only has to clear the ones before it.
+	faults := slices.SortedStableFunc(slices.Values(c.faults), func(a, b FaultWindow) int { return a.Start.Compare(b.Start) })
+	steps := slices.SortedStableFunc(slices.Values(c.steps), func(a, b StepWindow) int { return a.Start.Compare(b.Start) })
+	for _, f := range faults {
 		s0, s1 := clamp(f.Start), clamp(f.End)
+		label := text(top, x(s0)+3, string(f.Kind), topY)
 		if f.End.After(f.Start) && s1 > s0 {
-			fmt.Fprintf(b, `<g class="fault span"><rect x="%.1f" y="%.1f" width="%.1f" height="%.1f"><title>%s</title></rect><text x="%.1f" y="%.1f">%s</text></g>`,
-				x(s0), padT, x(s1)-x(s0), plotH, esc(faultLabel(f, c.start)), x(s0)+3, label(), esc(f.Kind))
+			fmt.Fprintf(b, `<g class="fault span"><rect x="%.1f" y="%.1f" width="%.1f" height="%.1f"><title>%s</title></rect>%s</g>`,
+				x(s0), padT, x(s1)-x(s0), plotH, esc(faultLabel(f, c.start)), label)
 			continue
 		}
-		fmt.Fprintf(b, `<g class="fault tick"><line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f"><title>%s</title></line><text x="%.1f" y="%.1f">%s</text></g>`,
-			x(s0), x(s0), padT, padT+plotH, esc(faultLabel(f, c.start)), x(s0)+3, label(), esc(f.Kind))
+		fmt.Fprintf(b, `<g class="fault tick"><line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f"><title>%s</title></line>%s</g>`,
+			x(s0), x(s0), padT, padT+plotH, esc(faultLabel(f, c.start)), label)
 	}
-	for _, st := range c.steps {
+	for _, st := range steps {
 		s0, s1 := clamp(st.Start), clamp(st.End)
 		tip := fmt.Sprintf("step %s at %s", st.Name, clock(int(st.Start.Sub(c.start).Seconds())))
 		if st.End.After(st.Start) && s1 > s0 {
@@ -336,10 +347,40 @@ func (c *timeChart) markers(b *strings.Builder, x func(float64) float64) {
 		} else {
 			fmt.Fprintf(b, `<g class="step tick" data-step="%s">`, esc(st.Name))
 		}
-		fmt.Fprintf(b, `<line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f"><title>%s</title></line><text x="%.1f" y="%.1f">%s</text></g>`,
-			x(s0), x(s0), padT, padT+plotH, esc(tip), x(s0)+3, padT+plotH-4-float64(row%3)*11, esc(st.Name))
-		row++
+		fmt.Fprintf(b, `<line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f"><title>%s</title></line>%s</g>`,
+			x(s0), x(s0), padT, padT+plotH, esc(tip), text(bottom, x(s0)+3, st.Name, bottomY))
 	}
+}
+
+// labelRows places marker labels left to right in a few rows without
+// overlap. Widths are estimated (10px text, about 5.6px a character): the
+// SVG is rendered by the browser, so the layout cannot measure it.
+type labelRows struct{ end []float64 } // per row: x where its last label ends
+
+const (
+	labelRowsMax = 3
+	labelCharW   = 5.6
+	labelGap     = 4.0
+)
+
+func newLabelRows() *labelRows {
+	r := &labelRows{end: make([]float64, labelRowsMax)}
+	for i := range r.end {
+		r.end[i] = math.Inf(-1)
+	}
+	return r
+}
+
+// place returns the first row where a label s starting at x fits, and
+// reserves it; ok is false when none does. Labels must come in order of x.
+func (r *labelRows) place(x float64, s string) (row int, ok bool) {
+	for i, end := range r.end {
+		if x >= end+labelGap {
+			r.end[i] = x + float64(len([]rune(s)))*labelCharW
+			return i, true
+		}
+	}
+	return 0, false
 }
 
 func faultLabel(f FaultWindow, start time.Time) string {

@@ -1,6 +1,7 @@
 package reports
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -88,4 +89,40 @@ func TestGroupsAndDrillDown(t *testing.T) {
 	}
 	els, style := parseXHTML(t, []byte(page))
 	checkSelfContained(t, els, style)
+}
+
+// TestMarkerLabelsDoNotOverlap: steps that start together (a scenario's
+// burst of instant steps) get their labels in separate rows, and once the
+// rows are full the rest keep their marker and tooltip but print no text,
+// so no two labels are drawn over each other.
+func TestMarkerLabelsDoNotOverlap(t *testing.T) {
+	res := sampleResults(t)
+	t0 := res.Series.Start
+	res.Faults = nil
+	for _, n := range []string{"socket-close", "clean-disconnect", "keepalive-silence", "mark#3", "violation"} {
+		res.Steps = append(res.Steps, StepWindow{Name: n, Start: t0.Add(2 * time.Second)})
+	}
+	res.Steps = append(res.Steps, StepWindow{Name: "later", Start: t0.Add(40 * time.Second)})
+	page := string(renderHTML(t, res))
+	i := strings.Index(page, `<svg class="chart"`)
+	chart := page[i : i+strings.Index(page[i:], `</svg>`)]
+	labels := map[string]bool{}
+	ys := map[string]bool{}
+	for _, m := range regexp.MustCompile(`<text x="([0-9.]+)" y="([0-9.]+)">([^<]+)</text></g>`).FindAllStringSubmatch(chart, -1) {
+		labels[m[3]] = true
+		if m[3] != "later" {
+			if ys[m[2]] {
+				t.Errorf("two labels of steps at the same time share row y=%s", m[2])
+			}
+			ys[m[2]] = true
+		}
+	}
+	if len(ys) != labelRowsMax || !labels["later"] {
+		t.Errorf("labels drawn: %v; want %d of the 5 simultaneous steps (one per row) and the later one", labels, labelRowsMax)
+	}
+	for _, n := range []string{"mark#3", "violation"} {
+		if !strings.Contains(chart, `data-step="`+n+`"`) {
+			t.Errorf("step %s lost its marker", n)
+		}
+	}
 }
