@@ -19,11 +19,20 @@ func (c *conn) handle(p packet.Packet) bool {
 	case *packet.Publish:
 		c.handlePublish(p)
 	case *packet.Puback:
-		s.acked(b, p.PacketID, packet.PUBACK)
+		if stmt, why := s.acked(b, p.PacketID, packet.PUBACK); stmt != "" {
+			c.violation(stmt, why)
+			return false
+		}
 	case *packet.Pubrec:
-		s.received(p.PacketID)
+		if stmt, why := s.received(p.PacketID); stmt != "" {
+			c.violation(stmt, why)
+			return false
+		}
 	case *packet.Pubcomp:
-		s.acked(b, p.PacketID, packet.PUBCOMP)
+		if stmt, why := s.acked(b, p.PacketID, packet.PUBCOMP); stmt != "" {
+			c.violation(stmt, why)
+			return false
+		}
 	case *packet.Pubrel:
 		// The ID is free again; PUBCOMP even for an unknown ID lets a client
 		// that resends PUBREL after reconnecting finish [MQTT-4.3.3-2].

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -177,4 +178,50 @@ func (tb *testBroker) violationOf(t *testing.T, r *client.Raw) events.Event {
 	t.Helper()
 	local := r.Conn().LocalAddr().String()
 	return tb.wait(t, func(e events.Event) bool { return e.Kind == events.Violation && e.Remote == local })
+}
+
+// TestMisfitAckCloses: an acknowledgement that does not fit the outgoing
+// message holding its packet ID breaks the QoS flow [MQTT-4.3.2-2]
+// [MQTT-4.3.3-2], a protocol violation the broker closes on [MQTT-4.8.0-1],
+// as Mosquitto does. Before #21 the broker ignored it (PUBACK, PUBCOMP) or
+// answered PUBREL (PUBREC) and left the message in flight.
+func TestMisfitAckCloses(t *testing.T) {
+	tb := startBroker(t, nil)
+	pub := tb.connect(t, "misfit-pub")
+	for i, tc := range []struct {
+		name      string
+		qos       byte
+		pubrec    bool // answer the QoS 2 delivery with PUBREC first and read PUBREL
+		ack       byte // first byte of the misfit acknowledgement
+		statement string
+	}{
+		{"PUBACK for QoS 2", 2, false, 0x40, "MQTT-4.3.3-2"},
+		{"PUBACK for QoS 2 after PUBREL", 2, true, 0x40, "MQTT-4.3.3-2"},
+		{"PUBCOMP for QoS 2 before PUBREL", 2, false, 0x70, "MQTT-4.3.3-2"},
+		{"PUBREC for QoS 1", 1, false, 0x50, "MQTT-4.3.2-2"},
+		{"PUBCOMP for QoS 1", 1, false, 0x70, "MQTT-4.3.2-2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			topic := fmt.Sprintf("misfit/%d", i)
+			r := tb.connect(t, "misfit-"+strings.ReplaceAll(tc.name, " ", "-"))
+			subscribe(t, r, sub(topic, 2))
+			publish(t, pub, &packet.Publish{Topic: topic, QoS: tc.qos, PacketID: uint16(i + 1), Payload: []byte("x")})
+			m := expect[*packet.Publish](t, r)
+			if tc.pubrec {
+				if err := r.WritePacket(&packet.Pubrec{PacketID: m.PacketID}); err != nil {
+					t.Fatal(err)
+				}
+				expect[*packet.Pubrel](t, r)
+			}
+			if err := r.WriteBytes(pkt(tc.ack, be16(m.PacketID))); err != nil {
+				t.Fatal(err)
+			}
+			if err := r.ExpectClosed(5 * time.Second); err != nil {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+			if e := tb.violationOf(t, r); e.Statement != tc.statement {
+				t.Errorf("violation names %q (%s), want %q", e.Statement, e.Detail, tc.statement)
+			}
+		})
+	}
 }
