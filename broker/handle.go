@@ -148,7 +148,8 @@ func (c *conn) handleSubscribe(p *packet.Subscribe) {
 				s.mu.Unlock()
 				detail = "granted; messages a deny rule names are withheld"
 			}
-			sub.QoS = min(sub.QoS, 2)
+			// Granted as requested: the codec closes on a requested QoS 3
+			// or reserved bits [MQTT-3.8.3-4], so QoS is 0, 1 or 2 here.
 			code = sub.QoS
 			b.subMu.Lock()
 			b.tree.Subscribe(c.clientID, sub)

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mqttfleet/mqttfleet/broker/auth"
 	"github.com/mqttfleet/mqttfleet/client"
 	"github.com/mqttfleet/mqttfleet/events"
 	"github.com/mqttfleet/mqttfleet/packet"
@@ -224,4 +225,139 @@ func TestMisfitAckCloses(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestGentleAnswers: what a client gets wrong that the broker answers other
+// than by closing, each allowed by the statement docs/broker.md names
+// ("Answers other than closing"). Each case ends with PINGREQ: PINGRESP
+// must be the next packet after the documented answer, which shows both
+// that nothing else was sent and that the connection is still up.
+func TestGentleAnswers(t *testing.T) {
+	acl := writeACL(t)
+	tb := startBroker(t, func(c *Config) {
+		c.Auth = auth.Config{AllowAnonymous: true, ACLFile: acl}
+		c.MaxTopicLength = 64
+	})
+	long := strings.Repeat("l", 65)
+	alive := func(t *testing.T, r *client.Raw) {
+		t.Helper()
+		if err := r.WriteBytes([]byte{0xC0, 0x00}); err != nil {
+			t.Fatal(err)
+		}
+		expect[*packet.Pingresp](t, r)
+	}
+	send := func(t *testing.T, r *client.Raw, b []byte) {
+		t.Helper()
+		if err := r.WriteBytes(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	asUser := func(t *testing.T, user, id string) *client.Raw {
+		r, _ := tb.raw(t, &packet.Connect{ClientID: id, CleanSession: true, UsernameFlag: true, Username: user}, 0)
+		return r
+	}
+
+	t.Run("PUBACK for an unknown packet ID is ignored", func(t *testing.T) {
+		r := tb.connect(t, "g-puback")
+		send(t, r, pkt(0x40, be16(77)))
+		alive(t, r)
+	})
+	t.Run("PUBCOMP for an unknown packet ID is ignored", func(t *testing.T) {
+		r := tb.connect(t, "g-pubcomp")
+		send(t, r, pkt(0x70, be16(77)))
+		alive(t, r)
+	})
+	t.Run("PUBREC for an unknown packet ID is answered PUBREL", func(t *testing.T) {
+		r := tb.connect(t, "g-pubrec")
+		send(t, r, pkt(0x50, be16(77)))
+		if p := expect[*packet.Pubrel](t, r); p.PacketID != 77 {
+			t.Fatalf("PUBREL %d, want 77", p.PacketID)
+		}
+		alive(t, r)
+	})
+	t.Run("PUBREL for an unknown packet ID is answered PUBCOMP", func(t *testing.T) {
+		r := tb.connect(t, "g-pubrel")
+		send(t, r, pkt(0x62, be16(77)))
+		if p := expect[*packet.Pubcomp](t, r); p.PacketID != 77 {
+			t.Fatalf("PUBCOMP %d, want 77", p.PacketID)
+		}
+		alive(t, r)
+	})
+	t.Run("PUBREC resent after PUBREL is answered PUBREL again", func(t *testing.T) {
+		r := asUser(t, "sub", "g-pubrec-again")
+		subscribe(t, r, sub("gentle/q2", 2))
+		publish(t, asUser(t, "pub", "g-pubrec-pub"), &packet.Publish{Topic: "gentle/q2", QoS: 2, PacketID: 9, Payload: []byte("x")})
+		m := expect[*packet.Publish](t, r)
+		for range 2 {
+			send(t, r, pkt(0x50, be16(m.PacketID)))
+			expect[*packet.Pubrel](t, r)
+		}
+		send(t, r, pkt(0x70, be16(m.PacketID)))
+		alive(t, r)
+	})
+	t.Run("QoS 2 PUBLISH reusing an ID before PUBREL is answered PUBREC and not routed again", func(t *testing.T) {
+		w := asUser(t, "sub", "g-reuse-watch")
+		subscribe(t, w, sub("gentle/reuse", 0))
+		r := asUser(t, "pub", "g-reuse")
+		for _, payload := range []string{"first", "second"} {
+			send(t, r, pkt(0x34, mstr("gentle/reuse"), be16(5), []byte(payload)))
+			if p := expect[*packet.Pubrec](t, r); p.PacketID != 5 {
+				t.Fatalf("PUBREC %d, want 5", p.PacketID)
+			}
+		}
+		send(t, r, pkt(0x62, be16(5)))
+		expect[*packet.Pubcomp](t, r)
+		alive(t, r)
+		// A QoS 1 marker published after both: it must be the next message.
+		publish(t, r, &packet.Publish{Topic: "gentle/reuse", QoS: 1, PacketID: 6, Payload: []byte("marker")})
+		if p := expect[*packet.Publish](t, w); string(p.Payload) != "first" {
+			t.Fatalf("got %q, want first", p.Payload)
+		}
+		if p := expect[*packet.Publish](t, w); string(p.Payload) != "marker" {
+			t.Fatalf("got %q after the first, want marker: the reused ID was routed again", p.Payload)
+		}
+	})
+	t.Run("PUBLISH the ACL denies is acknowledged and dropped", func(t *testing.T) {
+		r := asUser(t, "sub", "g-acl-pub")
+		send(t, r, pkt(0x32, mstr("gentle/denied"), be16(3), []byte("x")))
+		if p := expect[*packet.Puback](t, r); p.PacketID != 3 {
+			t.Fatalf("PUBACK %d, want 3", p.PacketID)
+		}
+		tb.wait(t, events.And(events.Is(events.Drop), events.ForClient("g-acl-pub"),
+			func(e events.Event) bool { return e.Cause == events.CauseNotAuthorized }))
+		alive(t, r)
+	})
+	t.Run("PUBLISH over max_topic_length is acknowledged and dropped", func(t *testing.T) {
+		r := asUser(t, "pub", "g-limit-pub")
+		send(t, r, pkt(0x34, mstr(long), be16(4), []byte("x")))
+		expect[*packet.Pubrec](t, r)
+		send(t, r, pkt(0x62, be16(4)))
+		expect[*packet.Pubcomp](t, r)
+		tb.wait(t, events.And(limitDrop(limitTopicLength), events.ForClient("g-limit-pub")))
+		alive(t, r)
+	})
+	t.Run("SUBSCRIBE the ACL denies or over max_topic_length gets SUBACK 0x80", func(t *testing.T) {
+		r := asUser(t, "pub", "g-sub-refused")
+		codes := subscribe(t, r, sub("gentle/x", 1), sub(long, 0))
+		if codes[0] != packet.SubackFailure || codes[1] != packet.SubackFailure {
+			t.Fatalf("SUBACK %#v, want 0x80 0x80", codes)
+		}
+		alive(t, r)
+	})
+	t.Run("empty client ID with clean session gets an assigned ID", func(t *testing.T) {
+		for _, cp := range []*packet.Connect{
+			{CleanSession: true},
+			{ProtocolName: "MQIsdp", ProtocolLevel: packet.V31, CleanSession: true},
+		} {
+			alive(t, func() *client.Raw { r, _ := tb.raw(t, cp, 0); return r }())
+		}
+	})
+	t.Run("client ID beyond 23 bytes and [0-9a-zA-Z] is accepted", func(t *testing.T) {
+		for _, cp := range []*packet.Connect{
+			{ClientID: "a-client-id-of-more-than-23-bytes/ü", CleanSession: true},
+			{ProtocolName: "MQIsdp", ProtocolLevel: packet.V31, ClientID: "a-3.1-client-id-of-more-than-23-bytes", CleanSession: true},
+		} {
+			alive(t, func() *client.Raw { r, _ := tb.raw(t, cp, 0); return r }())
+		}
+	})
 }
