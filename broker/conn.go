@@ -271,7 +271,17 @@ func (c *conn) readFailed(err error) {
 			c.shutdown(events.CauseTooLarge, pe.Statement, pe.Error())
 			return
 		}
-		c.violation(pe.Statement, pe.Error())
+		// Without a narrower statement (lengths that do not add up, a
+		// reserved type) the event names the rule that closes.
+		stmt := pe.Statement
+		switch {
+		case stmt != "":
+		case pe.Packet == packet.CONNECT:
+			stmt = "MQTT-3.1.4-1"
+		default:
+			stmt = "MQTT-4.8.0-1"
+		}
+		c.violation(stmt, pe.Error())
 	case c.sess == nil && isTimeout(err):
 		c.shutdown(events.CauseIOError, "", "no CONNECT within connect timeout")
 	case c.keepaliveExpired():

@@ -19,11 +19,20 @@ func (c *conn) handle(p packet.Packet) bool {
 	case *packet.Publish:
 		c.handlePublish(p)
 	case *packet.Puback:
-		s.acked(b, p.PacketID, packet.PUBACK)
+		if stmt, why := s.acked(b, p.PacketID, packet.PUBACK); stmt != "" {
+			c.violation(stmt, why)
+			return false
+		}
 	case *packet.Pubrec:
-		s.received(p.PacketID)
+		if stmt, why := s.received(p.PacketID); stmt != "" {
+			c.violation(stmt, why)
+			return false
+		}
 	case *packet.Pubcomp:
-		s.acked(b, p.PacketID, packet.PUBCOMP)
+		if stmt, why := s.acked(b, p.PacketID, packet.PUBCOMP); stmt != "" {
+			c.violation(stmt, why)
+			return false
+		}
 	case *packet.Pubrel:
 		// The ID is free again; PUBCOMP even for an unknown ID lets a client
 		// that resends PUBREL after reconnecting finish [MQTT-4.3.3-2].
@@ -139,7 +148,8 @@ func (c *conn) handleSubscribe(p *packet.Subscribe) {
 				s.mu.Unlock()
 				detail = "granted; messages a deny rule names are withheld"
 			}
-			sub.QoS = min(sub.QoS, 2)
+			// Granted as requested: the codec closes on a requested QoS 3
+			// or reserved bits [MQTT-3.8.3-4], so QoS is 0, 1 or 2 here.
 			code = sub.QoS
 			b.subMu.Lock()
 			b.tree.Subscribe(c.clientID, sub)

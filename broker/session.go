@@ -160,13 +160,19 @@ func (s *session) resend(b *Broker) {
 	s.pump(b)
 }
 
-// acked completes an outgoing flow on PUBACK or PUBCOMP.
-func (s *session) acked(b *Broker, id uint16, t packet.Type) {
+// acked completes an outgoing flow on PUBACK or PUBCOMP. An ID the session
+// does not hold is ignored (docs/broker.md, "Answers other than closing");
+// an acknowledgement that does not fit the message holding the ID is a
+// protocol violation, returned as the statement the client broke and why.
+func (s *session) acked(b *Broker, id uint16, t packet.Type) (stmt, why string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	i := s.find(id)
-	if i < 0 || s.inflight[i].state != t {
-		return
+	if i < 0 {
+		return "", ""
+	}
+	if f := s.inflight[i]; f.state != t {
+		return ackMisfit(f, t)
 	}
 	copy(s.inflight[i:], s.inflight[i+1:])
 	s.inflight[len(s.inflight)-1] = nil
@@ -175,18 +181,38 @@ func (s *session) acked(b *Broker, id uint16, t packet.Type) {
 		s.inflight = nil
 	}
 	s.pump(b)
+	return "", ""
 }
 
-// received moves an outgoing QoS 2 flow past PUBREC and answers PUBREL.
-func (s *session) received(id uint16) {
+// received moves an outgoing QoS 2 flow past PUBREC and answers PUBREL; an
+// unknown ID, or a PUBREC resent after PUBREL, is answered PUBREL too. A
+// PUBREC for a QoS 1 message is a protocol violation (see acked).
+func (s *session) received(id uint16) (stmt, why string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if i := s.find(id); i >= 0 && s.inflight[i].state == packet.PUBREC {
-		s.inflight[i].state = packet.PUBCOMP
+	if i := s.find(id); i >= 0 {
+		switch f := s.inflight[i]; f.state {
+		case packet.PUBREC:
+			f.state = packet.PUBCOMP
+		case packet.PUBACK:
+			return ackMisfit(f, packet.PUBREC)
+		}
 	}
 	if s.conn != nil {
 		s.conn.send(&packet.Pubrel{PacketID: id}, false)
 	}
+	return "", ""
+}
+
+// ackMisfit describes acknowledgement t for flight f, which awaits another
+// one: a QoS 1 message is answered by PUBACK only [MQTT-4.3.2-2], a QoS 2
+// message by PUBREC and, after PUBREL, PUBCOMP [MQTT-4.3.3-2].
+func ackMisfit(f *flight, t packet.Type) (stmt, why string) {
+	stmt = "MQTT-4.3.3-2"
+	if f.pub.QoS == 1 {
+		stmt = "MQTT-4.3.2-2"
+	}
+	return stmt, fmt.Sprintf("%s for packet ID %d, a QoS %d message awaiting %s", t, f.pub.PacketID, f.pub.QoS, f.state)
 }
 
 // holdQoS2 records an incoming QoS 2 packet ID and reports whether it was

@@ -188,3 +188,47 @@ func isClose(err error) bool {
 	return errors.Is(err, io.EOF) || strings.Contains(s, "reset") || strings.Contains(s, "broken pipe") ||
 		strings.Contains(s, "closed")
 }
+
+// badConnects are CONNECTs a server must refuse by closing without CONNACK
+// [MQTT-3.1.4-1]; flags is the connect flags byte, fields the payload after
+// the ClientId.
+var badConnects = []struct {
+	text       string
+	statements []string
+	flags      byte
+	fields     []string
+}{
+	{"Will QoS 1 without the Will Flag", []string{"MQTT-3.1.2-13", "MQTT-3.1.2-11"}, 0x0A, nil},
+	{"Will Retain without the Will Flag", []string{"MQTT-3.1.2-15", "MQTT-3.1.2-11"}, 0x22, nil},
+	{"Will QoS 3", []string{"MQTT-3.1.2-14"}, 0x1E, []string{"w", "m"}},
+	{"the Password Flag without the User Name Flag", []string{"MQTT-3.1.2-22"}, 0x42, []string{"pw"}},
+	{"a will topic holding a wildcard", []string{"MQTT-3.3.2-2"}, 0x06, []string{"w/+", "m"}},
+}
+
+func init() {
+	for _, c := range badConnects {
+		register(specDef{
+			Area: "connect", Text: "closes without CONNACK on a CONNECT with " + c.text,
+			Statements: append([]string{"MQTT-3.1.4-1"}, c.statements...),
+			Body: func(e *env) {
+				r := e.dial("badc")
+				var fields [][]byte
+				for _, f := range c.fields {
+					fields = append(fields, str(f))
+				}
+				e.sendBytes(r, rawConnect(c.flags, 60, e.id("badc"), fields...))
+				e.closed(r)
+			},
+		})
+	}
+}
+
+var _ = register(specDef{
+	Area: "connect", Text: "closes without CONNACK on U+0000 in the ClientId",
+	Statements: []string{"MQTT-1.5.3-2", "MQTT-3.1.4-1"},
+	Body: func(e *env) {
+		r := e.dial("nul")
+		e.sendBytes(r, rawConnect(0x02, 60, e.id("nul")+"\x00"))
+		e.closed(r)
+	},
+})

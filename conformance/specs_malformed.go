@@ -38,6 +38,20 @@ var malformedPackets = []malformed{
 		func(*env) []byte { return []byte{0x30, 0x03, 0x00, 0x10, 'a'} }},
 	{"a packet of reserved type 0", []string{"MQTT-4.8.0-1"},
 		func(*env) []byte { return []byte{0x00, 0x00} }},
+	{"a QoS 0 PUBLISH with DUP set", []string{"MQTT-3.3.1-2", "MQTT-4.8.0-1"},
+		func(e *env) []byte { return rawPublish(0x38, e.topic("dup0"), 0, "x") }},
+	{"a QoS 2 PUBLISH with packet identifier 0", []string{"MQTT-2.3.1-1"},
+		func(e *env) []byte { return rawPublish(0x34, e.topic("id0"), 0, "x") }},
+	{"a SUBSCRIBE with no topic filter", []string{"MQTT-3.8.3-3", "MQTT-4.8.0-1"},
+		func(*env) []byte { return frame(0x82, u16(1)) }},
+	{"an UNSUBSCRIBE with no topic filter", []string{"MQTT-3.10.3-2", "MQTT-4.8.0-1"},
+		func(*env) []byte { return frame(0xA2, u16(1)) }},
+	{"a PINGREQ with bytes after its fixed header", []string{"MQTT-4.8.0-1"},
+		func(*env) []byte { return []byte{0xC0, 0x01, 0x00} }},
+	{"a CONNACK sent by a client", []string{"MQTT-4.8.0-1"},
+		func(*env) []byte { return []byte{0x20, 0x02, 0x00, 0x00} }},
+	{"a SUBACK sent by a client", []string{"MQTT-4.8.0-1"},
+		func(*env) []byte { return frame(0x90, u16(1), []byte{0}) }},
 }
 
 func init() {

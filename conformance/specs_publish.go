@@ -268,3 +268,48 @@ var _ = register(specDef{
 		Expect(ack.PacketID).To(Equal(uint16(5)))
 	},
 })
+
+// misfitAcks are acknowledgements that do not fit the delivery holding their
+// packet identifier: the QoS flow is broken, and the server closes
+// [MQTT-4.8.0-1].
+var misfitAcks = []struct {
+	text   string
+	qos    byte
+	pubrec bool // complete PUBREC/PUBREL first
+	ack    byte // first byte of the acknowledgement
+}{
+	{"a PUBACK answering a QoS 2 delivery", 2, false, 0x40},
+	{"a PUBCOMP answering a QoS 2 delivery before PUBREL", 2, false, 0x70},
+	{"a PUBREC answering a QoS 1 delivery", 1, false, 0x50},
+	{"a PUBCOMP answering a QoS 1 delivery", 1, false, 0x70},
+}
+
+func init() {
+	for _, m := range misfitAcks {
+		register(specDef{
+			Area: "publish", Text: "closes the connection on " + m.text,
+			Statements: []string{"MQTT-4.8.0-1"}, Needs: []string{"qos2"},
+			Body: func(e *env) {
+				topic := e.topic("misfit")
+				r := e.client("misfit")
+				e.subOK(r, 2, topic)
+				e.pub(e.client("pub"), topic, "x", m.qos, false)
+				p := expect[*packet.Publish](e, r)
+				Expect(p.QoS).To(Equal(m.qos))
+				e.sendBytes(r, frame(m.ack, u16(p.PacketID)))
+				e.closed(r)
+			},
+		})
+	}
+}
+
+var _ = register(specDef{
+	Area: "publish", Text: "answers PUBREL for a packet identifier it holds no message for with PUBCOMP",
+	Statements: []string{"MQTT-4.3.3-2"}, Needs: []string{"qos2"},
+	Body: func(e *env) {
+		r := e.client("rel")
+		e.send(r, &packet.Pubrel{PacketID: 4321})
+		Expect(packetID(expect[*packet.Pubcomp](e, r))).To(Equal(uint16(4321)))
+		e.ping(r)
+	},
+})

@@ -48,6 +48,18 @@ var Deviations = map[string][]Deviation{
 			Reason: "Mosquitto 2.0.11 closes the connection on a second CONNECT but does not publish the will (it does after other protocol errors)",
 		},
 		{
+			ID: "mosquitto-qos0-dup", Statement: "MQTT-3.3.1-2", Spec: "QoS 0 PUBLISH with DUP set",
+			Reason: "Mosquitto 2.0.11 accepts a QoS 0 PUBLISH with DUP 1 and routes it instead of closing the connection",
+		},
+		{
+			ID: "mosquitto-unchecked-packets", Statement: "MQTT-4.8.0-1", Spec: "PINGREQ with bytes after its fixed header",
+			Reason: "Mosquitto 2.0.11 answers a PINGREQ with remaining length 1 with PINGRESP instead of closing the connection",
+		},
+		{
+			ID: "mosquitto-unchecked-packets", Statement: "MQTT-4.8.0-1", Spec: "SUBACK sent by a client",
+			Reason: "Mosquitto 2.0.11 accepts a SUBACK from a client (its bridge code handles SUBACK) and keeps the connection open",
+		},
+		{
 			ID: "mosquitto-keepalive-granularity", Statement: "MQTT-3.1.2-24", Spec: "silent for 1.5 times its keepalive",
 			Reason: "Mosquitto 2.0.11 checks keepalives about every 5 s, so with Keep Alive 1 it disconnects 3.5 to 6.5 s after the last packet instead of 1.5 s",
 		},
