@@ -10,7 +10,7 @@ import (
 )
 
 // idleExit is how long the Poller goroutine lingers with nothing parked
-// before it exits, and how soon it notices Close.
+// before it exits (Close and a first deadline cut its wait short).
 const idleExit = 100 * time.Millisecond
 
 // scanEvery is how often deadlines are checked while any is set: a parked
@@ -118,8 +118,12 @@ func (p *Poller) ParkUntil(conn net.Conn, deadline time.Time, wake func()) bool 
 	p.parked[fd] = parked{conn: conn, wake: wake, deadline: deadline}
 	if !deadline.IsZero() {
 		p.timed++
-		if p.running {
-			p.ep.kick() // the goroutine may be in a long wait: shorten it to scanEvery
+		if p.timed == 1 && p.running {
+			// The goroutine may be in a long wait: shorten it to scanEvery.
+			// With other deadlines already set its wait is scanEvery at
+			// most (it sets each wait under p.mu, from timed), so a fleet
+			// parking with keepalives costs no wake per park.
+			p.ep.kick()
 		}
 	}
 	if !p.running {
@@ -209,14 +213,24 @@ func (p *Poller) run() {
 	var due []func()
 	lastScan := time.Now()
 	for {
+		// The wait's length is set under p.mu, so a kick (ParkUntil's, under
+		// p.mu, or Close's, after it set closed under p.mu) always comes
+		// after it and is never overwritten by it.
 		p.mu.Lock()
 		wait := idleExit
 		if p.timed > 0 {
 			wait = scanEvery
 		}
+		if p.closed {
+			wait = 0
+		}
+		err := p.ep.setWait(wait)
 		p.mu.Unlock()
-		var err error
-		fds, err = p.ep.wait(fds[:0], wait)
+		if err == nil {
+			fds, err = p.ep.wait(fds[:0])
+		} else {
+			fds = fds[:0]
+		}
 		due = due[:0]
 		p.mu.Lock()
 		for _, fd := range fds {
