@@ -25,6 +25,11 @@
 // as well, which is only used while a goroutine reads it. Elsewhere Park
 // always reports false and callers keep their reading goroutine.
 //
+// Most owners share Default. An owner that must know when no wake can come
+// any more (the broker counts every goroutine it starts, and each wake
+// starts one) makes its own Poller with New and closes it: after Close has
+// returned, no wake is called.
+//
 // Only connections without user-space read buffering can be parked: the
 // conn must be a syscall.Conn whose readability is the socket's (a
 // *net.TCPConn, not a *tls.Conn). Unpark a parked connection before closing
