@@ -103,3 +103,17 @@ func TestManyDeadlinesWhileRunning(t *testing.T) {
 		t.Fatalf("Len %d, want 1 (the conn without deadline)", got)
 	}
 }
+
+// TestPassedDeadline: a deadline that has already passed (even one before
+// the Poller was made) still counts as a deadline, woken at the next scan.
+func TestPassedDeadline(t *testing.T) {
+	p := newPoller(t)
+	for _, at := range []time.Time{time.Now(), time.Now().Add(-time.Hour)} {
+		c, _ := tcpPair(t)
+		woke := make(chan struct{}, 1)
+		if !p.ParkUntil(c, at, func() { woke <- struct{}{} }) {
+			t.Fatal("ParkUntil refused a TCP conn")
+		}
+		waitWake(t, woke, "deadline "+time.Until(at).Round(time.Second).String()+" from now")
+	}
+}

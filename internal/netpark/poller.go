@@ -23,7 +23,8 @@ var ErrUnsupported = errors.New("netpark: not supported on this platform")
 // Poller watches parked connections and wakes each once it is readable.
 // Its methods are safe for concurrent use.
 type Poller struct {
-	ep *epoll // nil where unsupported: nothing is ever parked
+	ep    *epoll    // nil where unsupported: nothing is ever parked
+	epoch time.Time // deadlines are kept as the time since (monotonic)
 
 	mu      sync.Mutex // guards the fields below
 	parked  map[int]parked
@@ -37,7 +38,7 @@ type Poller struct {
 type parked struct {
 	conn     net.Conn
 	wake     func()
-	deadline time.Time // zero: none
+	deadline time.Duration // since epoch; 0: none. Not a time.Time: 16 bytes less per parked conn
 }
 
 // New returns a Poller of its own; most callers share Default. It fails
@@ -47,7 +48,7 @@ func New() (*Poller, error) {
 	if err != nil {
 		return nil, fmt.Errorf("netpark: open poller: %w", err)
 	}
-	return &Poller{ep: ep, parked: map[int]parked{}}, nil
+	return &Poller{ep: ep, epoch: time.Now(), parked: map[int]parked{}}, nil
 }
 
 var defaultPoller = sync.OnceValue(func() *Poller {
@@ -115,8 +116,12 @@ func (p *Poller) ParkUntil(conn net.Conn, deadline time.Time, wake func()) bool 
 	if err := p.ep.arm(fd); err != nil {
 		return false
 	}
-	p.parked[fd] = parked{conn: conn, wake: wake, deadline: deadline}
+	e := parked{conn: conn, wake: wake}
 	if !deadline.IsZero() {
+		e.deadline = max(deadline.Sub(p.epoch), 1) // one already passed stays a deadline
+	}
+	p.parked[fd] = e
+	if e.deadline != 0 {
 		p.timed++
 		if p.timed == 1 && p.running {
 			// The goroutine may be in a long wait: shorten it to scanEvery.
@@ -159,7 +164,7 @@ func (p *Poller) Unpark(conn net.Conn) bool {
 // remove forgets a parked entry. p.mu is held.
 func (p *Poller) remove(fd int, e parked) {
 	delete(p.parked, fd)
-	if !e.deadline.IsZero() {
+	if e.deadline != 0 {
 		p.timed--
 	}
 }
@@ -211,7 +216,7 @@ func (p *Poller) run() {
 	defer p.wg.Done()
 	fds := make([]int, 0, 64)
 	var due []func()
-	lastScan := time.Now()
+	lastScan := time.Since(p.epoch)
 	for {
 		// The wait's length is set under p.mu, so a kick (ParkUntil's, under
 		// p.mu, or Close's, after it set closed under p.mu) always comes
@@ -239,10 +244,10 @@ func (p *Poller) run() {
 				due = append(due, e.wake)
 			}
 		}
-		if now := time.Now(); p.timed > 0 && now.Sub(lastScan) >= scanEvery {
+		if now := time.Since(p.epoch); p.timed > 0 && now-lastScan >= scanEvery {
 			lastScan = now
 			for fd, e := range p.parked {
-				if !e.deadline.IsZero() && !now.Before(e.deadline) {
+				if e.deadline != 0 && now >= e.deadline {
 					p.remove(fd, e)
 					p.ep.disarm(fd)
 					due = append(due, e.wake)
