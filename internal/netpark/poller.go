@@ -27,9 +27,9 @@ type Poller struct {
 	epoch time.Time // deadlines are kept as the time since (monotonic)
 
 	mu      sync.Mutex // guards the fields below
-	parked  map[int]parked
-	timed   int  // parked entries with a deadline
-	running bool // the goroutine runs (or is about to)
+	parked  table      // by socket descriptor
+	timed   int        // parked entries with a deadline
+	running bool       // the goroutine runs (or is about to)
 	closed  bool
 	wg      sync.WaitGroup // the goroutine
 }
@@ -48,7 +48,7 @@ func New() (*Poller, error) {
 	if err != nil {
 		return nil, fmt.Errorf("netpark: open poller: %w", err)
 	}
-	return &Poller{ep: ep, epoch: time.Now(), parked: map[int]parked{}}, nil
+	return &Poller{ep: ep, epoch: time.Now()}, nil
 }
 
 var defaultPoller = sync.OnceValue(func() *Poller {
@@ -110,7 +110,7 @@ func (p *Poller) ParkUntil(conn net.Conn, deadline time.Time, wake func()) bool 
 	if p.closed {
 		return false
 	}
-	if _, dup := p.parked[fd]; dup {
+	if p.parked.get(fd) != nil {
 		return false // parked twice: a caller bug, refuse rather than lose a wake
 	}
 	if err := p.ep.arm(fd); err != nil {
@@ -120,7 +120,7 @@ func (p *Poller) ParkUntil(conn net.Conn, deadline time.Time, wake func()) bool 
 	if !deadline.IsZero() {
 		e.deadline = max(deadline.Sub(p.epoch), 1) // one already passed stays a deadline
 	}
-	p.parked[fd] = e
+	p.parked.put(fd, e)
 	if e.deadline != 0 {
 		p.timed++
 		if p.timed == 1 && p.running {
@@ -152,18 +152,18 @@ func (p *Poller) Unpark(conn net.Conn) bool {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	e, ok := p.parked[fd]
-	if !ok || e.conn != conn {
+	e := p.parked.get(fd)
+	if e == nil || e.conn != conn {
 		return false
 	}
-	p.remove(fd, e)
+	p.remove(fd, *e)
 	p.ep.disarm(fd)
 	return true
 }
 
 // remove forgets a parked entry. p.mu is held.
 func (p *Poller) remove(fd int, e parked) {
-	delete(p.parked, fd)
+	p.parked.del(fd)
 	if e.deadline != 0 {
 		p.timed--
 	}
@@ -173,7 +173,7 @@ func (p *Poller) remove(fd int, e parked) {
 func (p *Poller) Len() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.parked)
+	return p.parked.n
 }
 
 // Close wakes every parked connection, stops the goroutine and releases
@@ -185,14 +185,14 @@ func (p *Poller) Close() error {
 		return nil
 	}
 	p.closed = true
-	due := make([]func(), 0, len(p.parked))
-	for fd, e := range p.parked {
+	due := make([]func(), 0, p.parked.n)
+	p.parked.each(func(fd int, e parked) {
 		p.remove(fd, e)
 		if p.ep != nil {
 			p.ep.disarm(fd)
 		}
 		due = append(due, e.wake)
-	}
+	})
 	p.mu.Unlock()
 	for _, wake := range due {
 		wake()
@@ -239,30 +239,30 @@ func (p *Poller) run() {
 		due = due[:0]
 		p.mu.Lock()
 		for _, fd := range fds {
-			if e, ok := p.parked[fd]; ok {
-				p.remove(fd, e) // one-shot: the registration is already disarmed
+			if e := p.parked.get(fd); e != nil {
 				due = append(due, e.wake)
+				p.remove(fd, *e) // one-shot: the registration is already disarmed; frees *e
 			}
 		}
 		if now := time.Since(p.epoch); p.timed > 0 && now-lastScan >= scanEvery {
 			lastScan = now
-			for fd, e := range p.parked {
+			p.parked.each(func(fd int, e parked) {
 				if e.deadline != 0 && now >= e.deadline {
 					p.remove(fd, e)
 					p.ep.disarm(fd)
 					due = append(due, e.wake)
 				}
-			}
+			})
 		}
-		exit := p.closed || err != nil || (len(p.parked) == 0 && len(fds) == 0)
+		exit := p.closed || err != nil || (p.parked.n == 0 && len(fds) == 0)
 		if exit {
 			p.running = false
 			if err != nil && !p.closed {
 				// The epoll set is unusable: hand every conn back.
-				for fd, e := range p.parked {
+				p.parked.each(func(fd int, e parked) {
 					p.remove(fd, e)
 					due = append(due, e.wake)
-				}
+				})
 				p.closed = true
 			}
 		}
