@@ -9,7 +9,8 @@
 // starts a new reading goroutine. The owner takes the connection back
 // itself with Unpark (to close it, for example). ParkUntil adds a deadline
 // (a keepalive): wake is also called once it passes, checked every 50 ms
-// while any deadline is set, so no timer or goroutine is kept per connection.
+// while any deadline is set, so no timer or goroutine is kept per connection:
+// a parked connection costs the Poller one 32-byte entry (table.go).
 //
 //	reader --silent--> Park(conn, wake) --> goroutine exits
 //	                       |
