@@ -31,6 +31,7 @@ import (
 	"github.com/mqttfleet/mqttfleet/broker/auth"
 	"github.com/mqttfleet/mqttfleet/broker/topictree"
 	"github.com/mqttfleet/mqttfleet/events"
+	"github.com/mqttfleet/mqttfleet/internal/netpark"
 )
 
 // Broker is an MQTT broker. Create it with New, then Start it or feed it
@@ -70,9 +71,8 @@ type Broker struct {
 	limitHits [numLimits]atomic.Uint64 // refusals per configured limit
 
 	metrics *metricsServer
-	poller  *poller // nil where epoll is not available
-
-	pollerRunning bool // guarded by mu; the poller goroutine starts with the first connection
+	parker  *netpark.Poller // idle connections (park.go); nil where netpark is unsupported
+	stacks  stackRelease    // frees exited goroutines' stacks after a wave of parks
 }
 
 // Stats is a snapshot of the broker's counters.
@@ -86,7 +86,7 @@ type Stats struct {
 	BytesReceived    uint64        // bytes read from client sockets, handshake and partial packets included
 	Retained         int           // retained messages stored
 	Subscriptions    int           // subscriptions in the topic tree
-	Parked           int           // idle connections parked in the poller (no goroutine)
+	Parked           int           // idle connections parked in the Poller (no goroutine)
 	Uptime           time.Duration // since New
 }
 
@@ -122,8 +122,8 @@ func New(cfg Config) (*Broker, error) {
 		retained: topictree.NewRetained(),
 		start:    time.Now(),
 	}
-	if p, err := newPoller(b); err == nil {
-		b.poller = p // its goroutine starts with the first connection
+	if p, err := netpark.New(); err == nil {
+		b.parker = p // its goroutine runs only while a connection is parked
 	} else {
 		log.Debug("idle connections keep their goroutine", "reason", err)
 	}
@@ -133,7 +133,7 @@ func New(cfg Config) (*Broker, error) {
 // Start binds every listener, starts the metrics endpoint and the $SYS
 // publisher, and returns once all of them accept. On error the broker is
 // closed, as by Close: nothing is left running or open (listeners, the
-// poller's epoll descriptor), so a caller that just returns the error leaks
+// Poller's epoll descriptor), so a caller that just returns the error leaks
 // nothing.
 func (b *Broker) Start() error {
 	b.mu.Lock()
@@ -239,11 +239,6 @@ func (b *Broker) serve(nc net.Conn, remote string) {
 		return
 	}
 	b.conns[c] = struct{}{}
-	if b.poller != nil && !b.pollerRunning {
-		b.pollerRunning = true
-		b.wg.Add(1)
-		go b.poller.run()
-	}
 	b.wg.Add(1)
 	b.mu.Unlock()
 	go c.run()
@@ -260,6 +255,9 @@ func (b *Broker) Close() error {
 		return nil
 	}
 	b.closed = true
+	// Counted until the Poller is closed: wakes until then add goroutines,
+	// and a concurrent Close's Wait must not see zero in between.
+	b.wg.Add(1)
 	ls := b.listeners
 	conns := make([]*conn, 0, len(b.conns))
 	for c := range b.conns {
@@ -275,18 +273,23 @@ func (b *Broker) Close() error {
 	if b.metrics != nil {
 		b.metrics.close()
 	}
-	// Connections first: a parked one is woken by shutdown, which needs
-	// the poller's epoll set still open.
+	// Connections first: shutdown takes a parked one back from the Poller
+	// and resumes it before closing its socket, which needs the Poller
+	// still open.
 	for _, c := range conns {
 		c.shutdown(events.CauseShutdown, "", "broker closed")
 	}
 	b.cancel()
-	b.mu.Lock()
-	idlePoller := b.poller != nil && !b.pollerRunning
-	b.mu.Unlock()
-	if idlePoller {
-		b.poller.close() // never started: nobody else closes its epoll descriptor
+	if b.parker != nil {
+		// Nothing can park any more (every connection has an end reason), so
+		// after Close no wake will come: it waits for the Poller's goroutine
+		// and wakes whatever is still parked, each wake adding to b.wg, and
+		// only then may Wait run.
+		if err := b.parker.Close(); err != nil {
+			errs = append(errs, err)
+		}
 	}
+	b.wg.Done()
 	b.wg.Wait()
 	b.log.Info("broker closed")
 	return errors.Join(errs...)
@@ -313,7 +316,7 @@ func (b *Broker) Stats() Stats {
 		BytesReceived:    b.bytesIn.Load(),
 		Retained:         nret,
 		Subscriptions:    nsubs,
-		Parked:           b.poller.count(),
+		Parked:           b.parkedCount(),
 		Uptime:           time.Since(b.start),
 	}
 }

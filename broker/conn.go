@@ -39,9 +39,7 @@ type conn struct {
 	version byte // protocol level; set in the handshake
 	slot    bool // holds one of max_connections' slots (b.slots); set in the handshake
 
-	pfd          int32         // socket descriptor + 1 for the poller; 0: never parked
-	inEpoll      bool          // registered with the poller's epoll set (guarded by poller.mu)
-	parkDeadline time.Duration // keepalive deadline while parked (guarded by poller.mu)
+	parkable bool // a plain TCP socket and the broker has a Poller: idle, it waits there
 
 	endMu    sync.Mutex    // guards the fields below
 	reason   *endReason    // why the connection ended; nil while it lives
@@ -60,9 +58,7 @@ type endReason struct {
 func newConn(b *Broker, nc net.Conn, remote string) *conn {
 	c := &conn{b: b, remote: remote, version: packet.V311}
 	c.rd.nc, c.rd.c = nc, c
-	if b.poller != nil {
-		c.pfd = pollFD(nc)
-	}
+	c.parkable = b.parker != nil && parkable(nc)
 	return c
 }
 
@@ -89,9 +85,9 @@ func (c *conn) shutdown(cause events.Cause, statement, detail string) {
 	c.endMu.Lock()
 	if c.reason == nil {
 		c.reason = &endReason{cause: cause, statement: statement, detail: detail}
-		if c.pfd != 0 {
+		if c.parkable {
 			// A parked connection has no goroutine to see the close: wake it.
-			c.b.poller.unpark(c)
+			c.unpark()
 		}
 	}
 	c.endMu.Unlock()
@@ -114,11 +110,11 @@ func (c *conn) violation(statement, detail string) {
 
 // The reader side of a connection is one goroutine at a time: run does the
 // handshake and then loops (wait for a packet, handle every buffered one).
-// A plain TCP connection silent for parkAfter is parked in the poller and
-// its goroutine exits, so an idle connection holds no goroutine and no
-// buffer; the poller starts a new one (resume) when the socket is readable,
-// the keepalive deadline passes or the connection is shut down. Whichever
-// goroutine sees the end runs finish.
+// A plain TCP connection silent for parkAfter is parked in the broker's
+// netpark Poller and its goroutine exits, so an idle connection holds no
+// goroutine and no buffer; a new one (resume) starts when the socket is
+// readable, the keepalive deadline passes or the connection is shut down
+// (park.go). Whichever goroutine sees the end runs finish.
 
 // parkAfter is how long a connection stays silent before it is parked: busy
 // connections never pay for the epoll round trip.
@@ -143,7 +139,7 @@ func (c *conn) resume() {
 // loop waits for packets and handles them until the connection ends or is
 // parked.
 func (c *conn) loop() {
-	parkable := c.pfd != 0
+	parkable := c.parkable
 	for {
 		ka := c.keepaliveDeadline()
 		if parkable && (ka == 0 || ka-c.b.since() > parkAfter) {
@@ -160,11 +156,11 @@ func (c *conn) loop() {
 			// the connection waits on, parked if it can be. Nothing was
 			// consumed, so waiting on is safe.
 			if isTimeout(err) && !c.keepaliveExpired() && !c.ending() {
-				if parkable && c.b.poller.park(c, ka) {
-					return // the poller owns the connection until it wakes it
+				if parkable && c.park(ka) {
+					return // the Poller owns the connection until it wakes it
 				}
 				if !c.ending() {
-					parkable = false // epoll refused it: keep waiting the plain way
+					parkable = false // the Poller refused it: keep waiting the plain way
 					continue
 				}
 			}

@@ -9,7 +9,8 @@
 // starts a new reading goroutine. The owner takes the connection back
 // itself with Unpark (to close it, for example). ParkUntil adds a deadline
 // (a keepalive): wake is also called once it passes, checked every 50 ms
-// while any deadline is set, so no timer or goroutine is kept per connection.
+// while any deadline is set, so no timer or goroutine is kept per connection:
+// a parked connection costs the Poller one 32-byte entry (table.go).
 //
 //	reader --silent--> Park(conn, wake) --> goroutine exits
 //	                       |
@@ -24,6 +25,11 @@
 // than a thread hand-off. A parked socket stays registered with Go's poller
 // as well, which is only used while a goroutine reads it. Elsewhere Park
 // always reports false and callers keep their reading goroutine.
+//
+// Most owners share Default. An owner that must know when no wake can come
+// any more (the broker counts every goroutine it starts, and each wake
+// starts one) makes its own Poller with New and closes it: after Close has
+// returned, no wake is called.
 //
 // Only connections without user-space read buffering can be parked: the
 // conn must be a syscall.Conn whose readability is the socket's (a

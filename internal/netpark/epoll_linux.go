@@ -63,12 +63,17 @@ func (e *epoll) disarm(fd int) {
 	_ = syscall.EpollCtl(e.fd, syscall.EPOLL_CTL_DEL, fd, &ev)
 }
 
-// wait appends the descriptors that became ready within timeout to fds;
-// none when the timeout passed or kick was called.
-func (e *epoll) wait(fds []int, timeout time.Duration) ([]int, error) {
+// setWait bounds the next wait to timeout from now (a kick shortens it).
+func (e *epoll) setWait(timeout time.Duration) error {
 	if err := e.file.SetReadDeadline(time.Now().Add(timeout)); err != nil {
-		return fds, fmt.Errorf("epoll deadline: %w", err)
+		return fmt.Errorf("epoll deadline: %w", err)
 	}
+	return nil
+}
+
+// wait appends the descriptors that become ready to fds; none when the
+// time set by setWait passed or kick was called.
+func (e *epoll) wait(fds []int) ([]int, error) {
 	var werr error
 	err := e.raw.Read(func(fd uintptr) bool {
 		n, err := syscall.EpollWait(int(fd), e.events, 0)

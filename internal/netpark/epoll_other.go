@@ -7,9 +7,10 @@ import "time"
 // epoll is Linux-only; elsewhere New fails and nothing is ever parked.
 type epoll struct{}
 
-func openEpoll() (*epoll, error)                              { return nil, ErrUnsupported }
-func (*epoll) arm(int) error                                  { return ErrUnsupported }
-func (*epoll) disarm(int)                                     {}
-func (*epoll) wait(fds []int, _ time.Duration) ([]int, error) { return fds, ErrUnsupported }
-func (*epoll) kick()                                          {}
-func (*epoll) close() error                                   { return nil }
+func openEpoll() (*epoll, error)             { return nil, ErrUnsupported }
+func (*epoll) arm(int) error                 { return ErrUnsupported }
+func (*epoll) disarm(int)                    {}
+func (*epoll) setWait(time.Duration) error   { return ErrUnsupported }
+func (*epoll) wait(fds []int) ([]int, error) { return fds, ErrUnsupported }
+func (*epoll) kick()                         {}
+func (*epoll) close() error                  { return nil }

@@ -10,7 +10,7 @@ import (
 )
 
 // idleExit is how long the Poller goroutine lingers with nothing parked
-// before it exits, and how soon it notices Close.
+// before it exits (Close and a first deadline cut its wait short).
 const idleExit = 100 * time.Millisecond
 
 // scanEvery is how often deadlines are checked while any is set: a parked
@@ -23,12 +23,13 @@ var ErrUnsupported = errors.New("netpark: not supported on this platform")
 // Poller watches parked connections and wakes each once it is readable.
 // Its methods are safe for concurrent use.
 type Poller struct {
-	ep *epoll // nil where unsupported: nothing is ever parked
+	ep    *epoll    // nil where unsupported: nothing is ever parked
+	epoch time.Time // deadlines are kept as the time since (monotonic)
 
 	mu      sync.Mutex // guards the fields below
-	parked  map[int]parked
-	timed   int  // parked entries with a deadline
-	running bool // the goroutine runs (or is about to)
+	parked  table      // by socket descriptor
+	timed   int        // parked entries with a deadline
+	running bool       // the goroutine runs (or is about to)
 	closed  bool
 	wg      sync.WaitGroup // the goroutine
 }
@@ -37,7 +38,7 @@ type Poller struct {
 type parked struct {
 	conn     net.Conn
 	wake     func()
-	deadline time.Time // zero: none
+	deadline time.Duration // since epoch; 0: none. Not a time.Time: 16 bytes less per parked conn
 }
 
 // New returns a Poller of its own; most callers share Default. It fails
@@ -47,7 +48,7 @@ func New() (*Poller, error) {
 	if err != nil {
 		return nil, fmt.Errorf("netpark: open poller: %w", err)
 	}
-	return &Poller{ep: ep, parked: map[int]parked{}}, nil
+	return &Poller{ep: ep, epoch: time.Now()}, nil
 }
 
 var defaultPoller = sync.OnceValue(func() *Poller {
@@ -109,17 +110,25 @@ func (p *Poller) ParkUntil(conn net.Conn, deadline time.Time, wake func()) bool 
 	if p.closed {
 		return false
 	}
-	if _, dup := p.parked[fd]; dup {
+	if p.parked.get(fd) != nil {
 		return false // parked twice: a caller bug, refuse rather than lose a wake
 	}
 	if err := p.ep.arm(fd); err != nil {
 		return false
 	}
-	p.parked[fd] = parked{conn: conn, wake: wake, deadline: deadline}
+	e := parked{conn: conn, wake: wake}
 	if !deadline.IsZero() {
+		e.deadline = max(deadline.Sub(p.epoch), 1) // one already passed stays a deadline
+	}
+	p.parked.put(fd, e)
+	if e.deadline != 0 {
 		p.timed++
-		if p.running {
-			p.ep.kick() // the goroutine may be in a long wait: shorten it to scanEvery
+		if p.timed == 1 && p.running {
+			// The goroutine may be in a long wait: shorten it to scanEvery.
+			// With other deadlines already set its wait is scanEvery at
+			// most (it sets each wait under p.mu, from timed), so a fleet
+			// parking with keepalives costs no wake per park.
+			p.ep.kick()
 		}
 	}
 	if !p.running {
@@ -143,19 +152,19 @@ func (p *Poller) Unpark(conn net.Conn) bool {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	e, ok := p.parked[fd]
-	if !ok || e.conn != conn {
+	e := p.parked.get(fd)
+	if e == nil || e.conn != conn {
 		return false
 	}
-	p.remove(fd, e)
+	p.remove(fd, *e)
 	p.ep.disarm(fd)
 	return true
 }
 
 // remove forgets a parked entry. p.mu is held.
 func (p *Poller) remove(fd int, e parked) {
-	delete(p.parked, fd)
-	if !e.deadline.IsZero() {
+	p.parked.del(fd)
+	if e.deadline != 0 {
 		p.timed--
 	}
 }
@@ -164,7 +173,7 @@ func (p *Poller) remove(fd int, e parked) {
 func (p *Poller) Len() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.parked)
+	return p.parked.n
 }
 
 // Close wakes every parked connection, stops the goroutine and releases
@@ -176,14 +185,14 @@ func (p *Poller) Close() error {
 		return nil
 	}
 	p.closed = true
-	due := make([]func(), 0, len(p.parked))
-	for fd, e := range p.parked {
+	due := make([]func(), 0, p.parked.n)
+	p.parked.each(func(fd int, e parked) {
 		p.remove(fd, e)
 		if p.ep != nil {
 			p.ep.disarm(fd)
 		}
 		due = append(due, e.wake)
-	}
+	})
 	p.mu.Unlock()
 	for _, wake := range due {
 		wake()
@@ -207,43 +216,53 @@ func (p *Poller) run() {
 	defer p.wg.Done()
 	fds := make([]int, 0, 64)
 	var due []func()
-	lastScan := time.Now()
+	lastScan := time.Since(p.epoch)
 	for {
+		// The wait's length is set under p.mu, so a kick (ParkUntil's, under
+		// p.mu, or Close's, after it set closed under p.mu) always comes
+		// after it and is never overwritten by it.
 		p.mu.Lock()
 		wait := idleExit
 		if p.timed > 0 {
 			wait = scanEvery
 		}
+		if p.closed {
+			wait = 0
+		}
+		err := p.ep.setWait(wait)
 		p.mu.Unlock()
-		var err error
-		fds, err = p.ep.wait(fds[:0], wait)
+		if err == nil {
+			fds, err = p.ep.wait(fds[:0])
+		} else {
+			fds = fds[:0]
+		}
 		due = due[:0]
 		p.mu.Lock()
 		for _, fd := range fds {
-			if e, ok := p.parked[fd]; ok {
-				p.remove(fd, e) // one-shot: the registration is already disarmed
+			if e := p.parked.get(fd); e != nil {
 				due = append(due, e.wake)
+				p.remove(fd, *e) // one-shot: the registration is already disarmed; frees *e
 			}
 		}
-		if now := time.Now(); p.timed > 0 && now.Sub(lastScan) >= scanEvery {
+		if now := time.Since(p.epoch); p.timed > 0 && now-lastScan >= scanEvery {
 			lastScan = now
-			for fd, e := range p.parked {
-				if !e.deadline.IsZero() && !now.Before(e.deadline) {
+			p.parked.each(func(fd int, e parked) {
+				if e.deadline != 0 && now >= e.deadline {
 					p.remove(fd, e)
 					p.ep.disarm(fd)
 					due = append(due, e.wake)
 				}
-			}
+			})
 		}
-		exit := p.closed || err != nil || (len(p.parked) == 0 && len(fds) == 0)
+		exit := p.closed || err != nil || (p.parked.n == 0 && len(fds) == 0)
 		if exit {
 			p.running = false
 			if err != nil && !p.closed {
 				// The epoll set is unusable: hand every conn back.
-				for fd, e := range p.parked {
+				p.parked.each(func(fd int, e parked) {
 					p.remove(fd, e)
 					due = append(due, e.wake)
-				}
+				})
 				p.closed = true
 			}
 		}
