@@ -51,6 +51,7 @@ type Broker struct {
 	listeners []*listener
 	closed    bool
 	started   bool
+	expiry    expiryQueue // MQTT 5 sessions waiting to expire (expiry.go)
 
 	subMu sync.RWMutex // guards tree
 	tree  *topictree.Tree

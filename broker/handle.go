@@ -37,9 +37,7 @@ func (c *conn) handle(p packet.Packet) bool {
 		c.send(&packet.Pingresp{}, false)
 		b.emit(events.Event{Kind: events.Ping, ClientID: c.clientID})
 	case *packet.Disconnect:
-		// [MQTT-3.1.2-10] DISCONNECT discards the will.
-		c.will = nil
-		c.shutdown(events.CauseClientDisconnect, "", "")
+		c.handleDisconnect(p) // the will and session expiry rules (v5.go)
 		return false
 	case *packet.Connect:
 		c.violation("MQTT-3.1.0-2", "second CONNECT")

@@ -3,6 +3,7 @@ package broker
 import (
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/mqttfleet/mqttfleet/events"
 	"github.com/mqttfleet/mqttfleet/packet"
@@ -16,8 +17,15 @@ import (
 // calls dropSession), per-message properties (carried on packet.Publish) and
 // a receive maximum (the window, today MaxInflight).
 type session struct {
-	id    string
-	clean bool
+	id string
+
+	// Guarded by Broker.mu. The session expiry interval in seconds: 0 ends
+	// the session with its connection (3.1.1 clean session), expiryNever
+	// keeps it (3.1.1 persistent session); else it ends that long after
+	// the connection (MQTT 5, expiry.go).
+	expiry   uint32
+	expireAt time.Duration // on the broker clock while queued to expire
+	expIdx   int           // index+1 in the expiry heap; 0: not queued
 
 	mu       sync.Mutex // guards the fields below; order: b.mu -> s.mu -> conn.omu
 	conn     *conn      // the online connection, nil while offline
@@ -43,8 +51,8 @@ type flight struct {
 	state packet.Type // the packet awaited: PUBACK, PUBREC or PUBCOMP
 }
 
-func newSession(id string, clean bool) *session {
-	return &session{id: id, clean: clean}
+func newSession(id string, expiry uint32) *session {
+	return &session{id: id, expiry: expiry}
 }
 
 // subscriptionsFull reports whether adding filter would take the session

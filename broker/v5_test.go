@@ -1,0 +1,348 @@
+package broker
+
+import (
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mqttfleet/mqttfleet/client"
+	"github.com/mqttfleet/mqttfleet/events"
+	"github.com/mqttfleet/mqttfleet/packet"
+)
+
+// raw5 connects a raw MQTT 5.0 client with cp and checks the CONNACK code.
+func (tb *testBroker) raw5(t *testing.T, cp *packet.Connect, wantCode byte) (*client.Raw, *packet.Connack) {
+	t.Helper()
+	cp.ProtocolName, cp.ProtocolLevel = "MQTT", packet.V5
+	return tb.raw(t, cp, wantCode)
+}
+
+// connect5 connects a raw 5.0 client with Clean Start 1 and no session expiry.
+func (tb *testBroker) connect5(t *testing.T, id string) *client.Raw {
+	t.Helper()
+	r, _ := tb.raw5(t, &packet.Connect{ClientID: id, CleanSession: true}, 0)
+	return r
+}
+
+func u32(v uint32) *uint32 { return &v }
+
+// expectServerDisconnect reads a DISCONNECT with code, then the close.
+func expectServerDisconnect(t *testing.T, r *client.Raw, code byte) {
+	t.Helper()
+	d := expect[*packet.Disconnect](t, r)
+	if d.ReasonCode != code {
+		t.Fatalf("DISCONNECT reason 0x%02X, want 0x%02X", d.ReasonCode, code)
+	}
+	if d.Props != nil && d.Props.SessionExpiry != nil {
+		t.Errorf("server DISCONNECT carries a Session Expiry Interval [MQTT-3.14.2-2]")
+	}
+	expectClosed(t, r)
+}
+
+// expectClosed checks that the broker closes the connection.
+func expectClosed(t *testing.T, r *client.Raw) {
+	t.Helper()
+	p, err := r.ReadPacket(5 * time.Second)
+	if err == nil {
+		t.Fatalf("got %s, want the connection closed", p.Type())
+	}
+	if !errors.Is(err, io.EOF) && !strings.Contains(err.Error(), "reset") {
+		t.Fatalf("read: %v, want EOF", err)
+	}
+}
+
+// TestV5Connack checks that level 5 is accepted with reason 0x00 and the
+// CONNACK properties that say what the broker supports.
+func TestV5Connack(t *testing.T) {
+	tb := startBroker(t, nil)
+	_, ack := tb.raw5(t, &packet.Connect{ClientID: "v5-props", CleanSession: true}, 0)
+	p := ack.Props
+	if p == nil {
+		t.Fatal("CONNACK without properties")
+	}
+	check := func(name string, got *byte, want byte) {
+		t.Helper()
+		if got == nil || *got != want {
+			t.Errorf("%s = %v, want %d", name, got, want)
+		}
+	}
+	check("Retain Available", p.RetainAvailable, 1)
+	check("Wildcard Subscription Available", p.WildcardSubAvailable, 1)
+	check("Subscription Identifiers Available", p.SubIDAvailable, 0)
+	check("Shared Subscription Available", p.SharedSubAvailable, 0)
+	if p.ReceiveMaximum == nil || int(*p.ReceiveMaximum) != DefaultMaxInflight {
+		t.Errorf("Receive Maximum = %v, want max_inflight %d", p.ReceiveMaximum, DefaultMaxInflight)
+	}
+	if p.TopicAliasMaximum == nil || *p.TopicAliasMaximum != 0 {
+		t.Errorf("Topic Alias Maximum = %v, want 0", p.TopicAliasMaximum)
+	}
+	if p.MaximumQoS != nil {
+		t.Errorf("Maximum QoS %d sent; omitted means 2", *p.MaximumQoS)
+	}
+	if p.MaximumPacketSize != nil {
+		t.Errorf("Maximum Packet Size %d sent without max_packet_size", *p.MaximumPacketSize)
+	}
+	if p.HasAssignedClientID {
+		t.Errorf("Assigned Client Identifier %q for a client that chose one", p.AssignedClientID)
+	}
+	if ack.SessionPresent {
+		t.Error("session present on a first connect")
+	}
+
+	tb2 := startBroker(t, func(c *Config) { c.MaxPacketSize = 4096; c.MaxInflight = 7 })
+	_, ack = tb2.raw5(t, &packet.Connect{ClientID: "v5-mps", CleanSession: true}, 0)
+	if m := ack.Props.MaximumPacketSize; m == nil || *m != 4096 {
+		t.Errorf("Maximum Packet Size = %v, want 4096", m)
+	}
+	if rm := ack.Props.ReceiveMaximum; rm == nil || *rm != 7 {
+		t.Errorf("Receive Maximum = %v, want 7", rm)
+	}
+}
+
+// TestV5AssignedClientID checks [MQTT-3.2.2-16]: an empty client ID is
+// allowed with Clean Start 0 too in 5.0, and CONNACK names the ID assigned.
+func TestV5AssignedClientID(t *testing.T) {
+	tb := startBroker(t, nil)
+	seen := map[string]bool{}
+	for _, clean := range []bool{true, false} {
+		r, ack := tb.raw5(t, &packet.Connect{CleanSession: clean}, 0)
+		if ack.Props == nil || !ack.Props.HasAssignedClientID || ack.Props.AssignedClientID == "" {
+			t.Fatalf("clean %v: no Assigned Client Identifier", clean)
+		}
+		id := ack.Props.AssignedClientID
+		if seen[id] {
+			t.Fatalf("assigned %q twice", id)
+		}
+		seen[id] = true
+		// The session is known by that ID.
+		if got := tb.keepaliveOf(t, id); got != 0 {
+			t.Fatalf("keepalive %v", got)
+		}
+		_ = r.Close()
+	}
+}
+
+// TestV5Refusals checks that refusals to a 5.0 client are 5.0 CONNACKs
+// with 5.0 reason codes, and that the connack event names the code.
+func TestV5Refusals(t *testing.T) {
+	tb := authBroker(t, false)
+	for _, tc := range []struct {
+		name string
+		cp   packet.Connect
+		code byte
+	}{
+		{"bad password", packet.Connect{UsernameFlag: true, Username: "alice", PasswordFlag: true, Password: []byte("nope")}, 0x86},
+		{"anonymous", packet.Connect{}, 0x87},
+		{"auth method", packet.Connect{UsernameFlag: true, Username: "alice", PasswordFlag: true, Password: []byte("secret"),
+			Props: &packet.Properties{AuthMethod: "SCRAM-SHA-1", HasAuthMethod: true}}, 0x8C},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cp := tc.cp
+			cp.ClientID, cp.CleanSession = "v5ref-"+strings.ReplaceAll(tc.name, " ", "-"), true
+			r, ack := tb.raw5(t, &cp, tc.code)
+			if ack.SessionPresent {
+				t.Error("session present on a refusal [MQTT-3.2.2-6]")
+			}
+			expectClosed(t, r)
+			e := tb.wait(t, events.And(events.Is(events.ConnAck), events.ForClient(cp.ClientID)))
+			if e.Code != int(tc.code) {
+				t.Errorf("connack event code 0x%02X, want 0x%02X", e.Code, tc.code)
+			}
+		})
+	}
+
+	t.Run("max_connections", func(t *testing.T) {
+		tb := startBroker(t, func(c *Config) { c.MaxConnections = 1 })
+		tb.connect5(t, "v5-first")
+		r, _ := tb.raw5(t, &packet.Connect{ClientID: "v5-second", CleanSession: true}, 0x89)
+		expectClosed(t, r)
+	})
+
+	t.Run("unknown level", func(t *testing.T) {
+		// A level the broker does not know is not a 5.0 client: the 3.1.1
+		// form, 0x01, which any client can read [MQTT-3.1.2-2].
+		tb := startBroker(t, nil)
+		r, _ := tb.raw(t, &packet.Connect{ProtocolName: "MQTT", ProtocolLevel: 6, ClientID: "v6", CleanSession: true}, packet.RefusedProtocolVersion)
+		expectClosed(t, r)
+	})
+
+	t.Run("3.1.1 unchanged", func(t *testing.T) {
+		tb := startBroker(t, nil)
+		// Empty ID with clean session 0 is still refused with 0x02 in 3.1.1.
+		tb.raw(t, &packet.Connect{}, packet.RefusedIdentifierRejected)
+	})
+}
+
+// TestV5SessionExpiry checks that a 5.0 session outlives its connection for
+// the Session Expiry Interval [MQTT-3.1.2-23], is resumed with Session
+// Present 1 before that [MQTT-3.2.2-3], and is discarded after it
+// [MQTT-4.1.0-2]; that the default interval 0 ends it with the connection;
+// and that Clean Start 1 discards it [MQTT-3.1.2-4].
+func TestV5SessionExpiry(t *testing.T) {
+	tb := startBroker(t, nil)
+	pub := tb.connect5(t, "se-pub")
+
+	// Default interval 0: nothing survives.
+	r, _ := tb.raw5(t, &packet.Connect{ClientID: "se-zero"}, 0)
+	subscribe(t, r, sub("se/zero", 1))
+	_ = r.WritePacket(&packet.Disconnect{})
+	tb.wait(t, disconnectOf("se-zero"))
+	if _, ack := tb.raw5(t, &packet.Connect{ClientID: "se-zero"}, 0); ack.SessionPresent {
+		t.Error("expiry 0: session present after reconnect")
+	}
+
+	// Interval 1 s: resumed with its queued message before, gone after.
+	cp := func(clean bool) *packet.Connect {
+		return &packet.Connect{ClientID: "se-one", CleanSession: clean, Props: &packet.Properties{SessionExpiry: u32(1)}}
+	}
+	r, _ = tb.raw5(t, cp(true), 0)
+	subscribe(t, r, sub("se/one", 1))
+	_ = r.Close()
+	tb.wait(t, disconnectOf("se-one"))
+	publish(t, pub, &packet.Publish{Topic: "se/one", QoS: 1, PacketID: 1, Payload: []byte("kept")})
+	r, ack := tb.raw5(t, cp(false), 0)
+	if !ack.SessionPresent {
+		t.Fatal("expiry 1 s: session not present on a reconnect within it")
+	}
+	if m := expect[*packet.Publish](t, r); string(m.Payload) != "kept" {
+		t.Fatalf("queued message %q", m.Payload)
+	}
+	_ = r.Close()
+	start := time.Now()
+	tb.wait(t, events.And(events.Is(events.SessionExpired), events.ForClient("se-one")))
+	if el := time.Since(start); el < 900*time.Millisecond {
+		t.Errorf("session expired after %v, before its 1 s", el)
+	}
+	if _, ack := tb.raw5(t, cp(false), 0); ack.SessionPresent {
+		t.Error("session present after it expired")
+	}
+
+	// Clean Start 1 discards a session that has not expired.
+	r, _ = tb.raw5(t, &packet.Connect{ClientID: "se-long", Props: &packet.Properties{SessionExpiry: u32(3600)}}, 0)
+	_ = r.Close()
+	tb.wait(t, disconnectOf("se-long"))
+	if _, ack := tb.raw5(t, &packet.Connect{ClientID: "se-long", CleanSession: true, Props: &packet.Properties{SessionExpiry: u32(3600)}}, 0); ack.SessionPresent {
+		t.Error("Clean Start 1: session present")
+	}
+
+	// 0xFFFFFFFF never expires; a 3.1.1 persistent session is the same.
+	r, _ = tb.raw5(t, &packet.Connect{ClientID: "se-never", Props: &packet.Properties{SessionExpiry: u32(0xFFFFFFFF)}}, 0)
+	_ = r.Close()
+	tb.wait(t, disconnectOf("se-never"))
+	if _, ack := tb.raw5(t, &packet.Connect{ClientID: "se-never"}, 0); !ack.SessionPresent {
+		t.Error("expiry 0xFFFFFFFF: session not present")
+	}
+}
+
+// TestV5DisconnectSessionExpiry checks the Session Expiry Interval of a
+// client DISCONNECT: it replaces the one of CONNECT, but a session that had
+// 0 cannot get another one (Protocol Error, MQTT 5.0 section 3.14.2.2.2).
+func TestV5DisconnectSessionExpiry(t *testing.T) {
+	tb := startBroker(t, nil)
+	r, _ := tb.raw5(t, &packet.Connect{ClientID: "de-long", Props: &packet.Properties{SessionExpiry: u32(3600)}}, 0)
+	_ = r.WritePacket(&packet.Disconnect{Props: &packet.Properties{SessionExpiry: u32(0)}})
+	tb.wait(t, disconnectOf("de-long"))
+	if _, ack := tb.raw5(t, &packet.Connect{ClientID: "de-long"}, 0); ack.SessionPresent {
+		t.Error("DISCONNECT with expiry 0: session present")
+	}
+
+	r, _ = tb.raw5(t, &packet.Connect{ClientID: "de-zero"}, 0)
+	_ = r.WritePacket(&packet.Disconnect{Props: &packet.Properties{SessionExpiry: u32(60)}})
+	expectServerDisconnect(t, r, 0x82)
+	e := tb.wait(t, disconnectOf("de-zero"))
+	if e.Cause != events.CauseViolation || e.Code != 0x82 {
+		t.Errorf("disconnect event cause %s code 0x%02X, want violation 0x82", e.Cause, e.Code)
+	}
+}
+
+// TestV5ServerDisconnect checks the DISCONNECT a 5.0 client gets before
+// the broker closes its connection, and the event naming its code.
+func TestV5ServerDisconnect(t *testing.T) {
+	t.Run("takeover", func(t *testing.T) {
+		tb := startBroker(t, nil)
+		old := tb.connect5(t, "sd-take")
+		tb.connect5(t, "sd-take")
+		expectServerDisconnect(t, old, 0x8E) // [MQTT-3.1.4-3]
+		e := tb.wait(t, events.And(disconnectOf("sd-take"), func(e events.Event) bool { return e.Cause == events.CauseTakeover }))
+		if e.Code != 0x8E {
+			t.Errorf("event code 0x%02X", e.Code)
+		}
+	})
+	t.Run("keepalive", func(t *testing.T) {
+		tb := startBroker(t, nil)
+		r, _ := tb.raw5(t, &packet.Connect{ClientID: "sd-ka", CleanSession: true, KeepAlive: 1}, 0)
+		expectServerDisconnect(t, r, 0x8D)
+		if e := tb.wait(t, disconnectOf("sd-ka")); e.Code != 0x8D || e.Statement != "MQTT-3.1.2-24" {
+			t.Errorf("event code 0x%02X statement %q", e.Code, e.Statement)
+		}
+	})
+	t.Run("protocol error", func(t *testing.T) {
+		tb := startBroker(t, nil)
+		r := tb.connect5(t, "sd-proto")
+		_ = r.WritePacketVersion(&packet.Connect{ProtocolName: "MQTT", ProtocolLevel: packet.V5, ClientID: "sd-proto"}, packet.V5)
+		expectServerDisconnect(t, r, 0x82)
+		if e := tb.wait(t, disconnectOf("sd-proto")); e.Code != 0x82 || e.Statement != "MQTT-3.1.0-2" {
+			t.Errorf("event code 0x%02X statement %q", e.Code, e.Statement)
+		}
+	})
+	t.Run("malformed", func(t *testing.T) {
+		tb := startBroker(t, nil)
+		r := tb.connect5(t, "sd-malformed")
+		// PUBLISH with both QoS bits set is malformed [MQTT-3.3.1-4].
+		_ = r.WriteBytes([]byte{0x36, 0x05, 0x00, 0x01, 't', 0x00, 0x01})
+		expectServerDisconnect(t, r, 0x81)
+		e := tb.wait(t, events.And(events.Is(events.Violation), events.ForClient("sd-malformed")))
+		if e.Code != 0x81 || e.Statement == "" {
+			t.Errorf("violation event code 0x%02X statement %q", e.Code, e.Statement)
+		}
+	})
+	t.Run("too large", func(t *testing.T) {
+		tb := startBroker(t, func(c *Config) { c.MaxPacketSize = 64 })
+		r := tb.connect5(t, "sd-large")
+		_ = r.WritePacket(&packet.Publish{Topic: "big", Payload: make([]byte, 100)})
+		expectServerDisconnect(t, r, 0x95)
+	})
+	t.Run("shutdown", func(t *testing.T) {
+		tb := startBroker(t, nil)
+		r := tb.connect5(t, "sd-close")
+		done := make(chan error, 1)
+		go func() { done <- tb.Close() }()
+		expectServerDisconnect(t, r, 0x8B)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("3.1.1 gets none", func(t *testing.T) {
+		tb := startBroker(t, nil)
+		old := tb.connect(t, "sd-311")
+		tb.connect(t, "sd-311")
+		expectClosed(t, old)
+	})
+}
+
+// TestV5DisconnectWill checks the will on a client DISCONNECT: reason 0x00
+// discards it [MQTT-3.14.4-3], 0x04 (Disconnect with Will Message) publishes it.
+func TestV5DisconnectWill(t *testing.T) {
+	tb := startBroker(t, nil)
+	w := tb.connect5(t, "dw-watch")
+	subscribe(t, w, sub("dw/#", 0))
+	for _, tc := range []struct {
+		code    byte
+		publish bool
+	}{{0x00, false}, {0x04, true}} {
+		id := "dw-" + string('0'+rune(tc.code))
+		r, _ := tb.raw5(t, &packet.Connect{ClientID: id, CleanSession: true,
+			Will: &packet.Will{Topic: "dw/" + id, Payload: []byte("gone"), Props: &packet.Properties{}}}, 0)
+		_ = r.WritePacket(&packet.Disconnect{ReasonCode: tc.code})
+		tb.wait(t, disconnectOf(id))
+		if tc.publish {
+			if m := expect[*packet.Publish](t, w); m.Topic != "dw/"+id {
+				t.Errorf("will on %q", m.Topic)
+			}
+		} else {
+			expectNothing(t, w, 200*time.Millisecond)
+		}
+	}
+}
