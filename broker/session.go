@@ -212,12 +212,15 @@ func (s *session) holdQoS2(id uint16) bool {
 	return true
 }
 
-// release forgets an incoming QoS 2 packet ID on PUBREL.
-func (s *session) release(id uint16) {
+// release forgets an incoming QoS 2 packet ID on PUBREL and reports
+// whether it was held.
+func (s *session) release(id uint16) bool {
 	s.mu.Lock()
+	_, held := s.inQoS2[id]
 	delete(s.inQoS2, id)
 	if len(s.inQoS2) == 0 {
 		s.inQoS2 = nil
 	}
 	s.mu.Unlock()
+	return held
 }

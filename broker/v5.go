@@ -193,3 +193,49 @@ func (c *conn) handleDisconnect(p *packet.Disconnect) {
 	c.will = nil
 	c.shutdown(events.CauseClientDisconnect, "", "")
 }
+
+// subFailure is the SUBACK code for a refused subscription: 0x80 in 3.1.1,
+// the 5.0 reason otherwise.
+func (c *conn) subFailure(v5code byte) byte {
+	if c.v5() {
+		return v5code
+	}
+	return packet.SubackFailure
+}
+
+// ackCode is the reason code of a PUBACK/PUBREC/PUBCOMP/UNSUBACK entry: the
+// 5.0 code, or 0 for 3.1.1 (whose encoding has no code).
+func (c *conn) ackCode(v5code byte) byte {
+	if c.v5() {
+		return v5code
+	}
+	return 0
+}
+
+// checkPublishV5 refuses what a 5.0 client may not send the broker as it is
+// advertised: a Topic Alias (Topic Alias Maximum 0) or a Subscription
+// Identifier [MQTT-3.3.4-6]. It reports whether the connection goes on.
+func (c *conn) checkPublishV5(p *packet.Publish) bool {
+	if !c.v5() || p.Props == nil {
+		return true
+	}
+	if p.Props.TopicAlias != nil {
+		c.violationCode(rcTopicAliasInvalid, "MQTT-3.3.2-12", "Topic Alias sent while the broker's Topic Alias Maximum is 0")
+		return false
+	}
+	if len(p.Props.SubscriptionIDs) > 0 {
+		c.violationCode(rcProtocolError, "MQTT-3.3.4-6", "PUBLISH from a client carries a Subscription Identifier")
+		return false
+	}
+	return true
+}
+
+// checkSubscribeV5 refuses a Subscription Identifier, which the broker
+// advertises it does not support (Subscription Identifiers Available 0).
+func (c *conn) checkSubscribeV5(p *packet.Subscribe) bool {
+	if c.v5() && p.Props != nil && len(p.Props.SubscriptionIDs) > 0 {
+		c.violationCode(rcSubIDsNotSupported, "", "SUBSCRIBE carries a Subscription Identifier; the broker advertised 0")
+		return false
+	}
+	return true
+}

@@ -346,3 +346,121 @@ func TestV5DisconnectWill(t *testing.T) {
 		}
 	}
 }
+
+// TestV5PublishAckCodes checks the reason codes of PUBACK and PUBREC: 0x00
+// delivered, 0x10 no matching subscribers, 0x87 refused by the ACL (and the
+// QoS 2 flow ends there: the ID is free again); and PUBCOMP 0x92 for a
+// PUBREL with an unknown packet identifier.
+func TestV5PublishAckCodes(t *testing.T) {
+	tb := authBroker(t, false)
+	login := func(id string) *client.Raw {
+		r, _ := tb.raw5(t, &packet.Connect{ClientID: id, CleanSession: true, UsernameFlag: true, Username: "alice",
+			PasswordFlag: true, Password: []byte("secret")}, 0)
+		return r
+	}
+	s := login("ac-sub")
+	subscribe(t, s, sub("public/ok", 0))
+	r := login("ac-pub")
+	for _, tc := range []struct {
+		topic string
+		code  byte
+	}{{"public/ok", 0x00}, {"public/nobody", 0x10}, {"private/x", 0x87}} {
+		_ = r.WritePacket(&packet.Publish{Topic: tc.topic, QoS: 1, PacketID: 3, Payload: []byte("m")})
+		if a := expect[*packet.Puback](t, r); a.ReasonCode != tc.code {
+			t.Errorf("PUBACK on %s: 0x%02X, want 0x%02X", tc.topic, a.ReasonCode, tc.code)
+		}
+		_ = r.WritePacket(&packet.Publish{Topic: tc.topic, QoS: 2, PacketID: 4, Payload: []byte("m")})
+		if a := expect[*packet.Pubrec](t, r); a.ReasonCode != tc.code {
+			t.Errorf("PUBREC on %s: 0x%02X, want 0x%02X", tc.topic, a.ReasonCode, tc.code)
+		}
+		_ = r.WritePacket(&packet.Pubrel{PacketID: 4})
+		want := byte(0)
+		if tc.code >= 0x80 {
+			want = 0x92 // the refused flow ended at PUBREC
+		}
+		if c := expect[*packet.Pubcomp](t, r); c.ReasonCode != want {
+			t.Errorf("PUBCOMP after %s: 0x%02X, want 0x%02X", tc.topic, c.ReasonCode, want)
+		}
+	}
+	// Two copies reached the subscriber (QoS 1 and 2 at QoS 0), no more.
+	for range 2 {
+		expect[*packet.Publish](t, s)
+	}
+	expectNothing(t, s, 100*time.Millisecond)
+}
+
+// TestV5SubackUnsubackCodes checks SUBACK reason codes (granted QoS, 0x87
+// ACL, 0x8F invalid filter on an open connection, 0x97 limit, 0x9E shared)
+// and UNSUBACK's one code per filter (0x00, 0x11 no subscription existed).
+func TestV5SubackUnsubackCodes(t *testing.T) {
+	tb := authBroker(t, false, func(c *Config) { c.MaxTopicLevels = 8 })
+	r, _ := tb.raw5(t, &packet.Connect{ClientID: "sc", CleanSession: true, UsernameFlag: true, Username: "alice",
+		PasswordFlag: true, Password: []byte("secret")}, 0)
+	got := subscribe(t, r, sub("public/a", 2), sub("private/#", 1), sub("public/#/x", 0),
+		sub("public/1/2/3/4/5/6/7/8/9", 0), sub("$share/g/public/b", 1), sub("alerts/+", 1))
+	want := []byte{2, 0x87, 0x8F, 0x97, 0x9E, 1}
+	if string(got) != string(want) {
+		t.Errorf("SUBACK codes % X, want % X", got, want)
+	}
+	// Still connected after the invalid filter.
+	if err := r.WritePacket(&packet.Unsubscribe{PacketID: 2, Filters: []string{"public/a", "public/none", "alerts/+"}}); err != nil {
+		t.Fatal(err)
+	}
+	u := expect[*packet.Unsuback](t, r)
+	if want := []byte{0, 0x11, 0}; string(u.ReasonCodes) != string(want) {
+		t.Errorf("UNSUBACK codes % X, want % X", u.ReasonCodes, want)
+	}
+}
+
+// TestV5SubscriptionOptions checks No Local [MQTT-3.8.3-3], Retain As
+// Published [MQTT-3.3.1-12] [MQTT-3.3.1-13] and Retain Handling 0/1/2
+// [MQTT-3.3.1-9] [MQTT-3.3.1-10] [MQTT-3.3.1-11].
+func TestV5SubscriptionOptions(t *testing.T) {
+	tb := startBroker(t, nil)
+	t.Run("no local", func(t *testing.T) {
+		r := tb.connect5(t, "so-local")
+		subscribe(t, r, packet.Subscription{Filter: "so/local", QoS: 1, NoLocal: true})
+		publish(t, r, &packet.Publish{Topic: "so/local", QoS: 1, PacketID: 1, Payload: []byte("mine")})
+		expectNothing(t, r, 200*time.Millisecond)
+		other := tb.connect5(t, "so-local-other")
+		publish(t, other, &packet.Publish{Topic: "so/local", Payload: []byte("theirs")})
+		if m := expect[*packet.Publish](t, r); string(m.Payload) != "theirs" {
+			t.Errorf("got %q", m.Payload)
+		}
+	})
+	t.Run("retain as published", func(t *testing.T) {
+		rap := tb.connect5(t, "so-rap")
+		plain := tb.connect5(t, "so-plain")
+		subscribe(t, rap, packet.Subscription{Filter: "so/rap", RetainAsPublished: true})
+		subscribe(t, plain, sub("so/rap", 0))
+		pub := tb.connect5(t, "so-rap-pub")
+		publish(t, pub, &packet.Publish{Topic: "so/rap", Retain: true, Payload: []byte("r")})
+		if m := expect[*packet.Publish](t, rap); !m.Retain {
+			t.Error("Retain As Published 1: RETAIN cleared")
+		}
+		if m := expect[*packet.Publish](t, plain); m.Retain {
+			t.Error("Retain As Published 0: RETAIN kept")
+		}
+		publish(t, pub, &packet.Publish{Topic: "so/rap", Retain: true}) // clear it
+	})
+	t.Run("retain handling", func(t *testing.T) {
+		pub := tb.connect5(t, "so-rh-pub")
+		publish(t, pub, &packet.Publish{Topic: "so/rh", Retain: true, Payload: []byte("kept")})
+		for _, tc := range []struct {
+			rh         byte
+			first, own bool // retained sent on the first subscribe, on the same one again
+		}{{0, true, true}, {1, true, false}, {2, false, false}} {
+			r := tb.connect5(t, "so-rh-"+string('0'+rune(tc.rh)))
+			for i, want := range []bool{tc.first, tc.own} {
+				subscribe(t, r, packet.Subscription{Filter: "so/rh", RetainHandling: tc.rh})
+				if want {
+					if m := expect[*packet.Publish](t, r); !m.Retain || string(m.Payload) != "kept" {
+						t.Errorf("rh %d subscribe %d: got %q retain %v", tc.rh, i, m.Payload, m.Retain)
+					}
+				} else {
+					expectNothing(t, r, 150*time.Millisecond)
+				}
+			}
+		}
+	})
+}
