@@ -59,6 +59,8 @@ type Broker struct {
 	retMu    sync.Mutex // guards retained
 	retained *topictree.Retained
 
+	retExpiry map[string]retainedExpiry // guarded by retMu: MQTT 5 Message Expiry of retained messages (v5.go)
+
 	start     time.Time
 	nextAnon  atomic.Uint64
 	connected atomic.Int64 // connections past CONNACK 0

@@ -131,9 +131,10 @@ func (c *conn) violation(statement, detail string) {
 }
 
 // violationCode is violation with the MQTT 5 reason code of the fault
-// (0x81 malformed, 0x82 protocol error, ...; 0: protocol error).
+// (0x81 malformed, 0x82 protocol error, ...; 0: protocol error), which the
+// event names for an MQTT 5 connection. Only the reader goroutine calls it.
 func (c *conn) violationCode(code byte, statement, detail string) {
-	c.b.emit(events.Event{Kind: events.Violation, ClientID: c.clientID, Remote: c.remote, Code: int(code), Statement: statement, Detail: detail})
+	c.b.emit(events.Event{Kind: events.Violation, ClientID: c.clientID, Remote: c.remote, Code: c.violationEventCode(code), Statement: statement, Detail: detail})
 	c.shutdownCode(events.CauseViolation, code, statement, detail)
 }
 
@@ -376,7 +377,7 @@ func (b *Broker) publishWill(c *conn, cause events.Cause) {
 		b.drop(c.clientID, w.Topic, w.QoS, events.CauseNotAuthorized, "will denied by ACL")
 		return
 	}
-	b.publish(&packet.Publish{Topic: w.Topic, QoS: w.QoS, Retain: w.Retain, Payload: w.Payload, Props: w.Props}, c.clientID)
+	b.publish(&packet.Publish{Topic: w.Topic, QoS: w.QoS, Retain: w.Retain, Payload: w.Payload, Props: willPublishProps(w.Props)}, c.clientID)
 	b.emit(events.Event{Kind: events.WillPublished, ClientID: c.clientID, Topic: w.Topic, QoS: w.QoS, Retain: w.Retain, Cause: cause})
 }
 

@@ -235,7 +235,7 @@ func (b *Broker) dropSession(s *session) {
 	s.mu.Lock()
 	subs := s.subs
 	s.subs = nil
-	s.queue, s.inflight, s.queuedBytes = nil, nil, 0
+	s.queue, s.inflight, s.queuedBytes, s.expires = nil, nil, 0, nil
 	s.mu.Unlock()
 	b.subMu.Lock()
 	for f := range subs {

@@ -106,6 +106,7 @@ func (b *Broker) publish(p *packet.Publish, from string) int {
 		r := &packet.Publish{Topic: p.Topic, QoS: p.QoS, Retain: true, Payload: p.Payload, Props: p.Props}
 		b.retMu.Lock()
 		b.retainWithin(r, from)
+		b.noteRetainedExpiry(r)
 		b.retMu.Unlock()
 	}
 	bp := subBufs.Get().(*[]topictree.Sub)
@@ -188,6 +189,9 @@ func (c *conn) handleSubscribe(p *packet.Subscribe) {
 	for _, sub := range granted {
 		b.retMu.Lock()
 		b.retained.Match(sub.Filter, func(m *packet.Publish) {
+			if m = b.retainedLeft(m); m == nil {
+				return // its Message Expiry Interval passed [MQTT-3.3.2-5]
+			}
 			// [MQTT-3.3.1-8] sent because of a new subscription: RETAIN 1.
 			s.deliver(b, m, min(m.QoS, sub.QoS), true, nil)
 		})

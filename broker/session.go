@@ -41,6 +41,10 @@ type session struct {
 	// per message. nil: no check, the common case.
 	readAs *string
 
+	// expires holds, for queued messages with an MQTT 5 Message Expiry
+	// Interval, when they expire (broker clock); nil while there are none.
+	expires map[*packet.Publish]time.Duration
+
 	queuedBytes int    // topic and payload bytes in queue (max_queued_bytes)
 	user        string // user name of the last connection attached
 }
@@ -102,7 +106,14 @@ func (s *session) deliver(b *Broker, pub *packet.Publish, qos byte, retain bool,
 		return
 	}
 	s.queuedBytes += size
-	s.queue = append(s.queue, &packet.Publish{Topic: pub.Topic, QoS: qos, Retain: retain, Payload: pub.Payload, Props: pub.Props})
+	m := &packet.Publish{Topic: pub.Topic, QoS: qos, Retain: retain, Payload: pub.Payload, Props: pub.Props}
+	if pub.Props != nil && pub.Props.MessageExpiry != nil {
+		if s.expires == nil {
+			s.expires = map[*packet.Publish]time.Duration{}
+		}
+		s.expires[m] = b.since() + time.Duration(*pub.Props.MessageExpiry)*time.Second
+	}
+	s.queue = append(s.queue, m)
 	s.pump(b)
 }
 
@@ -114,6 +125,9 @@ func (s *session) pump(b *Broker) {
 		s.queue[0] = nil
 		s.queue = s.queue[1:]
 		s.queuedBytes -= len(m.Topic) + len(m.Payload)
+		if !s.unexpired(b, m) {
+			continue
+		}
 		m.PacketID = s.newPacketID()
 		want := packet.PUBACK
 		if m.QoS == 2 {

@@ -239,3 +239,100 @@ func (c *conn) checkSubscribeV5(p *packet.Subscribe) bool {
 	}
 	return true
 }
+
+// willPublishProps are the properties a will is published with: the will
+// properties but the Will Delay Interval, which a PUBLISH may not carry
+// [MQTT-2.2.2-2]. The rest (user properties in order [MQTT-3.1.3-10],
+// content type, expiry, ...) goes on as the client sent it.
+func willPublishProps(p *packet.Properties) *packet.Properties {
+	if p == nil || p.WillDelay == nil {
+		return p
+	}
+	cp := *p
+	cp.WillDelay = nil
+	return &cp
+}
+
+// withExpiry returns m with its Message Expiry Interval set to what is left
+// of it, rounded up to a second: the interval forwarded is the one received
+// less the time the message waited in the broker [MQTT-3.3.2-6]. m's
+// properties are shared by every subscriber, so they are copied.
+func withExpiry(m *packet.Publish, left time.Duration) *packet.Publish {
+	secs := uint32((left + time.Second - 1) / time.Second)
+	props := *m.Props
+	props.MessageExpiry = &secs
+	cp := *m
+	cp.Props = &props
+	return &cp
+}
+
+// unexpired checks a queued message leaving the queue: one whose Message
+// Expiry Interval passed is dropped, not delivered [MQTT-3.3.2-5]; one that
+// waited goes on with the time left [MQTT-3.3.2-6]. s.mu is held.
+func (s *session) unexpired(b *Broker, m *packet.Publish) bool {
+	at, ok := s.expires[m]
+	if !ok {
+		return true
+	}
+	delete(s.expires, m)
+	if len(s.expires) == 0 {
+		s.expires = nil
+	}
+	left := at - b.since()
+	if left <= 0 {
+		b.drop(s.id, m.Topic, m.QoS, events.CauseExpired, "Message Expiry Interval passed while queued")
+		return false
+	}
+	if want := uint32((left + time.Second - 1) / time.Second); want != *m.Props.MessageExpiry {
+		*m = *withExpiry(m, left) // m is this session's own copy
+	}
+	return true
+}
+
+// retainedExpiry is when a retained message with a Message Expiry
+// Interval expires; kept per topic beside the retained store.
+type retainedExpiry struct {
+	m  *packet.Publish
+	at time.Duration // broker clock
+}
+
+// noteRetainedExpiry records when a retained message with a Message Expiry
+// Interval expires, and forgets the message it replaced. b.retMu is held.
+func (b *Broker) noteRetainedExpiry(r *packet.Publish) {
+	// r may have been refused by a limit (the old message stays) or be an
+	// empty payload that cleared the topic: ask the store what it holds.
+	cur := b.retained.Get(r.Topic)
+	if e, ok := b.retExpiry[r.Topic]; ok && e.m != cur {
+		delete(b.retExpiry, r.Topic)
+	}
+	if cur == r && r.Props != nil && r.Props.MessageExpiry != nil {
+		if b.retExpiry == nil {
+			b.retExpiry = map[string]retainedExpiry{}
+		}
+		b.retExpiry[r.Topic] = retainedExpiry{m: r, at: b.since() + time.Duration(*r.Props.MessageExpiry)*time.Second}
+	}
+}
+
+// retainedLeft returns a retained message as it is sent now: nil once its
+// Message Expiry Interval passed [MQTT-3.3.2-5], else with the time left
+// [MQTT-3.3.2-6]. b.retMu is held.
+func (b *Broker) retainedLeft(m *packet.Publish) *packet.Publish {
+	e, ok := b.retExpiry[m.Topic]
+	if !ok || e.m != m {
+		return m
+	}
+	left := e.at - b.since()
+	if left <= 0 {
+		return nil
+	}
+	return withExpiry(m, left)
+}
+
+// violationEventCode is the reason code a violation event names: the one
+// an MQTT 5 connection is sent; 3.1.1 events keep no code.
+func (c *conn) violationEventCode(code byte) int {
+	if !c.v5() {
+		return 0
+	}
+	return int(disconnectCode(events.CauseViolation, code))
+}

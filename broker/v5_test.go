@@ -464,3 +464,116 @@ func TestV5SubscriptionOptions(t *testing.T) {
 		}
 	})
 }
+
+// waitPast returns once d has passed since start: the condition a message
+// expiry test waits for is the broker's clock passing the expiry.
+func waitPast(start time.Time, d time.Duration) {
+	if left := time.Until(start.Add(d)); left > 0 {
+		<-time.After(left)
+	}
+}
+
+// TestV5PublishProperties checks that the properties of a PUBLISH reach 5.0
+// subscribers unchanged [MQTT-3.3.2-4] (user properties in order, content
+// type, payload format, response topic, correlation data), and that a 3.1.1
+// subscriber gets the message without them.
+func TestV5PublishProperties(t *testing.T) {
+	tb := startBroker(t, nil)
+	v5 := tb.connect5(t, "pp-v5")
+	v3 := tb.connect(t, "pp-v3")
+	subscribe(t, v5, sub("pp/#", 2))
+	subscribe(t, v3, sub("pp/#", 2))
+	one := byte(1)
+	props := &packet.Properties{
+		PayloadFormat: &one, ContentType: "application/json", HasContentType: true,
+		ResponseTopic: "pp/reply", HasResponseTopic: true, CorrelationData: []byte{0, 1, 2},
+		User: []packet.UserProperty{{Key: "k", Value: "v1"}, {Key: "k", Value: "v2"}, {Key: "a", Value: ""}},
+	}
+	pub := tb.connect5(t, "pp-pub")
+	for qos := byte(0); qos <= 2; qos++ {
+		publish(t, pub, &packet.Publish{Topic: "pp/t", QoS: qos, PacketID: 9, Props: props, Payload: []byte(`{"q":1}`)})
+		m := expect[*packet.Publish](t, v5)
+		if m.Props == nil {
+			t.Fatalf("QoS %d: no properties forwarded", qos)
+		}
+		p := m.Props
+		if p.PayloadFormat == nil || *p.PayloadFormat != 1 || p.ContentType != props.ContentType ||
+			p.ResponseTopic != props.ResponseTopic || string(p.CorrelationData) != string(props.CorrelationData) ||
+			len(p.User) != 3 || p.User[0] != props.User[0] || p.User[1] != props.User[1] || p.User[2] != props.User[2] {
+			t.Errorf("QoS %d: properties %+v, want %+v", qos, p, props)
+		}
+		ackDelivery(t, v5, m)
+		m3 := expect[*packet.Publish](t, v3)
+		if string(m3.Payload) != `{"q":1}` {
+			t.Errorf("3.1.1 subscriber got %q", m3.Payload)
+		}
+		ackDelivery(t, v3, m3)
+	}
+}
+
+// ackDelivery completes the QoS flow of a message the broker delivered.
+func ackDelivery(t *testing.T, r *client.Raw, m *packet.Publish) {
+	t.Helper()
+	switch m.QoS {
+	case 1:
+		_ = r.WritePacket(&packet.Puback{PacketID: m.PacketID})
+	case 2:
+		_ = r.WritePacket(&packet.Pubrec{PacketID: m.PacketID})
+		expect[*packet.Pubrel](t, r)
+		_ = r.WritePacket(&packet.Pubcomp{PacketID: m.PacketID})
+	}
+}
+
+// TestV5MessageExpiry checks [MQTT-3.3.2-5]: a queued message whose
+// Message Expiry Interval passed is not delivered, and [MQTT-3.3.2-6]: one
+// that waited is forwarded with the interval less the wait; retained
+// messages alike.
+func TestV5MessageExpiry(t *testing.T) {
+	tb := startBroker(t, nil)
+	offline := func() {
+		r, _ := tb.raw5(t, &packet.Connect{ClientID: "me-sub", CleanSession: true, Props: &packet.Properties{SessionExpiry: u32(60)}}, 0)
+		subscribe(t, r, sub("me/q", 1))
+		_ = r.Close()
+		tb.wait(t, disconnectOf("me-sub"))
+	}
+	offline()
+	pub := tb.connect5(t, "me-pub")
+	start := time.Now()
+	publish(t, pub, &packet.Publish{Topic: "me/q", QoS: 1, PacketID: 1, Payload: []byte("short"), Props: &packet.Properties{MessageExpiry: u32(1)}})
+	publish(t, pub, &packet.Publish{Topic: "me/q", QoS: 1, PacketID: 2, Payload: []byte("long"), Props: &packet.Properties{MessageExpiry: u32(30)}})
+	publish(t, pub, &packet.Publish{Topic: "me/r", Retain: true, Payload: []byte("ret-short"), Props: &packet.Properties{MessageExpiry: u32(1)}})
+	publish(t, pub, &packet.Publish{Topic: "me/s", Retain: true, Payload: []byte("ret-long"), Props: &packet.Properties{MessageExpiry: u32(30)}})
+
+	// Before the expiry, a retained message carries what is left of it.
+	fresh := tb.connect5(t, "me-fresh")
+	subscribe(t, fresh, sub("me/r", 0))
+	if m := expect[*packet.Publish](t, fresh); string(m.Payload) != "ret-short" || m.Props == nil || m.Props.MessageExpiry == nil || *m.Props.MessageExpiry != 1 {
+		t.Fatalf("retained before expiry: %q %+v", m.Payload, m.Props)
+	}
+
+	waitPast(start, 1100*time.Millisecond)
+	r, ack := tb.raw5(t, &packet.Connect{ClientID: "me-sub", Props: &packet.Properties{SessionExpiry: u32(60)}}, 0)
+	if !ack.SessionPresent {
+		t.Fatal("session lost")
+	}
+	m := expect[*packet.Publish](t, r)
+	if string(m.Payload) != "long" {
+		t.Fatalf("got %q first; the expired message was delivered", m.Payload)
+	}
+	if e := m.Props.MessageExpiry; e == nil || *e >= 30 || *e < 28 {
+		t.Errorf("forwarded Message Expiry Interval %v, want 30 less the wait", e)
+	}
+	_ = r.WritePacket(&packet.Puback{PacketID: m.PacketID})
+	expectNothing(t, r, 100*time.Millisecond)
+	tb.wait(t, events.And(events.Is(events.Drop), events.ForClient("me-sub"), func(e events.Event) bool { return e.Cause == events.CauseExpired }))
+
+	subscribe(t, r, sub("me/r", 0), sub("me/s", 0))
+	m = expect[*packet.Publish](t, r)
+	if string(m.Payload) != "ret-long" {
+		t.Fatalf("retained %q; the expired one was sent", m.Payload)
+	}
+	if e := m.Props.MessageExpiry; e == nil || *e >= 30 {
+		t.Errorf("retained Message Expiry Interval %v, want less than 30", e)
+	}
+	expectNothing(t, r, 100*time.Millisecond)
+}
