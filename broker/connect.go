@@ -105,7 +105,7 @@ func (c *conn) handshake() bool {
 	c.omu.Lock()
 	c.writing = true
 	c.omu.Unlock()
-	if !c.attach(cp.CleanSession, assigned) {
+	if !c.attach(cp, assigned) {
 		return false
 	}
 	b.wg.Add(1)
@@ -131,8 +131,8 @@ func (c *conn) refuse(code byte, statement, detail string) {
 // attach takes over any connection holding the client ID [MQTT-3.1.4-2],
 // resumes or creates the session [MQTT-3.1.2-4] [MQTT-3.1.2-6], queues
 // CONNACK and resends unacknowledged messages [MQTT-4.4.0-1].
-func (c *conn) attach(clean, assigned bool) bool {
-	b := c.b
+func (c *conn) attach(cp *packet.Connect, assigned bool) bool {
+	b, clean := c.b, cp.CleanSession
 	for try := 0; try < 100; try++ {
 		b.mu.Lock()
 		if b.closed {
@@ -176,6 +176,7 @@ func (c *conn) attach(clean, assigned bool) bool {
 				*s.readAs = c.username
 			}
 			s.user = c.username
+			s.window, s.maxOut = clientLimits(cp, b.cfg.MaxInflight)
 			// CONNACK goes first: deliveries to s queue behind it since they take s.mu.
 			// [MQTT-3.2.2-1] [MQTT-3.2.2-2] [MQTT-3.2.2-3]
 			ack := &packet.Connack{SessionPresent: present, ReturnCode: packet.Accepted}

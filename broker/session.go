@@ -45,6 +45,11 @@ type session struct {
 	// Interval, when they expire (broker clock); nil while there are none.
 	expires map[*packet.Publish]time.Duration
 
+	// What the client attached now accepts (MQTT 5 Receive Maximum and
+	// Maximum Packet Size; 3.1.1: max_inflight and no limit).
+	window int
+	maxOut int
+
 	queuedBytes int    // topic and payload bytes in queue (max_queued_bytes)
 	user        string // user name of the last connection attached
 }
@@ -93,6 +98,9 @@ func (s *session) deliver(b *Broker, pub *packet.Publish, qos byte, retain bool,
 		} else {
 			p = &packet.Publish{Topic: pub.Topic, Payload: pub.Payload, Props: pub.Props, Retain: retain}
 		}
+		if !s.fits(b, p) {
+			return
+		}
 		s.conn.sendPublish(p)
 		return
 	}
@@ -120,12 +128,12 @@ func (s *session) deliver(b *Broker, pub *packet.Publish, qos byte, retain bool,
 // pump moves queued messages into the inflight window and sends them, in
 // order. s.mu is held.
 func (s *session) pump(b *Broker) {
-	for len(s.queue) > 0 && len(s.inflight) < b.cfg.MaxInflight && s.conn != nil {
+	for len(s.queue) > 0 && len(s.inflight) < s.window && s.conn != nil {
 		m := s.queue[0]
 		s.queue[0] = nil
 		s.queue = s.queue[1:]
 		s.queuedBytes -= len(m.Topic) + len(m.Payload)
-		if !s.unexpired(b, m) {
+		if !s.unexpired(b, m) || !s.fits(b, m) {
 			continue
 		}
 		m.PacketID = s.newPacketID()

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/mqttfleet/mqttfleet/events"
@@ -335,4 +336,46 @@ func (c *conn) violationEventCode(code byte) int {
 		return 0
 	}
 	return int(disconnectCode(events.CauseViolation, code))
+}
+
+// clientLimits are the inflight window and the largest packet the broker
+// may send the client of cp: the window is max_inflight, lowered to the
+// client's Receive Maximum [MQTT-3.3.4-9]; the packet size is the client's
+// Maximum Packet Size [MQTT-3.1.2-24] (0: no limit).
+func clientLimits(cp *packet.Connect, maxInflight int) (window, maxOut int) {
+	window = maxInflight
+	if cp.ProtocolLevel != packet.V5 || cp.Props == nil {
+		return window, 0
+	}
+	if rm := cp.Props.ReceiveMaximum; rm != nil && *rm > 0 && int(*rm) < window {
+		window = int(*rm)
+	}
+	if mps := cp.Props.MaximumPacketSize; mps != nil && uint64(*mps) < packet.MaxRemainingLength+5 {
+		maxOut = int(*mps)
+	}
+	return window, maxOut
+}
+
+// fits reports whether m, encoded for the attached client, is within its
+// Maximum Packet Size. One that is not is discarded as if it had been sent
+// [MQTT-3.1.2-24]. Only clients that set a maximum pay for the encoding.
+// s.mu is held.
+func (s *session) fits(b *Broker, m *packet.Publish) bool {
+	if s.maxOut == 0 {
+		return true
+	}
+	// Without properties the size is known: header, topic, ID, payload.
+	if m.Props == nil && 5+2+len(m.Topic)+2+len(m.Payload) <= s.maxOut {
+		return true
+	}
+	bp := writeBufs.Get().(*[]byte)
+	buf, err := packet.Append((*bp)[:0], m, packet.V5)
+	n := len(buf)
+	*bp = buf[:0]
+	writeBufs.Put(bp)
+	if err == nil && n <= s.maxOut {
+		return true
+	}
+	b.drop(s.id, m.Topic, m.QoS, events.CauseTooLarge, fmt.Sprintf("%d bytes, over the client's Maximum Packet Size %d", n, s.maxOut))
+	return false
 }

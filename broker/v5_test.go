@@ -577,3 +577,29 @@ func TestV5MessageExpiry(t *testing.T) {
 	}
 	expectNothing(t, r, 100*time.Millisecond)
 }
+
+// TestV5ClientLimits checks that the broker keeps unacknowledged QoS 1/2
+// messages within the client's Receive Maximum [MQTT-3.3.4-9] and sends no
+// packet over the client's Maximum Packet Size [MQTT-3.1.2-24] (it is
+// discarded, as if sent).
+func TestV5ClientLimits(t *testing.T) {
+	tb := startBroker(t, nil)
+	rm, mps := uint16(2), uint32(64)
+	r, _ := tb.raw5(t, &packet.Connect{ClientID: "cl", CleanSession: true,
+		Props: &packet.Properties{ReceiveMaximum: &rm, MaximumPacketSize: &mps}}, 0)
+	subscribe(t, r, sub("cl/#", 1))
+	pub := tb.connect5(t, "cl-pub")
+	publish(t, pub, &packet.Publish{Topic: "cl/big", Payload: make([]byte, 100)})
+	tb.wait(t, events.And(events.Is(events.Drop), events.ForClient("cl"), func(e events.Event) bool { return e.Cause == events.CauseTooLarge }))
+	for i := range 4 {
+		publish(t, pub, &packet.Publish{Topic: "cl/q", QoS: 1, PacketID: uint16(i + 1), Payload: []byte{byte('a' + i)}})
+	}
+	a := expect[*packet.Publish](t, r)
+	expect[*packet.Publish](t, r)
+	expectNothing(t, r, 150*time.Millisecond) // two unacknowledged: the window is full
+	_ = r.WritePacket(&packet.Puback{PacketID: a.PacketID})
+	if m := expect[*packet.Publish](t, r); string(m.Payload) != "c" {
+		t.Errorf("after one PUBACK got %q, want c", m.Payload)
+	}
+	expectNothing(t, r, 100*time.Millisecond)
+}
