@@ -13,7 +13,7 @@ import (
 
 // authBroker starts a broker with a password file (alice/secret,
 // bob/hunter2) and an ACL file.
-func authBroker(t *testing.T, anonymous bool) *testBroker {
+func authBroker(t *testing.T, anonymous bool, edits ...func(*Config)) *testBroker {
 	t.Helper()
 	dir := t.TempDir()
 	var pw []byte
@@ -36,6 +36,9 @@ func authBroker(t *testing.T, anonymous bool) *testBroker {
 	}
 	return startBroker(t, func(c *Config) {
 		c.Auth = auth.Config{AllowAnonymous: anonymous, PasswordFile: pf, ACLFile: af}
+		for _, edit := range edits {
+			edit(c)
+		}
 	})
 }
 

@@ -52,12 +52,15 @@ type Broker struct {
 	listeners []*listener
 	closed    bool
 	started   bool
+	expiry    expiryQueue // MQTT 5 sessions waiting to expire (expiry.go)
 
 	subMu sync.RWMutex // guards tree
 	tree  *topictree.Tree
 
 	retMu    sync.Mutex // guards retained
 	retained *topictree.Retained
+
+	retExpiry map[string]retainedExpiry // guarded by retMu: MQTT 5 Message Expiry of retained messages (v5.go)
 
 	start     time.Time
 	nextAnon  atomic.Uint64

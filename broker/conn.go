@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mqttfleet/mqttfleet/events"
@@ -31,6 +32,8 @@ type conn struct {
 	will      *packet.Will  // owned by the reader goroutine
 	lastRead  time.Duration // since b.start: 8 bytes instead of a time.Time's 24
 
+	connectExpiry uint32 // MQTT 5 Session Expiry Interval of CONNECT (see v5.go)
+
 	omu     sync.Mutex    // guards the outbound fields; a leaf lock
 	room    chan struct{} // made by a reader waiting in waitRoom, closed by the writer
 	out     []packet.Packet
@@ -40,6 +43,10 @@ type conn struct {
 	slot    bool // holds one of max_connections' slots (b.slots); set in the handshake
 
 	parkable bool // a plain TCP socket and the broker has a Poller: idle, it waits there
+
+	wmu       sync.Mutex  // serialises socket writes with a server DISCONNECT (v5.go); a leaf lock
+	connacked atomic.Bool // an MQTT 5 CONNACK was written: a server DISCONNECT may follow
+	sealed    bool        // a server DISCONNECT was written or given up: write nothing more (guarded by wmu)
 
 	endMu    sync.Mutex    // guards the fields below
 	reason   *endReason    // why the connection ended; nil while it lives
@@ -53,6 +60,7 @@ type endReason struct {
 	cause     events.Cause
 	statement string
 	detail    string
+	code      byte // MQTT 5 reason code of the DISCONNECT the server sent, 0 if none
 }
 
 func newConn(b *Broker, nc net.Conn, remote string) *conn {
@@ -82,8 +90,16 @@ func (c *conn) finishedCh() <-chan struct{} {
 // shutdown ends the connection with a cause unless it has one already. It
 // never blocks on the reader: the reader sees the closed socket and cleans up.
 func (c *conn) shutdown(cause events.Cause, statement, detail string) {
+	c.shutdownCode(cause, 0, statement, detail)
+}
+
+// shutdownCode is shutdown with the codec's reason code for a violation
+// (0: derived from cause). An MQTT 5 client past CONNACK is sent a
+// DISCONNECT with the reason code first (v5.go).
+func (c *conn) shutdownCode(cause events.Cause, code byte, statement, detail string) {
 	c.endMu.Lock()
-	if c.reason == nil {
+	first := c.reason == nil
+	if first {
 		c.reason = &endReason{cause: cause, statement: statement, detail: detail}
 		if c.parkable {
 			// A parked connection has no goroutine to see the close: wake it.
@@ -92,6 +108,9 @@ func (c *conn) shutdown(cause events.Cause, statement, detail string) {
 	}
 	c.endMu.Unlock()
 	c.closeOutbound()
+	if first {
+		c.disconnectV5(cause, code)
+	}
 	_ = c.rd.nc.Close()
 }
 
@@ -104,8 +123,15 @@ func (c *conn) ending() bool {
 
 // violation ends the connection without sending anything [MQTT-4.8.0-1].
 func (c *conn) violation(statement, detail string) {
-	c.b.emit(events.Event{Kind: events.Violation, ClientID: c.clientID, Remote: c.remote, Statement: statement, Detail: detail})
-	c.shutdown(events.CauseViolation, statement, detail)
+	c.violationCode(0, statement, detail)
+}
+
+// violationCode is violation with the MQTT 5 reason code of the fault
+// (0x81 malformed, 0x82 protocol error, ...; 0: protocol error), which the
+// event names for an MQTT 5 connection. Only the reader goroutine calls it.
+func (c *conn) violationCode(code byte, statement, detail string) {
+	c.b.emit(events.Event{Kind: events.Violation, ClientID: c.clientID, Remote: c.remote, Code: c.violationEventCode(code), Statement: statement, Detail: detail})
+	c.shutdownCode(events.CauseViolation, code, statement, detail)
 }
 
 // The reader side of a connection is one goroutine at a time: run does the
@@ -277,7 +303,7 @@ func (c *conn) readFailed(err error) {
 		default:
 			stmt = "MQTT-4.8.0-1"
 		}
-		c.violation(stmt, pe.Error())
+		c.violationCode(pe.Code, stmt, pe.Error())
 	case c.sess == nil && isTimeout(err):
 		c.shutdown(events.CauseIOError, "", "no CONNECT within connect timeout")
 	case c.keepaliveExpired():
@@ -322,7 +348,7 @@ func (c *conn) finish() {
 	c.rd.release()
 	c.endMu.Lock()
 	r := c.reason
-	cause, statement, detail := r.cause, r.statement, r.detail
+	cause, statement, detail, code := r.cause, r.statement, r.detail, r.code
 	c.endMu.Unlock()
 	b := c.b
 	if c.slot {
@@ -335,7 +361,7 @@ func (c *conn) finish() {
 			b.publishWill(c, cause)
 		}
 	}
-	b.emit(events.Event{Kind: events.Disconnect, ClientID: c.clientID, Remote: c.remote, Cause: cause, Statement: statement, Detail: detail})
+	b.emit(events.Event{Kind: events.Disconnect, ClientID: c.clientID, Remote: c.remote, Cause: cause, Code: int(code), Statement: statement, Detail: detail})
 	b.log.Debug("disconnect", "client", c.clientID, "remote", c.remote, "cause", cause, "statement", statement, "detail", detail)
 	b.mu.Lock()
 	delete(b.conns, c)
@@ -357,7 +383,7 @@ func (b *Broker) publishWill(c *conn, cause events.Cause) {
 		b.drop(c.clientID, w.Topic, w.QoS, events.CauseNotAuthorized, "will denied by ACL")
 		return
 	}
-	b.publish(&packet.Publish{Topic: w.Topic, QoS: w.QoS, Retain: w.Retain, Payload: w.Payload, Props: w.Props}, c.clientID)
+	b.publish(&packet.Publish{Topic: w.Topic, QoS: w.QoS, Retain: w.Retain, Payload: w.Payload, Props: willPublishProps(w.Props)}, c.clientID)
 	b.emit(events.Event{Kind: events.WillPublished, ClientID: c.clientID, Topic: w.Topic, QoS: w.QoS, Retain: w.Retain, Cause: cause})
 }
 

@@ -45,31 +45,42 @@ func (c *conn) handshake() bool {
 	c.lastRead = b.since()
 	b.emit(events.Event{Kind: events.Connect, ClientID: cp.ClientID, Remote: c.remote, KeepAlive: int(cp.KeepAlive), Clean: cp.CleanSession})
 
+	if cp.ProtocolLevel == packet.V5 {
+		// Every answer, refusals included, is in the 5.0 form from here on.
+		c.version = packet.V5
+	}
 	switch {
-	case cp.ProtocolName == "MQTT" && cp.ProtocolLevel == packet.V311, cp.ProtocolName == "MQIsdp" && cp.ProtocolLevel == packet.V31:
+	case cp.ProtocolName == "MQTT" && cp.ProtocolLevel == packet.V311, cp.ProtocolName == "MQIsdp" && cp.ProtocolLevel == packet.V31,
+		cp.ProtocolName == "MQTT" && cp.ProtocolLevel == packet.V5:
 	case cp.ProtocolName != "MQTT" && cp.ProtocolName != "MQIsdp":
 		// Not MQTT at all: close without answering [MQTT-3.1.2-1].
 		c.violation("MQTT-3.1.2-1", fmt.Sprintf("protocol name %q", cp.ProtocolName))
 		return false
 	default:
-		// MQTT 5 (level 5) is not served yet: refused like any other level.
+		// A name that does not go with the level: 0x01 (3.1.1), 0x84 (5.0).
 		c.refuse(packet.RefusedProtocolVersion, "MQTT-3.1.2-2", fmt.Sprintf("protocol %q level %d", cp.ProtocolName, cp.ProtocolLevel))
 		return false
 	}
 	c.version = cp.ProtocolLevel
 	c.keepalive = time.Duration(cp.KeepAlive) * time.Second
 	c.username = cp.Username
+	c.connectExpiry = connectExpiry(cp)
 
-	id := cp.ClientID
+	id, assigned := cp.ClientID, false
 	if id == "" {
-		if !cp.CleanSession {
+		if !cp.CleanSession && !c.v5() {
 			c.refuse(packet.RefusedIdentifierRejected, "MQTT-3.1.3-8", "empty client ID with clean session 0")
 			return false
 		}
-		// [MQTT-3.1.3-6] assign a unique ID; the prefix keeps it apart from chosen IDs.
+		// [MQTT-3.1.3-6] [MQTT-3.2.2-16] assign a unique ID; the prefix keeps it apart from chosen IDs.
 		id = "mqttfleet-auto-" + strconv.FormatUint(b.nextAnon.Add(1), 36)
+		assigned = true
 	}
 	c.clientID = id
+	if c.v5() && cp.Props != nil && cp.Props.HasAuthMethod {
+		c.refuse(rcBadAuthMethod, "", "enhanced authentication (method "+strconv.Quote(cp.Props.AuthMethod)+") is not supported")
+		return false
+	}
 
 	if code := b.auth.Authenticate(cp.Username, cp.Password, cp.UsernameFlag, cp.PasswordFlag); code != packet.Accepted {
 		c.refuse(code, "", "authentication refused")
@@ -94,7 +105,7 @@ func (c *conn) handshake() bool {
 	c.omu.Lock()
 	c.writing = true
 	c.omu.Unlock()
-	if !c.attach(cp.CleanSession) {
+	if !c.attach(cp, assigned) {
 		return false
 	}
 	b.wg.Add(1)
@@ -104,9 +115,14 @@ func (c *conn) handshake() bool {
 
 // refuse writes a CONNACK with a non-zero code and closes the connection.
 // Nothing else is queued on a refused connection, so it is written directly.
+// code is a 3.1.1 return code, sent to a 5.0 client as its 5.0 reason code,
+// or a 5.0 reason code (0x80 or more) for a 5.0 client.
 func (c *conn) refuse(code byte, statement, detail string) {
+	if code < 0x80 {
+		code = c.connackCode(code)
+	}
 	_ = c.rd.nc.SetWriteDeadline(time.Now().Add(time.Second))
-	_ = packet.Encode(c.rd.nc, &packet.Connack{ReturnCode: code}, packet.V311)
+	_ = packet.Encode(c.rd.nc, &packet.Connack{ReturnCode: code}, c.version)
 	c.b.emit(events.Event{Kind: events.ConnAck, ClientID: c.clientID, Remote: c.remote, Code: int(code), Statement: statement, Detail: detail})
 	c.b.log.Debug("connection refused", "client", c.clientID, "remote", c.remote, "code", code, "statement", statement, "detail", detail)
 	c.shutdown(events.CauseRefused, statement, detail)
@@ -115,8 +131,8 @@ func (c *conn) refuse(code byte, statement, detail string) {
 // attach takes over any connection holding the client ID [MQTT-3.1.4-2],
 // resumes or creates the session [MQTT-3.1.2-4] [MQTT-3.1.2-6], queues
 // CONNACK and resends unacknowledged messages [MQTT-4.4.0-1].
-func (c *conn) attach(clean bool) bool {
-	b := c.b
+func (c *conn) attach(cp *packet.Connect, assigned bool) bool {
+	b, clean := c.b, cp.CleanSession
 	for try := 0; try < 100; try++ {
 		b.mu.Lock()
 		if b.closed {
@@ -132,15 +148,21 @@ func (c *conn) attach(clean bool) bool {
 			s.mu.Unlock()
 		}
 		if old == nil {
-			present := s != nil && !clean && !s.clean
+			// A session that ends with its connection (expiry 0) is not
+			// resumed, even by a takeover [MQTT-3.1.2-4] [MQTT-3.1.2-5].
+			present := s != nil && !clean && s.expiry != 0
 			if s != nil && !present {
 				b.dropSession(s)
 				s = nil
 			}
 			if s == nil {
-				s = newSession(c.clientID, clean)
+				s = newSession(c.clientID, c.connectExpiry)
 				b.sessions[c.clientID] = s
 			}
+			// The interval of this CONNECT applies from now on; a session
+			// waiting to expire is kept.
+			s.expiry = c.connectExpiry
+			b.unscheduleExpiry(s)
 			c.sess = s
 			b.connected.Add(1)
 			s.mu.Lock()
@@ -154,9 +176,14 @@ func (c *conn) attach(clean bool) bool {
 				*s.readAs = c.username
 			}
 			s.user = c.username
+			s.window, s.maxOut = clientLimits(cp, b.cfg.MaxInflight)
 			// CONNACK goes first: deliveries to s queue behind it since they take s.mu.
 			// [MQTT-3.2.2-1] [MQTT-3.2.2-2] [MQTT-3.2.2-3]
-			c.send(&packet.Connack{SessionPresent: present, ReturnCode: packet.Accepted}, false)
+			ack := &packet.Connack{SessionPresent: present, ReturnCode: packet.Accepted}
+			if c.v5() {
+				ack.Props = c.connackProps(assigned)
+			}
+			c.send(ack, false)
 			s.resend(b)
 			s.mu.Unlock()
 			b.mu.Unlock()
@@ -178,8 +205,9 @@ func (c *conn) attach(clean bool) bool {
 	return false
 }
 
-// detach separates a finished connection from its session; a clean session
-// ends with its connection [MQTT-3.1.2-6].
+// detach separates a finished connection from its session; a session with
+// expiry 0 (3.1.1: clean) ends with its connection [MQTT-3.1.2-6], one with
+// a finite expiry is queued to end that long after [MQTT-3.1.2-23].
 func (b *Broker) detach(s *session, c *conn) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -189,18 +217,26 @@ func (b *Broker) detach(s *session, c *conn) {
 		s.conn = nil
 	}
 	s.mu.Unlock()
-	if mine && s.clean && b.sessions[s.id] == s {
+	if !mine || b.sessions[s.id] != s {
+		return
+	}
+	switch s.expiry {
+	case 0:
 		b.dropSession(s)
+	case expiryNever:
+	default:
+		b.scheduleExpiry(s, b.since()+time.Duration(s.expiry)*time.Second)
 	}
 }
 
 // dropSession forgets a session and its subscriptions. b.mu is held.
 func (b *Broker) dropSession(s *session) {
 	delete(b.sessions, s.id)
+	b.unscheduleExpiry(s)
 	s.mu.Lock()
 	subs := s.subs
 	s.subs = nil
-	s.queue, s.inflight, s.queuedBytes = nil, nil, 0
+	s.queue, s.inflight, s.queuedBytes, s.expires = nil, nil, 0, nil
 	s.mu.Unlock()
 	b.subMu.Lock()
 	for f := range subs {

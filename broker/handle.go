@@ -2,6 +2,7 @@ package broker
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/mqttfleet/mqttfleet/broker/topictree"
@@ -17,6 +18,9 @@ func (c *conn) handle(p packet.Packet) bool {
 	b, s := c.b, c.sess
 	switch p := p.(type) {
 	case *packet.Publish:
+		if !c.checkPublishV5(p) {
+			return false
+		}
 		c.handlePublish(p)
 	case *packet.Puback:
 		if stmt, why := s.acked(b, p.PacketID, packet.PUBACK); stmt != "" {
@@ -36,9 +40,15 @@ func (c *conn) handle(p packet.Packet) bool {
 	case *packet.Pubrel:
 		// The ID is free again; PUBCOMP even for an unknown ID lets a client
 		// that resends PUBREL after reconnecting finish [MQTT-4.3.3-2].
-		s.release(p.PacketID)
-		c.send(&packet.Pubcomp{PacketID: p.PacketID}, false)
+		var code byte
+		if !s.release(p.PacketID) {
+			code = c.ackCode(rcPacketIDNotFound) // 5.0 names the unknown ID
+		}
+		c.send(&packet.Pubcomp{PacketID: p.PacketID, ReasonCode: code}, false)
 	case *packet.Subscribe:
+		if !c.checkSubscribeV5(p) {
+			return false
+		}
 		c.handleSubscribe(p)
 	case *packet.Unsubscribe:
 		c.handleUnsubscribe(p)
@@ -46,9 +56,7 @@ func (c *conn) handle(p packet.Packet) bool {
 		c.send(&packet.Pingresp{}, false)
 		b.emit(events.Event{Kind: events.Ping, ClientID: c.clientID})
 	case *packet.Disconnect:
-		// [MQTT-3.1.2-10] DISCONNECT discards the will.
-		c.will = nil
-		c.shutdown(events.CauseClientDisconnect, "", "")
+		c.handleDisconnect(p) // the will and session expiry rules (v5.go)
 		return false
 	case *packet.Connect:
 		c.violation("MQTT-3.1.0-2", "second CONNECT")
@@ -68,22 +76,31 @@ func (c *conn) handlePublish(p *packet.Publish) {
 	if p.QoS == 2 && !c.sess.holdQoS2(p.PacketID) {
 		route = false // a resent QoS 2 message already routed once
 	}
+	var code byte // 5.0 reason code of the acknowledgement
 	if route {
 		if l, why, ok := b.checkTopic(p.Topic); !ok {
 			// Like an ACL refusal: the flow completes and the message goes nowhere.
 			b.dropForLimit(l, c.clientID, p.Topic, p.QoS, why)
+			code = rcQuotaExceeded
 		} else if b.auth.CanPublish(c.username, c.clientID, p.Topic) {
-			b.publish(p, c.clientID)
+			if b.publish(p, c.clientID) == 0 {
+				code = rcNoMatchingSubs
+			}
 		} else {
 			// 3.1.1 has no negative acknowledgement: the flow completes and the message goes nowhere.
 			b.drop(c.clientID, p.Topic, p.QoS, events.CauseNotAuthorized, "publish denied by ACL")
+			code = rcNotAuthorized
 		}
 	}
+	code = c.ackCode(code)
 	switch p.QoS {
 	case 1:
-		c.send(&packet.Puback{PacketID: p.PacketID}, false)
+		c.send(&packet.Puback{PacketID: p.PacketID, ReasonCode: code}, false)
 	case 2:
-		c.send(&packet.Pubrec{PacketID: p.PacketID}, false)
+		if code >= 0x80 {
+			c.sess.release(p.PacketID) // a failed PUBREC ends the flow: no PUBREL comes
+		}
+		c.send(&packet.Pubrec{PacketID: p.PacketID, ReasonCode: code}, false)
 	}
 }
 
@@ -91,29 +108,34 @@ var subBufs = sync.Pool{New: func() any { s := make([]topictree.Sub, 0, 64); ret
 
 // publish stores a retained message and routes p to every matching
 // subscription; from is the publishing client ("" for the broker itself).
-func (b *Broker) publish(p *packet.Publish, from string) {
+// It returns how many sessions it was routed to.
+func (b *Broker) publish(p *packet.Publish, from string) int {
 	if p.Retain {
 		// [MQTT-3.3.1-5] keep it; [MQTT-3.3.1-10] [MQTT-3.3.1-11] an empty payload clears it.
 		r := &packet.Publish{Topic: p.Topic, QoS: p.QoS, Retain: true, Payload: p.Payload, Props: p.Props}
 		b.retMu.Lock()
 		b.retainWithin(r, from)
+		b.noteRetainedExpiry(r)
 		b.retMu.Unlock()
 	}
 	bp := subBufs.Get().(*[]topictree.Sub)
 	b.subMu.RLock()
 	subs := b.tree.Match(p.Topic, (*bp)[:0])
 	b.subMu.RUnlock()
+	n := 0
 	if len(subs) > 0 {
 		var shared *packet.Publish
 		b.mu.RLock()
 		for _, sub := range subs {
 			s := b.sessions[sub.ClientID]
-			if s == nil {
+			if s == nil || (sub.NoLocal && sub.ClientID == from) { // 5.0 No Local [MQTT-3.8.3-3]
 				continue
 			}
-			// [MQTT-3.3.1-9] forwarded with RETAIN 0; [MQTT-3.3.5-1] the tree gives
+			n++
+			// [MQTT-3.3.1-9] (3.1.1) forwarded with RETAIN 0, in 5.0 unless Retain As
+			// Published [MQTT-3.3.1-12] [MQTT-3.3.1-13]; [MQTT-3.3.5-1] the tree gives
 			// one match per client with its highest QoS.
-			s.deliver(b, p, min(p.QoS, sub.QoS), false, &shared)
+			s.deliver(b, p, min(p.QoS, sub.QoS), sub.RetainAsPublished && p.Retain, &shared)
 		}
 		b.mu.RUnlock()
 	}
@@ -122,6 +144,7 @@ func (b *Broker) publish(p *packet.Publish, from string) {
 		*bp = subs[:0]
 		subBufs.Put(bp)
 	}
+	return n
 }
 
 // handleSubscribe adds subscriptions, answers SUBACK with one code per
@@ -133,13 +156,15 @@ func (c *conn) handleSubscribe(p *packet.Subscribe) {
 	for i, sub := range p.Subscriptions {
 		code, detail := packet.SubackFailure, ""
 		if err := packet.ValidateTopicFilter(sub.Filter); err != nil {
-			detail = err.Error()
+			code, detail = c.subFailure(rcTopicFilterInvalid), err.Error()
+		} else if c.v5() && strings.HasPrefix(sub.Filter, sharedSubscriptionPrefix) {
+			code, detail = rcSharedSubsNotSupp, "shared subscriptions are not supported"
 		} else if l, why, ok := b.checkTopic(sub.Filter); !ok {
-			detail = b.hitLimit(l, why)
+			code, detail = c.subFailure(rcQuotaExceeded), b.hitLimit(l, why)
 		} else if n, full := s.subscriptionsFull(sub.Filter, b.cfg.MaxSubscriptions); full {
-			detail = b.hitLimit(limitSubscriptions, fmt.Sprintf("session holds %d subscriptions", n))
+			code, detail = c.subFailure(rcQuotaExceeded), b.hitLimit(limitSubscriptions, fmt.Sprintf("session holds %d subscriptions", n))
 		} else if ok, filtered := b.auth.Subscribe(c.username, c.clientID, sub.Filter); !ok {
-			detail = "subscribe denied by ACL"
+			code, detail = c.subFailure(rcNotAuthorized), "subscribe denied by ACL"
 		} else {
 			if filtered {
 				user := c.username
@@ -158,9 +183,14 @@ func (c *conn) handleSubscribe(p *packet.Subscribe) {
 			if s.subs == nil {
 				s.subs = map[string]packet.Subscription{}
 			}
+			_, existed := s.subs[sub.Filter]
 			s.subs[sub.Filter] = sub
 			s.mu.Unlock()
-			granted = append(granted, sub)
+			// 5.0 Retain Handling: 0 sends retained messages [MQTT-3.3.1-9], 1 only
+			// for a new subscription [MQTT-3.3.1-10], 2 never [MQTT-3.3.1-11].
+			if sub.RetainHandling == 0 || (sub.RetainHandling == 1 && !existed) {
+				granted = append(granted, sub)
+			}
 		}
 		codes[i] = code
 		b.emit(events.Event{Kind: events.Subscribed, ClientID: c.clientID, Topic: sub.Filter, QoS: code, Detail: detail})
@@ -169,6 +199,9 @@ func (c *conn) handleSubscribe(p *packet.Subscribe) {
 	for _, sub := range granted {
 		b.retMu.Lock()
 		b.retained.Match(sub.Filter, func(m *packet.Publish) {
+			if m = b.retainedLeft(m); m == nil {
+				return // its Message Expiry Interval passed [MQTT-3.3.2-5]
+			}
 			// [MQTT-3.3.1-8] sent because of a new subscription: RETAIN 1.
 			s.deliver(b, m, min(m.QoS, sub.QoS), true, nil)
 		})
@@ -179,14 +212,22 @@ func (c *conn) handleSubscribe(p *packet.Subscribe) {
 // handleUnsubscribe removes subscriptions and answers UNSUBACK.
 func (c *conn) handleUnsubscribe(p *packet.Unsubscribe) {
 	b, s := c.b, c.sess
-	for _, f := range p.Filters {
+	var codes []byte // 5.0: one per filter, in order [MQTT-3.11.3-1] [MQTT-3.11.3-2]
+	if c.v5() {
+		codes = make([]byte, len(p.Filters))
+	}
+	for i, f := range p.Filters {
 		b.subMu.Lock()
 		b.tree.Unsubscribe(c.clientID, f)
 		b.subMu.Unlock()
 		s.mu.Lock()
+		_, had := s.subs[f]
 		delete(s.subs, f)
 		s.mu.Unlock()
+		if codes != nil && !had {
+			codes[i] = rcNoSubscriptionExist
+		}
 		b.emit(events.Event{Kind: events.Unsubscribed, ClientID: c.clientID, Topic: f})
 	}
-	c.send(&packet.Unsuback{PacketID: p.PacketID}, false)
+	c.send(&packet.Unsuback{PacketID: p.PacketID, ReasonCodes: codes}, false)
 }

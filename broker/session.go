@@ -3,6 +3,7 @@ package broker
 import (
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/mqttfleet/mqttfleet/events"
 	"github.com/mqttfleet/mqttfleet/packet"
@@ -16,8 +17,15 @@ import (
 // calls dropSession), per-message properties (carried on packet.Publish) and
 // a receive maximum (the window, today MaxInflight).
 type session struct {
-	id    string
-	clean bool
+	id string
+
+	// Guarded by Broker.mu. The session expiry interval in seconds: 0 ends
+	// the session with its connection (3.1.1 clean session), expiryNever
+	// keeps it (3.1.1 persistent session); else it ends that long after
+	// the connection (MQTT 5, expiry.go).
+	expiry   uint32
+	expireAt time.Duration // on the broker clock while queued to expire
+	expIdx   int           // index+1 in the expiry heap; 0: not queued
 
 	mu       sync.Mutex // guards the fields below; order: b.mu -> s.mu -> conn.omu
 	conn     *conn      // the online connection, nil while offline
@@ -33,6 +41,15 @@ type session struct {
 	// per message. nil: no check, the common case.
 	readAs *string
 
+	// expires holds, for queued messages with an MQTT 5 Message Expiry
+	// Interval, when they expire (broker clock); nil while there are none.
+	expires map[*packet.Publish]time.Duration
+
+	// What the client attached now accepts (MQTT 5 Receive Maximum and
+	// Maximum Packet Size; 3.1.1: max_inflight and no limit).
+	window int
+	maxOut int
+
 	queuedBytes int    // topic and payload bytes in queue (max_queued_bytes)
 	user        string // user name of the last connection attached
 }
@@ -43,8 +60,8 @@ type flight struct {
 	state packet.Type // the packet awaited: PUBACK, PUBREC or PUBCOMP
 }
 
-func newSession(id string, clean bool) *session {
-	return &session{id: id, clean: clean}
+func newSession(id string, expiry uint32) *session {
+	return &session{id: id, expiry: expiry}
 }
 
 // subscriptionsFull reports whether adding filter would take the session
@@ -81,6 +98,9 @@ func (s *session) deliver(b *Broker, pub *packet.Publish, qos byte, retain bool,
 		} else {
 			p = &packet.Publish{Topic: pub.Topic, Payload: pub.Payload, Props: pub.Props, Retain: retain}
 		}
+		if !s.fits(b, p) {
+			return
+		}
 		s.conn.sendPublish(p)
 		return
 	}
@@ -94,18 +114,28 @@ func (s *session) deliver(b *Broker, pub *packet.Publish, qos byte, retain bool,
 		return
 	}
 	s.queuedBytes += size
-	s.queue = append(s.queue, &packet.Publish{Topic: pub.Topic, QoS: qos, Retain: retain, Payload: pub.Payload, Props: pub.Props})
+	m := &packet.Publish{Topic: pub.Topic, QoS: qos, Retain: retain, Payload: pub.Payload, Props: pub.Props}
+	if pub.Props != nil && pub.Props.MessageExpiry != nil {
+		if s.expires == nil {
+			s.expires = map[*packet.Publish]time.Duration{}
+		}
+		s.expires[m] = b.since() + time.Duration(*pub.Props.MessageExpiry)*time.Second
+	}
+	s.queue = append(s.queue, m)
 	s.pump(b)
 }
 
 // pump moves queued messages into the inflight window and sends them, in
 // order. s.mu is held.
 func (s *session) pump(b *Broker) {
-	for len(s.queue) > 0 && len(s.inflight) < b.cfg.MaxInflight && s.conn != nil {
+	for len(s.queue) > 0 && len(s.inflight) < s.window && s.conn != nil {
 		m := s.queue[0]
 		s.queue[0] = nil
 		s.queue = s.queue[1:]
 		s.queuedBytes -= len(m.Topic) + len(m.Payload)
+		if !s.unexpired(b, m) || !s.fits(b, m) {
+			continue
+		}
 		m.PacketID = s.newPacketID()
 		want := packet.PUBACK
 		if m.QoS == 2 {
@@ -230,12 +260,15 @@ func (s *session) holdQoS2(id uint16) bool {
 	return true
 }
 
-// release forgets an incoming QoS 2 packet ID on PUBREL.
-func (s *session) release(id uint16) {
+// release forgets an incoming QoS 2 packet ID on PUBREL and reports
+// whether it was held.
+func (s *session) release(id uint16) bool {
 	s.mu.Lock()
+	_, held := s.inQoS2[id]
 	delete(s.inQoS2, id)
 	if len(s.inQoS2) == 0 {
 		s.inQoS2 = nil
 	}
 	s.mu.Unlock()
+	return held
 }

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"errors"
 	"sync"
 	"time"
 
@@ -122,9 +123,13 @@ func (c *conn) writeLoop() {
 		buf := (*bp)[:0]
 		var err error
 		var pubs uint64
+		connack := false
 		for i, p := range batch {
-			if p.Type() == packet.PUBLISH {
+			switch p.Type() {
+			case packet.PUBLISH:
 				pubs++
+			case packet.CONNACK:
+				connack = true
 			}
 			buf, err = packet.Append(buf, p, c.version)
 			if err != nil {
@@ -133,7 +138,7 @@ func (c *conn) writeLoop() {
 				continue
 			}
 			if len(buf) >= flushAt || i == len(batch)-1 {
-				if _, err = c.rd.nc.Write(buf); err != nil {
+				if err = c.write(buf, connack); err != nil {
 					break
 				}
 				c.b.bytesOut.Add(uint64(len(buf)))
@@ -174,4 +179,25 @@ func (c *conn) wakeReader() {
 		close(c.room)
 		c.room = nil
 	}
+}
+
+// errSealed stops a writer once a server DISCONNECT went out.
+var errSealed = errors.New("connection sealed by a server DISCONNECT")
+
+// write writes buf unless a server DISCONNECT was written [MQTT-3.14.4-1],
+// and notes when an MQTT 5 CONNACK went out (a DISCONNECT may follow it
+// only then [MQTT-3.14.0-1]).
+func (c *conn) write(buf []byte, connack bool) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.sealed {
+		return errSealed
+	}
+	if connack && c.version == packet.V5 {
+		// Before the write: a DISCONNECT waits for it on wmu, and the
+		// client may act on the CONNACK before Write returns here.
+		c.connacked.Store(true)
+	}
+	_, err := c.rd.nc.Write(buf)
+	return err
 }

@@ -49,6 +49,8 @@ const (
 	// LinkOpened and LinkClosed: netem accepted or finished a proxied connection. Link, Group, Remote, Detail.
 	LinkOpened Kind = "link_opened"
 	LinkClosed Kind = "link_closed"
+	// SessionExpired: an offline MQTT 5 session reached its Session Expiry Interval and was discarded. ClientID.
+	SessionExpired Kind = "session_expired"
 	// Violation: a protocol rule was broken. ClientID, Statement, Detail.
 	Violation Kind = "violation"
 	// Log: anything else worth keeping in the stream. Detail.
@@ -71,6 +73,7 @@ const (
 	CauseNotAuthorized    Cause = "not_authorized"    // an ACL denied it
 	CauseTooLarge         Cause = "too_large"         // over the maximum packet size
 	CauseFault            Cause = "fault"             // netem reset or closed the link
+	CauseExpired          Cause = "expired"           // an MQTT 5 message's expiry interval passed before delivery
 	CauseLimit            Cause = "limit"             // refused by a configured limit (subscriptions, topic size, queued bytes, ...)
 )
 

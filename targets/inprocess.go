@@ -45,7 +45,7 @@ func (t *InProcess) Name() string { return "inprocess" }
 
 // Capabilities of the reference broker.
 func (t *InProcess) Capabilities() Capabilities {
-	return Capabilities{MaxQoS: 2, Retain: true, Wildcards: true, WebSocket: true,
+	return Capabilities{MaxQoS: 2, Retain: true, Wildcards: true, WebSocket: true, MQTT5: true,
 		MaxPacketSize: t.Config.MaxPacketSize, EmptyClientID: true, PersistentSessions: true, Restartable: true,
 		ACL: t.Config.Auth.ACLFile == ""}
 }
