@@ -41,6 +41,27 @@ func FuzzConn(f *testing.F) {
 	f.Add(true, []byte{0x30, 0xff, 0xff, 0xff, 0x7f, 0, 1, 't'})
 	f.Add(false, []byte{0x10, 0xff, 0xff, 0xff, 0x7f})
 	f.Add(true, enc(&packet.Connect{ProtocolName: "MQTT", ProtocolLevel: packet.V311, ClientID: "again"}))
+	// An MQTT 5.0 session: properties, subscription options, reason codes,
+	// a topic alias (refused), DISCONNECT with the will.
+	enc5 := func(ps ...packet.Packet) []byte {
+		var buf bytes.Buffer
+		for _, p := range ps {
+			if err := packet.Encode(&buf, p, packet.V5); err != nil {
+				f.Fatal(err)
+			}
+		}
+		return buf.Bytes()
+	}
+	u32 := func(v uint32) *uint32 { return &v }
+	u16 := func(v uint16) *uint16 { return &v }
+	f.Add(false, enc5(&packet.Connect{ProtocolName: "MQTT", ProtocolLevel: packet.V5, ClientID: "", KeepAlive: 30,
+		Props:        &packet.Properties{SessionExpiry: u32(60), ReceiveMaximum: u16(2)},
+		UsernameFlag: true, Username: "sub", Will: &packet.Will{Topic: "w", Payload: []byte("gone"), QoS: 1, Props: &packet.Properties{}}},
+		&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "#", QoS: 2, NoLocal: true, RetainAsPublished: true, RetainHandling: 1}}},
+		&packet.Publish{Topic: "test/ok", QoS: 1, PacketID: 2, Retain: true, Payload: []byte("p"),
+			Props: &packet.Properties{MessageExpiry: u32(1), ContentType: "text/plain", HasContentType: true}},
+		&packet.Publish{Topic: "test/ok", QoS: 2, PacketID: 3, Payload: []byte("p"), Props: &packet.Properties{TopicAlias: u16(1)}},
+		&packet.Unsubscribe{PacketID: 4, Filters: []string{"#", "none"}}, &packet.Disconnect{ReasonCode: 0x04}))
 
 	dir := f.TempDir()
 	acl := filepath.Join(dir, "acl")
