@@ -118,6 +118,20 @@ func (e *env) closedOnError(r *client.Raw, codes ...byte) {
 	e.checkDisconnect(r, d)
 }
 
+// takenOver requires r closed because another connection took its session
+// over: a DISCONNECT 0x8E may come first.
+func (e *env) takenOver(r *client.Raw) {
+	p, err := r.ReadPacket(wait)
+	if err != nil {
+		Expect(errors.Is(err, os.ErrDeadlineExceeded)).To(BeFalse(), "the taken-over connection must be closed")
+		return
+	}
+	d, ok := p.(*packet.Disconnect)
+	Expect(ok).To(BeTrue(), "expected DISCONNECT or the connection closed, got %s %+v", p.Type(), p)
+	Expect(d.ReasonCode).To(Equal(byte(0x8E)), "DISCONNECT reason code on takeover")
+	e.checkDisconnect(r, d)
+}
+
 // rawConnect5 is a well-formed 5.0 CONNECT without properties and with the
 // given connect flags.
 func rawConnect5(flags byte, clientID string) []byte {
