@@ -59,5 +59,5 @@ func TestConformance(t *testing.T) {
 	suite, rep := GinkgoConfiguration()
 	fi, err := os.Stdout.Stat()
 	rep.NoColor = os.Getenv("NO_COLOR") != "" || err != nil || fi.Mode()&os.ModeCharDevice == 0
-	RunSpecs(t, "MQTT 3.1.1 conformance", suite, rep)
+	RunSpecs(t, "MQTT 3.1.1 and 5.0 conformance", suite, rep)
 }

@@ -41,6 +41,7 @@ var specSeq atomic.Int64
 type env struct {
 	ctx    context.Context
 	target targets.Target
+	v5     bool // a 5.0 spec: connections speak protocol level 5
 	n      int64
 	trace  *trace
 	conns  []*client.Raw
@@ -133,13 +134,29 @@ func (e *env) dialOn(transport, name string) *client.Raw {
 	defer cancel()
 	nc, err := client.DialConn(ctx, e.addr(transport), nil)
 	Expect(err).NotTo(HaveOccurred(), "dial %s", transport)
-	r := client.NewRaw(e.trace.wrap(nc, name), packet.V311)
+	r := client.NewRaw(e.trace.wrap(nc, name), e.version())
 	e.conns = append(e.conns, r)
 	return r
 }
 
 // dial opens a traced TCP connection without sending anything.
 func (e *env) dial(name string) *client.Raw { return e.dialOn("tcp", name) }
+
+// version is the protocol level of the spec's connections.
+func (e *env) version() byte {
+	if e.v5 {
+		return packet.V5
+	}
+	return packet.V311
+}
+
+// connectFor is connectPacket at the spec's protocol level: a 5.0 CONNECT
+// has Clean Start=1 and no properties (Session Expiry Interval 0).
+func (e *env) connectFor(id string) *packet.Connect {
+	cp := connectPacket(id)
+	cp.ProtocolLevel = e.version()
+	return cp
+}
 
 // connectPacket is a well-formed 3.1.1 CONNECT with CleanSession=1 and a
 // keepalive long enough never to matter.
@@ -169,7 +186,7 @@ func (e *env) connectOK(cp *packet.Connect) (*client.Raw, *packet.Connack) {
 
 // client connects a clean-session client with the given tag.
 func (e *env) client(tag string) *client.Raw {
-	r, _ := e.connectOK(connectPacket(e.id(tag)))
+	r, _ := e.connectOK(e.connectFor(e.id(tag)))
 	return r
 }
 

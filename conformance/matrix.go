@@ -30,6 +30,7 @@ var rank = map[Status]int{StatusFail: 5, StatusDeviation: 4, StatusNotReproduced
 type SpecResult struct {
 	Target     string        `json:"target"`
 	Area       string        `json:"area"`
+	Protocol   string        `json:"protocol,omitempty"` // Protocol311 or Protocol5
 	Text       string        `json:"text"`
 	Statements []string      `json:"statements"`
 	Status     Status        `json:"status"`
@@ -53,11 +54,25 @@ type Row struct {
 
 // Coverage is the coverage figure: statements whose role is server or both,
 // how many of them a spec cites, and per target how many got a verdict
-// (pass, fail, deviation) rather than a skip.
+// (pass, fail, deviation) rather than a skip. The top-level figures are
+// MQTT 3.1.1's, as they were before 5.0 specs existed; V5 holds 5.0's,
+// counted apart (the two lists share ID strings, not meanings).
 type Coverage struct {
 	ServerSide int            `json:"server_side"`
 	Covered    int            `json:"covered"`
 	Verified   map[string]int `json:"verified_per_target"`
+	V5         *Coverage      `json:"v5,omitempty"`
+}
+
+// of returns the figures of one protocol.
+func (c *Coverage) of(protocol string) *Coverage {
+	if protocol != Protocol5 {
+		return c
+	}
+	if c.V5 == nil {
+		c.V5 = &Coverage{Verified: map[string]int{}}
+	}
+	return c.V5
 }
 
 // Matrix is the conformance results: statement x target.
@@ -87,6 +102,8 @@ func BuildMatrix(r types.Report) *Matrix {
 			switch {
 			case strings.HasPrefix(l, "target="):
 				res.Target = strings.TrimPrefix(l, "target=")
+			case strings.HasPrefix(l, "protocol="):
+				res.Protocol = strings.TrimPrefix(l, "protocol=")
 			case idx[l].ID != "":
 				res.Statements = append(res.Statements, l)
 			case !strings.Contains(l, "="):
@@ -115,17 +132,18 @@ func BuildMatrix(r types.Report) *Matrix {
 	m.Coverage.Verified = map[string]int{}
 	for _, st := range Statements() {
 		row := Row{Statement: st, Cells: map[string]Cell{}, Areas: areasCiting(st.ID)}
+		cov := m.Coverage.of(st.Protocol)
 		if st.ServerSide() {
-			m.Coverage.ServerSide++
+			cov.ServerSide++
 			if len(cited[st.ID]) > 0 || citedAnywhere(st.ID) {
-				m.Coverage.Covered++
+				cov.Covered++
 			}
 		}
 		for _, t := range m.Targets {
 			c := aggregate(st, cited[st.ID][t])
 			row.Cells[t] = c
 			if st.ServerSide() && (c.Status == StatusPass || c.Status == StatusFail || c.Status == StatusDeviation || c.Status == StatusNotReproduced) {
-				m.Coverage.Verified[t]++
+				cov.Verified[t]++
 			}
 		}
 		m.Rows = append(m.Rows, row)

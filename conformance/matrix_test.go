@@ -80,12 +80,20 @@ func TestBuildMatrixVerdicts(t *testing.T) {
 }
 
 func TestStatementsList(t *testing.T) {
-	all := Statements()
-	if len(all) != 141 {
-		t.Fatalf("statements = %d, want 141", len(all))
+	if n := len(StatementsOf(Protocol311)); n != 141 {
+		t.Fatalf("3.1.1 statements = %d, want 141", n)
+	}
+	v5 := StatementsOf(Protocol5)
+	if len(v5) != 251 {
+		t.Fatalf("5.0 statements = %d, want 251", len(v5))
+	}
+	for _, s := range v5 {
+		if !strings.HasPrefix(s.ID, V5Prefix+"MQTT-") {
+			t.Errorf("5.0 statement keyed %q, want the %s prefix", s.ID, V5Prefix)
+		}
 	}
 	ids := map[string]bool{}
-	for _, s := range all {
+	for _, s := range Statements() {
 		if ids[s.ID] {
 			t.Errorf("duplicate statement %s", s.ID)
 		}
@@ -112,6 +120,53 @@ func TestRegistryCoverage(t *testing.T) {
 	// The issue's floor; the README records the current figure.
 	if n < 90 {
 		t.Errorf("specs cite %d server-side statements, want at least 90", n)
+	}
+	// 5.0 statements are counted apart: their IDs are keyed v5:, so one
+	// never counts for the 3.1.1 statement with the same number.
+	n5 := 0
+	for _, s := range StatementsOf(Protocol5) {
+		if s.ServerSide() && cited[s.ID] {
+			n5++
+		}
+	}
+	if n5 < 100 {
+		t.Errorf("5.0 specs cite %d server-side 5.0 statements, want at least 100 (issue #15, first part)", n5)
+	}
+}
+
+// A 5.0 spec's statements land in 5.0 rows and the 5.0 coverage only,
+// though the 3.1.1 list has the same ID strings.
+func TestBuildMatrixV5Apart(t *testing.T) {
+	r := types.Report{SuiteDescription: "test", SpecReports: types.SpecReports{
+		specReport("a", "MQTT 5.0: takeover", types.SpecStatePassed, []string{"session", "v5:MQTT-3.1.4-3", "protocol=5.0", "needs=mqtt5"}),
+		specReport("a", "takeover", types.SpecStateFailed, []string{"session", "MQTT-3.1.4-2", "protocol=3.1.1"}),
+	}}
+	m := BuildMatrix(r)
+	rows := map[string]Row{}
+	for _, row := range m.Rows {
+		rows[row.ID] = row
+	}
+	if got := rows["v5:MQTT-3.1.4-3"].Cells["a"].Status; got != StatusPass {
+		t.Errorf("v5:MQTT-3.1.4-3 = %q, want pass", got)
+	}
+	if got := rows["MQTT-3.1.4-3"].Cells["a"].Status; got == StatusPass {
+		t.Errorf("3.1.1 MQTT-3.1.4-3 = %q: a 5.0 spec counted for it", got)
+	}
+	if got := rows["v5:MQTT-3.1.4-3"].Protocol; got != Protocol5 {
+		t.Errorf("protocol of v5:MQTT-3.1.4-3 = %q", got)
+	}
+	if m.Coverage.V5 == nil || m.Coverage.V5.ServerSide != 203 || m.Coverage.V5.Verified["a"] != 1 {
+		t.Errorf("5.0 coverage = %+v, want 203 server-side, 1 verified on a", m.Coverage.V5)
+	}
+	if m.Coverage.ServerSide != 108 || m.Coverage.Verified["a"] != 1 {
+		t.Errorf("3.1.1 coverage = %d server-side, %d verified, want 108 and 1", m.Coverage.ServerSide, m.Coverage.Verified["a"])
+	}
+	if m.Specs[0].Protocol != Protocol5 {
+		t.Errorf("spec protocol = %q, want %s", m.Specs[0].Protocol, Protocol5)
+	}
+	res := m.Results(time.Now(), time.Now())
+	if c := res.Conformance.Cell("a", "v5:MQTT-3.1.4-3"); c.Status != reports.CellPass {
+		t.Errorf("results cell v5:MQTT-3.1.4-3 = %q, want pass", c.Status)
 	}
 }
 

@@ -13,6 +13,12 @@ func (m *Matrix) CoverageLine() string {
 	for _, t := range m.Targets {
 		fmt.Fprintf(&b, "; %s: %d verified", t, m.Coverage.Verified[t])
 	}
+	if v5 := m.Coverage.V5; v5 != nil {
+		fmt.Fprintf(&b, "\nconformance coverage: %d of %d server-side MQTT 5.0 statements covered by specs", v5.Covered, v5.ServerSide)
+		for _, t := range m.Targets {
+			fmt.Fprintf(&b, "; %s: %d verified", t, v5.Verified[t])
+		}
+	}
 	return b.String()
 }
 

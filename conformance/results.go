@@ -77,7 +77,7 @@ func unavailableResults(start time.Time, names []string, err error) *reports.Res
 		SchemaVersion: reports.SchemaVersion,
 		Kind:          reports.KindConformance,
 		Run: reports.Run{
-			ID: fmt.Sprintf("conformance-%d", start.UnixMilli()), Name: "MQTT 3.1.1 conformance",
+			ID: fmt.Sprintf("conformance-%d", start.UnixMilli()), Name: "MQTT 3.1.1 and 5.0 conformance",
 			Target: strings.Join(names, ","), Start: start, End: time.Now(),
 			Shard:  reports.Shard{Index: 0, Count: 1},
 			Status: reports.StatusTargetUnavailable, StatusReason: err.Error(),

@@ -178,7 +178,7 @@ func Run(ctx context.Context, opts Options) (*reports.Results, error) {
 	reporterConfig.Verbose = opts.Verbose
 	reporterConfig.NoColor = !opts.Color
 	t := &stubT{}
-	passed := RunSpecs(t, "MQTT 3.1.1 conformance", suiteConfig, reporterConfig)
+	passed := RunSpecs(t, "MQTT 3.1.1 and 5.0 conformance", suiteConfig, reporterConfig)
 	res := LastResults()
 	if res == nil {
 		return nil, fmt.Errorf("conformance: the suite ended without a report")

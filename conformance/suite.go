@@ -1,4 +1,4 @@
-// Package conformance is the MQTT 3.1.1 broker conformance suite: Ginkgo
+// Package conformance is the MQTT 3.1.1 and 5.0 broker conformance suite: Ginkgo
 // specs, each citing the normative statements it checks, registered once and
 // expanded per target (the csi-test sanity pattern). A spec needing a
 // capability the target lacks is skipped with that reason; a spec failing on
@@ -32,7 +32,23 @@ type specDef struct {
 	Text       string   // what the broker must do, in words
 	Statements []string // normative statement IDs the spec checks
 	Needs      []string // capabilities (targets.Capabilities.Has) the spec needs
-	Body       func(e *env)
+	// V5 makes a 5.0 spec: it connects at protocol level 5, cites 5.0
+	// statements (written as in the 5.0 list; register keys them with
+	// V5Prefix), needs the "mqtt5" capability, and its text starts with
+	// V5Text so a 5.0 spec never reads like the 3.1.1 one beside it.
+	V5   bool
+	Body func(e *env)
+}
+
+// V5Text starts the text of every 5.0 spec.
+const V5Text = "MQTT 5.0: "
+
+// protocol is the protocol label value of a spec ("protocol=5.0").
+func (d specDef) protocol() string {
+	if d.V5 {
+		return Protocol5
+	}
+	return Protocol311
 }
 
 var registry []specDef
@@ -43,9 +59,22 @@ func register(d specDef) bool {
 		panic("conformance: spec " + d.Text + " cites no statement")
 	}
 	idx := statementIndex()
+	if d.V5 {
+		ids := make([]string, len(d.Statements))
+		for i, id := range d.Statements {
+			ids[i] = V5Prefix + strings.TrimPrefix(id, V5Prefix)
+		}
+		d.Statements = ids
+		d.Needs = append([]string{"mqtt5"}, d.Needs...)
+		d.Text = V5Text + d.Text
+	}
 	for _, id := range d.Statements {
-		if _, ok := idx[id]; !ok {
+		st, ok := idx[id]
+		if !ok {
 			panic("conformance: spec " + d.Text + " cites unknown statement " + id)
+		}
+		if st.Protocol != d.protocol() {
+			panic("conformance: " + d.protocol() + " spec " + d.Text + " cites " + st.Protocol + " statement " + id)
 		}
 	}
 	registry = append(registry, d)
@@ -128,6 +157,7 @@ const specTimeout = 30 * time.Second
 
 func specLabels(d specDef) []string {
 	ls := append([]string{d.Area}, d.Statements...)
+	ls = append(ls, "protocol="+d.protocol())
 	for _, n := range d.Needs {
 		if strings.HasPrefix(n, "!") {
 			ls = append(ls, "needs-no="+n[1:])
@@ -154,6 +184,7 @@ func runSpec(ctx SpecContext, t targets.Target, d specDef) {
 		}
 	}
 	e := newEnv(ctx, t)
+	e.v5 = d.V5
 	logsFrom := 0
 	if b, err := t.Logs(ctx); err == nil {
 		logsFrom = len(b)

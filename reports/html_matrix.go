@@ -34,8 +34,13 @@ func matrix(b *strings.Builder, r *Results) {
 				fmt.Fprintf(b, `<span class="%s" style="width:%.2f%%" title="%s: %d"></span>`, seg.cls, 100*float64(seg.n)/float64(c.Total), seg.cls, seg.n)
 			}
 		}
-		fmt.Fprintf(b, `</div><div class="covnums">%d pass · %d fail · %d deviation · %d skipped · %d not covered</div></div>`,
+		fmt.Fprintf(b, `</div><div class="covnums">%d pass · %d fail · %d deviation · %d skipped · %d not covered</div>`,
 			c.Pass, c.Fail, c.Deviation, c.Skipped, c.NotCovered)
+		if v := c.V5; v != nil {
+			fmt.Fprintf(b, `<div class="covnums">of which MQTT 5.0 (v5:): %d of %d tested · %d pass · %d fail · %d deviation · %d skipped · %d not covered</div>`,
+				v.Tested, v.Total, v.Pass, v.Fail, v.Deviation, v.Skipped, v.NotCovered)
+		}
+		b.WriteString(`</div>`)
 	}
 	b.WriteString(`</section>`)
 

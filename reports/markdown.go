@@ -151,6 +151,9 @@ func mdConformance(b *strings.Builder, r *Results) {
 			pct = 100 * c.Tested / c.Total
 		}
 		fmt.Fprintf(b, "| %s | %d of %d (%d%%) | %d | %d | %d | %d | %d |\n", mdEsc(t), c.Tested, c.Total, pct, c.Pass, c.Fail, c.Deviation, c.Skipped, c.NotCovered)
+		if v := c.V5; v != nil {
+			fmt.Fprintf(b, "| %s, of which MQTT 5.0 | %d of %d | %d | %d | %d | %d | %d |\n", mdEsc(t), v.Tested, v.Total, v.Pass, v.Fail, v.Deviation, v.Skipped, v.NotCovered)
+		}
 	}
 	b.WriteString("\n")
 	n := 0

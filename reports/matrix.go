@@ -55,6 +55,9 @@ type Coverage struct {
 	Deviation  int `json:"deviation"`
 	Skipped    int `json:"skipped"`
 	NotCovered int `json:"not_covered"`
+	// V5 is the MQTT 5.0 statements' share of these counts (IDs with
+	// V5Prefix), when the matrix has any; derived like the rest.
+	V5 *Coverage `json:"v5,omitempty"`
 }
 
 // Cell returns the cell for (target, id), not_covered when absent.
@@ -79,30 +82,49 @@ func (m *Matrix) Set(target, id string, c Cell) {
 	m.Cells[target][id] = c
 }
 
-// Summarise sorts statements by section and recomputes Coverage.
+// V5Prefix starts the ID of an MQTT 5.0 statement ("v5:MQTT-3.1.2-8"):
+// 5.0 reuses 3.1.1's ID strings for other rules, so its statements are
+// keyed apart. Unprefixed IDs are MQTT 3.1.1's.
+const V5Prefix = "v5:"
+
+// Summarise sorts statements by section (3.1.1's, then 5.0's) and
+// recomputes Coverage: over every statement, with the 5.0 statements'
+// share also in V5 when there are any.
 func (m *Matrix) Summarise() {
 	sort.SliceStable(m.Statements, func(i, j int) bool { return lessID(m.Statements[i].ID, m.Statements[j].ID) })
 	m.Coverage = map[string]Coverage{}
 	for _, t := range m.Targets {
-		var c Coverage
-		for _, s := range m.Statements {
-			c.Total++
-			switch m.Cell(t, s.ID).Status {
-			case CellPass:
-				c.Pass++
-			case CellFail:
-				c.Fail++
-			case CellDeviation:
-				c.Deviation++
-			case CellSkipped:
-				c.Skipped++
-			default:
-				c.NotCovered++
-			}
+		c := m.count(t, func(string) bool { return true })
+		if v5 := m.count(t, func(id string) bool { return strings.HasPrefix(id, V5Prefix) }); v5.Total > 0 {
+			c.V5 = &v5
 		}
-		c.Tested = c.Pass + c.Fail + c.Deviation
 		m.Coverage[t] = c
 	}
+}
+
+// count counts target's cells over the statements whose ID keep accepts.
+func (m *Matrix) count(t string, keep func(string) bool) Coverage {
+	var c Coverage
+	for _, s := range m.Statements {
+		if !keep(s.ID) {
+			continue
+		}
+		c.Total++
+		switch m.Cell(t, s.ID).Status {
+		case CellPass:
+			c.Pass++
+		case CellFail:
+			c.Fail++
+		case CellDeviation:
+			c.Deviation++
+		case CellSkipped:
+			c.Skipped++
+		default:
+			c.NotCovered++
+		}
+	}
+	c.Tested = c.Pass + c.Fail + c.Deviation
+	return c
 }
 
 // lessID orders statement IDs numerically: MQTT-3.1.2-9 before MQTT-3.1.2-10.
@@ -120,6 +142,7 @@ func lessID(a, b string) bool {
 }
 
 func idParts(id string) []int {
+	v5, id := strings.HasPrefix(id, V5Prefix), strings.TrimPrefix(id, V5Prefix)
 	id = strings.TrimPrefix(id, "MQTT-")
 	var out []int
 	for _, f := range strings.FieldsFunc(id, func(r rune) bool { return r == '.' || r == '-' }) {
@@ -129,7 +152,12 @@ func idParts(id string) []int {
 		}
 		out = append(out, n)
 	}
-	return out
+	// 3.1.1 statements first, then 5.0's, each in section order.
+	protocol := 0
+	if v5 {
+		protocol = 1
+	}
+	return append([]int{protocol}, out...)
 }
 
 // rank orders statuses for merging: the worse news wins a conflict.

@@ -63,6 +63,23 @@ var Deviations = map[string][]Deviation{
 			ID: "mosquitto-keepalive-granularity", Statement: "MQTT-3.1.2-24", Spec: "silent for 1.5 times its keepalive",
 			Reason: "Mosquitto 2.0.11 checks keepalives about every 5 s, so with Keep Alive 1 it disconnects 3.5 to 6.5 s after the last packet instead of 1.5 s",
 		},
+		// MQTT 5.0 (statements keyed "v5:", as conformance keys them).
+		{
+			ID: "mosquitto-keepalive-granularity", Statement: "v5:MQTT-3.1.2-22", Spec: "silent for 1.5 times its keepalive, with DISCONNECT 0x8D",
+			Reason: "Mosquitto 2.0.11 checks keepalives about every 5 s, so a 5.0 client with Keep Alive 1 is closed 3.5 to 6.5 s after its last packet (without DISCONNECT 0x8D) instead of 1.5 s",
+		},
+		{
+			ID: "mosquitto-v5-takeover-no-disconnect", Statement: "v5:MQTT-3.1.4-3", Spec: "sends DISCONNECT 0x8E to a connection whose session",
+			Reason: "Mosquitto 2.0.11 closes a 5.0 connection whose session another CONNECT takes over without sending it DISCONNECT 0x8E (Session taken over)",
+		},
+		{
+			ID: "mosquitto-v5-expiry-whole-seconds", Statement: "v5:MQTT-3.3.2-5", Spec: "whose Message Expiry Interval passed",
+			Reason: "Mosquitto 2.0.11 keeps message expiry in whole seconds and compares strictly, so it still delivers a queued message up to about a second after its interval passed",
+		},
+		{
+			ID: "mosquitto-v5-receive-maximum", Statement: "v5:MQTT-3.3.4-9", Spec: "within the client's Receive Maximum",
+			Reason: "Mosquitto 2.0.11 sends two queued QoS 1 PUBLISHes when one PUBACK frees one slot of a client's Receive Maximum 2, so three are unacknowledged",
+		},
 	},
 }
 

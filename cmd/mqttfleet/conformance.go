@@ -16,7 +16,7 @@ import (
 )
 
 func init() {
-	register("conformance", "run the MQTT 3.1.1 conformance suite against brokers (results, JUnit, HTML matrix)",
+	register("conformance", "run the MQTT 3.1.1 and 5.0 conformance suite against brokers (results, JUnit, HTML matrix)",
 		"Runs every spec against each --target. Exit status: 0 every spec passed or deviated as declared,\n"+
 			"1 a spec failed, 2 bad flags, 3 a target could not be started or reached.", conformanceCmd)
 }
