@@ -81,7 +81,9 @@ func rcCounterOf(e events.Event) string {
 	case events.Subscribed:
 		return RCCounter("suback", e.QoS)
 	case events.Disconnect:
-		if e.Cause == events.CauseServerDisconnect {
+		// A server DISCONNECT; a refused connect carries its CONNACK code,
+		// counted already, and a takeover the DISCONNECT's (0x8e).
+		if e.Cause == events.CauseServerDisconnect || (e.Code != 0 && e.Cause != events.CauseRefused) {
 			return RCCounter("disconnect", code)
 		}
 	}

@@ -25,6 +25,8 @@ func reasonResults() *Results {
 	c.Emit(events.Event{Kind: events.Subscribed, Source: events.SourceClient, QoS: 0x87})
 	c.Emit(events.Event{Kind: events.Disconnect, Source: events.SourceClient, ClientID: "d1", Cause: events.CauseServerDisconnect, Code: 0x8e})
 	c.Emit(events.Event{Kind: events.Disconnect, Source: events.SourceClient, ClientID: "d2", Cause: events.CauseServerDisconnect})
+	c.Emit(events.Event{Kind: events.Disconnect, Source: events.SourceSimulator, ClientID: "d0", Cause: events.CauseTakeover, Code: 0x8e})
+	c.Emit(events.Event{Kind: events.Disconnect, Source: events.SourceSimulator, ClientID: "d0", Cause: events.CauseIOError})
 	c.Emit(events.Event{Kind: events.Disconnect, Source: events.SourceClient, ClientID: "x", Cause: events.CauseRefused, Code: 0x86})
 	return c.Results()
 }
@@ -35,7 +37,7 @@ func TestReasonCodeCounters(t *testing.T) {
 	r := reasonResults()
 	want := map[string]int64{
 		"connack_rc_0x00": 3, "connack_rc_0x86": 1, "puback_rc_0x10": 1, "puback_rc_0x00": 1, "pubrec_rc_0x00": 1,
-		"puback_rc_0x97": 1, "suback_rc_0x87": 1, "disconnect_rc_0x8e": 1, "disconnect_rc_0x00": 1,
+		"puback_rc_0x97": 1, "suback_rc_0x87": 1, "disconnect_rc_0x8e": 2, "disconnect_rc_0x00": 1,
 	}
 	for k, n := range want {
 		if r.Counters[k] != n {
@@ -74,7 +76,7 @@ func TestReasonCodeTables(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"| reason codes | code | meaning | count |", "| CONNACK | `0x00` | success | 3 |",
-		"| CONNACK | `0x86` | bad user name or password | 1 |", "| DISCONNECT | `0x8e` | session taken over | 1 |",
+		"| CONNACK | `0x86` | bad user name or password | 1 |", "| DISCONNECT | `0x8e` | session taken over | 2 |",
 		"| SUBACK | `0x87` | not authorized | 1 |", "| PUBACK | `0x10` | no matching subscribers | 1 |"} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("Markdown lacks %q:\n%s", want, md.String())
