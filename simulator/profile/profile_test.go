@@ -199,3 +199,15 @@ func TestLoadNamesFile(t *testing.T) {
 		t.Fatalf("want %s:3:... groups[0].publish.qos, got %v", path, err)
 	}
 }
+
+// TestDocExampleV5 keeps the MQTT 5 profile shown in docs/simulator.md valid.
+func TestDocExampleV5(t *testing.T) {
+	p, err := Load("testdata/v5.yaml")
+	if err != nil {
+		t.Fatalf("the documented MQTT 5 example is refused: %v", err)
+	}
+	g := p.Groups[0]
+	if s, ok := g.SessionExpirySeconds(); !ok || s != 3600 || len(g.UserProperties) != 2 || g.MessageExpiry != 5*time.Minute {
+		t.Fatalf("unexpected example: %+v", g)
+	}
+}
