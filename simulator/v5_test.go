@@ -164,3 +164,21 @@ func TestV5ConnectProps(t *testing.T) {
 		t.Errorf("PUBLISH properties %+v, want the user property only", pub)
 	}
 }
+
+// TestV5TakeoverReasonCode: devices sharing a client ID take each other's
+// session over; the broker's DISCONNECT 0x8e to the one taken over counts
+// as disconnect_rc_0x8e, once per takeover.
+func TestV5TakeoverReasonCode(t *testing.T) {
+	addr := brokertest.Start(t, nil).Addr("tcp")
+	p := &profile.Profile{Name: "dup", Seed: 1, Duration: 2 * time.Second, Drain: 100 * time.Millisecond,
+		Groups: []profile.Group{{Name: "dup", Count: 4, ClientID: "dup-{{mod .Index 2}}", Protocol: 5,
+			Lifecycle: profile.Lifecycle{Spread: time.Second}}}}
+	if err := p.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	c := runFleet(t, Config{Profile: p, Broker: addr}).Counters
+	if c["takeovers"] != 2 || c["disconnect_rc_0x8e"] != 2 || c["connack_rc_0x00"] != 4 {
+		t.Errorf("takeovers %d, disconnect_rc_0x8e %d, connack_rc_0x00 %d; want 2, 2, 4 (counters %v)",
+			c["takeovers"], c["disconnect_rc_0x8e"], c["connack_rc_0x00"], c)
+	}
+}
