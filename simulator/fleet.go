@@ -237,6 +237,9 @@ func (f *Fleet) compile() error {
 			rt.responseTopic = c("response_topic", g.ResponseTopic)
 		}
 		rt.autoReconnect = f.driver.Name() == "paho" && g.Reconnect.Policy != profile.ReconnectNone
+		if f.driver.Name() == "paho" && g.HasV5Knobs() {
+			return fmt.Errorf("simulator: group %s sets MQTT 5 properties, which the paho driver (3.1 and 3.1.1 only) cannot send: use the native driver", g.Name)
+		}
 		if n := g.Netem; n != nil && n.Proxy == "" && f.cfg.Netem == nil {
 			return fmt.Errorf("simulator: group %s is placed behind netem but neither netem.proxy nor an in-process proxy (Config.Netem) is given", g.Name)
 		}

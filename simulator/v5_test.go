@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -180,5 +181,17 @@ func TestV5TakeoverReasonCode(t *testing.T) {
 	if c["takeovers"] != 2 || c["disconnect_rc_0x8e"] != 2 || c["connack_rc_0x00"] != 4 {
 		t.Errorf("takeovers %d, disconnect_rc_0x8e %d, connack_rc_0x00 %d; want 2, 2, 4 (counters %v)",
 			c["takeovers"], c["disconnect_rc_0x8e"], c["connack_rc_0x00"], c)
+	}
+}
+
+// TestPahoRefusesV5Knobs: the paho driver speaks no MQTT 5, so a group
+// asking for MQTT 5 properties is refused rather than run without them.
+func TestPahoRefusesV5Knobs(t *testing.T) {
+	p := &profile.Profile{Name: "v5", Groups: []profile.Group{{Name: "g", Count: 1, Protocol: 5, ReceiveMaximum: 5}}}
+	if err := p.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(Config{Profile: p, Broker: "127.0.0.1:1", Driver: Paho{}}); err == nil || !strings.Contains(err.Error(), "paho driver") {
+		t.Fatalf("New = %v, want a refusal naming the paho driver", err)
 	}
 }

@@ -97,6 +97,12 @@ type UserProperty struct {
 	Value string `yaml:"value"`
 }
 
+// HasV5Knobs says whether the group sets any MQTT 5 knob.
+func (g *Group) HasV5Knobs() bool {
+	return g.SessionExpiry != "" || g.ReceiveMaximum != 0 || len(g.UserProperties) > 0 ||
+		g.MessageExpiry != 0 || g.ResponseTopic != "" || g.ContentType != ""
+}
+
 // SessionExpiryNever is the Session Expiry Interval "never" stands for.
 const SessionExpiryNever = 0xFFFFFFFF
 
