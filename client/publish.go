@@ -23,13 +23,24 @@ func (c *Client) Publish(ctx context.Context, topic string, qos byte, retain boo
 // payload is not retained after PublishAsync returns. The topic is checked
 // first, so a malformed one is an error here rather than a dropped link.
 func (c *Client) PublishAsync(ctx context.Context, topic string, qos byte, retain bool, payload []byte) *Token {
+	return c.PublishAsyncProps(ctx, topic, qos, retain, payload, nil)
+}
+
+// PublishAsyncProps is PublishAsync with MQTT 5 PUBLISH properties (message
+// expiry, content type, response topic, user properties, ...). props is
+// sent as is and may be shared by many publishes: it is only read. It is
+// ignored on a connection that is not MQTT 5.
+func (c *Client) PublishAsyncProps(ctx context.Context, topic string, qos byte, retain bool, payload []byte, props *packet.Properties) *Token {
+	if c.version != packet.V5 {
+		props = nil
+	}
 	if qos > 2 {
 		return doneToken(fmt.Errorf("publish %q: QoS %d: %w", topic, qos, ErrProtocol))
 	}
 	if err := packet.CheckTopicName(topic, c.version); err != nil {
 		return doneToken(fmt.Errorf("publish: %w", err))
 	}
-	pub := &packet.Publish{Topic: topic, QoS: qos, Retain: retain, Payload: payload}
+	pub := &packet.Publish{Topic: topic, QoS: qos, Retain: retain, Payload: payload, Props: props}
 	if qos == 0 {
 		if _, err := c.send(ctx, pub); err != nil {
 			return doneToken(fmt.Errorf("publish %q: %w", topic, err))

@@ -79,6 +79,9 @@ func (c *Client) finish() {
 		if pe := (*packet.Error)(nil); errors.As(err, &pe) {
 			e.Statement = pe.Statement
 		}
+		if re := (*ReasonError)(nil); cause == events.CauseServerDisconnect && errors.As(err, &re) {
+			e.Code = int(re.Code)
+		}
 		c.emit(e)
 	}
 	close(c.done)
@@ -115,7 +118,7 @@ func (c *Client) handle(p packet.Packet) error {
 	case *packet.Disconnect:
 		// An MQTT 5 server may say why it drops us; for us it is a lost link.
 		err := &ReasonError{Packet: "DISCONNECT", Code: p.ReasonCode}
-		c.fail(err, events.CauseIOError)
+		c.fail(err, events.CauseServerDisconnect)
 		return err
 	default:
 		return fmt.Errorf("unexpected %s from the broker: %w", p.Type(), ErrProtocol)
@@ -179,12 +182,20 @@ func (c *Client) lookup(id uint16, kind opKind) *Token {
 }
 
 // finishPublish ends an outgoing QoS 1/2 exchange: frees its id and window
-// slot, completes its token and reports the round trip.
-func (c *Client) finishPublish(t *Token, err error) {
+// slot, completes its token and reports the round trip with the reason
+// code (PUBACK's, or PUBREC's for QoS 2), or the refusal.
+func (c *Client) finishPublish(t *Token, code byte, err error) {
 	<-c.window
 	t.complete(err)
-	if c.sink != nil && err == nil {
-		c.emit(events.Event{Kind: events.PublishAcked, PacketID: t.id, QoS: t.qos, Latency: time.Duration(c.now() - t.sent.Load())})
+	if c.sink == nil {
+		return
+	}
+	if re := (*ReasonError)(nil); errors.As(err, &re) {
+		c.emit(events.Event{Kind: events.PublishFailed, PacketID: t.id, QoS: t.qos, Code: int(re.Code), Detail: re.Packet})
+		return
+	}
+	if err == nil {
+		c.emit(events.Event{Kind: events.PublishAcked, PacketID: t.id, QoS: t.qos, Code: int(code), Latency: time.Duration(c.now() - t.sent.Load())})
 	}
 }
 
@@ -199,7 +210,7 @@ func (c *Client) onPuback(p *packet.Puback) {
 		slog.Debug("mqtt client: PUBACK for no QoS 1 publish in flight", "client", c.opts.ClientID, "id", p.PacketID)
 		return
 	}
-	c.finishPublish(t, c.reasonErr("PUBACK", p.ReasonCode))
+	c.finishPublish(t, p.ReasonCode, c.reasonErr("PUBACK", p.ReasonCode))
 }
 
 func (c *Client) onPubrec(p *packet.Pubrec) {
@@ -210,7 +221,7 @@ func (c *Client) onPubrec(p *packet.Pubrec) {
 		if rerr != nil {
 			c.ids.free(p.PacketID) // a failed PUBREC ends the exchange
 		} else {
-			t.relSent = true
+			t.relSent, t.rc = true, p.ReasonCode
 		}
 	}
 	c.mu.Unlock()
@@ -219,7 +230,7 @@ func (c *Client) onPubrec(p *packet.Pubrec) {
 		return
 	}
 	if rerr != nil {
-		c.finishPublish(t, rerr)
+		c.finishPublish(t, p.ReasonCode, rerr)
 		return
 	}
 	// A repeated PUBREC gets the PUBREL again; the PUBLISH is never resent [MQTT-4.3.3-1].
@@ -239,7 +250,7 @@ func (c *Client) onPubcomp(p *packet.Pubcomp) {
 		slog.Debug("mqtt client: PUBCOMP for no PUBREL in flight", "client", c.opts.ClientID, "id", p.PacketID)
 		return
 	}
-	c.finishPublish(t, c.reasonErr("PUBCOMP", p.ReasonCode))
+	c.finishPublish(t, t.rc, c.reasonErr("PUBCOMP", p.ReasonCode))
 }
 
 func (c *Client) onSuback(p *packet.Suback) {

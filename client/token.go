@@ -33,6 +33,7 @@ type Token struct {
 	kind    opKind
 	qos     byte
 	relSent bool         // QoS 2: PUBREC arrived and PUBREL was sent
+	rc      byte         // QoS 2: the PUBREC reason code
 	id      uint16       // packet identifier
 	sent    atomic.Int64 // Client.now() when the packet was handed to the conn
 	filters []string     // subscribe/unsubscribe filters, for events

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mqttfleet/mqttfleet/events"
 	"github.com/mqttfleet/mqttfleet/packet"
 )
 
@@ -153,4 +154,72 @@ func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
 	pool := x509.NewCertPool()
 	pool.AddCert(leaf)
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
+}
+
+// TestV5PublishProps: PublishAsyncProps sends the MQTT 5 PUBLISH
+// properties, and the ack events carry the reason codes: PublishAcked with
+// PUBACK's success code, PublishFailed with a refusal's.
+func TestV5PublishProps(t *testing.T) {
+	rec := events.NewRecorder()
+	c, srv := connectFake(t, Options{ClientID: "v5props", ProtocolLevel: packet.V5, Events: rec})
+	ctx := ctxT(t, 5*time.Second)
+	exp := uint32(30)
+	props := &packet.Properties{MessageExpiry: &exp, ContentType: "application/json", HasContentType: true,
+		ResponseTopic: "reply/7", HasResponseTopic: true, User: []packet.UserProperty{{Key: "device", Value: "d7"}}}
+	tok := c.PublishAsyncProps(ctx, "t", 1, false, []byte("x"), props)
+	p := expect[*packet.Publish](t, srv)
+	got := p.Props
+	if got == nil || got.MessageExpiry == nil || *got.MessageExpiry != 30 || got.ContentType != "application/json" ||
+		got.ResponseTopic != "reply/7" || len(got.User) != 1 || got.User[0] != (packet.UserProperty{Key: "device", Value: "d7"}) {
+		t.Fatalf("PUBLISH properties = %+v", got)
+	}
+	if err := srv.WritePacket(&packet.Puback{PacketID: p.PacketID, ReasonCode: 0x10}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tok.Wait(ctx); err != nil {
+		t.Fatalf("publish with PUBACK 0x10 (no matching subscribers): %v", err)
+	}
+	if e, err := rec.WaitFor(5*time.Second, events.Is(events.PublishAcked)); err != nil || e.Code != 0x10 {
+		t.Fatalf("PublishAcked = %+v, %v; want code 0x10", e, err)
+	}
+	tok = c.PublishAsyncProps(ctx, "t", 1, false, nil, props)
+	p = expect[*packet.Publish](t, srv)
+	if err := srv.WritePacket(&packet.Puback{PacketID: p.PacketID, ReasonCode: 0x97}); err != nil {
+		t.Fatal(err)
+	}
+	_ = tok.Wait(ctx)
+	if e, err := rec.WaitFor(5*time.Second, events.Is(events.PublishFailed)); err != nil || e.Code != 0x97 || e.Detail != "PUBACK" || e.QoS != 1 {
+		t.Fatalf("PublishFailed = %+v, %v; want PUBACK 0x97", e, err)
+	}
+}
+
+// TestPublishPropsIgnoredBefore5: a 3.1.1 link has no properties to send.
+func TestPublishPropsIgnoredBefore5(t *testing.T) {
+	c, srv := connectFake(t, Options{ClientID: "v4props"})
+	exp := uint32(30)
+	if err := c.PublishAsyncProps(ctxT(t, 5*time.Second), "t", 0, false, nil, &packet.Properties{MessageExpiry: &exp}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if p := expect[*packet.Publish](t, srv); p.Props != nil {
+		t.Fatalf("3.1.1 PUBLISH with properties %+v", p.Props)
+	}
+}
+
+// TestV5ServerDisconnectCode: a server DISCONNECT ends the link with cause
+// server_disconnect and its reason code in the Disconnect event.
+func TestV5ServerDisconnectCode(t *testing.T) {
+	rec := events.NewRecorder()
+	c, srv := connectFake(t, Options{ClientID: "v5disc", ProtocolLevel: packet.V5, Events: rec})
+	if err := srv.WritePacket(&packet.Disconnect{ReasonCode: 0x8e}); err != nil {
+		t.Fatal(err)
+	}
+	<-c.Done()
+	var re *ReasonError
+	if !errors.As(c.Err(), &re) || re.Code != 0x8e {
+		t.Errorf("Err() = %v, want DISCONNECT 0x8e", c.Err())
+	}
+	e, err := rec.WaitFor(5*time.Second, events.Is(events.Disconnect))
+	if err != nil || e.Cause != events.CauseServerDisconnect || e.Code != 0x8e {
+		t.Fatalf("Disconnect event = %+v, %v; want server_disconnect 0x8e", e, err)
+	}
 }

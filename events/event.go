@@ -33,8 +33,12 @@ const (
 	PublishSent Kind = "publish_sent"
 	// PublishReceived: a PUBLISH was read. ClientID, Topic, QoS, Retain, PacketID, Dup, Size, Latency (end to end when known).
 	PublishReceived Kind = "publish_received"
-	// PublishAcked: the QoS 1/2 flow of an outgoing PUBLISH completed. ClientID, PacketID, QoS, Latency.
+	// PublishAcked: the QoS 1/2 flow of an outgoing PUBLISH completed. ClientID, PacketID, QoS, Latency,
+	// Code (the PUBACK reason code for QoS 1, the PUBREC one for QoS 2; 0 for 3.1.1).
 	PublishAcked Kind = "publish_acked"
+	// PublishFailed: an MQTT 5 ack refused an outgoing PUBLISH (reason code 0x80 or more).
+	// ClientID, PacketID, QoS, Code, Detail (the packet that carried it: PUBACK, PUBREC or PUBCOMP).
+	PublishFailed Kind = "publish_failed"
 	// Subscribed: a SUBACK arrived (client) or was sent (broker). ClientID, Topic (filter), QoS (granted or 0x80), Latency.
 	Subscribed Kind = "subscribed"
 	// Unsubscribed: an UNSUBACK arrived or was sent. ClientID, Topic.
@@ -75,6 +79,7 @@ const (
 	CauseFault            Cause = "fault"             // netem reset or closed the link
 	CauseExpired          Cause = "expired"           // an MQTT 5 message's expiry interval passed before delivery
 	CauseLimit            Cause = "limit"             // refused by a configured limit (subscriptions, topic size, queued bytes, ...)
+	CauseServerDisconnect Cause = "server_disconnect" // an MQTT 5 server sent DISCONNECT; Code is its reason code
 )
 
 // Source says which part wrote an event.

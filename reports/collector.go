@@ -128,6 +128,7 @@ type Collector struct {
 	notable    []events.Event
 	firstTime  time.Time
 	lastTime   time.Time
+	rc         map[string]int64 // fleet reason-code counters, by name (see RCCounter)
 }
 
 // TrackSequences turns on counting lost and duplicate messages from the
@@ -161,6 +162,7 @@ func NewCollector(kind Kind, run Run) *Collector {
 		live: map[string]int32{}, seqs: map[seqKey]uint64{},
 		disc: map[string]int64{}, brokerDisc: map[string]int64{},
 		open: map[faultKey]int{}, byKind: map[string]int64{}, bySource: map[string]int64{},
+		rc: map[string]int64{},
 	}
 	for i := range c.hists {
 		c.hists[i] = histogram.New()
@@ -197,6 +199,11 @@ func (c *Collector) Emit(e events.Event) {
 	col := func(i int, n int64) {
 		if sec != nil && !fromBroker {
 			sec.cols[i] += n
+		}
+	}
+	if !fromBroker {
+		if name := rcCounterOf(e); name != "" {
+			c.rc[name]++
 		}
 	}
 	switch e.Kind {

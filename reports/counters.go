@@ -16,9 +16,11 @@ func CollectorCounters() []string {
 	return out
 }
 
-// IsCollectorCounter says whether name is one of CollectorCounters.
+// IsCollectorCounter says whether name is one of CollectorCounters, or a
+// reason-code counter (IsRCCounter), which a Collector holds for every code
+// the fleet received.
 func IsCollectorCounter(name string) bool {
-	if name == "events" {
+	if name == "events" || IsRCCounter(name) {
 		return true
 	}
 	base := strings.TrimPrefix(name, "broker_")

@@ -40,6 +40,7 @@ func HTML(w io.Writer, r *Results) error {
 	kpis(&b, r)
 	charts(&b, r)
 	latencyTable(&b, r)
+	reasonTable(&b, r)
 	assertions(&b, r)
 	groupsSection(&b, r)
 	timelines(&b, r)
@@ -549,4 +550,19 @@ func peak(xs []int64) int64 {
 		m = max(m, x)
 	}
 	return m
+}
+
+// reasonTable lists the reason-code counters (CONNACK, PUBACK, SUBACK,
+// DISCONNECT codes the fleet received), when there is any.
+func reasonTable(b *strings.Builder, r *Results) {
+	rcs := r.ReasonCodes()
+	if len(rcs) == 0 {
+		return
+	}
+	b.WriteString(`<h2>Reason codes</h2><div class="card tablecard"><table><thead><tr><th>packet</th><th>code</th><th>meaning</th><th class="num">count</th></tr></thead><tbody>`)
+	for _, rc := range rcs {
+		fmt.Fprintf(b, `<tr><td>%s</td><td><code>0x%02x</code></td><td>%s</td><td class="num">%s</td></tr>`,
+			esc(rc.Packet), rc.Code, esc(ReasonName(rc.Packet, rc.Code)), fmtInt(rc.Count))
+	}
+	b.WriteString(`</tbody></table></div>`)
 }

@@ -57,6 +57,13 @@ func Markdown(w io.Writer, r *Results) error {
 		}
 		fmt.Fprintf(&b, "Disconnect causes: %s.\n\n", strings.Join(parts, " · "))
 	}
+	if rcs := r.ReasonCodes(); len(rcs) > 0 {
+		b.WriteString("| reason codes | code | meaning | count |\n|---|---|---|---:|\n")
+		for _, rc := range rcs {
+			fmt.Fprintf(&b, "| %s | `0x%02x` | %s | %s |\n", rc.Packet, rc.Code, mdEsc(ReasonName(rc.Packet, rc.Code)), fmtInt(rc.Count))
+		}
+		b.WriteString("\n")
+	}
 	if len(r.Histograms) > 0 {
 		b.WriteString("| latency | samples | p50 | p90 | p99 | p99.9 | max |\n|---|---:|---:|---:|---:|---:|---:|\n")
 		names := make([]string, 0, len(r.Histograms))

@@ -44,6 +44,9 @@ func (c *Collector) Results() *Results {
 		}
 	}
 	r.Counters["events"] = c.total
+	for name, n := range c.rc {
+		r.Counters[name] = n
+	}
 	for i, h := range c.hists {
 		if h.Count() > 0 {
 			r.Histograms[histNames[i]] = h.Clone()

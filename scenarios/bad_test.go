@@ -86,6 +86,8 @@ func TestBadScenarios(t *testing.T) {
 		{"negative bound", "    equals: 3\n", "    min: -1\n", 24, "assertions[0].min", "must not be negative"},
 		{"fractional device count", "    count: 3\n", "    count: 2.5\n", 4, "groups[0].count", "must be a whole number, not 2.5"},
 		{"device count below one", "    count: 3\n", "    count: 0.9\n", 4, "groups[0].count", "must be a whole number, not 0.9"},
+		{"reason code counter in upper case", "expect: count\n    events: {kind: publish_received, client: watcher}\n", "expect: counter\n    counter: connack_rc_0x8A\n", 23, "assertions[0].counter", "<packet>_rc_0x"},
+		{"reason code counter of no packet", "expect: count\n    events: {kind: publish_received, client: watcher}\n", "expect: counter\n    counter: unsuback_rc_0x00\n", 23, "assertions[0].counter", `no counter "unsuback_rc_0x00"`},
 		{"unknown counter", "expect: count\n    events: {kind: publish_received, client: watcher}\n", "expect: counter\n    counter: lostt\n", 23, "assertions[0].counter", `no counter "lostt"`},
 		{"second YAML document", "    equals: 3\n", "    equals: 3\n---\nname: other\n", 1, "", "2 YAML documents"},
 	}
@@ -186,5 +188,25 @@ func TestAllProblemsInOnePass(t *testing.T) {
 	}
 	if got := strings.Count(err.Error(), "\n"); got != len(want) {
 		t.Errorf("want a heading and one line per problem, got:\n%v", err)
+	}
+}
+
+// TestReasonCodeCounterAccepted: `expect: counter` takes a reason-code
+// counter (<packet>_rc_0x..) although a Collector holds one only once seen.
+func TestReasonCodeCounterAccepted(t *testing.T) {
+	from := "expect: count\n    events: {kind: publish_received, client: watcher}\n"
+	if !strings.Contains(base, from) {
+		t.Fatal("base changed")
+	}
+	path := filepath.Join(t.TempDir(), "rc.yaml")
+	text := strings.Replace(base, from, "expect: counter\n    counter: connack_rc_0x00\n", 1)
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(path, nil); err != nil {
+		t.Fatalf("connack_rc_0x00 refused: %v", err)
+	}
+	if !reports.IsCollectorCounter("suback_rc_0x87") || reports.IsCollectorCounter("suback_rc_0x1") {
+		t.Fatal("IsCollectorCounter and the reason-code rule disagree")
 	}
 }

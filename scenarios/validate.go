@@ -97,7 +97,7 @@ var capabilityNames = []string{"qos1", "qos2", "retain", "wildcards", "ws", "mqt
 
 var eventKinds = []events.Kind{events.Connect, events.ConnAck, events.Disconnect, events.Takeover,
 	events.KeepaliveExpired, events.WillPublished, events.PublishSent, events.PublishReceived,
-	events.PublishAcked, events.Subscribed, events.Unsubscribed, events.Ping, events.Drop,
+	events.PublishAcked, events.PublishFailed, events.Subscribed, events.Unsubscribed, events.Ping, events.Drop,
 	events.FaultInjected, events.FaultRemoved, events.LinkOpened, events.LinkClosed, events.Violation, events.Log,
 	events.SessionExpired}
 

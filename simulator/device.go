@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mqttfleet/mqttfleet/client"
 	"github.com/mqttfleet/mqttfleet/events"
 	"github.com/mqttfleet/mqttfleet/simulator/payload"
 	"github.com/mqttfleet/mqttfleet/simulator/profile"
@@ -331,11 +332,18 @@ func (d *device) lost(gen uint32, err error) {
 		f.emit(events.Event{Kind: events.Takeover, ClientID: d.clientID, Device: d.idx + 1,
 			Detail: "client ID reconnected by device " + itoa(other.idx)})
 	}
-	detail := ""
+	detail, code := "", 0
 	if err != nil {
 		detail = err.Error()
 	}
-	f.emit(events.Event{Kind: events.Disconnect, ClientID: d.clientID, Device: d.idx + 1, Cause: cause, Detail: detail})
+	// An MQTT 5 server said why it dropped us: keep its reason code.
+	if re := (*client.ReasonError)(nil); errors.As(err, &re) && re.Packet == "DISCONNECT" {
+		code = int(re.Code)
+		if cause == events.CauseIOError {
+			cause = events.CauseServerDisconnect
+		}
+	}
+	f.emit(events.Event{Kind: events.Disconnect, ClientID: d.clientID, Device: d.idx + 1, Cause: cause, Code: code, Detail: detail})
 	if d.recv != nil {
 		f.tr.pause(d.recv, now, false)
 	}
@@ -515,6 +523,9 @@ func (d *device) params(h *handler) *ConnectParams {
 			p.Dial = func(ctx context.Context) (net.Conn, error) { return px.Dial(ctx, group) }
 		}
 	}
+	if g.Protocol == 5 {
+		p.Props, p.PublishProps = d.g.v5Props(v)
+	}
 	if g.Will != nil {
 		p.Will = &profile.Will{Topic: d.g.willTopic.Render(v), Payload: d.g.willBody.Render(v), QoS: g.Will.QoS, Retain: g.Will.Retain}
 	}
@@ -531,10 +542,15 @@ func (h *handler) Message(topic string, b []byte, qos byte, dup, retain bool) {
 	h.d.message(topic, b, qos, dup, retain)
 }
 
-func (h *handler) Acked(qos byte, lat time.Duration) {
+func (h *handler) Acked(qos, code byte, lat time.Duration) {
 	d := h.d
 	d.f.Live.Acked.Add(1)
-	d.f.emit(events.Event{Kind: events.PublishAcked, ClientID: d.clientID, Device: d.idx + 1, QoS: qos, Latency: lat})
+	d.f.emit(events.Event{Kind: events.PublishAcked, ClientID: d.clientID, Device: d.idx + 1, QoS: qos, Code: int(code), Latency: lat})
+}
+
+func (h *handler) Refused(qos, code byte, pkt string) {
+	d := h.d
+	d.f.emit(events.Event{Kind: events.PublishFailed, ClientID: d.clientID, Device: d.idx + 1, QoS: qos, Code: int(code), Detail: pkt})
 }
 
 func (h *handler) Lost(err error) { h.d.lost(h.gen, err) }

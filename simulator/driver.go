@@ -6,6 +6,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/mqttfleet/mqttfleet/packet"
 	"github.com/mqttfleet/mqttfleet/simulator/profile"
 )
 
@@ -40,8 +41,12 @@ type Conn interface {
 type Handler interface {
 	// Message is a delivered PUBLISH.
 	Message(topic string, payload []byte, qos byte, dup, retain bool)
-	// Acked is the completion of a QoS 1/2 publish flow and its latency.
-	Acked(qos byte, latency time.Duration)
+	// Acked is the completion of a QoS 1/2 publish flow, with its reason
+	// code (PUBACK's, or PUBREC's for QoS 2; 0 before MQTT 5) and latency.
+	Acked(qos, code byte, latency time.Duration)
+	// Refused is an MQTT 5 ack refusing a publish: the packet that carried
+	// the code (PUBACK, PUBREC or PUBCOMP) and the code, 0x80 or more.
+	Refused(qos, code byte, pkt string)
 	// Lost is the link ending by any cause but Disconnect or Drop.
 	Lost(err error)
 	// Reconnecting is a library's own reconnect attempt starting (paho).
@@ -67,6 +72,11 @@ type ConnectParams struct {
 	KeepAlive time.Duration
 	Protocol  int
 	Will      *profile.Will // rendered
+	// Props are the MQTT 5 CONNECT properties and PublishProps those of
+	// every PUBLISH (rendered); nil for other protocol levels. Drivers that
+	// speak no MQTT 5 ignore them (profile validation keeps them off).
+	Props        *packet.Properties
+	PublishProps *packet.Properties
 	// Dial, when set, opens the transport instead of dialing Addr (a netem
 	// proxy placing the device behind faults). TCP only.
 	Dial func(ctx context.Context) (net.Conn, error)

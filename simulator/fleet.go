@@ -81,6 +81,8 @@ type groupRT struct {
 	topic               *profile.Template
 	willTopic, willBody *profile.Template
 	subs                []*profile.Template
+	userProps           []*profile.Template // values of g.UserProperties
+	responseTopic       *profile.Template
 	autoReconnect       bool // the driver reconnects by itself
 	persistent          bool
 	pubQoS              byte
@@ -228,7 +230,16 @@ func (f *Fleet) compile() error {
 		for _, s := range g.Subscriptions {
 			rt.subs = append(rt.subs, c("subscriptions.filter", s.Filter))
 		}
+		for _, u := range g.UserProperties {
+			rt.userProps = append(rt.userProps, c("user_properties.value", u.Value))
+		}
+		if g.ResponseTopic != "" {
+			rt.responseTopic = c("response_topic", g.ResponseTopic)
+		}
 		rt.autoReconnect = f.driver.Name() == "paho" && g.Reconnect.Policy != profile.ReconnectNone
+		if f.driver.Name() == "paho" && g.HasV5Knobs() {
+			return fmt.Errorf("simulator: group %s sets MQTT 5 properties, which the paho driver (3.1 and 3.1.1 only) cannot send: use the native driver", g.Name)
+		}
 		if n := g.Netem; n != nil && n.Proxy == "" && f.cfg.Netem == nil {
 			return fmt.Errorf("simulator: group %s is placed behind netem but neither netem.proxy nor an in-process proxy (Config.Netem) is given", g.Name)
 		}
@@ -567,4 +578,35 @@ func (r *idRegistry) takenOver(id string, d *device, connectedAt time.Time) (*de
 type Live struct {
 	Connected, Connects, ConnectFailures, Disconnects, Reconnects, Takeovers atomic.Int64
 	Sent, Received, Acked, Duplicates, OutOfOrder                            atomic.Int64
+}
+
+// v5Props renders a device's MQTT 5 CONNECT and PUBLISH properties from
+// its group's knobs; either is nil when the group sets none of its knobs.
+func (rt *groupRT) v5Props(v profile.Vars) (conn, pub *packet.Properties) {
+	g := rt.g
+	var user []packet.UserProperty
+	for i, u := range g.UserProperties {
+		user = append(user, packet.UserProperty{Key: u.Name, Value: rt.userProps[i].Render(v)})
+	}
+	if s, ok := g.SessionExpirySeconds(); ok || g.ReceiveMaximum > 0 || len(user) > 0 {
+		conn = &packet.Properties{User: user}
+		if ok {
+			conn.SessionExpiry = &s
+		}
+		if g.ReceiveMaximum > 0 {
+			rm := uint16(g.ReceiveMaximum)
+			conn.ReceiveMaximum = &rm
+		}
+	}
+	if g.MessageExpiry > 0 || g.ContentType != "" || rt.responseTopic != nil || len(user) > 0 {
+		pub = &packet.Properties{User: user, ContentType: g.ContentType, HasContentType: g.ContentType != ""}
+		if g.MessageExpiry > 0 {
+			e := uint32(g.MessageExpiry / time.Second)
+			pub.MessageExpiry = &e
+		}
+		if rt.responseTopic != nil {
+			pub.ResponseTopic, pub.HasResponseTopic = rt.responseTopic.Render(v), true
+		}
+	}
+	return conn, pub
 }

@@ -41,14 +41,18 @@ func (n Native) Connect(ctx context.Context, p *ConnectParams) (Conn, error) {
 		// The client reports ack latency as an event; that is the only one
 		// the fleet needs from it, so no goroutine waits on a Token.
 		Events: events.SinkFunc(func(e events.Event) {
-			if e.Kind == events.PublishAcked {
-				h.Acked(e.QoS, e.Latency)
+			switch e.Kind {
+			case events.PublishAcked:
+				h.Acked(e.QoS, byte(e.Code), e.Latency)
+			case events.PublishFailed:
+				h.Refused(e.QoS, byte(e.Code), e.Detail)
 			}
 			if n.ClientEvents != nil {
 				n.ClientEvents.Emit(e)
 			}
 		}),
 	}
+	opts.Props = p.Props
 	if p.Password != "" {
 		opts.Password = []byte(p.Password)
 	}
@@ -63,13 +67,16 @@ func (n Native) Connect(ctx context.Context, p *ConnectParams) (Conn, error) {
 		}
 		return nil, fmt.Errorf("connect %s as %q: %w", p.Addr, p.ClientID, err)
 	}
-	return &nativeConn{c: c}, nil
+	return &nativeConn{c: c, props: p.PublishProps}, nil
 }
 
-type nativeConn struct{ c *client.Client }
+type nativeConn struct {
+	c     *client.Client
+	props *packet.Properties // of every PUBLISH; shared, only read
+}
 
 func (n *nativeConn) Publish(ctx context.Context, topic string, qos byte, retain bool, b []byte) error {
-	return n.c.PublishAsync(ctx, topic, qos, retain, b).Err()
+	return n.c.PublishAsyncProps(ctx, topic, qos, retain, b, n.props).Err()
 }
 
 func (n *nativeConn) Subscribe(ctx context.Context, subs []profile.Subscription) ([]byte, error) {

@@ -167,7 +167,7 @@ func (pc *pahoConn) Publish(ctx context.Context, topic string, qos byte, retain 
 	go func() {
 		defer pc.wg.Done()
 		if tok.WaitTimeout(30*time.Second) && tok.Error() == nil {
-			pc.h.Acked(qos, time.Since(start))
+			pc.h.Acked(qos, 0, time.Since(start))
 		}
 	}()
 	return nil

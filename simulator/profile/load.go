@@ -72,7 +72,7 @@ func Parse(data []byte) (*Profile, error) {
 		return nil, &Error{Line: 1, Column: 1, Msg: fmt.Sprintf("the file holds %d YAML documents (separated by ---); a profile holds one", n)}
 	}
 	// go-yaml truncates 2.5 into an int field: refuse what was written.
-	if fr := pos.Fractions(map[string]bool{"count": true, "qos": true, "max_connecting": true, "size": true, "max_attempts": true, "protocol": true}); len(fr) > 0 {
+	if fr := pos.Fractions(map[string]bool{"count": true, "qos": true, "max_connecting": true, "size": true, "max_attempts": true, "protocol": true, "receive_maximum": true}); len(fr) > 0 {
 		return nil, &Error{Field: fr[0].Path, Line: fr[0].Pos.Line, Column: fr[0].Pos.Column, Msg: fmt.Sprintf("must be a whole number, not %s", fr[0].Text)}
 	}
 	var p Profile

@@ -69,6 +69,48 @@ type Group struct {
 	SourceAddresses []string `yaml:"source_addresses"`
 	// Netem places the group behind a fault proxy.
 	Netem *Netem `yaml:"netem"`
+
+	// MQTT 5 knobs; each is refused on a group whose protocol is not 5.
+
+	// SessionExpiry is the CONNECT Session Expiry Interval: a duration in
+	// whole seconds, or "never" (0xFFFFFFFF). Empty sends none (0: the
+	// session ends with the connection).
+	SessionExpiry string `yaml:"session_expiry"`
+	// ReceiveMaximum is the CONNECT Receive Maximum (1..65535); zero sends none.
+	ReceiveMaximum int `yaml:"receive_maximum"`
+	// UserProperties are sent in CONNECT and on every PUBLISH; their values
+	// are templates over the device (see Vars).
+	UserProperties []UserProperty `yaml:"user_properties"`
+	// MessageExpiry is the Message Expiry Interval of every PUBLISH, in
+	// whole seconds; zero sends none. Needs publish.
+	MessageExpiry time.Duration `yaml:"message_expiry"`
+	// ResponseTopic is a template over the device, sent as the Response
+	// Topic of every PUBLISH (request/response devices). Needs publish.
+	ResponseTopic string `yaml:"response_topic"`
+	// ContentType is the Content Type of every PUBLISH. Needs publish.
+	ContentType string `yaml:"content_type"`
+}
+
+// UserProperty is one MQTT 5 user property; Value is a template.
+type UserProperty struct {
+	Name  string `yaml:"name"`
+	Value string `yaml:"value"`
+}
+
+// HasV5Knobs says whether the group sets any MQTT 5 knob.
+func (g *Group) HasV5Knobs() bool {
+	return g.SessionExpiry != "" || g.ReceiveMaximum != 0 || len(g.UserProperties) > 0 ||
+		g.MessageExpiry != 0 || g.ResponseTopic != "" || g.ContentType != ""
+}
+
+// SessionExpiryNever is the Session Expiry Interval "never" stands for.
+const SessionExpiryNever = 0xFFFFFFFF
+
+// SessionExpirySeconds returns the Session Expiry Interval the group sends,
+// and whether it sends one. Call it on a validated profile.
+func (g *Group) SessionExpirySeconds() (uint32, bool) {
+	s, ok, _ := parseSessionExpiry(g.SessionExpiry)
+	return s, ok
 }
 
 // Will is a will message; Topic and Payload are templates.

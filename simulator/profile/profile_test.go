@@ -76,6 +76,18 @@ func TestParseBad(t *testing.T) {
 		{"protocol", "    keepalive: 30s\n", "    keepalive: 30s\n    protocol: 6\n", "groups[0].protocol", 9},
 		{"source address", "    keepalive: 30s\n", "    keepalive: 30s\n    source_addresses: [127.0.0.2, nope]\n", "groups[0].source_addresses[1]", 9},
 		{"transport", "    keepalive: 30s\n", "    keepalive: 30s\n    transport: {kind: quic}\n", "groups[0].transport.kind", 9},
+		{"v5 knob on 3.1.1", "    keepalive: 30s\n", "    keepalive: 30s\n    session_expiry: 1h\n", "groups[0].session_expiry", 9},
+		{"user properties on 3.1.1", "    keepalive: 30s\n", "    keepalive: 30s\n    user_properties: [{name: a, value: b}]\n", "groups[0].user_properties", 9},
+		{"session expiry word", "    keepalive: 30s\n", "    keepalive: 30s\n    protocol: 5\n    session_expiry: forever\n", "groups[0].session_expiry", 10},
+		{"session expiry fraction", "    keepalive: 30s\n", "    keepalive: 30s\n    protocol: 5\n    session_expiry: 1500ms\n", "groups[0].session_expiry", 10},
+		{"receive maximum range", "    keepalive: 30s\n", "    keepalive: 30s\n    protocol: 5\n    receive_maximum: 70000\n", "groups[0].receive_maximum", 10},
+		{"receive maximum fraction", "    keepalive: 30s\n", "    keepalive: 30s\n    protocol: 5\n    receive_maximum: 1.5\n", "groups[0].receive_maximum", 10},
+		{"user property name", "    keepalive: 30s\n", "    keepalive: 30s\n    protocol: 5\n    user_properties:\n      - {value: x}\n", "groups[0].user_properties[0].name", 11},
+		{"user property template", "    keepalive: 30s\n", "    keepalive: 30s\n    protocol: 5\n    user_properties:\n      - {name: a, value: \"{{.Nope}}\"}\n", "groups[0].user_properties[0].value", 11},
+		{"message expiry fraction", "    keepalive: 30s\n", "    keepalive: 30s\n    protocol: 5\n    message_expiry: 2500ms\n", "groups[0].message_expiry", 10},
+		{"message expiry duration", "    keepalive: 30s\n", "    keepalive: 30s\n    protocol: 5\n    message_expiry: later\n", "groups[0].message_expiry", 10},
+		{"response topic wildcard", "    keepalive: 30s\n", "    keepalive: 30s\n    protocol: 5\n    response_topic: \"reply/+\"\n", "groups[0].response_topic", 10},
+		{"content type on 3.1.1", "    keepalive: 30s\n", "    keepalive: 30s\n    content_type: text/plain\n", "groups[0].content_type", 9},
 		{"tag the decoder cannot take", "    keepalive: 30s\n", "    keepalive: 30s\n    source_addresses: !x {a: 1}\n", "groups[0].source_addresses", 9},
 	}
 	for _, tc := range cases {
@@ -96,6 +108,48 @@ func TestParseBad(t *testing.T) {
 				t.Fatalf("message %q does not name the field", err)
 			}
 		})
+	}
+}
+
+// TestParseV5 reads every MQTT 5 knob of a group.
+func TestParseV5(t *testing.T) {
+	src := strings.Replace(good, "    keepalive: 30s\n", `    keepalive: 30s
+    protocol: 5
+    session_expiry: never
+    receive_maximum: 20
+    user_properties:
+      - {name: device, value: "{{.ClientID}}"}
+      - {name: site, value: "s{{mod .Index 3}}"}
+    message_expiry: 90s
+    response_topic: "reply/{{.Index}}"
+    content_type: application/json
+`, 1)
+	p, err := Parse([]byte(src))
+	if err != nil {
+		t.Fatalf("parse: %v", err)
+	}
+	g := p.Groups[0]
+	if s, ok := g.SessionExpirySeconds(); !ok || s != SessionExpiryNever {
+		t.Errorf("session expiry = %d %v, want never", s, ok)
+	}
+	if g.ReceiveMaximum != 20 || g.MessageExpiry != 90*time.Second || g.ContentType != "application/json" || g.ResponseTopic != "reply/{{.Index}}" {
+		t.Errorf("unexpected group: %+v", g)
+	}
+	if len(g.UserProperties) != 2 || g.UserProperties[0] != (UserProperty{"device", "{{.ClientID}}"}) {
+		t.Errorf("user properties = %+v", g.UserProperties)
+	}
+	p, err = Parse([]byte(strings.Replace(src, "session_expiry: never", "session_expiry: 10m", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, ok := p.Groups[0].SessionExpirySeconds(); !ok || s != 600 {
+		t.Errorf("session expiry = %d %v, want 600", s, ok)
+	}
+	// The PUBLISH knobs need a publish schedule.
+	_, err = Parse([]byte("groups:\n  - count: 1\n    protocol: 5\n    message_expiry: 5s\n"))
+	var pe *Error
+	if !errors.As(err, &pe) || pe.Field != "groups[0].message_expiry" || pe.Line != 4 {
+		t.Errorf("message_expiry without publish: %v", err)
 	}
 }
 
@@ -143,5 +197,17 @@ func TestLoadNamesFile(t *testing.T) {
 	_, err := Load(path)
 	if err == nil || !strings.HasPrefix(err.Error(), path+":3:") || !strings.Contains(err.Error(), "groups[0].publish.qos") {
 		t.Fatalf("want %s:3:... groups[0].publish.qos, got %v", path, err)
+	}
+}
+
+// TestDocExampleV5 keeps the MQTT 5 profile shown in docs/simulator.md valid.
+func TestDocExampleV5(t *testing.T) {
+	p, err := Load("testdata/v5.yaml")
+	if err != nil {
+		t.Fatalf("the documented MQTT 5 example is refused: %v", err)
+	}
+	g := p.Groups[0]
+	if s, ok := g.SessionExpirySeconds(); !ok || s != 3600 || len(g.UserProperties) != 2 || g.MessageExpiry != 5*time.Minute {
+		t.Fatalf("unexpected example: %+v", g)
 	}
 }

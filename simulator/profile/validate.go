@@ -133,6 +133,7 @@ func (g *Group) validate(c *checker, f string) {
 	if g.Publish != nil {
 		g.Publish.validate(c, f+".publish")
 	}
+	g.validateV5(c, f)
 	g.Lifecycle.validate(c, f+".lifecycle")
 	g.Reconnect.validate(c, f+".reconnect")
 	switch g.Transport.Kind {
@@ -162,6 +163,75 @@ func (g *Group) validate(c *checker, f string) {
 		}
 		if n.Group == "" {
 			n.Group = g.Name
+		}
+	}
+}
+
+// parseSessionExpiry reads a session_expiry value: empty (none sent),
+// "never" or a duration in whole seconds below "never".
+func parseSessionExpiry(s string) (uint32, bool, error) {
+	switch strings.TrimSpace(s) {
+	case "":
+		return 0, false, nil
+	case "never":
+		return SessionExpiryNever, true, nil
+	}
+	d, err := time.ParseDuration(strings.TrimSpace(s))
+	if err != nil {
+		return 0, false, fmt.Errorf("must be a duration such as 10m or 0s, or never, not %q", s)
+	}
+	if d < 0 || d%time.Second != 0 || d/time.Second >= SessionExpiryNever {
+		return 0, false, fmt.Errorf("must be a whole number of seconds from 0s to 4294967294s (or never), not %s", s)
+	}
+	return uint32(d / time.Second), true, nil
+}
+
+// validateV5 checks the MQTT 5 knobs: each is refused on a group that does
+// not speak MQTT 5, and the PUBLISH ones on a group that does not publish.
+func (g *Group) validateV5(c *checker, f string) {
+	set := []struct {
+		field string
+		on    bool
+	}{
+		{"session_expiry", g.SessionExpiry != ""}, {"receive_maximum", g.ReceiveMaximum != 0},
+		{"user_properties", len(g.UserProperties) > 0}, {"message_expiry", g.MessageExpiry != 0},
+		{"response_topic", g.ResponseTopic != ""}, {"content_type", g.ContentType != ""},
+	}
+	if g.Protocol != 5 {
+		for _, k := range set {
+			if k.on {
+				c.fail(f+"."+k.field, "%s is an MQTT 5 property: set protocol: 5 on the group (it is %d)", k.field, g.Protocol)
+			}
+		}
+		return
+	}
+	if _, _, err := parseSessionExpiry(g.SessionExpiry); err != nil {
+		c.fail(f+".session_expiry", "%v", err)
+	}
+	if g.ReceiveMaximum < 0 || g.ReceiveMaximum > 65535 {
+		c.fail(f+".receive_maximum", "must be between 1 and 65535, got %d", g.ReceiveMaximum)
+	}
+	for j, u := range g.UserProperties {
+		uf := fmt.Sprintf("%s.user_properties[%d]", f, j)
+		if u.Name == "" {
+			c.fail(uf+".name", "a user property needs a name")
+		}
+		c.template(uf+".value", u.Value)
+	}
+	if g.MessageExpiry < 0 || g.MessageExpiry%time.Second != 0 || g.MessageExpiry/time.Second > math.MaxUint32 {
+		c.fail(f+".message_expiry", "must be a whole number of seconds from 1s to 4294967295s, got %s", g.MessageExpiry)
+	}
+	if g.ResponseTopic != "" {
+		if strings.ContainsAny(g.ResponseTopic, "+#") {
+			c.fail(f+".response_topic", "a response topic must not contain wildcards: %q", g.ResponseTopic)
+		}
+		c.template(f+".response_topic", g.ResponseTopic)
+	}
+	if g.Publish == nil {
+		for _, k := range set[3:] {
+			if k.on {
+				c.fail(f+"."+k.field, "%s is sent on every PUBLISH: the group needs publish", k.field)
+			}
 		}
 	}
 }
