@@ -65,7 +65,7 @@ func TestAnnouncedSizeReservesNothing(t *testing.T) {
 	// A PUBLISH announcing 256 MB - 1 (the protocol maximum): topic "t", then the filler.
 	hugePublish := append([]byte{0x30, 0xff, 0xff, 0xff, 0x7f, 0, 1, 't'}, filler...)
 	// A CONNECT of the largest legal size (4-byte fixed header): admitted to be read.
-	bigConnect := append(append([]byte{0x10}, varint(DefaultMaxConnectSize-4)...), filler...)
+	bigConnect := append(packet.AppendRemainingLength([]byte{0x10}, DefaultMaxConnectSize-4), filler...)
 
 	base := liveHeap()
 	// One more announces a CONNECT of the protocol maximum: refused before its body.
@@ -114,22 +114,6 @@ func waitBytesReceived(t *testing.T, tb *testBroker, n uint64) {
 	}
 }
 
-// varint encodes a remaining length.
-func varint(n int) []byte {
-	var out []byte
-	for {
-		b := byte(n % 128)
-		n /= 128
-		if n > 0 {
-			b |= 0x80
-		}
-		out = append(out, b)
-		if n == 0 {
-			return out
-		}
-	}
-}
-
 // TestConnectTooLargeCloses: before CONNECT is accepted, a first packet
 // over max_connect_size closes the connection with a violation, before its
 // body arrives, whatever max_packet_size allows.
@@ -140,7 +124,7 @@ func TestConnectTooLargeCloses(t *testing.T) {
 		header []byte
 	}{
 		{"protocol maximum", nil, []byte{0x10, 0xff, 0xff, 0xff, 0x7f}},
-		{"one over the default", nil, append([]byte{0x10}, varint(DefaultMaxConnectSize-4+1)...)},
+		{"one over the default", nil, packet.AppendRemainingLength([]byte{0x10}, DefaultMaxConnectSize-4+1)},
 		{"configured", func(c *Config) { c.MaxConnectSize = 100 }, []byte{0x10, 100}},
 		{"max_packet_size smaller", func(c *Config) { c.MaxPacketSize = 50 }, []byte{0x10, 60}},
 	} {

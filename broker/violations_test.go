@@ -16,28 +16,6 @@ import (
 // they are written byte by byte, not through the encoder (which refuses
 // most of them).
 
-// pkt frames a body under the fixed-header byte first.
-func pkt(first byte, body ...[]byte) []byte {
-	var b []byte
-	for _, p := range body {
-		b = append(b, p...)
-	}
-	out := []byte{first}
-	n := len(b)
-	for {
-		d := byte(n % 128)
-		n /= 128
-		if n > 0 {
-			d |= 0x80
-		}
-		out = append(out, d)
-		if n == 0 {
-			break
-		}
-	}
-	return append(out, b...)
-}
-
 func be16(v uint16) []byte { return []byte{byte(v >> 8), byte(v)} }
 
 // mstr is an MQTT string: two-byte length, then the bytes as given (which
@@ -50,7 +28,7 @@ func rawConnect(name string, level, flags byte, fields ...[]byte) []byte {
 	if name == "" {
 		name, level = "MQTT", packet.V311
 	}
-	return pkt(0x10, append([][]byte{mstr(name), {level, flags}, be16(60)}, fields...)...)
+	return packet.Frame(0x10, append([][]byte{mstr(name), {level, flags}, be16(60)}, fields...)...)
 }
 
 // violationCase is a byte sequence a client gets wrong and that the broker
@@ -90,48 +68,48 @@ var violationCases = []violationCase{
 
 	// After CONNECT.
 	{name: "second CONNECT", bytes: rawConnect("", 0, 0x02, mstr("c2")), statement: "MQTT-3.1.0-2"},
-	{name: "PUBLISH QoS 3", bytes: pkt(0x36, mstr("t"), be16(1)), statement: "MQTT-3.3.1-4"},
-	{name: "PUBLISH QoS 0 with DUP", bytes: pkt(0x38, mstr("t"), []byte("x")), statement: "MQTT-3.3.1-2"},
-	{name: "PUBLISH QoS 1 packet ID 0", bytes: pkt(0x32, mstr("t"), be16(0)), statement: "MQTT-2.3.1-1"},
-	{name: "PUBLISH QoS 2 packet ID 0", bytes: pkt(0x34, mstr("t"), be16(0)), statement: "MQTT-2.3.1-1"},
-	{name: "PUBLISH topic +", bytes: pkt(0x30, mstr("a/+/b")), statement: "MQTT-3.3.2-2"},
-	{name: "PUBLISH topic #", bytes: pkt(0x30, mstr("a/#")), statement: "MQTT-3.3.2-2"},
-	{name: "PUBLISH empty topic", bytes: pkt(0x30, mstr(""), []byte("x")), statement: "MQTT-4.7.3-1"},
-	{name: "PUBLISH topic ill-formed UTF-8", bytes: pkt(0x30, mstr("a\xc0\xafb")), statement: "MQTT-1.5.3-1"},
-	{name: "PUBLISH topic U+0000", bytes: pkt(0x30, mstr("a\x00b")), statement: "MQTT-1.5.3-2"},
+	{name: "PUBLISH QoS 3", bytes: packet.Frame(0x36, mstr("t"), be16(1)), statement: "MQTT-3.3.1-4"},
+	{name: "PUBLISH QoS 0 with DUP", bytes: packet.Frame(0x38, mstr("t"), []byte("x")), statement: "MQTT-3.3.1-2"},
+	{name: "PUBLISH QoS 1 packet ID 0", bytes: packet.Frame(0x32, mstr("t"), be16(0)), statement: "MQTT-2.3.1-1"},
+	{name: "PUBLISH QoS 2 packet ID 0", bytes: packet.Frame(0x34, mstr("t"), be16(0)), statement: "MQTT-2.3.1-1"},
+	{name: "PUBLISH topic +", bytes: packet.Frame(0x30, mstr("a/+/b")), statement: "MQTT-3.3.2-2"},
+	{name: "PUBLISH topic #", bytes: packet.Frame(0x30, mstr("a/#")), statement: "MQTT-3.3.2-2"},
+	{name: "PUBLISH empty topic", bytes: packet.Frame(0x30, mstr(""), []byte("x")), statement: "MQTT-4.7.3-1"},
+	{name: "PUBLISH topic ill-formed UTF-8", bytes: packet.Frame(0x30, mstr("a\xc0\xafb")), statement: "MQTT-1.5.3-1"},
+	{name: "PUBLISH topic U+0000", bytes: packet.Frame(0x30, mstr("a\x00b")), statement: "MQTT-1.5.3-2"},
 	{name: "PUBLISH topic runs past remaining length", bytes: []byte{0x30, 0x03, 0x00, 0x10, 'a'}, statement: "MQTT-4.8.0-1", changed: true},
-	{name: "SUBSCRIBE requested QoS 3", bytes: pkt(0x82, be16(1), mstr("f"), []byte{3}), statement: "MQTT-3.8.3-4"},
-	{name: "SUBSCRIBE reserved option bits", bytes: pkt(0x82, be16(1), mstr("f"), []byte{0x04}), statement: "MQTT-3.8.3-4"},
-	{name: "SUBSCRIBE reserved bits of a second filter", bytes: pkt(0x82, be16(1), mstr("f"), []byte{1}, mstr("g"), []byte{0x81}), statement: "MQTT-3.8.3-4"},
-	{name: "SUBSCRIBE no filters", bytes: pkt(0x82, be16(1)), statement: "MQTT-3.8.3-3"},
-	{name: "SUBSCRIBE packet ID 0", bytes: pkt(0x82, be16(0), mstr("f"), []byte{0}), statement: "MQTT-2.3.1-1"},
-	{name: "SUBSCRIBE filter without requested QoS", bytes: pkt(0x82, be16(1), mstr("f")), statement: "MQTT-4.8.0-1", changed: true},
-	{name: "SUBSCRIBE filter U+0000", bytes: pkt(0x82, be16(1), mstr("f\x00"), []byte{0}), statement: "MQTT-1.5.3-2"},
-	{name: "UNSUBSCRIBE no filters", bytes: pkt(0xA2, be16(1)), statement: "MQTT-3.10.3-2"},
-	{name: "UNSUBSCRIBE packet ID 0", bytes: pkt(0xA2, be16(0), mstr("f")), statement: "MQTT-2.3.1-1"},
-	{name: "UNSUBSCRIBE filter ill-formed UTF-8", bytes: pkt(0xA2, be16(1), mstr("\xff")), statement: "MQTT-1.5.3-1"},
-	{name: "PUBACK packet ID 0", bytes: pkt(0x40, be16(0)), statement: "MQTT-2.3.1-1"},
-	{name: "PUBREC packet ID 0", bytes: pkt(0x50, be16(0)), statement: "MQTT-2.3.1-1"},
-	{name: "PUBREL packet ID 0", bytes: pkt(0x62, be16(0)), statement: "MQTT-2.3.1-1"},
-	{name: "PUBCOMP packet ID 0", bytes: pkt(0x70, be16(0)), statement: "MQTT-2.3.1-1"},
-	{name: "PUBACK remaining length 3", bytes: pkt(0x40, be16(1), []byte{0}), statement: "MQTT-4.8.0-1", changed: true},
-	{name: "PUBREL remaining length 1", bytes: pkt(0x62, []byte{1}), statement: "MQTT-4.8.0-1", changed: true},
-	{name: "PINGREQ remaining length 1", bytes: pkt(0xC0, []byte{0}), statement: "MQTT-4.8.0-1", changed: true},
-	{name: "DISCONNECT remaining length 1", bytes: pkt(0xE0, []byte{0}), statement: "MQTT-4.8.0-1", changed: true},
+	{name: "SUBSCRIBE requested QoS 3", bytes: packet.Frame(0x82, be16(1), mstr("f"), []byte{3}), statement: "MQTT-3.8.3-4"},
+	{name: "SUBSCRIBE reserved option bits", bytes: packet.Frame(0x82, be16(1), mstr("f"), []byte{0x04}), statement: "MQTT-3.8.3-4"},
+	{name: "SUBSCRIBE reserved bits of a second filter", bytes: packet.Frame(0x82, be16(1), mstr("f"), []byte{1}, mstr("g"), []byte{0x81}), statement: "MQTT-3.8.3-4"},
+	{name: "SUBSCRIBE no filters", bytes: packet.Frame(0x82, be16(1)), statement: "MQTT-3.8.3-3"},
+	{name: "SUBSCRIBE packet ID 0", bytes: packet.Frame(0x82, be16(0), mstr("f"), []byte{0}), statement: "MQTT-2.3.1-1"},
+	{name: "SUBSCRIBE filter without requested QoS", bytes: packet.Frame(0x82, be16(1), mstr("f")), statement: "MQTT-4.8.0-1", changed: true},
+	{name: "SUBSCRIBE filter U+0000", bytes: packet.Frame(0x82, be16(1), mstr("f\x00"), []byte{0}), statement: "MQTT-1.5.3-2"},
+	{name: "UNSUBSCRIBE no filters", bytes: packet.Frame(0xA2, be16(1)), statement: "MQTT-3.10.3-2"},
+	{name: "UNSUBSCRIBE packet ID 0", bytes: packet.Frame(0xA2, be16(0), mstr("f")), statement: "MQTT-2.3.1-1"},
+	{name: "UNSUBSCRIBE filter ill-formed UTF-8", bytes: packet.Frame(0xA2, be16(1), mstr("\xff")), statement: "MQTT-1.5.3-1"},
+	{name: "PUBACK packet ID 0", bytes: packet.Frame(0x40, be16(0)), statement: "MQTT-2.3.1-1"},
+	{name: "PUBREC packet ID 0", bytes: packet.Frame(0x50, be16(0)), statement: "MQTT-2.3.1-1"},
+	{name: "PUBREL packet ID 0", bytes: packet.Frame(0x62, be16(0)), statement: "MQTT-2.3.1-1"},
+	{name: "PUBCOMP packet ID 0", bytes: packet.Frame(0x70, be16(0)), statement: "MQTT-2.3.1-1"},
+	{name: "PUBACK remaining length 3", bytes: packet.Frame(0x40, be16(1), []byte{0}), statement: "MQTT-4.8.0-1", changed: true},
+	{name: "PUBREL remaining length 1", bytes: packet.Frame(0x62, []byte{1}), statement: "MQTT-4.8.0-1", changed: true},
+	{name: "PINGREQ remaining length 1", bytes: packet.Frame(0xC0, []byte{0}), statement: "MQTT-4.8.0-1", changed: true},
+	{name: "DISCONNECT remaining length 1", bytes: packet.Frame(0xE0, []byte{0}), statement: "MQTT-4.8.0-1", changed: true},
 	{name: "remaining length of five bytes", bytes: []byte{0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x01}, statement: "MQTT-4.8.0-1", changed: true},
-	{name: "PUBACK flags", bytes: pkt(0x41, be16(1)), statement: "MQTT-2.2.2-1"},
-	{name: "PUBREC flags", bytes: pkt(0x52, be16(1)), statement: "MQTT-2.2.2-1"},
-	{name: "PUBREL flags 0000", bytes: pkt(0x60, be16(1)), statement: "MQTT-3.6.1-1"},
-	{name: "PUBCOMP flags", bytes: pkt(0x78, be16(1)), statement: "MQTT-2.2.2-1"},
-	{name: "SUBSCRIBE flags 0000", bytes: pkt(0x80, be16(1), mstr("f"), []byte{0}), statement: "MQTT-3.8.1-1"},
-	{name: "UNSUBSCRIBE flags 0011", bytes: pkt(0xA3, be16(1), mstr("f")), statement: "MQTT-3.10.1-1"},
+	{name: "PUBACK flags", bytes: packet.Frame(0x41, be16(1)), statement: "MQTT-2.2.2-1"},
+	{name: "PUBREC flags", bytes: packet.Frame(0x52, be16(1)), statement: "MQTT-2.2.2-1"},
+	{name: "PUBREL flags 0000", bytes: packet.Frame(0x60, be16(1)), statement: "MQTT-3.6.1-1"},
+	{name: "PUBCOMP flags", bytes: packet.Frame(0x78, be16(1)), statement: "MQTT-2.2.2-1"},
+	{name: "SUBSCRIBE flags 0000", bytes: packet.Frame(0x80, be16(1), mstr("f"), []byte{0}), statement: "MQTT-3.8.1-1"},
+	{name: "UNSUBSCRIBE flags 0011", bytes: packet.Frame(0xA3, be16(1), mstr("f")), statement: "MQTT-3.10.1-1"},
 	{name: "PINGREQ flags", bytes: []byte{0xC1, 0x00}, statement: "MQTT-2.2.2-1"},
 	{name: "DISCONNECT flags", bytes: []byte{0xE4, 0x00}, statement: "MQTT-3.14.1-1"},
 	{name: "reserved type 0", bytes: []byte{0x00, 0x00}, statement: "MQTT-4.8.0-1", changed: true},
 	{name: "reserved type 15", bytes: []byte{0xF0, 0x00}, statement: "MQTT-4.8.0-1", changed: true},
 	{name: "CONNACK from a client", bytes: []byte{0x20, 0x02, 0x00, 0x00}, statement: "MQTT-4.8.0-1"},
-	{name: "SUBACK from a client", bytes: pkt(0x90, be16(1), []byte{0}), statement: "MQTT-4.8.0-1"},
-	{name: "UNSUBACK from a client", bytes: pkt(0xB0, be16(1)), statement: "MQTT-4.8.0-1"},
+	{name: "SUBACK from a client", bytes: packet.Frame(0x90, be16(1), []byte{0}), statement: "MQTT-4.8.0-1"},
+	{name: "UNSUBACK from a client", bytes: packet.Frame(0xB0, be16(1)), statement: "MQTT-4.8.0-1"},
 	{name: "PINGRESP from a client", bytes: []byte{0xD0, 0x00}, statement: "MQTT-4.8.0-1"},
 }
 
@@ -214,7 +192,7 @@ func TestMisfitAckCloses(t *testing.T) {
 				}
 				expect[*packet.Pubrel](t, r)
 			}
-			if err := r.WriteBytes(pkt(tc.ack, be16(m.PacketID))); err != nil {
+			if err := r.WriteBytes(packet.Frame(tc.ack, be16(m.PacketID))); err != nil {
 				t.Fatal(err)
 			}
 			if err := r.ExpectClosed(5 * time.Second); err != nil {
@@ -259,17 +237,17 @@ func TestGentleAnswers(t *testing.T) {
 
 	t.Run("PUBACK for an unknown packet ID is ignored", func(t *testing.T) {
 		r := tb.connect(t, "g-puback")
-		send(t, r, pkt(0x40, be16(77)))
+		send(t, r, packet.Frame(0x40, be16(77)))
 		alive(t, r)
 	})
 	t.Run("PUBCOMP for an unknown packet ID is ignored", func(t *testing.T) {
 		r := tb.connect(t, "g-pubcomp")
-		send(t, r, pkt(0x70, be16(77)))
+		send(t, r, packet.Frame(0x70, be16(77)))
 		alive(t, r)
 	})
 	t.Run("PUBREC for an unknown packet ID is answered PUBREL", func(t *testing.T) {
 		r := tb.connect(t, "g-pubrec")
-		send(t, r, pkt(0x50, be16(77)))
+		send(t, r, packet.Frame(0x50, be16(77)))
 		if p := expect[*packet.Pubrel](t, r); p.PacketID != 77 {
 			t.Fatalf("PUBREL %d, want 77", p.PacketID)
 		}
@@ -277,7 +255,7 @@ func TestGentleAnswers(t *testing.T) {
 	})
 	t.Run("PUBREL for an unknown packet ID is answered PUBCOMP", func(t *testing.T) {
 		r := tb.connect(t, "g-pubrel")
-		send(t, r, pkt(0x62, be16(77)))
+		send(t, r, packet.Frame(0x62, be16(77)))
 		if p := expect[*packet.Pubcomp](t, r); p.PacketID != 77 {
 			t.Fatalf("PUBCOMP %d, want 77", p.PacketID)
 		}
@@ -289,10 +267,10 @@ func TestGentleAnswers(t *testing.T) {
 		publish(t, asUser(t, "pub", "g-pubrec-pub"), &packet.Publish{Topic: "gentle/q2", QoS: 2, PacketID: 9, Payload: []byte("x")})
 		m := expect[*packet.Publish](t, r)
 		for range 2 {
-			send(t, r, pkt(0x50, be16(m.PacketID)))
+			send(t, r, packet.Frame(0x50, be16(m.PacketID)))
 			expect[*packet.Pubrel](t, r)
 		}
-		send(t, r, pkt(0x70, be16(m.PacketID)))
+		send(t, r, packet.Frame(0x70, be16(m.PacketID)))
 		alive(t, r)
 	})
 	t.Run("QoS 2 PUBLISH reusing an ID before PUBREL is answered PUBREC and not routed again", func(t *testing.T) {
@@ -300,12 +278,12 @@ func TestGentleAnswers(t *testing.T) {
 		subscribe(t, w, sub("gentle/reuse", 0))
 		r := asUser(t, "pub", "g-reuse")
 		for _, payload := range []string{"first", "second"} {
-			send(t, r, pkt(0x34, mstr("gentle/reuse"), be16(5), []byte(payload)))
+			send(t, r, packet.Frame(0x34, mstr("gentle/reuse"), be16(5), []byte(payload)))
 			if p := expect[*packet.Pubrec](t, r); p.PacketID != 5 {
 				t.Fatalf("PUBREC %d, want 5", p.PacketID)
 			}
 		}
-		send(t, r, pkt(0x62, be16(5)))
+		send(t, r, packet.Frame(0x62, be16(5)))
 		expect[*packet.Pubcomp](t, r)
 		alive(t, r)
 		// A QoS 1 marker published after both: it must be the next message.
@@ -319,7 +297,7 @@ func TestGentleAnswers(t *testing.T) {
 	})
 	t.Run("PUBLISH the ACL denies is acknowledged and dropped", func(t *testing.T) {
 		r := asUser(t, "sub", "g-acl-pub")
-		send(t, r, pkt(0x32, mstr("gentle/denied"), be16(3), []byte("x")))
+		send(t, r, packet.Frame(0x32, mstr("gentle/denied"), be16(3), []byte("x")))
 		if p := expect[*packet.Puback](t, r); p.PacketID != 3 {
 			t.Fatalf("PUBACK %d, want 3", p.PacketID)
 		}
@@ -329,9 +307,9 @@ func TestGentleAnswers(t *testing.T) {
 	})
 	t.Run("PUBLISH over max_topic_length is acknowledged and dropped", func(t *testing.T) {
 		r := asUser(t, "pub", "g-limit-pub")
-		send(t, r, pkt(0x34, mstr(long), be16(4), []byte("x")))
+		send(t, r, packet.Frame(0x34, mstr(long), be16(4), []byte("x")))
 		expect[*packet.Pubrec](t, r)
-		send(t, r, pkt(0x62, be16(4)))
+		send(t, r, packet.Frame(0x62, be16(4)))
 		expect[*packet.Pubcomp](t, r)
 		tb.wait(t, events.And(limitDrop(limitTopicLength), events.ForClient("g-limit-pub")))
 		alive(t, r)

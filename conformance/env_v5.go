@@ -135,5 +135,5 @@ func (e *env) takenOver(r *client.Raw) {
 // rawConnect5 is a well-formed 5.0 CONNECT without properties and with the
 // given connect flags.
 func rawConnect5(flags byte, clientID string) []byte {
-	return frame(0x10, str("MQTT"), []byte{5, flags}, u16(60), []byte{0}, str(clientID))
+	return packet.Frame(0x10, str("MQTT"), []byte{5, flags}, u16(60), []byte{0}, str(clientID))
 }

@@ -77,7 +77,7 @@ var _ = register(specDef{
 	Statements: []string{"MQTT-3.1.2-1"},
 	Body: func(e *env) {
 		r := e.dial("name")
-		b := frame(0x10, str("MQTX"), []byte{4, 0x02}, u16(60), str(e.id("name")))
+		b := packet.Frame(0x10, str("MQTX"), []byte{4, 0x02}, u16(60), str(e.id("name")))
 		e.sendBytes(r, b)
 		p, err := r.ReadPacket(wait)
 		if err != nil {
@@ -147,7 +147,7 @@ var _ = register(specDef{
 		t := e.topic("after")
 		e.subOK(watch, 0, t)
 		r := e.dial("refused")
-		b := frame(0x10, str("MQTT"), []byte{9, 0x02}, u16(60), str(e.id("refused")))
+		b := packet.Frame(0x10, str("MQTT"), []byte{9, 0x02}, u16(60), str(e.id("refused")))
 		b = append(b, rawPublish(0x30, t, 0, "must not be delivered")...)
 		e.sendBytes(r, b)
 		p, err := r.ReadPacket(wait)

@@ -296,7 +296,7 @@ func init() {
 				e.pub(e.client("pub"), topic, "x", m.qos, false)
 				p := expect[*packet.Publish](e, r)
 				Expect(p.QoS).To(Equal(m.qos))
-				e.sendBytes(r, frame(m.ack, u16(p.PacketID)))
+				e.sendBytes(r, packet.Frame(m.ack, u16(p.PacketID)))
 				e.closed(r)
 			},
 		})

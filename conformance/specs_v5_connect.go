@@ -221,10 +221,10 @@ var _ = register(specDef{
 			e.checkDisconnect(r, d) // after a successful CONNACK [MQTT-3.14.0-1]
 		}
 		r := e.client("q3")
-		e.sendBytes(r, frame(0x36, str(e.topic("q3")), u16(1), []byte{0}, []byte("x")))
+		e.sendBytes(r, packet.Frame(0x36, str(e.topic("q3")), u16(1), []byte{0}, []byte("x")))
 		check(r)
 		r = e.client("sub")
-		e.sendBytes(r, frame(0x82, u16(1), []byte{0}, str(e.topic("f")), []byte{0xC0}))
+		e.sendBytes(r, packet.Frame(0x82, u16(1), []byte{0}, str(e.topic("f")), []byte{0xC0}))
 		check(r)
 		id := e.id("t")
 		old, _ := e.connectOK(connect5(id, true, nil))

@@ -190,7 +190,7 @@ var _ = register(specDef{
 	Statements: []string{"MQTT-3.3.1-4", "MQTT-4.13.1-1"},
 	Body: func(e *env) {
 		r := e.client("m")
-		e.sendBytes(r, frame(0x36, str(e.topic("q3")), u16(1), []byte{0}, []byte("x")))
+		e.sendBytes(r, packet.Frame(0x36, str(e.topic("q3")), u16(1), []byte{0}, []byte("x")))
 		e.closedOnError(r, 0x81, 0x82)
 	},
 })
@@ -200,10 +200,10 @@ var _ = register(specDef{
 	Statements: []string{"MQTT-3.6.1-1", "MQTT-3.8.1-1", "MQTT-3.10.1-1", "MQTT-3.14.1-1", "MQTT-2.1.3-1"},
 	Body: func(e *env) {
 		for _, b := range [][]byte{
-			frame(0x60, u16(1), []byte{0, 0}),                            // PUBREL flags 0000
-			frame(0x80, u16(1), []byte{0}, str(e.topic("f")), []byte{0}), // SUBSCRIBE flags 0000
-			frame(0xA0, u16(1), []byte{0}, str(e.topic("f"))),            // UNSUBSCRIBE flags 0000
-			frame(0xE1, []byte{0}),                                       // DISCONNECT flags 0001
+			packet.Frame(0x60, u16(1), []byte{0, 0}),                            // PUBREL flags 0000
+			packet.Frame(0x80, u16(1), []byte{0}, str(e.topic("f")), []byte{0}), // SUBSCRIBE flags 0000
+			packet.Frame(0xA0, u16(1), []byte{0}, str(e.topic("f"))),            // UNSUBSCRIBE flags 0000
+			packet.Frame(0xE1, []byte{0}),                                       // DISCONNECT flags 0001
 		} {
 			r := e.client("m")
 			e.sendBytes(r, b)
@@ -217,7 +217,7 @@ var _ = register(specDef{
 	Statements: []string{"MQTT-3.8.3-5"},
 	Body: func(e *env) {
 		r := e.client("m")
-		e.sendBytes(r, frame(0x82, u16(1), []byte{0}, str(e.topic("f")), []byte{0xC0}))
+		e.sendBytes(r, packet.Frame(0x82, u16(1), []byte{0}, str(e.topic("f")), []byte{0xC0}))
 		e.closedOnError(r, 0x81, 0x82)
 	},
 })
@@ -228,7 +228,7 @@ var _ = register(specDef{
 	Body: func(e *env) {
 		for _, topic := range []string{e.prefix() + "/+", e.prefix() + "/#", e.prefix() + "/\x00", e.prefix() + "/\xed\xa0\x80"} {
 			r := e.client("m")
-			e.sendBytes(r, frame(0x30, str(topic), []byte{0}, []byte("x")))
+			e.sendBytes(r, packet.Frame(0x30, str(topic), []byte{0}, []byte("x")))
 			e.closedOnError(r, 0x81, 0x82, 0x90)
 		}
 	},

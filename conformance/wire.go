@@ -1,5 +1,7 @@
 package conformance
 
+import "github.com/mqttfleet/mqttfleet/packet"
+
 // Raw packet building for malformed-input specs: the codec refuses to encode
 // what these specs must send, so they assemble the bytes themselves.
 
@@ -11,35 +13,10 @@ func str(s string) []byte {
 // u16 encodes a two-byte integer (packet identifiers).
 func u16(v uint16) []byte { return []byte{byte(v >> 8), byte(v)} }
 
-// varint encodes a remaining length.
-func varint(n int) []byte {
-	var out []byte
-	for {
-		b := byte(n % 128)
-		n /= 128
-		if n > 0 {
-			b |= 0x80
-		}
-		out = append(out, b)
-		if n == 0 {
-			return out
-		}
-	}
-}
-
-// frame assembles a packet: first byte, a correct remaining length, body parts.
-func frame(first byte, parts ...[]byte) []byte {
-	var body []byte
-	for _, p := range parts {
-		body = append(body, p...)
-	}
-	return append(append([]byte{first}, varint(len(body))...), body...)
-}
-
 // rawConnect is a well-formed 3.1.1 CONNECT with the given connect flags.
 func rawConnect(flags byte, keepAlive uint16, clientID string, payload ...[]byte) []byte {
 	parts := append([][]byte{str("MQTT"), {4, flags}, u16(keepAlive), str(clientID)}, payload...)
-	return frame(0x10, parts...)
+	return packet.Frame(0x10, parts...)
 }
 
 // rawPublish is a PUBLISH with the given first byte (type and flags), topic as
@@ -49,11 +26,11 @@ func rawPublish(first byte, topic string, pid uint16, payload string) []byte {
 	if first&0x06 != 0 {
 		parts = append(parts, u16(pid))
 	}
-	return frame(first, append(parts, []byte(payload))...)
+	return packet.Frame(first, append(parts, []byte(payload))...)
 }
 
 // rawSubscribe is a SUBSCRIBE with the given first byte, packet identifier,
 // one filter and its options byte.
 func rawSubscribe(first byte, pid uint16, filter string, options byte) []byte {
-	return frame(first, u16(pid), str(filter), []byte{options})
+	return packet.Frame(first, u16(pid), str(filter), []byte{options})
 }

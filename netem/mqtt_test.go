@@ -10,6 +10,7 @@ import (
 	"github.com/mqttfleet/mqttfleet/events"
 	"github.com/mqttfleet/mqttfleet/internal/brokertest"
 	"github.com/mqttfleet/mqttfleet/internal/mosquittotest"
+	"github.com/mqttfleet/mqttfleet/packet"
 )
 
 // withMosquitto starts Mosquitto on a free loopback port and returns its address.
@@ -23,23 +24,6 @@ func withMosquitto(t *testing.T) string {
 
 func mqttString(s string) []byte { return append([]byte{byte(len(s) >> 8), byte(len(s))}, s...) }
 
-func mqttPacket(header byte, body []byte) []byte {
-	out := []byte{header}
-	n := len(body)
-	for { // remaining length, variable byte integer [MQTT-2.2.3]
-		b := byte(n % 128)
-		n /= 128
-		if n > 0 {
-			b |= 0x80
-		}
-		out = append(out, b)
-		if n == 0 {
-			break
-		}
-	}
-	return append(out, body...)
-}
-
 // mqttConnect is a CONNECT with clean session and, when willTopic is set, a QoS 0 will.
 func mqttConnect(clientID string, keepalive uint16, willTopic, willMsg string) []byte {
 	flags := byte(0x02)
@@ -52,7 +36,7 @@ func mqttConnect(clientID string, keepalive uint16, willTopic, willMsg string) [
 	if willTopic != "" {
 		body = append(append(body, mqttString(willTopic)...), mqttString(willMsg)...)
 	}
-	return mqttPacket(0x10, body)
+	return packet.Frame(0x10, body)
 }
 
 // readPacket reads one packet: its first byte and body.
@@ -134,7 +118,7 @@ func willAfterBlackhole(t *testing.T, broker string, window bool) {
 	defer watcher.Close()
 	watcher.Write(mqttConnect("watcher", 60, "", ""))
 	expectPacket(t, watcher, 0x20, "watcher CONNACK")
-	watcher.Write(mqttPacket(0x82, append(append([]byte{0, 1}, mqttString("will/dev-1")...), 0)))
+	watcher.Write(packet.Frame(0x82, append(append([]byte{0, 1}, mqttString("will/dev-1")...), 0)))
 	expectPacket(t, watcher, 0x90, "watcher SUBACK")
 
 	device, err := net.Dial("tcp", px.Addr())
