@@ -390,8 +390,12 @@ func (r *runner) progress(done <-chan struct{}) {
 			step, t0 := r.step, r.t0
 			r.mu.Unlock()
 			conn, total := r.connectedDevices()
-			fmt.Fprintf(r.opts.Progress, "%6.1fs  step %-24s connected %d/%d  events %d\n",
-				now.Sub(t0).Seconds(), step, conn, total, r.rec.Len())
+			// The same Collector counters the results file holds. Loss is
+			// not shown live: the delivery ledger settles it after the drain.
+			c := r.col.Totals()
+			fmt.Fprintf(r.opts.Progress, "%6.1fs  step %-24s connected %d/%d  sent %d  recv %d  disc %d  takeovers %d  events %d\n",
+				now.Sub(t0).Seconds(), step, conn, total, c["publishes_sent"], c["publishes_received"],
+				c["disconnects"], c["takeovers"], r.rec.Len())
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -65,7 +66,18 @@ assertions:
 `
 
 func TestLostTotalsAgreeEverywhere(t *testing.T) {
-	res := runText(t, lossyScenario, Options{})
+	prog := &lockedBuffer{}
+	res := runText(t, lossyScenario, Options{Progress: prog, ProgressEvery: 250 * time.Millisecond})
+	// The live progress line reads the same counters as the results file:
+	// what it last said was sent is non-zero and never more than the total.
+	lines := regexp.MustCompile(`sent (\d+)  recv (\d+)`).FindAllStringSubmatch(prog.String(), -1)
+	if len(lines) == 0 {
+		t.Fatalf("no progress line with sent/recv in %q", prog.String())
+	}
+	last := lines[len(lines)-1]
+	if sent, _ := strconv.ParseInt(last[1], 10, 64); sent <= 0 || sent > res.Counters["publishes_sent"] {
+		t.Errorf("progress said sent %d; the results say %d", sent, res.Counters["publishes_sent"])
+	}
 	lost := res.Counters["lost"]
 	if lost <= 0 {
 		t.Fatalf("counters lost = %d, want > 0 after a 2 s blackhole on a QoS 1 subscriber (counters %v)", lost, res.Counters)
@@ -203,4 +215,23 @@ func showInChromium(t *testing.T, page, step string) {
 	if fi, err := os.Stat(shot); err != nil || fi.Size() < 10_000 {
 		t.Errorf("no screenshot of the report: %v", err)
 	}
+}
+
+// lockedBuffer is a bytes.Buffer the progress goroutine may write while
+// the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
