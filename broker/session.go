@@ -23,9 +23,10 @@ type session struct {
 	// the session with its connection (3.1.1 clean session), expiryNever
 	// keeps it (3.1.1 persistent session); else it ends that long after
 	// the connection (MQTT 5, expiry.go).
-	expiry   uint32
-	expireAt time.Duration // on the broker clock while queued to expire
-	expIdx   int           // index+1 in the expiry heap; 0: not queued
+	expiry uint32
+	exp    timerEntry   // queued to end the session while offline (expiry.go)
+	will   *pendingWill // a will waiting out its Will Delay Interval (expiry.go)
+	willT  timerEntry   // queued to publish will
 
 	mu       sync.Mutex // guards the fields below; order: b.mu -> s.mu -> conn.omu
 	conn     *conn      // the online connection, nil while offline

@@ -186,12 +186,14 @@ func (c *conn) handleDisconnect(p *packet.Disconnect) {
 			}
 			c.b.setExpiry(c.sess, *p.Props.SessionExpiry)
 		}
-		if p.ReasonCode != rcSuccess && c.will != nil {
-			c.b.publishWill(c, events.CauseClientDisconnect)
-		}
+		// Any code but 0x00 keeps the will: finish publishes it, after its
+		// Will Delay Interval if it has one.
+		c.willOnEnd = p.ReasonCode != rcSuccess
 	}
-	// [MQTT-3.1.2-10] DISCONNECT discards the will (3.1.1, or 5.0 after the above).
-	c.will = nil
+	if !c.willOnEnd {
+		// [MQTT-3.1.2-10] DISCONNECT discards the will (3.1.1, or 5.0 with 0x00).
+		c.will = nil
+	}
 	c.shutdown(events.CauseClientDisconnect, "", "")
 }
 
@@ -239,6 +241,15 @@ func (c *conn) checkSubscribeV5(p *packet.Subscribe) bool {
 		return false
 	}
 	return true
+}
+
+// willDelay is the Will Delay Interval of w in seconds (0 for 3.1.1 or
+// none): the will is published that long after its connection closed.
+func willDelay(w *packet.Will) uint32 {
+	if w.Props == nil || w.Props.WillDelay == nil {
+		return 0
+	}
+	return *w.Props.WillDelay
 }
 
 // willPublishProps are the properties a will is published with: the will
