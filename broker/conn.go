@@ -34,6 +34,11 @@ type conn struct {
 	lastRead  time.Duration // since b.start: 8 bytes instead of a time.Time's 24
 
 	connectExpiry uint32 // MQTT 5 Session Expiry Interval of CONNECT (see v5.go)
+	// rxLimit is how many incoming QoS 2 flows may await PUBREL before a new
+	// one breaks the Receive Maximum advertised to an MQTT 5 client: the
+	// maximum plus the flows the session carried over, which the client
+	// completes outside its new quota (0: no limit, 3.1.1).
+	rxLimit int
 
 	omu     sync.Mutex    // guards the outbound fields; a leaf lock
 	room    chan struct{} // made by a reader waiting in waitRoom, closed by the writer

@@ -183,6 +183,9 @@ func (c *conn) attach(cp *packet.Connect, assigned bool) bool {
 			}
 			s.user = c.username
 			s.window, s.maxOut = clientLimits(cp, b.cfg.MaxInflight)
+			if c.v5() {
+				c.rxLimit = int(b.receiveMaximum()) + len(s.inQoS2)
+			}
 			// CONNACK goes first: deliveries to s queue behind it since they take s.mu.
 			// [MQTT-3.2.2-1] [MQTT-3.2.2-2] [MQTT-3.2.2-3]
 			ack := &packet.Connack{SessionPresent: present, ReturnCode: packet.Accepted}

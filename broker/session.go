@@ -247,18 +247,24 @@ func ackMisfit(f *flight, t packet.Type) (stmt, why string) {
 }
 
 // holdQoS2 records an incoming QoS 2 packet ID and reports whether it was
-// new; a duplicate is acknowledged but not routed again [MQTT-4.3.3-2].
-func (s *session) holdQoS2(id uint16) bool {
+// new; a duplicate is acknowledged but not routed again [MQTT-4.3.3-2]. A
+// new ID that would make more than limit IDs held (0: no limit) is not
+// recorded and over is true: the client exceeded the broker's Receive
+// Maximum [MQTT-3.3.4-7].
+func (s *session) holdQoS2(id uint16, limit int) (fresh, over bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, dup := s.inQoS2[id]; dup {
-		return false
+		return false, false
+	}
+	if limit > 0 && len(s.inQoS2) >= limit {
+		return false, true
 	}
 	if s.inQoS2 == nil {
 		s.inQoS2 = map[uint16]struct{}{}
 	}
 	s.inQoS2[id] = struct{}{}
-	return true
+	return true, false
 }
 
 // release forgets an incoming QoS 2 packet ID on PUBREL and reports

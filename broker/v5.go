@@ -34,6 +34,7 @@ const (
 	rcSessionTakenOver       byte   = 0x8E
 	rcTopicFilterInvalid     byte   = 0x8F
 	rcPacketIDNotFound       byte   = 0x92
+	rcReceiveMaxExceeded     byte   = 0x93
 	rcTopicAliasInvalid      byte   = 0x94
 	rcPacketTooLarge         byte   = 0x95
 	rcQuotaExceeded          byte   = 0x97
@@ -76,7 +77,7 @@ func (c *conn) connackCode(code byte) byte {
 func (c *conn) connackProps(assigned bool) *packet.Properties {
 	b := c.b
 	one, zero := byte(1), byte(0)
-	rm := uint16(min(b.cfg.MaxInflight, 65535))
+	rm := b.receiveMaximum()
 	tam := uint16(0)
 	p := &packet.Properties{
 		ReceiveMaximum:       &rm,
@@ -95,6 +96,11 @@ func (c *conn) connackProps(assigned bool) *packet.Properties {
 	}
 	return p
 }
+
+// receiveMaximum is the Receive Maximum the broker advertises: max_inflight,
+// at most 65535. A 5.0 client with more QoS 2 flows awaiting PUBREL than
+// that is disconnected with 0x93 (handlePublish).
+func (b *Broker) receiveMaximum() uint16 { return uint16(min(max(b.cfg.MaxInflight, 1), 65535)) }
 
 // connectExpiry is the session expiry interval a CONNECT asks for. 3.1.1
 // maps onto it: a clean session ends with its connection (0), a persistent
