@@ -39,6 +39,9 @@ type conn struct {
 	// maximum plus the flows the session carried over, which the client
 	// completes outside its new quota (0: no limit, 3.1.1).
 	rxLimit int
+	// aliases maps the Topic Aliases an MQTT 5 client set on this connection
+	// to their topics [MQTT-3.3.2-7]; made with the first one.
+	aliases map[uint16]string
 
 	omu     sync.Mutex    // guards the outbound fields; a leaf lock
 	room    chan struct{} // made by a reader waiting in waitRoom, closed by the writer
