@@ -43,6 +43,11 @@ type Config struct {
 	MaxRetainedMessages int `yaml:"max_retained_messages"`
 	// MaxRetainedBytes bounds the topic and payload bytes of the retained messages stored; 0 = default.
 	MaxRetainedBytes int `yaml:"max_retained_bytes"`
+	// TopicAliasMaximum is the highest Topic Alias an MQTT 5 client may use
+	// in a PUBLISH to the broker (advertised in CONNACK); 0 = no aliases.
+	// Unlike the limits, 0 is not replaced by the default: DefaultConfig and
+	// configuration files start from DefaultTopicAliasMaximum.
+	TopicAliasMaximum int `yaml:"topic_alias_maximum"`
 	// OutboundBuffer bounds the packets queued per connection for writing; QoS 0 messages beyond it are dropped.
 	OutboundBuffer int `yaml:"outbound_buffer"`
 	// ConnectTimeout closes connections that send no CONNECT within it.
@@ -90,6 +95,8 @@ const (
 	DefaultOutboundBuffer = 1024
 	DefaultConnectTimeout = 10 * time.Second
 	DefaultWSPath         = "/mqtt"
+	// DefaultTopicAliasMaximum is the Topic Alias Maximum of DefaultConfig.
+	DefaultTopicAliasMaximum = 10
 
 	DefaultMaxQueuedBytes      = 64 << 20
 	DefaultMaxSubscriptions    = 10_000
@@ -114,6 +121,8 @@ func DefaultConfig() Config {
 		MaxQueued:      DefaultMaxQueued,
 		OutboundBuffer: DefaultOutboundBuffer,
 		ConnectTimeout: DefaultConnectTimeout,
+
+		TopicAliasMaximum: DefaultTopicAliasMaximum,
 	}
 }
 

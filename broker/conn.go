@@ -30,9 +30,18 @@ type conn struct {
 	keepalive time.Duration
 	sess      *session
 	will      *packet.Will  // owned by the reader goroutine
+	willOnEnd bool          // a 5.0 DISCONNECT asked for the will (0x04 or any code but 0x00); reader-owned
 	lastRead  time.Duration // since b.start: 8 bytes instead of a time.Time's 24
 
 	connectExpiry uint32 // MQTT 5 Session Expiry Interval of CONNECT (see v5.go)
+	// rxLimit is how many incoming QoS 2 flows may await PUBREL before a new
+	// one breaks the Receive Maximum advertised to an MQTT 5 client: the
+	// maximum plus the flows the session carried over, which the client
+	// completes outside its new quota (0: no limit, 3.1.1).
+	rxLimit int
+	// aliases maps the Topic Aliases an MQTT 5 client set on this connection
+	// to their topics [MQTT-3.3.2-7]; made with the first one.
+	aliases map[uint16]string
 
 	omu     sync.Mutex    // guards the outbound fields; a leaf lock
 	room    chan struct{} // made by a reader waiting in waitRoom, closed by the writer
@@ -356,9 +365,15 @@ func (c *conn) finish() {
 	}
 	if s := c.sess; s != nil {
 		b.connected.Add(-1)
-		b.detach(s, c)
-		if c.will != nil && cause != events.CauseClientDisconnect {
-			b.publishWill(c, cause)
+		var pw *pendingWill
+		var delay uint32
+		if c.will != nil && (cause != events.CauseClientDisconnect || c.willOnEnd) {
+			pw = &pendingWill{w: c.will, user: c.username, clientID: c.clientID, cause: cause}
+			delay = willDelay(c.will)
+		}
+		c.will = nil
+		if pw = b.detach(s, c, pw, delay); pw != nil {
+			b.publishPendingWill(pw)
 		}
 	}
 	b.emit(events.Event{Kind: events.Disconnect, ClientID: c.clientID, Remote: c.remote, Cause: cause, Code: int(code), Statement: statement, Detail: detail})
@@ -374,17 +389,16 @@ func (c *conn) finish() {
 	c.endMu.Unlock()
 }
 
-// publishWill publishes the connection's will [MQTT-3.1.2-8] with its QoS
-// and retain flag, and forgets it [MQTT-3.1.2-10].
-func (b *Broker) publishWill(c *conn, cause events.Cause) {
-	w := c.will
-	c.will = nil
-	if !b.auth.CanPublish(c.username, c.clientID, w.Topic) {
-		b.drop(c.clientID, w.Topic, w.QoS, events.CauseNotAuthorized, "will denied by ACL")
+// publishPendingWill publishes a will [MQTT-3.1.2-8] with its QoS and
+// retain flag, as its client (ACL). The caller forgot it [MQTT-3.1.2-10].
+func (b *Broker) publishPendingWill(pw *pendingWill) {
+	w := pw.w
+	if !b.auth.CanPublish(pw.user, pw.clientID, w.Topic) {
+		b.drop(pw.clientID, w.Topic, w.QoS, events.CauseNotAuthorized, "will denied by ACL")
 		return
 	}
-	b.publish(&packet.Publish{Topic: w.Topic, QoS: w.QoS, Retain: w.Retain, Payload: w.Payload, Props: willPublishProps(w.Props)}, c.clientID)
-	b.emit(events.Event{Kind: events.WillPublished, ClientID: c.clientID, Topic: w.Topic, QoS: w.QoS, Retain: w.Retain, Cause: cause})
+	b.publish(&packet.Publish{Topic: w.Topic, QoS: w.QoS, Retain: w.Retain, Payload: w.Payload, Props: willPublishProps(w.Props)}, pw.clientID)
+	b.emit(events.Event{Kind: events.WillPublished, ClientID: pw.clientID, Topic: w.Topic, QoS: w.QoS, Retain: w.Retain, Cause: pw.cause})
 }
 
 // lazyReader reads a connection through a pooled bufio.Reader that it holds

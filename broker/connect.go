@@ -148,6 +148,12 @@ func (c *conn) attach(cp *packet.Connect, assigned bool) bool {
 			s.mu.Unlock()
 		}
 		if old == nil {
+			// A new connection for the client ID before the Will Delay
+			// Interval passed: the will is not sent [MQTT-3.1.3-9].
+			var cancelled *pendingWill
+			if s != nil {
+				cancelled = b.takeWill(s)
+			}
 			// A session that ends with its connection (expiry 0) is not
 			// resumed, even by a takeover [MQTT-3.1.2-4] [MQTT-3.1.2-5].
 			present := s != nil && !clean && s.expiry != 0
@@ -177,6 +183,9 @@ func (c *conn) attach(cp *packet.Connect, assigned bool) bool {
 			}
 			s.user = c.username
 			s.window, s.maxOut = clientLimits(cp, b.cfg.MaxInflight)
+			if c.v5() {
+				c.rxLimit = int(b.receiveMaximum()) + len(s.inQoS2)
+			}
 			// CONNACK goes first: deliveries to s queue behind it since they take s.mu.
 			// [MQTT-3.2.2-1] [MQTT-3.2.2-2] [MQTT-3.2.2-3]
 			ack := &packet.Connack{SessionPresent: present, ReturnCode: packet.Accepted}
@@ -187,6 +196,11 @@ func (c *conn) attach(cp *packet.Connect, assigned bool) bool {
 			s.resend(b)
 			s.mu.Unlock()
 			b.mu.Unlock()
+			if cancelled != nil {
+				w := cancelled.w
+				b.emit(events.Event{Kind: events.WillCancelled, ClientID: c.clientID, Topic: w.Topic, QoS: w.QoS, Retain: w.Retain,
+					Statement: "MQTT-3.1.3-9", Detail: "new connection from " + c.remote + " before the Will Delay Interval passed"})
+			}
 			b.emit(events.Event{Kind: events.ConnAck, ClientID: c.clientID, Remote: c.remote, SessionPresent: present, KeepAlive: int(c.keepalive / time.Second)})
 			b.log.Debug("connect", "client", c.clientID, "remote", c.remote, "clean", clean, "session_present", present)
 			return true
@@ -207,8 +221,11 @@ func (c *conn) attach(cp *packet.Connect, assigned bool) bool {
 
 // detach separates a finished connection from its session; a session with
 // expiry 0 (3.1.1: clean) ends with its connection [MQTT-3.1.2-6], one with
-// a finite expiry is queued to end that long after [MQTT-3.1.2-23].
-func (b *Broker) detach(s *session, c *conn) {
+// a finite expiry is queued to end that long after [MQTT-3.1.2-23]. pw, when
+// not nil, is the connection's will with a Will Delay Interval of delay
+// seconds (> 0): it waits in the session unless the session ends now.
+// detach returns the will to publish now, if any.
+func (b *Broker) detach(s *session, c *conn, pw *pendingWill, delay uint32) *pendingWill {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	s.mu.Lock()
@@ -218,21 +235,29 @@ func (b *Broker) detach(s *session, c *conn) {
 	}
 	s.mu.Unlock()
 	if !mine || b.sessions[s.id] != s {
-		return
+		return pw
 	}
 	switch s.expiry {
 	case 0:
 		b.dropSession(s)
+		return pw // the session ends before any delay [MQTT-3.1.2-8]
 	case expiryNever:
 	default:
 		b.scheduleExpiry(s, b.since()+time.Duration(s.expiry)*time.Second)
 	}
+	if pw != nil && delay > 0 && b.deferWill(s, pw, delay) {
+		return nil
+	}
+	return pw
 }
 
-// dropSession forgets a session and its subscriptions. b.mu is held.
-func (b *Broker) dropSession(s *session) {
+// dropSession forgets a session and its subscriptions, and returns its
+// pending will, which the caller publishes: the session ended
+// [MQTT-3.1.2-8]. b.mu is held.
+func (b *Broker) dropSession(s *session) *pendingWill {
 	delete(b.sessions, s.id)
 	b.unscheduleExpiry(s)
+	pw := b.takeWill(s)
 	s.mu.Lock()
 	subs := s.subs
 	s.subs = nil
@@ -243,4 +268,5 @@ func (b *Broker) dropSession(s *session) {
 		b.tree.Unsubscribe(s.id, f)
 	}
 	b.subMu.Unlock()
+	return pw
 }

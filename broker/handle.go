@@ -73,8 +73,16 @@ func (c *conn) handlePublish(p *packet.Publish) {
 	b := c.b
 	b.msgIn.Add(1)
 	route := true
-	if p.QoS == 2 && !c.sess.holdQoS2(p.PacketID) {
-		route = false // a resent QoS 2 message already routed once
+	if p.QoS == 2 {
+		fresh, over := c.sess.holdQoS2(p.PacketID, c.rxLimit)
+		if over {
+			// QoS 1 is acknowledged at once, so only QoS 2 flows between
+			// PUBREC and PUBREL count against the Receive Maximum.
+			c.violationCode(rcReceiveMaxExceeded, "MQTT-3.3.4-7",
+				fmt.Sprintf("QoS 2 PUBLISH %d while %d await PUBREL, over the broker's Receive Maximum", p.PacketID, c.rxLimit))
+			return
+		}
+		route = fresh // a resent QoS 2 message was routed once already
 	}
 	var code byte // 5.0 reason code of the acknowledgement
 	if route {

@@ -23,9 +23,10 @@ type session struct {
 	// the session with its connection (3.1.1 clean session), expiryNever
 	// keeps it (3.1.1 persistent session); else it ends that long after
 	// the connection (MQTT 5, expiry.go).
-	expiry   uint32
-	expireAt time.Duration // on the broker clock while queued to expire
-	expIdx   int           // index+1 in the expiry heap; 0: not queued
+	expiry uint32
+	exp    timerEntry   // queued to end the session while offline (expiry.go)
+	will   *pendingWill // a will waiting out its Will Delay Interval (expiry.go)
+	willT  timerEntry   // queued to publish will
 
 	mu       sync.Mutex // guards the fields below; order: b.mu -> s.mu -> conn.omu
 	conn     *conn      // the online connection, nil while offline
@@ -246,18 +247,24 @@ func ackMisfit(f *flight, t packet.Type) (stmt, why string) {
 }
 
 // holdQoS2 records an incoming QoS 2 packet ID and reports whether it was
-// new; a duplicate is acknowledged but not routed again [MQTT-4.3.3-2].
-func (s *session) holdQoS2(id uint16) bool {
+// new; a duplicate is acknowledged but not routed again [MQTT-4.3.3-2]. A
+// new ID that would make more than limit IDs held (0: no limit) is not
+// recorded and over is true: the client exceeded the broker's Receive
+// Maximum [MQTT-3.3.4-7].
+func (s *session) holdQoS2(id uint16, limit int) (fresh, over bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, dup := s.inQoS2[id]; dup {
-		return false
+		return false, false
+	}
+	if limit > 0 && len(s.inQoS2) >= limit {
+		return false, true
 	}
 	if s.inQoS2 == nil {
 		s.inQoS2 = map[uint16]struct{}{}
 	}
 	s.inQoS2[id] = struct{}{}
-	return true
+	return true, false
 }
 
 // release forgets an incoming QoS 2 packet ID on PUBREL and reports

@@ -34,6 +34,7 @@ const (
 	rcSessionTakenOver       byte   = 0x8E
 	rcTopicFilterInvalid     byte   = 0x8F
 	rcPacketIDNotFound       byte   = 0x92
+	rcReceiveMaxExceeded     byte   = 0x93
 	rcTopicAliasInvalid      byte   = 0x94
 	rcPacketTooLarge         byte   = 0x95
 	rcQuotaExceeded          byte   = 0x97
@@ -76,8 +77,8 @@ func (c *conn) connackCode(code byte) byte {
 func (c *conn) connackProps(assigned bool) *packet.Properties {
 	b := c.b
 	one, zero := byte(1), byte(0)
-	rm := uint16(min(b.cfg.MaxInflight, 65535))
-	tam := uint16(0)
+	rm := b.receiveMaximum()
+	tam := uint16(b.cfg.TopicAliasMaximum)
 	p := &packet.Properties{
 		ReceiveMaximum:       &rm,
 		RetainAvailable:      &one,
@@ -95,6 +96,11 @@ func (c *conn) connackProps(assigned bool) *packet.Properties {
 	}
 	return p
 }
+
+// receiveMaximum is the Receive Maximum the broker advertises: max_inflight,
+// at most 65535. A 5.0 client with more QoS 2 flows awaiting PUBREL than
+// that is disconnected with 0x93 (handlePublish).
+func (b *Broker) receiveMaximum() uint16 { return uint16(min(max(b.cfg.MaxInflight, 1), 65535)) }
 
 // connectExpiry is the session expiry interval a CONNECT asks for. 3.1.1
 // maps onto it: a clean session ends with its connection (0), a persistent
@@ -186,12 +192,14 @@ func (c *conn) handleDisconnect(p *packet.Disconnect) {
 			}
 			c.b.setExpiry(c.sess, *p.Props.SessionExpiry)
 		}
-		if p.ReasonCode != rcSuccess && c.will != nil {
-			c.b.publishWill(c, events.CauseClientDisconnect)
-		}
+		// Any code but 0x00 keeps the will: finish publishes it, after its
+		// Will Delay Interval if it has one.
+		c.willOnEnd = p.ReasonCode != rcSuccess
 	}
-	// [MQTT-3.1.2-10] DISCONNECT discards the will (3.1.1, or 5.0 after the above).
-	c.will = nil
+	if !c.willOnEnd {
+		// [MQTT-3.1.2-10] DISCONNECT discards the will (3.1.1, or 5.0 with 0x00).
+		c.will = nil
+	}
 	c.shutdown(events.CauseClientDisconnect, "", "")
 }
 
@@ -213,21 +221,47 @@ func (c *conn) ackCode(v5code byte) byte {
 	return 0
 }
 
-// checkPublishV5 refuses what a 5.0 client may not send the broker as it is
-// advertised: a Topic Alias (Topic Alias Maximum 0) or a Subscription
-// Identifier [MQTT-3.3.4-6]. It reports whether the connection goes on.
+// checkPublishV5 resolves the Topic Alias of a PUBLISH from a 5.0 client
+// and refuses what it may not send the broker: an alias above the Topic
+// Alias Maximum the broker advertised
+// [MQTT-3.3.2-9] [MQTT-3.2.2-17], or unknown with an empty topic
+// (DISCONNECT 0x94); a Subscription Identifier [MQTT-3.3.4-6]. It reports
+// whether the connection goes on. Aliases are per connection
+// [MQTT-3.3.2-7]; every one from 1 to the maximum is accepted
+// [MQTT-3.3.2-12]. The alias is taken off p: the broker forwards topics,
+// never its client's aliases.
 func (c *conn) checkPublishV5(p *packet.Publish) bool {
 	if !c.v5() || p.Props == nil {
 		return true
-	}
-	if p.Props.TopicAlias != nil {
-		c.violationCode(rcTopicAliasInvalid, "MQTT-3.3.2-12", "Topic Alias sent while the broker's Topic Alias Maximum is 0")
-		return false
 	}
 	if len(p.Props.SubscriptionIDs) > 0 {
 		c.violationCode(rcProtocolError, "MQTT-3.3.4-6", "PUBLISH from a client carries a Subscription Identifier")
 		return false
 	}
+	if p.Props.TopicAlias == nil {
+		return true
+	}
+	alias := *p.Props.TopicAlias
+	// Alias 0 never gets here: the codec refuses it as a Protocol Error
+	// (0x82, MQTT-3.3.2-8); 0x94 is defined for an alias over the maximum.
+	if max := c.b.cfg.TopicAliasMaximum; int(alias) > max {
+		c.violationCode(rcTopicAliasInvalid, "MQTT-3.3.2-9", fmt.Sprintf("Topic Alias %d, over the broker's Topic Alias Maximum %d", alias, max))
+		return false
+	}
+	if p.Topic == "" {
+		topic, ok := c.aliases[alias]
+		if !ok {
+			c.violationCode(rcTopicAliasInvalid, "", fmt.Sprintf("Topic Alias %d with an empty topic, but no topic was set for it on this connection", alias))
+			return false
+		}
+		p.Topic = topic
+	} else {
+		if c.aliases == nil {
+			c.aliases = make(map[uint16]string)
+		}
+		c.aliases[alias] = p.Topic
+	}
+	p.Props.TopicAlias = nil
 	return true
 }
 
@@ -239,6 +273,15 @@ func (c *conn) checkSubscribeV5(p *packet.Subscribe) bool {
 		return false
 	}
 	return true
+}
+
+// willDelay is the Will Delay Interval of w in seconds (0 for 3.1.1 or
+// none): the will is published that long after its connection closed.
+func willDelay(w *packet.Will) uint32 {
+	if w.Props == nil || w.Props.WillDelay == nil {
+		return 0
+	}
+	return *w.Props.WillDelay
 }
 
 // willPublishProps are the properties a will is published with: the will

@@ -75,8 +75,8 @@ func TestV5Connack(t *testing.T) {
 	if p.ReceiveMaximum == nil || int(*p.ReceiveMaximum) != DefaultMaxInflight {
 		t.Errorf("Receive Maximum = %v, want max_inflight %d", p.ReceiveMaximum, DefaultMaxInflight)
 	}
-	if p.TopicAliasMaximum == nil || *p.TopicAliasMaximum != 0 {
-		t.Errorf("Topic Alias Maximum = %v, want 0", p.TopicAliasMaximum)
+	if p.TopicAliasMaximum == nil || *p.TopicAliasMaximum != DefaultTopicAliasMaximum {
+		t.Errorf("Topic Alias Maximum = %v, want %d", p.TopicAliasMaximum, DefaultTopicAliasMaximum)
 	}
 	if p.MaximumQoS != nil {
 		t.Errorf("Maximum QoS %d sent; omitted means 2", *p.MaximumQoS)

@@ -4,7 +4,8 @@ import (
 	"fmt"
 	"time"
 
-	. "github.com/onsi/gomega" //nolint:revive
+	. "github.com/onsi/ginkgo/v2" //nolint:revive
+	. "github.com/onsi/gomega"    //nolint:revive
 
 	"github.com/mqttfleet/mqttfleet/packet"
 )
@@ -270,6 +271,94 @@ var _ = register(specDef{
 		}
 		m := e.recv(watch)
 		Expect(m.Payload).To(Equal([]byte{0x04}), "the will published (only the one of DISCONNECT 0x04)")
+		e.nothing(watch)
+	},
+})
+
+var _ = register(specDef{
+	V5: true, Area: "will", Text: "publishes a will with a Will Delay Interval only once the delay has passed",
+	Statements: []string{"MQTT-3.1.2-8"}, Needs: []string{"persistent-sessions"},
+	Body: func(e *env) {
+		t := e.topic("will")
+		watch := e.client("watch")
+		e.sub5(watch, packet.Subscription{Filter: t, QoS: 0})
+		// The session outlives the delay, so only the delay sets the time.
+		cp := connect5(e.id("w"), true, &packet.Properties{SessionExpiry: u32p(60)})
+		cp.Will = &packet.Will{Topic: t, Payload: []byte("late"), Props: &packet.Properties{WillDelay: u32p(2)}}
+		w, _ := e.connectOK(cp)
+		Expect(w.Close()).To(Succeed())
+		e.nothing(watch) // well within the 2 s delay
+		m := e.recv(watch)
+		Expect(string(m.Payload)).To(Equal("late"))
+		if m.Props != nil {
+			Expect(m.Props.WillDelay).To(BeNil(), "a PUBLISH carries no Will Delay Interval")
+		}
+	},
+})
+
+var _ = register(specDef{
+	V5: true, Area: "will", Text: "does not publish a will whose client reconnects within the Will Delay Interval",
+	Statements: []string{"MQTT-3.1.3-9", "MQTT-3.1.2-8"}, Needs: []string{"persistent-sessions"},
+	Body: func(e *env) {
+		t, id := e.topic("will"), e.id("w")
+		watch := e.client("watch")
+		e.sub5(watch, packet.Subscription{Filter: t, QoS: 0})
+		cp := connect5(id, true, &packet.Properties{SessionExpiry: u32p(60)})
+		cp.Will = &packet.Will{Topic: t, Payload: []byte("cancelled"), Props: &packet.Properties{WillDelay: u32p(1)}}
+		w, _ := e.connectOK(cp)
+		Expect(w.Close()).To(Succeed())
+		// Back within the delay, whether or not the broker saw the close
+		// yet (a takeover also cancels the will); this session ends with
+		// the new connection.
+		r, _ := e.session5(id, false, 0)
+		// The condition is time itself: the delay must have run out (by
+		// half a second, for the clocks of a loaded machine).
+		time.Sleep(1500 * time.Millisecond)
+		e.nothing(watch)
+		e.send(r, &packet.Disconnect{})
+		e.closed(r)
+		e.nothing(watch)
+	},
+})
+
+var _ = register(specDef{
+	V5: true, Area: "publish", Text: "accepts every Topic Alias from 1 to the Topic Alias Maximum it advertised, for one connection only",
+	Statements: []string{"MQTT-3.3.2-12", "MQTT-3.3.2-7"},
+	Body: func(e *env) {
+		t := e.topic("alias")
+		watch := e.client("watch")
+		e.sub5(watch, packet.Subscription{Filter: t + "/#", QoS: 0})
+		id := e.id("p")
+		p, ack := e.connectOK(connect5(id, true, nil))
+		if ack.Props == nil || ack.Props.TopicAliasMaximum == nil || *ack.Props.TopicAliasMaximum == 0 {
+			Skip("the broker advertises no Topic Alias Maximum: it accepts no aliases")
+		}
+		most := *ack.Props.TopicAliasMaximum
+		alias := func(topic string, a uint16, payload string) *packet.Publish {
+			return &packet.Publish{Topic: topic, Payload: []byte(payload), Props: &packet.Properties{TopicAlias: u16p(a)}}
+		}
+		for _, step := range []struct {
+			p     *packet.Publish
+			topic string
+		}{
+			{alias(t+"/one", 1, "a"), t + "/one"},
+			{alias("", 1, "b"), t + "/one"},
+			{alias(t+"/most", most, "c"), t + "/most"},
+			{alias("", most, "d"), t + "/most"},
+			{alias("", 1, "e"), t + "/one"},
+		} {
+			e.send(p, step.p)
+			m := e.recv(watch)
+			Expect(m.Topic).To(Equal(step.topic), "topic of the PUBLISH with payload %q", step.p.Payload)
+			Expect(string(m.Payload)).To(Equal(string(step.p.Payload)))
+		}
+		e.ping(p)
+		Expect(p.Close()).To(Succeed())
+		// A new connection, for the same client ID, has no aliases: an
+		// empty topic with alias 1 is an error.
+		p, _ = e.connectOK(connect5(id, true, nil))
+		e.send(p, alias("", 1, "x"))
+		e.closedOnError(p, 0x82, 0x94)
 		e.nothing(watch)
 	},
 })

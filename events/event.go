@@ -29,6 +29,10 @@ const (
 	KeepaliveExpired Kind = "keepalive_expired"
 	// WillPublished: the broker published a client's will. ClientID, Topic, QoS, Retain, Cause.
 	WillPublished Kind = "will_published"
+	// WillCancelled: the broker discarded an MQTT 5 client's will that was waiting out its Will Delay
+	// Interval, because a new connection for the client ID came first [MQTT-3.1.3-9]. ClientID, Topic,
+	// QoS, Retain, Statement, Detail.
+	WillCancelled Kind = "will_cancelled"
 	// PublishSent: a PUBLISH was written. ClientID, Topic, QoS, Retain, PacketID, Dup, Size.
 	PublishSent Kind = "publish_sent"
 	// PublishReceived: a PUBLISH was read. ClientID, Topic, QoS, Retain, PacketID, Dup, Size, Latency (end to end when known).

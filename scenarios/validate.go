@@ -99,7 +99,7 @@ var eventKinds = []events.Kind{events.Connect, events.ConnAck, events.Disconnect
 	events.KeepaliveExpired, events.WillPublished, events.PublishSent, events.PublishReceived,
 	events.PublishAcked, events.PublishFailed, events.Subscribed, events.Unsubscribed, events.Ping, events.Drop,
 	events.FaultInjected, events.FaultRemoved, events.LinkOpened, events.LinkClosed, events.Violation, events.Log,
-	events.SessionExpired}
+	events.SessionExpired, events.WillCancelled}
 
 var eventSources = []events.Source{events.SourceBroker, events.SourceClient, events.SourceNetem,
 	events.SourceSimulator, events.SourceScenario}
