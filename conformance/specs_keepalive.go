@@ -49,37 +49,52 @@ var _ = register(specDef{
 	Area: "keepalive", Text: "disconnects a client silent for 1.5 times its keepalive, not before the keepalive",
 	Statements: []string{"MQTT-3.1.2-24"},
 	Body: func(e *env) {
-		const keepAlive = 1
-		limit := keepaliveDeadline(keepAlive)
-		type probe struct {
-			sent, acked time.Time
-			closed      chan closedAt
-		}
-		var probes []probe
-		for i := range keepaliveProbes {
-			if i > 0 {
-				time.Sleep(keepaliveStagger / keepaliveProbes) // the stagger itself, not a wait for a condition
-			}
-			cp := connectPacket(e.id("ka" + string(rune('a'+i))))
-			cp.KeepAlive = keepAlive
-			r, sent, acked := e.connectTimed(cp)
-			p := probe{sent, acked, make(chan closedAt, 1)}
-			probes = append(probes, p)
-			// One reader per probe so each close is timed when it happens;
-			// it ends at the close or at limit after the CONNACK.
-			go func(r *client.Raw) {
-				// At least a nanosecond: ExpectClosed reads a timeout of 0 as none.
-				err := r.ExpectClosed(max(time.Until(p.acked.Add(limit)), time.Nanosecond))
-				p.closed <- closedAt{time.Now(), err}
-			}(r)
-		}
-		for i, p := range probes {
-			res := <-p.closed
-			Expect(res.err).NotTo(HaveOccurred(), "probe %d still open %v after its CONNACK (keepalive %d s; limit 1.5 times it + %v grace)", i, limit, keepAlive, keepaliveGrace)
-			Expect(res.at.Sub(p.sent)).To(BeNumerically(">=", keepAlive*time.Second), "probe %d closed %v after its CONNECT was written, before its keepalive of %d s elapsed", i, res.at.Sub(p.sent), keepAlive)
-		}
+		silentProbes(e, func(id string) *packet.Connect { return connectPacket(id) }, func(r *client.Raw, within time.Duration) (time.Time, error) {
+			err := r.ExpectClosed(within)
+			return time.Now(), err
+		})
 	},
 })
+
+// silentProbes starts keepaliveProbes clients with Keep Alive 1, staggered
+// over keepaliveStagger, that then say nothing, and requires each to be
+// disconnected within 1.5 times the keepalive (plus keepaliveGrace) of its
+// CONNACK and not before the keepalive after its CONNECT. connect builds a
+// probe's CONNECT; closed waits at most within for the broker to end the
+// connection (nil: it did), checks what the broker sent before, and says
+// when the broker ended it.
+func silentProbes(e *env, connect func(id string) *packet.Connect, closed func(r *client.Raw, within time.Duration) (time.Time, error)) {
+	const keepAlive = 1
+	limit := keepaliveDeadline(keepAlive)
+	type probe struct {
+		sent, acked time.Time
+		closed      chan closedAt
+	}
+	var probes []probe
+	for i := range keepaliveProbes {
+		if i > 0 {
+			time.Sleep(keepaliveStagger / keepaliveProbes) // the stagger itself, not a wait for a condition
+		}
+		cp := connect(e.id("ka" + string(rune('a'+i))))
+		cp.KeepAlive = keepAlive
+		r, sent, acked := e.connectTimed(cp)
+		Expect(e.pending[r]).To(BeEmpty())
+		p := probe{sent, acked, make(chan closedAt, 1)}
+		probes = append(probes, p)
+		// One reader per probe so each close is timed when it happens;
+		// it ends at the close or at limit after the CONNACK.
+		go func(r *client.Raw) {
+			// At least a nanosecond: a timeout of 0 reads as none.
+			at, err := closed(r, max(time.Until(p.acked.Add(limit)), time.Nanosecond))
+			p.closed <- closedAt{at, err}
+		}(r)
+	}
+	for i, p := range probes {
+		res := <-p.closed
+		Expect(res.err).NotTo(HaveOccurred(), "probe %d: not disconnected within %v of its CONNACK (keepalive %d s; limit 1.5 times it + %v grace)", i, limit, keepAlive, keepaliveGrace)
+		Expect(res.at.Sub(p.sent)).To(BeNumerically(">=", keepAlive*time.Second), "probe %d disconnected %v after its CONNECT was written, before its keepalive of %d s elapsed", i, res.at.Sub(p.sent), keepAlive)
+	}
+}
 
 var _ = register(specDef{
 	Area: "keepalive", Text: "keeps a client that sends PINGREQ within its keepalive",

@@ -7,6 +7,7 @@ import (
 	. "github.com/onsi/ginkgo/v2" //nolint:revive
 	. "github.com/onsi/gomega"    //nolint:revive
 
+	"github.com/mqttfleet/mqttfleet/client"
 	"github.com/mqttfleet/mqttfleet/packet"
 )
 
@@ -152,18 +153,7 @@ var _ = register(specDef{
 	V5: true, Area: "flow", Text: "answers PINGREQ while the client's Receive Maximum is reached, with distinct packet identifiers in flight",
 	Statements: []string{"MQTT-3.3.4-10", "MQTT-4.9.0-3", "MQTT-2.2.1-4"}, Needs: []string{"qos1"},
 	Body: func(e *env) {
-		t := e.topic("rm")
-		r, _ := e.connectOK(connect5(e.id("s"), true, &packet.Properties{ReceiveMaximum: u16p(2)}))
-		e.sub5(r, packet.Subscription{Filter: t, QoS: 1})
-		p := e.client("p")
-		for i := range 3 {
-			e.publish5(p, &packet.Publish{Topic: t, QoS: 1, Payload: []byte(fmt.Sprint(i))})
-		}
-		a := expect[*packet.Publish](e, r)
-		b := expect[*packet.Publish](e, r)
-		Expect(a.PacketID).NotTo(BeZero())
-		Expect(b.PacketID).NotTo(BeZero())
-		Expect(a.PacketID).NotTo(Equal(b.PacketID), "two unacknowledged PUBLISHes with one packet identifier")
+		r, _, _ := fillReceiveMaximum(e, 3)
 		// The quota is zero; the PINGRESP must still come (whatever the
 		// broker does about the quota, which the next spec checks).
 		e.send(r, &packet.Pingreq{})
@@ -175,18 +165,7 @@ var _ = register(specDef{
 	V5: true, Area: "flow", Text: "keeps unacknowledged QoS 1 deliveries within the client's Receive Maximum",
 	Statements: []string{"MQTT-3.3.4-9", "MQTT-4.9.0-2"}, Needs: []string{"qos1"},
 	Body: func(e *env) {
-		t := e.topic("rm")
-		r, _ := e.connectOK(connect5(e.id("s"), true, &packet.Properties{ReceiveMaximum: u16p(2)}))
-		e.sub5(r, packet.Subscription{Filter: t, QoS: 1})
-		p := e.client("p")
-		for i := range 4 {
-			e.publish5(p, &packet.Publish{Topic: t, QoS: 1, Payload: []byte(fmt.Sprint(i))})
-		}
-		a := expect[*packet.Publish](e, r)
-		b := expect[*packet.Publish](e, r)
-		Expect(a.PacketID).NotTo(BeZero())
-		Expect(b.PacketID).NotTo(BeZero())
-		Expect(a.PacketID).NotTo(Equal(b.PacketID), "two unacknowledged PUBLISHes with one packet identifier")
+		r, a, b := fillReceiveMaximum(e, 4)
 		e.ping(r) // the quota is zero: nothing but the PINGRESP
 		e.send(r, &packet.Puback{PacketID: a.PacketID})
 		c := expect[*packet.Publish](e, r)
@@ -362,3 +341,23 @@ var _ = register(specDef{
 		e.nothing(watch)
 	},
 })
+
+// fillReceiveMaximum subscribes a 5.0 client with Receive Maximum 2 at QoS 1,
+// publishes n messages to it ("0", "1", ...) and returns the client and the
+// first two deliveries, which must carry distinct non-zero packet
+// identifiers: the client's quota is then used up.
+func fillReceiveMaximum(e *env, n int) (r *client.Raw, a, b *packet.Publish) {
+	t := e.topic("rm")
+	r, _ = e.connectOK(connect5(e.id("s"), true, &packet.Properties{ReceiveMaximum: u16p(2)}))
+	e.sub5(r, packet.Subscription{Filter: t, QoS: 1})
+	p := e.client("p")
+	for i := range n {
+		e.publish5(p, &packet.Publish{Topic: t, QoS: 1, Payload: []byte(fmt.Sprint(i))})
+	}
+	a = expect[*packet.Publish](e, r)
+	b = expect[*packet.Publish](e, r)
+	Expect(a.PacketID).NotTo(BeZero())
+	Expect(b.PacketID).NotTo(BeZero())
+	Expect(a.PacketID).NotTo(Equal(b.PacketID), "two unacknowledged PUBLISHes with one packet identifier")
+	return r, a, b
+}
