@@ -11,10 +11,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/mqttfleet/mqttfleet/internal/syncbuf"
 	"github.com/mqttfleet/mqttfleet/reports"
 )
 
@@ -66,7 +66,7 @@ assertions:
 `
 
 func TestLostTotalsAgreeEverywhere(t *testing.T) {
-	prog := &lockedBuffer{}
+	prog := &syncbuf.Buffer{}
 	res := runText(t, lossyScenario, Options{Progress: prog, ProgressEvery: 250 * time.Millisecond})
 	// The live progress line reads the same counters as the results file:
 	// what it last said was sent is non-zero and never more than the total.
@@ -215,23 +215,4 @@ func showInChromium(t *testing.T, page, step string) {
 	if fi, err := os.Stat(shot); err != nil || fi.Size() < 10_000 {
 		t.Errorf("no screenshot of the report: %v", err)
 	}
-}
-
-// lockedBuffer is a bytes.Buffer the progress goroutine may write while
-// the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

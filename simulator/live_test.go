@@ -1,7 +1,6 @@
 package simulator
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net/http/httptest"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mqttfleet/mqttfleet/events"
+	"github.com/mqttfleet/mqttfleet/internal/syncbuf"
 )
 
 // TestProgressAndMetrics scrapes the Prometheus endpoint and reads the plain
@@ -27,7 +27,7 @@ func TestProgressAndMetrics(t *testing.T) {
 	}
 	srv := httptest.NewServer(f.MetricsHandler())
 	defer srv.Close()
-	var out syncBuffer
+	var out syncbuf.Buffer
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -74,24 +74,6 @@ func TestCheckOpenFiles(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "--procs") || !strings.Contains(err.Error(), "open files") {
 		t.Fatalf("want an error naming the limit and --procs, got %v", err)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for one writer and one reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestProgressReadsTheResultsModel: once a run is over, the progress

@@ -1,7 +1,6 @@
 package targets
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/mqttfleet/mqttfleet/broker"
 	"github.com/mqttfleet/mqttfleet/events"
+	"github.com/mqttfleet/mqttfleet/internal/syncbuf"
 )
 
 // InProcess is the reference broker running inside the test process: the
@@ -31,7 +31,7 @@ type InProcess struct {
 	b      *broker.Broker
 	aclDir string            // holds ACLFile while the broker runs
 	ports  map[string]string // transport -> host:port, reused on Restart
-	logs   lockedBuffer
+	logs   syncbuf.Buffer
 }
 
 // NewInProcess returns the in-process reference broker target with the
@@ -164,22 +164,3 @@ func (t *InProcess) Addr(transport string) (string, bool) {
 
 // Logs returns the broker's slog output and events so far.
 func (t *InProcess) Logs(context.Context) ([]byte, error) { return t.logs.Bytes(), nil }
-
-// lockedBuffer is a bytes.Buffer safe for the broker's concurrent writers.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-// Bytes returns a copy of everything written so far.
-func (l *lockedBuffer) Bytes() []byte {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return bytes.Clone(l.buf.Bytes())
-}
