@@ -23,15 +23,16 @@ import (
 //
 // Run it long with: go test -run '^$' -fuzz '^FuzzConn$' -fuzztime 10m ./broker
 func FuzzConn(f *testing.F) {
-	enc := func(ps ...packet.Packet) []byte {
+	encV := func(version byte, ps ...packet.Packet) []byte {
 		var buf bytes.Buffer
 		for _, p := range ps {
-			if err := packet.Encode(&buf, p, packet.V311); err != nil {
+			if err := packet.Encode(&buf, p, version); err != nil {
 				f.Fatal(err)
 			}
 		}
 		return buf.Bytes()
 	}
+	enc := func(ps ...packet.Packet) []byte { return encV(packet.V311, ps...) }
 	f.Add(false, enc(&packet.Connect{ProtocolName: "MQTT", ProtocolLevel: packet.V311, ClientID: "c", KeepAlive: 30,
 		UsernameFlag: true, Username: "sub", Will: &packet.Will{Topic: "w", Payload: []byte("gone"), QoS: 1, Retain: true}}))
 	f.Add(true, enc(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "#", QoS: 2}, {Filter: "hidden/x", QoS: 1}}},
@@ -43,18 +44,9 @@ func FuzzConn(f *testing.F) {
 	f.Add(true, enc(&packet.Connect{ProtocolName: "MQTT", ProtocolLevel: packet.V311, ClientID: "again"}))
 	// An MQTT 5.0 session: properties, subscription options, reason codes,
 	// a topic alias (refused), DISCONNECT with the will.
-	enc5 := func(ps ...packet.Packet) []byte {
-		var buf bytes.Buffer
-		for _, p := range ps {
-			if err := packet.Encode(&buf, p, packet.V5); err != nil {
-				f.Fatal(err)
-			}
-		}
-		return buf.Bytes()
-	}
 	u32 := func(v uint32) *uint32 { return &v }
 	u16 := func(v uint16) *uint16 { return &v }
-	f.Add(false, enc5(&packet.Connect{ProtocolName: "MQTT", ProtocolLevel: packet.V5, ClientID: "", KeepAlive: 30,
+	f.Add(false, encV(packet.V5, &packet.Connect{ProtocolName: "MQTT", ProtocolLevel: packet.V5, ClientID: "", KeepAlive: 30,
 		Props:        &packet.Properties{SessionExpiry: u32(60), ReceiveMaximum: u16(2)},
 		UsernameFlag: true, Username: "sub", Will: &packet.Will{Topic: "w", Payload: []byte("gone"), QoS: 1, Props: &packet.Properties{}}},
 		&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "#", QoS: 2, NoLocal: true, RetainAsPublished: true, RetainHandling: 1}}},
