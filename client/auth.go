@@ -166,6 +166,10 @@ func (c *Client) Reauthenticate(ctx context.Context) error {
 		return errors.New("reauthenticate: a re-authentication is already running")
 	}
 	ra.run = true
+	select {
+	case <-ra.in: // a stray AUTH the server sent after the last exchange ended
+	default:
+	}
 	ra.mu.Unlock()
 	defer func() {
 		ra.mu.Lock()
