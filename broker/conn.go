@@ -42,6 +42,9 @@ type conn struct {
 	// aliases maps the Topic Aliases an MQTT 5 client set on this connection
 	// to their topics [MQTT-3.3.2-7]; made with the first one.
 	aliases map[uint16]string
+	// eauth is the enhanced authentication state of an MQTT 5 client that
+	// connected with an Authentication Method (enhanced_auth.go); reader-owned.
+	eauth *enhancedAuth
 
 	omu     sync.Mutex    // guards the outbound fields; a leaf lock
 	room    chan struct{} // made by a reader waiting in waitRoom, closed by the writer

@@ -78,11 +78,11 @@ func (c *conn) handshake() bool {
 	}
 	c.clientID = id
 	if c.v5() && cp.Props != nil && cp.Props.HasAuthMethod {
-		c.refuse(rcBadAuthMethod, "", "enhanced authentication (method "+strconv.Quote(cp.Props.AuthMethod)+") is not supported")
-		return false
-	}
-
-	if code := b.auth.Authenticate(cp.Username, cp.Password, cp.UsernameFlag, cp.PasswordFlag); code != packet.Accepted {
+		// Enhanced authentication (enhanced_auth.go) replaces the password check.
+		if !c.authenticateEnhanced(cp) {
+			return false
+		}
+	} else if code := b.auth.Authenticate(cp.Username, cp.Password, cp.UsernameFlag, cp.PasswordFlag); code != packet.Accepted {
 		c.refuse(code, "", "authentication refused")
 		return false
 	}
@@ -191,6 +191,7 @@ func (c *conn) attach(cp *packet.Connect, assigned bool) bool {
 			ack := &packet.Connack{SessionPresent: present, ReturnCode: packet.Accepted}
 			if c.v5() {
 				ack.Props = c.connackProps(assigned)
+				c.addAuthProps(ack.Props)
 			}
 			c.send(ack, false)
 			s.resend(b)

@@ -58,6 +58,8 @@ func (c *conn) handle(p packet.Packet) bool {
 	case *packet.Disconnect:
 		c.handleDisconnect(p) // the will and session expiry rules (v5.go)
 		return false
+	case *packet.Auth:
+		return c.handleAuth(p) // re-authentication (enhanced_auth.go)
 	case *packet.Connect:
 		c.violation("MQTT-3.1.0-2", "second CONNECT")
 		return false

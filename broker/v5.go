@@ -16,6 +16,8 @@ import (
 // MQTT 5.0 reason codes the broker sends.
 const (
 	rcSuccess                byte   = 0x00
+	rcContinueAuth           byte   = 0x18
+	rcReauthenticate         byte   = 0x19
 	rcDisconnectWithWill     byte   = 0x04
 	rcNoMatchingSubs         byte   = 0x10
 	rcNoSubscriptionExist    byte   = 0x11
@@ -132,6 +134,8 @@ func disconnectCode(cause events.Cause, code byte) byte {
 		return rcShuttingDown
 	case events.CauseTooLarge:
 		return rcPacketTooLarge
+	case events.CauseNotAuthorized:
+		return rcNotAuthorized // a failed re-authentication [MQTT-4.12.1-2]
 	case events.CauseViolation:
 		if code >= 0x80 {
 			return code

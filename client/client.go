@@ -67,7 +67,8 @@ type Client struct {
 	ackMu sync.Mutex
 	acks  []ack // acks waiting for the write slot, oldest first; guarded by ackMu
 
-	recv2 map[uint16]struct{} // reader only: incoming QoS 2 ids between PUBREC and PUBREL [MQTT-4.3.3-2]
+	recv2  map[uint16]struct{} // reader only: incoming QoS 2 ids between PUBREC and PUBREL [MQTT-4.3.3-2]
+	reauth *reauthState        // with Options.Auth (MQTT 5): a re-authentication's AUTH hand-over (auth.go)
 
 	// Scratch ack packets, used only by the holder of the write slot.
 	puback  packet.Puback
@@ -99,6 +100,9 @@ func Connect(ctx context.Context, conn net.Conn, opts Options) (*Client, *packet
 	c.in.c = c
 	c.canParkConn = parkable(conn)
 	c.canPark = c.canParkConn
+	if c.version == packet.V5 && opts.Auth != nil {
+		c.reauth = &reauthState{in: make(chan *packet.Auth, 1)}
+	}
 	if c.version == packet.V31 {
 		c.ropts.Version = packet.V311 // 3.1 and 3.1.1 packets after CONNECT are alike
 	}
@@ -133,6 +137,13 @@ func (c *Client) handshake(ctx context.Context) (*packet.Connack, error) {
 	defer stop()
 
 	cp := c.opts.connectPacket()
+	var ax AuthExchange // an enhanced authentication in progress (auth.go)
+	if c.reauth != nil {
+		var err error
+		if ax, err = c.startAuth(cp); err != nil {
+			return nil, fmt.Errorf("connect: %w", err)
+		}
+	}
 	buf, err := packet.Append(nil, cp, c.version)
 	if err != nil {
 		return nil, fmt.Errorf("connect: encode CONNECT: %w", err)
@@ -146,6 +157,27 @@ func (c *Client) handshake(ctx context.Context) (*packet.Connack, error) {
 	}
 	c.lastSent.Store(c.now()) // keepalive counts from CONNECT, as the broker does
 	p, err := packet.ReadPacket(&c.in, c.ropts)
+	for err == nil && ax != nil {
+		// The server's AUTH 0x18 until it decides, each answered [MQTT-4.12.0-3].
+		a, isAuth := p.(*packet.Auth)
+		if !isAuth {
+			break
+		}
+		reply, aerr := c.authContinue(ax, a)
+		if aerr != nil {
+			return nil, fmt.Errorf("connect: %w", aerr)
+		}
+		if buf, err = packet.Append(buf[:0], reply, c.version); err != nil {
+			return nil, fmt.Errorf("connect: encode AUTH: %w", err)
+		}
+		if _, err := c.conn.Write(buf); err != nil {
+			return nil, c.ctxErr(ctx, fmt.Errorf("connect: write AUTH: %w", err))
+		}
+		if c.sink != nil {
+			c.emit(events.Event{Kind: events.Auth, Code: int(reply.ReasonCode), Detail: c.opts.Auth.Method() + ": AUTH sent"})
+		}
+		p, err = packet.ReadPacket(&c.in, c.ropts)
+	}
 	if err != nil {
 		return nil, c.ctxErr(ctx, fmt.Errorf("connect: read CONNACK: %w", err))
 	}
@@ -161,6 +193,11 @@ func (c *Client) handshake(ctx context.Context) (*packet.Connack, error) {
 			c.emit(events.Event{Kind: events.Disconnect, Cause: events.CauseRefused, Code: int(ack.ReturnCode)})
 		}
 		return ack, &ConnackError{Code: ack.ReturnCode}
+	}
+	if ax != nil {
+		if err := c.authFinish(ax, ack.Props); err != nil {
+			return ack, fmt.Errorf("connect: %w", err)
+		}
 	}
 	if !stop() {
 		return ack, c.ctxErr(ctx, errors.New("connect: context ended"))

@@ -39,6 +39,12 @@ type Options struct {
 	Will *packet.Will
 	// Props are the MQTT 5 CONNECT properties; ignored for other levels.
 	Props *packet.Properties
+	// Auth, with MQTT 5, authenticates with an enhanced authentication
+	// method (SCRAM for SCRAM-SHA-256): CONNECT carries its Authentication
+	// Method and data (replacing any in Props), the handshake answers the
+	// server's AUTH packets, and Reauthenticate repeats the exchange.
+	// Ignored for other levels.
+	Auth Authenticator
 	// ConnectTimeout bounds the CONNECT -> CONNACK exchange (default 10 s), on
 	// top of any deadline in the context given to Connect.
 	ConnectTimeout time.Duration

@@ -115,6 +115,8 @@ func (c *Client) handle(p packet.Packet) error {
 		if sent := c.pingSent.Swap(0); sent != 0 && c.sink != nil {
 			c.emit(events.Event{Kind: events.Ping, Latency: time.Duration(c.now() - sent)})
 		}
+	case *packet.Auth:
+		return c.onAuth(p) // re-authentication (auth.go)
 	case *packet.Disconnect:
 		// An MQTT 5 server may say why it drops us; for us it is a lost link.
 		err := &ReasonError{Packet: "DISCONNECT", Code: p.ReasonCode}

@@ -61,6 +61,9 @@ const (
 	SessionExpired Kind = "session_expired"
 	// Violation: a protocol rule was broken. ClientID, Statement, Detail.
 	Violation Kind = "violation"
+	// Auth: an MQTT 5 enhanced authentication step (AUTH sent or received, or an
+	// authentication completed). ClientID, Code (the AUTH reason code), Detail (method, what happened).
+	Auth Kind = "auth"
 	// Log: anything else worth keeping in the stream. Detail.
 	Log Kind = "log"
 )
@@ -78,7 +81,7 @@ const (
 	CauseShutdown         Cause = "shutdown"          // the broker or the client was closed by its owner
 	CauseRefused          Cause = "refused"           // CONNACK with a non-zero code
 	CauseQueueFull        Cause = "queue_full"        // a bounded queue was full
-	CauseNotAuthorized    Cause = "not_authorized"    // an ACL denied it
+	CauseNotAuthorized    Cause = "not_authorized"    // an ACL denied it, or an MQTT 5 re-authentication failed
 	CauseTooLarge         Cause = "too_large"         // over the maximum packet size
 	CauseFault            Cause = "fault"             // netem reset or closed the link
 	CauseExpired          Cause = "expired"           // an MQTT 5 message's expiry interval passed before delivery

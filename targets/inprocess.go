@@ -12,13 +12,15 @@ import (
 	"sync"
 
 	"github.com/mqttfleet/mqttfleet/broker"
+	"github.com/mqttfleet/mqttfleet/broker/auth"
 	"github.com/mqttfleet/mqttfleet/events"
 	"github.com/mqttfleet/mqttfleet/internal/syncbuf"
 )
 
 // InProcess is the reference broker running inside the test process: the
 // default target, needing no Docker. It listens on 127.0.0.1 over TCP and
-// WebSocket, with ACLFile unless Config names an ACL file of its own; its logs are its slog output plus every event it emits, one JSON
+// WebSocket, with ACLFile unless Config names an ACL file of its own and a
+// SCRAM file holding SCRAMUser unless Config names one; its logs are its slog output plus every event it emits, one JSON
 // object a line, so a failing spec shows why the broker decided what it did.
 type InProcess struct {
 	// Config is the broker configuration; Start replaces its listeners with
@@ -29,7 +31,7 @@ type InProcess struct {
 
 	mu     sync.Mutex
 	b      *broker.Broker
-	aclDir string            // holds ACLFile while the broker runs
+	aclDir string            // holds ACLFile and SCRAMFile while the broker runs
 	ports  map[string]string // transport -> host:port, reused on Restart
 	logs   syncbuf.Buffer
 }
@@ -47,7 +49,7 @@ func (t *InProcess) Name() string { return "inprocess" }
 func (t *InProcess) Capabilities() Capabilities {
 	return Capabilities{MaxQoS: 2, Retain: true, Wildcards: true, WebSocket: true, MQTT5: true,
 		MaxPacketSize: t.Config.MaxPacketSize, EmptyClientID: true, PersistentSessions: true, Restartable: true,
-		ACL: t.Config.Auth.ACLFile == ""}
+		ACL: t.Config.Auth.ACLFile == "", EnhancedAuth: t.Config.Auth.SCRAMFile == ""}
 }
 
 // Start creates and starts the broker.
@@ -66,17 +68,31 @@ func (t *InProcess) Start(ctx context.Context) error {
 		{Name: "tcp", Type: "tcp", Addr: tcpAddr},
 		{Name: "ws", Type: "ws", Addr: wsAddr, Path: "/mqtt"},
 	}
-	if cfg.Auth.ACLFile == "" {
+	if cfg.Auth.ACLFile == "" || cfg.Auth.SCRAMFile == "" {
 		dir, err := os.MkdirTemp("", "mqttfleet-acl-")
 		if err != nil {
 			return fmt.Errorf("start in-process broker: ACL directory: %w", err)
 		}
-		cfg.Auth.ACLFile = filepath.Join(dir, "acl")
-		if err := os.WriteFile(cfg.Auth.ACLFile, []byte(ACLFile), 0o600); err != nil {
-			_ = os.RemoveAll(dir)
-			return fmt.Errorf("start in-process broker: write ACL: %w", err)
-		}
 		t.aclDir = dir
+		if cfg.Auth.ACLFile == "" {
+			cfg.Auth.ACLFile = filepath.Join(dir, "acl")
+			if err := os.WriteFile(cfg.Auth.ACLFile, []byte(ACLFile), 0o600); err != nil {
+				t.removeACL()
+				return fmt.Errorf("start in-process broker: write ACL: %w", err)
+			}
+		}
+		if cfg.Auth.SCRAMFile == "" {
+			// The SCRAM user of the enhanced_auth capability.
+			cred, err := auth.SCRAMCredential(SCRAMPassword, auth.MinSCRAMIterations)
+			if err == nil {
+				cfg.Auth.SCRAMFile = filepath.Join(dir, "scram")
+				err = os.WriteFile(cfg.Auth.SCRAMFile, []byte(SCRAMUser+":"+cred+"\n"), 0o600)
+			}
+			if err != nil {
+				t.removeACL()
+				return fmt.Errorf("start in-process broker: write SCRAM file: %w", err)
+			}
+		}
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(&t.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	sinks := []events.Sink{events.SinkFunc(t.logEvent)}

@@ -67,11 +67,15 @@ type Capabilities struct {
 	ACL bool
 	// Restartable: Restart works (the harness owns the broker process).
 	Restartable bool
+	// EnhancedAuth: the broker offers MQTT 5.0 enhanced authentication with
+	// SCRAM-SHA-256 and knows user SCRAMUser with password SCRAMPassword.
+	EnhancedAuth bool
 }
 
 // Has reports whether the capabilities include the named feature, so specs
 // can declare needs as strings: "qos1", "qos2", "retain", "wildcards", "ws",
-// "mqtt5", "empty-client-id", "persistent-sessions", "acl", "restart".
+// "mqtt5", "empty-client-id", "persistent-sessions", "acl", "restart",
+// "enhanced_auth".
 func (c Capabilities) Has(feature string) bool {
 	switch feature {
 	case "qos1":
@@ -94,6 +98,8 @@ func (c Capabilities) Has(feature string) bool {
 		return c.ACL
 	case "restart":
 		return c.Restartable
+	case "enhanced_auth":
+		return c.EnhancedAuth
 	}
 	return false
 }
@@ -114,6 +120,14 @@ topic readwrite mqf/#
 
 // ACLUser is the user name ACLFile restricts.
 const ACLUser = "mqf-acl"
+
+// The SCRAM-SHA-256 user of targets with the enhanced_auth capability: the
+// in-process target provisions it in its SCRAM file; a broker of your own
+// needs it provisioned to run the specs that need that capability.
+const (
+	SCRAMUser     = "mqf-scram"
+	SCRAMPassword = "mqf-scram-password"
+)
 
 // ByName returns the target a flag or environment variable names:
 // "inprocess", "mosquitto", "emqx", or a broker URL ("tcp://host:port",

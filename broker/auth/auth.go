@@ -23,6 +23,12 @@ type Config struct {
 	AllowAnonymous bool   `yaml:"allow_anonymous"` // clients without a user name may connect
 	PasswordFile   string `yaml:"password_file"`   // lines "username:bcrypt-hash", '#' comments
 	ACLFile        string `yaml:"acl_file"`        // Mosquitto acl_file syntax
+	// SCRAMFile holds "user:SCRAM-SHA-256$..." lines (scram.go); when set,
+	// MQTT 5 clients may authenticate with the SCRAM-SHA-256 method.
+	SCRAMFile string `yaml:"scram_file"`
+	// Methods are further enhanced authentication methods, offered beside
+	// SCRAM-SHA-256 (Go only).
+	Methods []Method `yaml:"-"`
 }
 
 // CONNACK return codes Authenticate gives (MQTT 3.1.1 table 3.1).
@@ -38,6 +44,7 @@ type Auth struct {
 	anonymous bool
 	users     map[string][]byte // user name -> bcrypt hash; nil: no password file
 	acl       *acl              // nil: no ACL file, everything permitted
+	methods   map[string]Method // enhanced authentication methods (MQTT 5) by name
 
 	// Successful bcrypt checks are remembered as an HMAC of the password under
 	// a per-process random key, per user and hash: a reconnecting device then
@@ -77,6 +84,24 @@ func Load(cfg Config) (*Auth, error) {
 			return nil, err
 		}
 		a.acl = acl
+	}
+	if cfg.SCRAMFile != "" {
+		creds, err := loadSCRAM(cfg.SCRAMFile)
+		if err != nil {
+			return nil, err
+		}
+		m, err := newSCRAMMethod(creds)
+		if err != nil {
+			return nil, err
+		}
+		if err := a.addMethod(m); err != nil {
+			return nil, err
+		}
+	}
+	for _, m := range cfg.Methods {
+		if err := a.addMethod(m); err != nil {
+			return nil, err
+		}
 	}
 	return a, nil
 }

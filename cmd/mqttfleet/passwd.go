@@ -17,19 +17,21 @@ import (
 )
 
 func init() {
-	register("passwd -f FILE USER", "add or replace a user in a broker password file (bcrypt)",
+	register("passwd [--scram] -f FILE USER", "add or replace a user in a broker password file (bcrypt) or SCRAM file",
 		"Reads the password as one line from standard input and writes USER's \"user:bcrypt-hash\" line into FILE,\n"+
-			"replacing an existing line for USER and keeping every other line as it was.", passwdCmd)
+			"replacing an existing line for USER and keeping every other line as it was. With --scram the line is\n"+
+			"\"user:SCRAM-SHA-256$...\" for the broker's scram_file (MQTT 5.0 enhanced authentication).", passwdCmd)
 }
 
 func passwdCmd(fs *pflag.FlagSet) runFunc {
-	file := passwdFlags(fs)
-	return func(_ context.Context, args []string) error { return setPassword(*file, args, os.Stdin) }
+	file, scram := passwdFlags(fs)
+	return func(_ context.Context, args []string) error { return setPassword(*file, *scram, args, os.Stdin) }
 }
 
 // passwdFlags binds the flags of `mqttfleet passwd`.
-func passwdFlags(fs *pflag.FlagSet) *string {
-	return fs.StringP("file", "f", "", "password file to create or update (created with mode 0600)")
+func passwdFlags(fs *pflag.FlagSet) (file *string, scram *bool) {
+	return fs.StringP("file", "f", "", "password file to create or update (created with mode 0600)"),
+		fs.Bool("scram", false, "write a SCRAM-SHA-256 credential (the broker's scram_file) instead of a bcrypt hash")
 }
 
 // passwd is `mqttfleet passwd -f FILE USER` with its own flag parsing (for
@@ -39,18 +41,19 @@ func passwdFlags(fs *pflag.FlagSet) *string {
 func passwd(args []string, stdin io.Reader, stderr io.Writer) error {
 	fset := pflag.NewFlagSet("passwd", pflag.ContinueOnError)
 	fset.SetOutput(stderr)
-	file := passwdFlags(fset)
+	file, scram := passwdFlags(fset)
 	if err := fset.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return err
 		}
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	return setPassword(*file, fset.Args(), stdin)
+	return setPassword(*file, *scram, fset.Args(), stdin)
 }
 
-// setPassword writes the line for the one USER in args into file.
-func setPassword(file string, args []string, stdin io.Reader) error {
+// setPassword writes the line for the one USER in args into file: a
+// bcrypt hash, or with scram a SCRAM-SHA-256 credential.
+func setPassword(file string, scram bool, args []string, stdin io.Reader) error {
 	if file == "" {
 		return fmt.Errorf("%w: --file (-f) FILE is required", errUsage)
 	}
@@ -65,7 +68,12 @@ func setPassword(file string, args []string, stdin io.Reader) error {
 	if err != nil {
 		return err
 	}
-	hash, err := auth.HashPassword(pw)
+	var hash string
+	if scram {
+		hash, err = auth.SCRAMCredential(string(pw), auth.MinSCRAMIterations)
+	} else {
+		hash, err = auth.HashPassword(pw)
+	}
 	if err != nil {
 		return err
 	}

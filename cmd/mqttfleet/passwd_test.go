@@ -114,3 +114,28 @@ func TestPasswdKeepsOtherLines(t *testing.T) {
 		t.Errorf("mode %v, want the file's own 0640 kept", st.Mode().Perm())
 	}
 }
+
+// TestPasswdSCRAM: --scram writes a SCRAM-SHA-256 line the broker loads as
+// its scram_file, replacing the user's earlier one.
+func TestPasswdSCRAM(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "scram")
+	for _, pw := range []string{"first\n", "second\n"} {
+		if err := passwd([]string{"--scram", "-f", f, "dev"}, strings.NewReader(pw), io.Discard); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := os.ReadFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lines := strings.Split(strings.TrimSpace(string(b)), "\n"); len(lines) != 1 || !strings.HasPrefix(lines[0], "dev:SCRAM-SHA-256$4096:") {
+		t.Fatalf("SCRAM file %q: want one dev:SCRAM-SHA-256$4096:... line", b)
+	}
+	a, err := auth.Load(auth.Config{SCRAMFile: f})
+	if err != nil {
+		t.Fatalf("broker refuses the file: %v", err)
+	}
+	if a.Method(auth.SCRAMMethod) == nil {
+		t.Fatal("no SCRAM-SHA-256 method from the file")
+	}
+}
