@@ -68,6 +68,9 @@ type Client struct {
 	acks  []ack // acks waiting for the write slot, oldest first; guarded by ackMu
 
 	recv2 map[uint16]struct{} // reader only: incoming QoS 2 ids between PUBREC and PUBREL [MQTT-4.3.3-2]
+	// aliasIn maps the broker's Topic Aliases on this connection to their
+	// topics (alias.go); reader only, made with the first alias.
+	aliasIn map[uint16]string
 
 	// Scratch ack packets, used only by the holder of the write slot.
 	puback  packet.Puback
