@@ -67,11 +67,15 @@ type Capabilities struct {
 	ACL bool
 	// Restartable: Restart works (the harness owns the broker process).
 	Restartable bool
+	// Variants: the target implements Variants, starting a second broker
+	// with a changed configuration (variant.go).
+	Variants bool
 }
 
 // Has reports whether the capabilities include the named feature, so specs
 // can declare needs as strings: "qos1", "qos2", "retain", "wildcards", "ws",
-// "mqtt5", "empty-client-id", "persistent-sessions", "acl", "restart".
+// "mqtt5", "empty-client-id", "persistent-sessions", "acl", "restart",
+// "variants".
 func (c Capabilities) Has(feature string) bool {
 	switch feature {
 	case "qos1":
@@ -94,6 +98,8 @@ func (c Capabilities) Has(feature string) bool {
 		return c.ACL
 	case "restart":
 		return c.Restartable
+	case "variants":
+		return c.Variants
 	}
 	return false
 }
