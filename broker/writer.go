@@ -131,7 +131,9 @@ func (c *conn) writeLoop() {
 			case packet.CONNACK:
 				connack = true
 			}
-			if pub, ok := p.(*packet.Publish); ok && c.aliasOut != nil {
+			if c.aliasOut == nil {
+				buf, err = packet.Append(buf, p, c.version)
+			} else if pub, ok := p.(*packet.Publish); ok {
 				buf, err = c.appendPublish(buf, pub) // with a Topic Alias (alias_out.go)
 			} else {
 				buf, err = packet.Append(buf, p, c.version)
