@@ -119,7 +119,8 @@ var subBufs = sync.Pool{New: func() any { s := make([]topictree.Sub, 0, 64); ret
 // It returns how many sessions it was routed to.
 func (b *Broker) publish(p *packet.Publish, from string) int {
 	if p.Retain && !b.retainAvailable() {
-		// Only a 3.1.1 client or a will gets here: forwarded, not kept (server5.go).
+		// Retain Available 0: a 3.1.1 message, a will or a $SYS topic is
+		// forwarded, not kept (a 5.0 client was refused: server5.go).
 		cp := *p
 		cp.Retain = false
 		p = &cp
