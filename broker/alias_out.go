@@ -76,15 +76,22 @@ func (a *outAliases) forget(topic string) { delete(a.topics, topic) }
 
 // appendPublish encodes a PUBLISH for this connection onto buf, with a
 // Topic Alias where the policy gives one. A first use of an alias adds 3
-// bytes: a PUBLISH that then would not fit the client's Maximum Packet
-// Size goes out in full, as fits measured it.
+// bytes: a PUBLISH that then would not fit the client's Maximum Packet Size
+// goes out in full, without the alias, as fits measured it. (The alias-only
+// form of a topic of minAliasTopic bytes or more is never longer than the
+// full one, even when a length prefix grows; the check covers it anyway.)
 func (c *conn) appendPublish(buf []byte, p *packet.Publish) ([]byte, error) {
 	a := c.aliasOut
 	q, fresh := a.rewrite(p)
+	if q == p {
+		return packet.Append(buf, p, packet.V5)
+	}
 	start := len(buf)
 	out, err := packet.Append(buf, q, packet.V5)
-	if fresh != 0 && (err != nil || (a.maxOut > 0 && len(out)-start > a.maxOut)) {
-		a.forget(p.Topic)
+	if err != nil || (a.maxOut > 0 && len(out)-start > a.maxOut) {
+		if fresh != 0 {
+			a.forget(p.Topic)
+		}
 		return packet.Append(buf[:start], p, packet.V5)
 	}
 	return out, err
