@@ -48,6 +48,25 @@ type Config struct {
 	// Unlike the limits, 0 is not replaced by the default: DefaultConfig and
 	// configuration files start from DefaultTopicAliasMaximum.
 	TopicAliasMaximum int `yaml:"topic_alias_maximum"`
+	// MQTT 5.0 server-side knobs (see server5.go and docs/broker.md "MQTT 5.0").
+	// TopicAliasOut is how many Topic Aliases the broker assigns on one
+	// connection to an MQTT 5 client that allows them (its Topic Alias
+	// Maximum caps it); 0 = the broker sends none. Like TopicAliasMaximum,
+	// 0 is not replaced: DefaultConfig starts from DefaultTopicAliasOut.
+	TopicAliasOut int `yaml:"topic_alias_out"`
+	// ServerKeepAlive, in seconds, replaces the Keep Alive of an MQTT 5
+	// client (sent as Server Keep Alive in CONNACK); 0 = the client's applies.
+	ServerKeepAlive int `yaml:"server_keep_alive"`
+	// ResponseInformation is sent as Response Information in the CONNACK
+	// of an MQTT 5 client that asks for it; "" = none is sent.
+	ResponseInformation string `yaml:"response_information"`
+	// MaximumQoS is the highest QoS the broker accepts from MQTT 5 clients
+	// and grants to anyone (0, 1 or 2); nil = 2. A pointer so a Config
+	// written out by hand does not become a QoS 0 broker.
+	MaximumQoS *int `yaml:"maximum_qos"`
+	// RetainAvailable false: no message is retained, and MQTT 5 clients are
+	// told so and refused retained publishes and wills; nil = true.
+	RetainAvailable *bool `yaml:"retain_available"`
 	// OutboundBuffer bounds the packets queued per connection for writing; QoS 0 messages beyond it are dropped.
 	OutboundBuffer int `yaml:"outbound_buffer"`
 	// ConnectTimeout closes connections that send no CONNECT within it.
@@ -97,6 +116,8 @@ const (
 	DefaultWSPath         = "/mqtt"
 	// DefaultTopicAliasMaximum is the Topic Alias Maximum of DefaultConfig.
 	DefaultTopicAliasMaximum = 10
+	// DefaultTopicAliasOut is the TopicAliasOut of DefaultConfig.
+	DefaultTopicAliasOut = 10
 
 	DefaultMaxQueuedBytes      = 64 << 20
 	DefaultMaxSubscriptions    = 10_000
@@ -123,6 +144,7 @@ func DefaultConfig() Config {
 		ConnectTimeout: DefaultConnectTimeout,
 
 		TopicAliasMaximum: DefaultTopicAliasMaximum,
+		TopicAliasOut:     DefaultTopicAliasOut,
 	}
 }
 

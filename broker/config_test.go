@@ -38,6 +38,23 @@ metrics_addr: "127.0.0.1:0"
 				t.Errorf("config %+v", c)
 			}
 		}},
+		{name: "mqtt5 knobs", yaml: `
+maximum_qos: 1
+retain_available: false
+server_keep_alive: 30
+response_information: "resp/"
+topic_alias_out: 0
+`, check: func(t *testing.T, c Config) {
+			if c.MaximumQoS == nil || *c.MaximumQoS != 1 || c.RetainAvailable == nil || *c.RetainAvailable ||
+				c.ServerKeepAlive != 30 || c.ResponseInformation != "resp/" || c.TopicAliasOut != 0 {
+				t.Errorf("config %+v", c)
+			}
+		}},
+		{name: "mqtt5 defaults", yaml: "{}\n", check: func(t *testing.T, c Config) {
+			if c.MaximumQoS != nil || c.RetainAvailable != nil || c.ServerKeepAlive != 0 || c.TopicAliasOut != DefaultTopicAliasOut {
+				t.Errorf("config %+v", c)
+			}
+		}},
 		{name: "unknown field", yaml: "max_inflight: 5\nmax_inflite: 3\n", wantErr: []string{"unknown.yaml:2", "max_inflite"}},
 		{name: "bad type", yaml: "listeners:\n  - {type: udp, addr: \"127.0.0.1:0\"}\n", wantErr: []string{"bad type.yaml", "listeners[0].type"}},
 		{name: "bad value", yaml: "max_inflight: lots\n", wantErr: []string{"bad value.yaml:1"}},

@@ -45,6 +45,9 @@ type conn struct {
 	// eauth is the enhanced authentication state of an MQTT 5 client that
 	// connected with an Authentication Method (enhanced_auth.go); reader-owned.
 	eauth *enhancedAuth
+	// aliasOut holds the Topic Aliases the broker sends this MQTT 5 client
+	// (alias_out.go); nil when it sends none. Writer-owned after the handshake.
+	aliasOut *outAliases
 
 	omu     sync.Mutex    // guards the outbound fields; a leaf lock
 	room    chan struct{} // made by a reader waiting in waitRoom, closed by the writer
@@ -53,6 +56,9 @@ type conn struct {
 	oclosed bool
 	version byte // protocol level; set in the handshake
 	slot    bool // holds one of max_connections' slots (b.slots); set in the handshake
+	// Set in the handshake of an MQTT 5 client (server5.go): CONNACK carries
+	// Server Keep Alive, and Response Information was asked for.
+	serverKeepAlive, respInfo bool
 
 	parkable bool // a plain TCP socket and the broker has a Poller: idle, it waits there
 

@@ -54,6 +54,14 @@ func FuzzConn(f *testing.F) {
 			Props: &packet.Properties{MessageExpiry: u32(1), ContentType: "text/plain", HasContentType: true}},
 		&packet.Publish{Topic: "test/ok", QoS: 2, PacketID: 3, Payload: []byte("p"), Props: &packet.Properties{TopicAlias: u16(1)}},
 		&packet.Unsubscribe{PacketID: 4, Filters: []string{"#", "none"}}, &packet.Disconnect{ReasonCode: 0x04}))
+	// A 5.0 client that takes the broker's Topic Aliases (two, then full
+	// topics), with a Maximum Packet Size a first alias would overflow.
+	f.Add(false, encV(packet.V5, &packet.Connect{ProtocolName: "MQTT", ProtocolLevel: packet.V5, ClientID: "alias", CleanSession: true,
+		Props: &packet.Properties{TopicAliasMaximum: u16(2), MaximumPacketSize: u32(26)}},
+		&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "#", QoS: 1}}},
+		&packet.Publish{Topic: "test/one", Payload: []byte("p")}, &packet.Publish{Topic: "test/one", QoS: 1, PacketID: 2, Payload: []byte("p")},
+		&packet.Publish{Topic: "test/two", Payload: []byte("0123456789")}, &packet.Publish{Topic: "test/three", Payload: []byte("p")},
+		&packet.Puback{PacketID: 1}, &packet.Pingreq{}))
 
 	dir := f.TempDir()
 	acl := filepath.Join(dir, "acl")

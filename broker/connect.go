@@ -65,6 +65,9 @@ func (c *conn) handshake() bool {
 	c.keepalive = time.Duration(cp.KeepAlive) * time.Second
 	c.username = cp.Username
 	c.connectExpiry = connectExpiry(cp)
+	if c.v5() {
+		c.noteConnect5(cp) // Server Keep Alive, Response Information, outgoing aliases
+	}
 
 	id, assigned := cp.ClientID, false
 	if id == "" {
@@ -85,6 +88,12 @@ func (c *conn) handshake() bool {
 	} else if code := b.auth.Authenticate(cp.Username, cp.Password, cp.UsernameFlag, cp.PasswordFlag); code != packet.Accepted {
 		c.refuse(code, "", "authentication refused")
 		return false
+	}
+	if c.v5() {
+		if code, stmt, why := c.refuseConnect5(cp); code != 0 {
+			c.refuse(code, stmt, why) // a will beyond Maximum QoS or Retain Available
+			return false
+		}
 	}
 	if max := b.cfg.MaxConnections; max > 0 {
 		// Reserve the slot before CONNACK: a check of the connected count

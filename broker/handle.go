@@ -18,7 +18,7 @@ func (c *conn) handle(p packet.Packet) bool {
 	b, s := c.b, c.sess
 	switch p := p.(type) {
 	case *packet.Publish:
-		if !c.checkPublishV5(p) {
+		if !c.checkPublishV5(p) || !c.checkPublishLimits(p) {
 			return false
 		}
 		c.handlePublish(p)
@@ -120,6 +120,13 @@ var subBufs = sync.Pool{New: func() any { s := make([]topictree.Sub, 0, 64); ret
 // subscription; from is the publishing client ("" for the broker itself).
 // It returns how many sessions it was routed to.
 func (b *Broker) publish(p *packet.Publish, from string) int {
+	if p.Retain && !b.retainAvailable() {
+		// Retain Available 0: a 3.1.1 message, a will or a $SYS topic is
+		// forwarded, not kept (a 5.0 client was refused: server5.go).
+		cp := *p
+		cp.Retain = false
+		p = &cp
+	}
 	if p.Retain {
 		// [MQTT-3.3.1-5] keep it; [MQTT-3.3.1-10] [MQTT-3.3.1-11] an empty payload clears it.
 		r := &packet.Publish{Topic: p.Topic, QoS: p.QoS, Retain: true, Payload: p.Payload, Props: p.Props}
@@ -185,6 +192,8 @@ func (c *conn) handleSubscribe(p *packet.Subscribe) {
 			}
 			// Granted as requested: the codec closes on a requested QoS 3
 			// or reserved bits [MQTT-3.8.3-4], so QoS is 0, 1 or 2 here.
+			// A QoS above Maximum QoS is granted at it [MQTT-3.2.2-10].
+			sub.QoS = min(sub.QoS, b.maxQoS())
 			code = sub.QoS
 			b.subMu.Lock()
 			b.tree.Subscribe(c.clientID, sub)

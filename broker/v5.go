@@ -96,6 +96,7 @@ func (c *conn) connackProps(assigned bool) *packet.Properties {
 	if assigned {
 		p.AssignedClientID, p.HasAssignedClientID = c.clientID, true
 	}
+	c.server5Props(p) // server5.go: Maximum QoS, Retain Available, Server Keep Alive, Response Information
 	return p
 }
 

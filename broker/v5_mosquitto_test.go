@@ -90,3 +90,70 @@ func TestV5MosquittoClients(t *testing.T) {
 		t.Fatalf("mosquitto_sub printed %d messages, want %d; stderr: %s", got, n, stderr.String())
 	}
 }
+
+// TestV5MosquittoTopicAliases: Topic Aliases between libmosquitto and this
+// broker, with the broker's own aliases on (the default). mosquitto_pub -l
+// with a Topic Alias sends the topic once and the alias alone for the later
+// lines; the broker resolves them. mosquitto_sub, which gives no Topic
+// Alias Maximum, gets every topic in full [MQTT-3.1.2-27], while a client
+// that gives one gets the broker's aliases for the same messages.
+// (libmosquitto 2.0.11 cannot resolve aliases it receives, though
+// mosquitto_sub -D connect topic-alias-maximum lets it ask for them: see
+// docs/broker.md.)
+func TestV5MosquittoTopicAliases(t *testing.T) {
+	subBin, err := exec.LookPath("mosquitto_sub")
+	if err != nil {
+		t.Skip("mosquitto_sub not installed (Debian package mosquitto-clients); CI has it")
+	}
+	pubBin, err := exec.LookPath("mosquitto_pub")
+	if err != nil {
+		t.Skip("mosquitto_pub not installed (Debian package mosquitto-clients); CI has it")
+	}
+	tb := startBroker(t, nil)
+	host, port, _ := strings.Cut(tb.tcp, ":")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	lines := []string{"l1", "l2", "l3"}
+	cmd := exec.CommandContext(ctx, subBin, "-V", "mqttv5", "-h", host, "-p", port, "-i", "al-sub",
+		"-t", "al/#", "-C", fmt.Sprint(len(lines)), "-F", "%t|%p")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Wait() }()
+	tb.wait(t, events.And(events.Is(events.Subscribed), events.ForClient("al-sub")))
+	aliased := tb.aliasClient(t, "al-raw", u16(5), "al/#", 0)
+
+	pub := exec.CommandContext(ctx, pubBin, "-V", "mqttv5", "-h", host, "-p", port, "-i", "al-pub",
+		"-t", "al/lines", "-l", "-D", "publish", "topic-alias", "1")
+	pub.Stdin = strings.NewReader(strings.Join(lines, "\n") + "\n")
+	if b, err := pub.CombinedOutput(); err != nil {
+		t.Fatalf("mosquitto_pub -l: %v\n%s", err, b)
+	}
+
+	sc := bufio.NewScanner(out)
+	got := 0
+	for sc.Scan() {
+		if want := "al/lines|" + lines[got]; sc.Text() != want {
+			t.Errorf("mosquitto_sub line %d: %q, want %q", got, sc.Text(), want)
+		}
+		got++
+	}
+	if got != len(lines) {
+		t.Fatalf("mosquitto_sub printed %d messages, want %d; stderr: %s", got, len(lines), stderr.String())
+	}
+	for i, want := range []struct {
+		topic string
+		alias uint16
+	}{{"al/lines", 1}, {"", 1}, {"", 1}} {
+		if topic, alias := wireTopic(t, aliased); topic != want.topic || alias != want.alias {
+			t.Errorf("aliasing client, message %d: topic %q alias %d, want %q alias %d", i, topic, alias, want.topic, want.alias)
+		}
+	}
+}

@@ -22,7 +22,8 @@ func (c Config) validate() error {
 		{"max_queued_bytes", c.MaxQueuedBytes}, {"max_subscriptions", c.MaxSubscriptions},
 		{"max_topic_length", c.MaxTopicLength}, {"max_topic_levels", c.MaxTopicLevels},
 		{"max_retained_messages", c.MaxRetainedMessages}, {"max_retained_bytes", c.MaxRetainedBytes},
-		{"topic_alias_maximum", c.TopicAliasMaximum},
+		{"topic_alias_maximum", c.TopicAliasMaximum}, {"topic_alias_out", c.TopicAliasOut},
+		{"server_keep_alive", c.ServerKeepAlive},
 	} {
 		if f.v < 0 {
 			return fmt.Errorf("%s: must not be negative, got %d", f.name, f.v)
@@ -30,6 +31,9 @@ func (c Config) validate() error {
 	}
 	if c.TopicAliasMaximum > 65535 {
 		return fmt.Errorf("topic_alias_maximum: a Topic Alias is at most 65535, got %d", c.TopicAliasMaximum)
+	}
+	if err := c.validateServer5(); err != nil {
+		return err
 	}
 	if c.MaxInflight > 65535 {
 		return fmt.Errorf("max_inflight: at most 65535 packet identifiers exist, got %d", c.MaxInflight)

@@ -36,6 +36,12 @@ func TestConfigFieldsChecked(t *testing.T) {
 		{`max_packet_size: 3`, `max_packet_size: 3 bytes`},
 		{`connect_timeout: -1s`, `connect_timeout: must not be negative`},
 		{`sys_interval: -1s`, `sys_interval: must not be negative`},
+		{`maximum_qos: 3`, `maximum_qos: 0, 1 or 2, got 3`},
+		{`maximum_qos: -1`, `maximum_qos: 0, 1 or 2, got -1`},
+		{`topic_alias_out: 70000`, `topic_alias_out: a Topic Alias is at most 65535`},
+		{`topic_alias_out: -1`, `topic_alias_out: must not be negative`},
+		{`server_keep_alive: 65536`, `server_keep_alive: at most 65535 seconds`},
+		{`server_keep_alive: -5`, `server_keep_alive: must not be negative`},
 	} {
 		path := filepath.Join(dir, "broker.yaml")
 		if err := os.WriteFile(path, []byte(tc.yaml), 0o600); err != nil {

@@ -131,7 +131,13 @@ func (c *conn) writeLoop() {
 			case packet.CONNACK:
 				connack = true
 			}
-			buf, err = packet.Append(buf, p, c.version)
+			if c.aliasOut == nil {
+				buf, err = packet.Append(buf, p, c.version)
+			} else if pub, ok := p.(*packet.Publish); ok {
+				buf, err = c.appendPublish(buf, pub) // with a Topic Alias (alias_out.go)
+			} else {
+				buf, err = packet.Append(buf, p, c.version)
+			}
 			if err != nil {
 				c.b.log.Error("encode packet", "client", c.clientID, "type", p.Type().String(), "err", err)
 				err = nil

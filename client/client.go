@@ -69,6 +69,9 @@ type Client struct {
 
 	recv2  map[uint16]struct{} // reader only: incoming QoS 2 ids between PUBREC and PUBREL [MQTT-4.3.3-2]
 	reauth *reauthState        // with Options.Auth (MQTT 5): a re-authentication's AUTH hand-over (auth.go)
+	// aliasIn maps the broker's Topic Aliases on this connection to their
+	// topics (alias.go); reader only, made with the first alias.
+	aliasIn map[uint16]string
 
 	// Scratch ack packets, used only by the holder of the write slot.
 	puback  packet.Puback

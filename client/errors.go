@@ -45,6 +45,21 @@ func connackText(code byte) string {
 	return "refused"
 }
 
+// ProtocolError is a broker's violation the client answers, in MQTT 5, with
+// DISCONNECT and a reason code before closing; it wraps ErrProtocol.
+type ProtocolError struct {
+	Code   byte // reason code of the client's DISCONNECT, e.g. 0x82 or 0x94
+	Detail string
+}
+
+// Error names the violation and the code.
+func (e *ProtocolError) Error() string {
+	return fmt.Sprintf("mqtt client: protocol violation by the broker: %s (DISCONNECT 0x%02x)", e.Detail, e.Code)
+}
+
+// Unwrap makes errors.Is(err, ErrProtocol) hold.
+func (e *ProtocolError) Unwrap() error { return ErrProtocol }
+
 // ReasonError is an acknowledgement that carried a failure reason code
 // (MQTT 5 PUBACK/PUBREC with a code of 0x80 or more, or a server DISCONNECT).
 type ReasonError struct {

@@ -40,6 +40,9 @@ func (c *Client) readLoop() {
 		}
 		c.lastRecv.Store(c.now())
 		if err := c.handle(p); err != nil {
+			if pe := (*ProtocolError)(nil); errors.As(err, &pe) && c.version == packet.V5 {
+				c.disconnectFor(pe.Code)
+			}
 			c.fail(err, events.CauseViolation)
 			break
 		}
@@ -96,6 +99,11 @@ func (c *Client) finish() {
 func (c *Client) handle(p packet.Packet) error {
 	switch p := p.(type) {
 	case *packet.Publish:
+		if c.version == packet.V5 {
+			if err := c.resolveAlias(p); err != nil {
+				return err
+			}
+		}
 		c.onPublish(p)
 	case *packet.Puback:
 		c.onPuback(p)

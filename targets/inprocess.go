@@ -47,9 +47,16 @@ func (t *InProcess) Name() string { return "inprocess" }
 
 // Capabilities of the reference broker.
 func (t *InProcess) Capabilities() Capabilities {
-	return Capabilities{MaxQoS: 2, Retain: true, Wildcards: true, WebSocket: true, MQTT5: true,
+	maxQoS, retain := byte(2), true
+	if q := t.Config.MaximumQoS; q != nil {
+		maxQoS = byte(*q)
+	}
+	if r := t.Config.RetainAvailable; r != nil {
+		retain = *r
+	}
+	return Capabilities{MaxQoS: maxQoS, Retain: retain, Wildcards: true, WebSocket: true, MQTT5: true,
 		MaxPacketSize: t.Config.MaxPacketSize, EmptyClientID: true, PersistentSessions: true, Restartable: true,
-		ACL: t.Config.Auth.ACLFile == "", EnhancedAuth: t.Config.Auth.SCRAMFile == ""}
+		ACL: t.Config.Auth.ACLFile == "", EnhancedAuth: t.Config.Auth.SCRAMFile == "", Variants: true}
 }
 
 // Start creates and starts the broker.

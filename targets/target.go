@@ -70,12 +70,15 @@ type Capabilities struct {
 	// EnhancedAuth: the broker offers MQTT 5.0 enhanced authentication with
 	// SCRAM-SHA-256 and knows user SCRAMUser with password SCRAMPassword.
 	EnhancedAuth bool
+	// Variants: the target implements Variants, starting a second broker
+	// with a changed configuration (variant.go).
+	Variants bool
 }
 
 // Has reports whether the capabilities include the named feature, so specs
 // can declare needs as strings: "qos1", "qos2", "retain", "wildcards", "ws",
 // "mqtt5", "empty-client-id", "persistent-sessions", "acl", "restart",
-// "enhanced_auth".
+// "enhanced_auth", "variants".
 func (c Capabilities) Has(feature string) bool {
 	switch feature {
 	case "qos1":
@@ -100,6 +103,8 @@ func (c Capabilities) Has(feature string) bool {
 		return c.Restartable
 	case "enhanced_auth":
 		return c.EnhancedAuth
+	case "variants":
+		return c.Variants
 	}
 	return false
 }

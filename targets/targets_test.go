@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/mqttfleet/mqttfleet/broker"
 	"github.com/mqttfleet/mqttfleet/targets"
 )
 
@@ -65,8 +66,8 @@ func TestByName(t *testing.T) {
 }
 
 func TestCapabilitiesHas(t *testing.T) {
-	c := targets.Capabilities{MaxQoS: 1, Retain: true}
-	for feature, want := range map[string]bool{"qos1": true, "qos2": false, "retain": true, "wildcards": false, "nonsense": false} {
+	c := targets.Capabilities{MaxQoS: 1, Retain: true, Variants: true}
+	for feature, want := range map[string]bool{"qos1": true, "qos2": false, "retain": true, "wildcards": false, "variants": true, "nonsense": false} {
 		if got := c.Has(feature); got != want {
 			t.Errorf("Has(%q) = %v, want %v", feature, got, want)
 		}
@@ -232,5 +233,48 @@ func TestExternalLifecycleIsNotOwned(t *testing.T) {
 	}
 	if logs, err := tg.Logs(context.Background()); logs != nil || err != nil {
 		t.Errorf("Logs = %q, %v; want nil, nil", logs, err)
+	}
+}
+
+// TestInProcessVariant: a variant is a second broker on its own ports with
+// the changed configuration, declared in its capabilities; the original
+// keeps its own and outlives the variant.
+func TestInProcessVariant(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ctx := context.Background()
+	tg := targets.NewInProcess()
+	if !tg.Capabilities().Has("variants") {
+		t.Fatal("in-process target should declare variants")
+	}
+	if err := tg.Start(ctx); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	defer tg.Stop(ctx)
+	v, err := tg.Variant(ctx, func(c *broker.Config) {
+		one, off := 1, false
+		c.MaximumQoS, c.RetainAvailable = &one, &off
+	})
+	if err != nil {
+		t.Fatalf("Variant: %v", err)
+	}
+	orig, _ := tg.Addr("tcp")
+	addr, ok := v.Addr("tcp")
+	if !ok || addr == orig {
+		t.Fatalf("variant tcp address %q (%v), original %q: want its own", addr, ok, orig)
+	}
+	if c := v.Capabilities(); c.Has("qos2") || !c.Has("qos1") || c.Has("retain") {
+		t.Errorf("variant capabilities %+v: want QoS 1, no retain", c)
+	}
+	if c := tg.Capabilities(); !c.Has("qos2") || !c.Has("retain") {
+		t.Errorf("original capabilities changed: %+v", c)
+	}
+	if b := connack(t, addr); !bytes.Equal(b, []byte{0x20, 2, 0, 0}) {
+		t.Errorf("variant CONNACK % x", b)
+	}
+	if err := v.Stop(ctx); err != nil {
+		t.Fatalf("stop variant: %v", err)
+	}
+	if b := connack(t, orig); !bytes.Equal(b, []byte{0x20, 2, 0, 0}) {
+		t.Errorf("original CONNACK % x after the variant stopped", b)
 	}
 }
