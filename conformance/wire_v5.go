@@ -97,9 +97,9 @@ func splitWire(b []byte) ([]wireFrame, error) {
 }
 
 var (
-	errVBILong     = errors.New("Variable Byte Integer longer than 4 bytes")
-	errVBIShort    = errors.New("Variable Byte Integer cut short")
-	errVBINotLeast = errors.New("Variable Byte Integer not in its shortest form [MQTT-1.5.5-1]")
+	errVBILong     = errors.New("variable byte integer longer than 4 bytes")
+	errVBIShort    = errors.New("variable byte integer cut short")
+	errVBINotLeast = errors.New("variable byte integer not in its shortest form [MQTT-1.5.5-1]")
 )
 
 // shortestVarint decodes a Variable Byte Integer at the start of b and
