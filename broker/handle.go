@@ -28,7 +28,7 @@ func (c *conn) handle(p packet.Packet) bool {
 			return false
 		}
 	case *packet.Pubrec:
-		if stmt, why := s.received(p.PacketID); stmt != "" {
+		if stmt, why := s.received(b, p.PacketID, p.ReasonCode); stmt != "" {
 			c.violation(stmt, why)
 			return false
 		}

@@ -217,8 +217,14 @@ func (s *session) acked(b *Broker, id uint16, t packet.Type) (stmt, why string) 
 
 // received moves an outgoing QoS 2 flow past PUBREC and answers PUBREL; an
 // unknown ID, or a PUBREC resent after PUBREL, is answered PUBREL too. A
-// PUBREC for a QoS 1 message is a protocol violation (see acked).
-func (s *session) received(id uint16) (stmt, why string) {
+// PUBREC for a QoS 1 message is a protocol violation (see acked). A 5.0
+// PUBREC with a reason code of 0x80 or more ends the flow instead: it
+// acknowledges the message, which is never resent, and no PUBREL follows
+// [MQTT-4.4.0-2] [MQTT-4.3.3-4].
+func (s *session) received(b *Broker, id uint16, code byte) (stmt, why string) {
+	if code >= 0x80 {
+		return s.acked(b, id, packet.PUBREC)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if i := s.find(id); i >= 0 {

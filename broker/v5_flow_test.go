@@ -71,3 +71,35 @@ func TestV5ReceiveMaximum(t *testing.T) {
 		expect[*packet.Pubrec](t, r)
 	}
 }
+
+// TestV5FailedPubrecEndsFlow: a subscriber's PUBREC with a reason code of
+// 0x80 or more acknowledges the QoS 2 message and ends its flow: no PUBREL
+// follows and a resumed session does not get the message again
+// [MQTT-4.4.0-2]; a successful PUBREC still gets its PUBREL [MQTT-4.3.3-4].
+func TestV5FailedPubrecEndsFlow(t *testing.T) {
+	tb := startBroker(t, nil)
+	cp := &packet.Connect{ClientID: "rec-fail", Props: &packet.Properties{SessionExpiry: u32(60)}}
+	s, _ := tb.raw5(t, cp, 0)
+	subscribe(t, s, sub("rec/x", 2))
+	p := tb.connect5(t, "rec-pub")
+	publish(t, p, &packet.Publish{Topic: "rec/x", QoS: 2, PacketID: 1, Payload: []byte("refused")})
+	publish(t, p, &packet.Publish{Topic: "rec/x", QoS: 2, PacketID: 2, Payload: []byte("taken")})
+	refused, taken := expect[*packet.Publish](t, s), expect[*packet.Publish](t, s)
+	_ = s.WritePacket(&packet.Pubrec{PacketID: refused.PacketID, ReasonCode: 0x80})
+	_ = s.WritePacket(&packet.Pubrec{PacketID: taken.PacketID})
+	if rel := expect[*packet.Pubrel](t, s); rel.PacketID != taken.PacketID {
+		t.Fatalf("PUBREL for packet ID %d, want only %d's", rel.PacketID, taken.PacketID)
+	}
+	_ = s.WritePacket(&packet.Pubcomp{PacketID: taken.PacketID})
+	_ = s.WritePacket(&packet.Pingreq{})
+	expect[*packet.Pingresp](t, s)
+	_ = s.Close()
+	tb.wait(t, disconnectOf("rec-fail"))
+	cp.CleanSession = false
+	s, ack := tb.raw5(t, cp, 0)
+	if !ack.SessionPresent {
+		t.Fatal("session not resumed")
+	}
+	_ = s.WritePacket(&packet.Pingreq{})
+	expect[*packet.Pingresp](t, s) // nothing resent before it
+}

@@ -137,3 +137,26 @@ func (e *env) takenOver(r *client.Raw) {
 func rawConnect5(flags byte, clientID string) []byte {
 	return packet.Frame(0x10, str("MQTT"), []byte{5, flags}, u16(60), []byte{0}, str(clientID))
 }
+
+// refusedFilter requires the answer to a SUBSCRIBE of one invalid filter: a
+// SUBACK with a failure reason code (0x8F Topic Filter invalid, say), after
+// which the connection stays usable, or the connection closed as after a
+// Malformed Packet, with a failure DISCONNECT first if any.
+func refusedFilter(e *env, r *client.Raw, filter string) {
+	p, err := r.ReadPacket(wait)
+	if err != nil {
+		Expect(errors.Is(err, os.ErrDeadlineExceeded)).To(BeFalse(), "no answer to SUBSCRIBE %q", filter)
+		return
+	}
+	switch v := p.(type) {
+	case *packet.Suback:
+		Expect(v.ReturnCodes).To(HaveLen(1))
+		Expect(v.ReturnCodes[0]).To(BeNumerically(">=", 0x80), "SUBACK reason code for %q", filter)
+		e.ping(r)
+	case *packet.Disconnect:
+		Expect(v.ReasonCode).To(BeNumerically(">=", 0x80), "DISCONNECT reason code for %q", filter)
+		e.checkDisconnect(r, v)
+	default:
+		Expect(p).To(BeNil(), "expected SUBACK, DISCONNECT or a close after SUBSCRIBE %q", filter)
+	}
+}

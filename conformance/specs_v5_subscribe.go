@@ -1,9 +1,6 @@
 package conformance
 
 import (
-	"errors"
-	"os"
-
 	. "github.com/onsi/gomega" //nolint:revive
 
 	"github.com/mqttfleet/mqttfleet/packet"
@@ -34,24 +31,7 @@ var _ = register(specDef{
 		for _, bad := range []string{e.prefix() + "/#/x", e.prefix() + "/a+"} {
 			r := e.client("s")
 			e.send(r, &packet.Subscribe{PacketID: 7, Subscriptions: []packet.Subscription{{Filter: bad}}})
-			// A failure reason code (0x8F Topic Filter invalid), or the
-			// connection closed as after a Malformed Packet.
-			p, err := r.ReadPacket(wait)
-			if err != nil {
-				Expect(errors.Is(err, os.ErrDeadlineExceeded)).To(BeFalse(), "no answer to SUBSCRIBE %q", bad)
-				continue
-			}
-			switch v := p.(type) {
-			case *packet.Suback:
-				Expect(v.ReturnCodes).To(HaveLen(1))
-				Expect(v.ReturnCodes[0]).To(BeNumerically(">=", 0x80), "SUBACK reason code for %q", bad)
-				e.ping(r) // the connection stays usable
-			case *packet.Disconnect:
-				Expect(v.ReasonCode).To(BeNumerically(">=", 0x80), "DISCONNECT reason code for %q", bad)
-				e.checkDisconnect(r, v)
-			default:
-				Expect(p).To(BeNil(), "expected SUBACK, DISCONNECT or a close after SUBSCRIBE %q", bad)
-			}
+			refusedFilter(e, r, bad)
 		}
 	},
 })

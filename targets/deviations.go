@@ -80,6 +80,10 @@ var Deviations = map[string][]Deviation{
 			ID: "mosquitto-v5-receive-maximum", Statement: "v5:MQTT-3.3.4-9", Spec: "within the client's Receive Maximum",
 			Reason: "Mosquitto 2.0.11 sends two queued QoS 1 PUBLISHes when one PUBACK frees one slot of a client's Receive Maximum 2, so three are unacknowledged",
 		},
+		{
+			ID: "mosquitto-v5-expiry-inflight-qos2", Statement: "v5:MQTT-4.3.3-7", Spec: "applies no Message Expiry to a QoS 2 PUBLISH it has sent",
+			Reason: "Mosquitto 2.0.11 drops a QoS 2 message it sent but saw no PUBREC for once its Message Expiry Interval passes, instead of resending it to the reconnected session",
+		},
 	},
 }
 
