@@ -80,6 +80,18 @@ var Deviations = map[string][]Deviation{
 			ID: "mosquitto-v5-receive-maximum", Statement: "v5:MQTT-3.3.4-9", Spec: "within the client's Receive Maximum",
 			Reason: "Mosquitto 2.0.11 sends two queued QoS 1 PUBLISHes when one PUBACK frees one slot of a client's Receive Maximum 2, so three are unacknowledged",
 		},
+		{
+			ID: "mosquitto-v5-share-name-unchecked", Statement: "v5:MQTT-4.8.2-1", Spec: "shared subscription with an empty ShareName",
+			Reason: "Mosquitto 2.0.11 grants $share//{filter} (an empty ShareName) instead of refusing it",
+		},
+		{
+			ID: "mosquitto-v5-share-name-unchecked", Statement: "v5:MQTT-4.8.2-2", Spec: "shared subscription with no Topic Filter after the ShareName",
+			Reason: "Mosquitto 2.0.11 grants $share/{name} and $share/{name}/ (no Topic Filter) instead of refusing them",
+		},
+		{
+			ID: "mosquitto-v5-share-name-unchecked", Statement: "v5:MQTT-3.8.3-4", Spec: "No Local set on a shared subscription",
+			Reason: "Mosquitto 2.0.11 grants a shared subscription with No Local 1 instead of closing the connection for the Protocol Error",
+		},
 	},
 }
 

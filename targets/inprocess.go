@@ -47,7 +47,7 @@ func (t *InProcess) Name() string { return "inprocess" }
 func (t *InProcess) Capabilities() Capabilities {
 	return Capabilities{MaxQoS: 2, Retain: true, Wildcards: true, WebSocket: true, MQTT5: true,
 		MaxPacketSize: t.Config.MaxPacketSize, EmptyClientID: true, PersistentSessions: true, Restartable: true,
-		ACL: t.Config.Auth.ACLFile == ""}
+		ACL: t.Config.Auth.ACLFile == "", SharedSubscriptions: true, SubscriptionIDs: true}
 }
 
 // Start creates and starts the broker.

@@ -67,11 +67,15 @@ type Capabilities struct {
 	ACL bool
 	// Restartable: Restart works (the harness owns the broker process).
 	Restartable bool
+	// SharedSubscriptions and SubscriptionIDs: the MQTT 5 optional features
+	// ($share/{name}/{filter}, Subscription Identifiers) are served.
+	SharedSubscriptions, SubscriptionIDs bool
 }
 
 // Has reports whether the capabilities include the named feature, so specs
 // can declare needs as strings: "qos1", "qos2", "retain", "wildcards", "ws",
-// "mqtt5", "empty-client-id", "persistent-sessions", "acl", "restart".
+// "mqtt5", "empty-client-id", "persistent-sessions", "acl", "restart",
+// "shared-subs", "sub-ids".
 func (c Capabilities) Has(feature string) bool {
 	switch feature {
 	case "qos1":
@@ -94,6 +98,10 @@ func (c Capabilities) Has(feature string) bool {
 		return c.ACL
 	case "restart":
 		return c.Restartable
+	case "shared-subs":
+		return c.SharedSubscriptions
+	case "sub-ids":
+		return c.SubscriptionIDs
 	}
 	return false
 }
