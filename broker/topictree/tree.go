@@ -245,8 +245,11 @@ func (t *Tree) Count() int {
 // When one client has several matching subscriptions, the Sub returned is the
 // one with the highest QoS, except that NoLocal is set only if every matching
 // subscription set it, and RetainAsPublished if any did: the message then goes
-// out whenever at least one subscription asked for it. Match allocates nothing
-// beyond growing dst.
+// out whenever at least one subscription asked for it; IDs lists the
+// Subscription Identifiers of all of them [MQTT-3.3.4-4]. Match allocates
+// nothing beyond growing dst, except a merged IDs list when two or more of a
+// client's matching subscriptions carry identifiers. Shared subscriptions
+// are left to MatchShared.
 func (t *Tree) Match(topic string, dst []Sub) []Sub {
 	m := matcher{dst: dst, start: len(dst)}
 	root := &t.root
