@@ -175,7 +175,7 @@ func (c *conn) handleSubscribe(p *packet.Subscribe) {
 		shared := c.v5() && strings.HasPrefix(sub.Filter, sharedSubscriptionPrefix)
 		if err := packet.CheckTopicFilter(sub.Filter, c.version); err != nil {
 			code, detail = c.subFailure(rcTopicFilterInvalid), err.Error()
-		} else if l, why, ok := b.checkTopic(sub.Filter); !ok {
+		} else if l, why, ok := b.checkTopic(aclFilter(sub.Filter, shared)); !ok {
 			code, detail = c.subFailure(rcQuotaExceeded), b.hitLimit(l, why)
 		} else if n, full := s.subscriptionsFull(sub.Filter, b.cfg.MaxSubscriptions); full {
 			code, detail = c.subFailure(rcQuotaExceeded), b.hitLimit(limitSubscriptions, fmt.Sprintf("session holds %d subscriptions", n))

@@ -283,3 +283,14 @@ func (b *Broker) unsubscribeTree(clientID, filter string, shared bool) bool {
 	}
 	return b.tree.Unsubscribe(clientID, filter)
 }
+
+// aclFilter is the filter the ACL and the topic limits judge for a
+// subscription: the topic filter of a shared subscription, without
+// "$share/{ShareName}/".
+func aclFilter(filter string, shared bool) string {
+	if !shared {
+		return filter
+	}
+	_, rest, _ := topictree.SplitShared(filter)
+	return rest
+}

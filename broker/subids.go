@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"github.com/mqttfleet/mqttfleet/broker/topictree"
 	"github.com/mqttfleet/mqttfleet/packet"
 )
 
@@ -31,14 +30,4 @@ func withSubIDs(props *packet.Properties, ids []uint32) *packet.Properties {
 	}
 	cp.SubscriptionIDs = ids
 	return &cp
-}
-
-// aclFilter is the filter the ACL judges for a subscription: the topic
-// filter of a shared subscription, without "$share/{ShareName}/".
-func aclFilter(filter string, shared bool) string {
-	if !shared {
-		return filter
-	}
-	_, rest, _ := topictree.SplitShared(filter)
-	return rest
 }
