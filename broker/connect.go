@@ -255,6 +255,7 @@ func (b *Broker) detach(s *session, c *conn, pw *pendingWill, delay uint32) *pen
 	default:
 		b.scheduleExpiry(s, b.since()+time.Duration(s.expiry)*time.Second)
 	}
+	b.handOffQueued(s) // shared subscriptions: others take what it was not sent
 	if pw != nil && delay > 0 && b.deferWill(s, pw, delay) {
 		return nil
 	}
@@ -269,14 +270,29 @@ func (b *Broker) dropSession(s *session) *pendingWill {
 	b.unscheduleExpiry(s)
 	pw := b.takeWill(s)
 	s.mu.Lock()
-	subs := s.subs
-	s.subs = nil
+	subs, shared := s.subs, s.sharedSubs
+	var queued []queuedTag
+	var flights []*flight // the unfinished flows share groups gave it
+	if s.tags != nil {
+		queued = s.takeTagged()
+	}
+	for _, f := range s.inflight {
+		if f.tag != nil {
+			flights = append(flights, f)
+		}
+	}
+	s.subs, s.sharedSubs, s.tags = nil, nil, nil
 	s.queue, s.inflight, s.queuedBytes, s.expires = nil, nil, 0, nil
 	s.mu.Unlock()
 	b.subMu.Lock()
 	for f := range subs {
-		b.tree.Unsubscribe(s.id, f)
+		_, sh := shared[f]
+		b.unsubscribeTree(s.id, f, sh)
 	}
 	b.subMu.Unlock()
+	if len(queued) > 0 || len(flights) > 0 {
+		// Out of its groups now, so another member is chosen.
+		b.handOffEnded(s, queued, flights)
+	}
 	return pw
 }

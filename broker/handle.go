@@ -23,7 +23,7 @@ func (c *conn) handle(p packet.Packet) bool {
 		}
 		c.handlePublish(p)
 	case *packet.Puback:
-		if stmt, why := s.acked(b, p.PacketID, packet.PUBACK); stmt != "" {
+		if stmt, why := s.acked(b, p.PacketID, packet.PUBACK, p.ReasonCode); stmt != "" {
 			c.violation(stmt, why)
 			return false
 		}
@@ -33,7 +33,7 @@ func (c *conn) handle(p packet.Packet) bool {
 			return false
 		}
 	case *packet.Pubcomp:
-		if stmt, why := s.acked(b, p.PacketID, packet.PUBCOMP); stmt != "" {
+		if stmt, why := s.acked(b, p.PacketID, packet.PUBCOMP, p.ReasonCode); stmt != "" {
 			c.violation(stmt, why)
 			return false
 		}
@@ -138,10 +138,11 @@ func (b *Broker) publish(p *packet.Publish, from string) int {
 	bp := subBufs.Get().(*[]topictree.Sub)
 	b.subMu.RLock()
 	subs := b.tree.Match(p.Topic, (*bp)[:0])
+	shared := b.tree.HasShared()
 	b.subMu.RUnlock()
 	n := 0
 	if len(subs) > 0 {
-		var shared *packet.Publish
+		var copy0 *packet.Publish
 		b.mu.RLock()
 		for _, sub := range subs {
 			s := b.sessions[sub.ClientID]
@@ -151,8 +152,9 @@ func (b *Broker) publish(p *packet.Publish, from string) int {
 			n++
 			// [MQTT-3.3.1-9] (3.1.1) forwarded with RETAIN 0, in 5.0 unless Retain As
 			// Published [MQTT-3.3.1-12] [MQTT-3.3.1-13]; [MQTT-3.3.5-1] the tree gives
-			// one match per client with its highest QoS.
-			s.deliver(b, p, min(p.QoS, sub.QoS), sub.RetainAsPublished && p.Retain, &shared)
+			// one match per client with its highest QoS, and every matching
+			// Subscription Identifier [MQTT-3.3.4-2] [MQTT-3.3.4-4].
+			s.deliver(b, p, min(p.QoS, sub.QoS), sub.RetainAsPublished && p.Retain, sub.IDs, nil, &copy0)
 		}
 		b.mu.RUnlock()
 	}
@@ -160,6 +162,11 @@ func (b *Broker) publish(p *packet.Publish, from string) int {
 	if cap(subs) <= 4096 {
 		*bp = subs[:0]
 		subBufs.Put(bp)
+	}
+	if shared {
+		// Each shared subscription is a subscription of its own: its
+		// member gets a copy beside any of its ordinary matches.
+		n += b.publishShared(p)
 	}
 	return n
 }
@@ -170,17 +177,18 @@ func (c *conn) handleSubscribe(p *packet.Subscribe) {
 	b, s := c.b, c.sess
 	codes := make([]byte, len(p.Subscriptions))
 	var granted []packet.Subscription
+	subID := subscriptionID(p) // 5.0: stored with each subscription [MQTT-3.3.4-3]
 	for i, sub := range p.Subscriptions {
 		code, detail := packet.SubackFailure, ""
-		if err := packet.ValidateTopicFilter(sub.Filter); err != nil {
+		// 5.0 also checks the "$share/{ShareName}/" form [MQTT-4.8.2-1] [MQTT-4.8.2-2].
+		shared := c.v5() && strings.HasPrefix(sub.Filter, sharedSubscriptionPrefix)
+		if err := packet.CheckTopicFilter(sub.Filter, c.version); err != nil {
 			code, detail = c.subFailure(rcTopicFilterInvalid), err.Error()
-		} else if c.v5() && strings.HasPrefix(sub.Filter, sharedSubscriptionPrefix) {
-			code, detail = rcSharedSubsNotSupp, "shared subscriptions are not supported"
-		} else if l, why, ok := b.checkTopic(sub.Filter); !ok {
+		} else if l, why, ok := b.checkTopic(aclFilter(sub.Filter, shared)); !ok {
 			code, detail = c.subFailure(rcQuotaExceeded), b.hitLimit(l, why)
 		} else if n, full := s.subscriptionsFull(sub.Filter, b.cfg.MaxSubscriptions); full {
 			code, detail = c.subFailure(rcQuotaExceeded), b.hitLimit(limitSubscriptions, fmt.Sprintf("session holds %d subscriptions", n))
-		} else if ok, filtered := b.auth.Subscribe(c.username, c.clientID, sub.Filter); !ok {
+		} else if ok, filtered := b.auth.Subscribe(c.username, c.clientID, aclFilter(sub.Filter, shared)); !ok {
 			code, detail = c.subFailure(rcNotAuthorized), "subscribe denied by ACL"
 		} else {
 			if filtered {
@@ -195,19 +203,30 @@ func (c *conn) handleSubscribe(p *packet.Subscribe) {
 			// A QoS above Maximum QoS is granted at it [MQTT-3.2.2-10].
 			sub.QoS = min(sub.QoS, b.maxQoS())
 			code = sub.QoS
-			b.subMu.Lock()
-			b.tree.Subscribe(c.clientID, sub)
-			b.subMu.Unlock()
+			if shared {
+				b.subscribeShared(c.clientID, sub, subID)
+			} else {
+				b.subMu.Lock()
+				b.tree.SubscribeID(c.clientID, sub, subID)
+				b.subMu.Unlock()
+			}
 			s.mu.Lock()
 			if s.subs == nil {
 				s.subs = map[string]packet.Subscription{}
 			}
 			_, existed := s.subs[sub.Filter]
 			s.subs[sub.Filter] = sub
+			if shared {
+				if s.sharedSubs == nil {
+					s.sharedSubs = map[string]struct{}{}
+				}
+				s.sharedSubs[sub.Filter] = struct{}{}
+			}
 			s.mu.Unlock()
 			// 5.0 Retain Handling: 0 sends retained messages [MQTT-3.3.1-9], 1 only
-			// for a new subscription [MQTT-3.3.1-10], 2 never [MQTT-3.3.1-11].
-			if sub.RetainHandling == 0 || (sub.RetainHandling == 1 && !existed) {
+			// for a new subscription [MQTT-3.3.1-10], 2 never [MQTT-3.3.1-11]. A
+			// shared subscription gets none (MQTT 5.0 section 4.8.2).
+			if !shared && (sub.RetainHandling == 0 || (sub.RetainHandling == 1 && !existed)) {
 				granted = append(granted, sub)
 			}
 		}
@@ -215,6 +234,10 @@ func (c *conn) handleSubscribe(p *packet.Subscribe) {
 		b.emit(events.Event{Kind: events.Subscribed, ClientID: c.clientID, Topic: sub.Filter, QoS: code, Detail: detail})
 	}
 	c.send(&packet.Suback{PacketID: p.PacketID, ReturnCodes: codes}, false)
+	var ids []uint32
+	if subID != 0 {
+		ids = []uint32{subID} // retained messages carry it too [MQTT-3.3.4-3]
+	}
 	for _, sub := range granted {
 		b.retMu.Lock()
 		b.retained.Match(sub.Filter, func(m *packet.Publish) {
@@ -222,7 +245,7 @@ func (c *conn) handleSubscribe(p *packet.Subscribe) {
 				return // its Message Expiry Interval passed [MQTT-3.3.2-5]
 			}
 			// [MQTT-3.3.1-8] sent because of a new subscription: RETAIN 1.
-			s.deliver(b, m, min(m.QoS, sub.QoS), true, nil)
+			s.deliver(b, m, min(m.QoS, sub.QoS), true, ids, nil, nil)
 		})
 		b.retMu.Unlock()
 	}
@@ -236,13 +259,15 @@ func (c *conn) handleUnsubscribe(p *packet.Unsubscribe) {
 		codes = make([]byte, len(p.Filters))
 	}
 	for i, f := range p.Filters {
-		b.subMu.Lock()
-		b.tree.Unsubscribe(c.clientID, f)
-		b.subMu.Unlock()
 		s.mu.Lock()
 		_, had := s.subs[f]
+		_, shared := s.sharedSubs[f]
 		delete(s.subs, f)
+		delete(s.sharedSubs, f)
 		s.mu.Unlock()
+		b.subMu.Lock()
+		b.unsubscribeTree(c.clientID, f, shared)
+		b.subMu.Unlock()
 		if codes != nil && !had {
 			codes[i] = rcNoSubscriptionExist
 		}

@@ -53,12 +53,20 @@ type session struct {
 
 	queuedBytes int    // topic and payload bytes in queue (max_queued_bytes)
 	user        string // user name of the last connection attached
+
+	// MQTT 5 shared subscriptions (shared.go); both nil for a session that
+	// has none. tags marks the queued messages a share group gave this
+	// session (a flight carries its own tag once sent); sharedSubs names
+	// the filters of subs that are share group memberships.
+	tags       map[*packet.Publish]*shareTag
+	sharedSubs map[string]struct{}
 }
 
 // flight is one outgoing QoS 1/2 message awaiting its acknowledgement.
 type flight struct {
 	pub   *packet.Publish
 	state packet.Type // the packet awaited: PUBACK, PUBREC or PUBCOMP
+	tag   *shareTag   // set when a share group chose this session (shared.go)
 }
 
 func newSession(id string, expiry uint32) *session {
@@ -78,26 +86,33 @@ func (s *session) subscriptionsFull(filter string, max int) (int, bool) {
 // deliver hands a routed message to the session with the effective QoS
 // (minimum of the publish and the subscription). QoS 0 goes straight to the
 // connection, or nowhere while offline; QoS 1/2 is queued behind the
-// inflight window, bounded by MaxQueued. shared caches one QoS 0 copy per
-// routed message so fan-out allocates it once.
-func (s *session) deliver(b *Broker, pub *packet.Publish, qos byte, retain bool, shared **packet.Publish) {
+// inflight window, bounded by MaxQueued. ids are the MQTT 5 Subscription
+// Identifiers of the matching subscriptions, sent with the message
+// [MQTT-3.3.4-3]; tag marks a message a share group chose this session for.
+// shared caches one QoS 0 copy per routed message so fan-out allocates it
+// once; a copy with identifiers is the session's own.
+func (s *session) deliver(b *Broker, pub *packet.Publish, qos byte, retain bool, ids []uint32, tag *shareTag, shared **packet.Publish) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.readAs != nil && !b.auth.CanRead(*s.readAs, s.id, pub.Topic) {
 		return // withheld: a deny rule names this topic (see auth.Subscribe)
+	}
+	props := pub.Props
+	if len(ids) > 0 {
+		props = withSubIDs(props, ids)
 	}
 	if qos == 0 {
 		if s.conn == nil {
 			return
 		}
 		var p *packet.Publish
-		if !retain && shared != nil {
+		if !retain && shared != nil && len(ids) == 0 {
 			if *shared == nil {
 				*shared = &packet.Publish{Topic: pub.Topic, Payload: pub.Payload, Props: pub.Props}
 			}
 			p = *shared
 		} else {
-			p = &packet.Publish{Topic: pub.Topic, Payload: pub.Payload, Props: pub.Props, Retain: retain}
+			p = &packet.Publish{Topic: pub.Topic, Payload: pub.Payload, Props: props, Retain: retain}
 		}
 		if !s.fits(b, p) {
 			return
@@ -115,12 +130,18 @@ func (s *session) deliver(b *Broker, pub *packet.Publish, qos byte, retain bool,
 		return
 	}
 	s.queuedBytes += size
-	m := &packet.Publish{Topic: pub.Topic, QoS: qos, Retain: retain, Payload: pub.Payload, Props: pub.Props}
+	m := &packet.Publish{Topic: pub.Topic, QoS: qos, Retain: retain, Payload: pub.Payload, Props: props}
 	if pub.Props != nil && pub.Props.MessageExpiry != nil {
 		if s.expires == nil {
 			s.expires = map[*packet.Publish]time.Duration{}
 		}
 		s.expires[m] = b.since() + time.Duration(*pub.Props.MessageExpiry)*time.Second
+	}
+	if tag != nil {
+		if s.tags == nil {
+			s.tags = map[*packet.Publish]*shareTag{}
+		}
+		s.tags[m] = tag
 	}
 	s.queue = append(s.queue, m)
 	s.pump(b)
@@ -134,6 +155,11 @@ func (s *session) pump(b *Broker) {
 		s.queue[0] = nil
 		s.queue = s.queue[1:]
 		s.queuedBytes -= len(m.Topic) + len(m.Payload)
+		var tag *shareTag
+		if s.tags != nil {
+			tag = s.tags[m]
+			delete(s.tags, m)
+		}
 		if !s.unexpired(b, m) || !s.fits(b, m) {
 			continue
 		}
@@ -142,7 +168,7 @@ func (s *session) pump(b *Broker) {
 		if m.QoS == 2 {
 			want = packet.PUBREC
 		}
-		s.inflight = append(s.inflight, &flight{pub: m, state: want})
+		s.inflight = append(s.inflight, &flight{pub: m, state: want, tag: tag})
 		s.conn.send(m, false)
 	}
 	if len(s.queue) == 0 {
@@ -195,16 +221,27 @@ func (s *session) resend(b *Broker) {
 // does not hold is ignored (docs/broker.md, "Answers other than closing");
 // an acknowledgement that does not fit the message holding the ID is a
 // protocol violation, returned as the statement the client broke and why.
-func (s *session) acked(b *Broker, id uint16, t packet.Type) (stmt, why string) {
+// code is the 5.0 reason code (0 for 3.1.1).
+func (s *session) acked(b *Broker, id uint16, t packet.Type, code byte) (stmt, why string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	i := s.find(id)
 	if i < 0 {
 		return "", ""
 	}
-	if f := s.inflight[i]; f.state != t {
+	f := s.inflight[i]
+	if f.state != t {
 		return ackMisfit(f, t)
 	}
+	if code >= 0x80 && t == packet.PUBACK {
+		s.rejected(b, f, code, t)
+	}
+	s.unflight(b, i)
+	return "", ""
+}
+
+// unflight ends flow i and fills the window again. s.mu is held.
+func (s *session) unflight(b *Broker, i int) {
 	copy(s.inflight[i:], s.inflight[i+1:])
 	s.inflight[len(s.inflight)-1] = nil
 	s.inflight = s.inflight[:len(s.inflight)-1]
@@ -212,24 +249,24 @@ func (s *session) acked(b *Broker, id uint16, t packet.Type) (stmt, why string) 
 		s.inflight = nil
 	}
 	s.pump(b)
-	return "", ""
 }
 
 // received moves an outgoing QoS 2 flow past PUBREC and answers PUBREL; an
 // unknown ID, or a PUBREC resent after PUBREL, is answered PUBREL too. A
 // PUBREC for a QoS 1 message is a protocol violation (see acked). A 5.0
-// PUBREC with a reason code of 0x80 or more ends the flow instead: it
-// acknowledges the message, which is never resent, and no PUBREL follows
-// [MQTT-4.4.0-2] [MQTT-4.3.3-4].
+// PUBREC with a reason code of 0x80 or more ends the flow: no PUBREL
+// (MQTT 5.0 section 4.3.3).
 func (s *session) received(b *Broker, id uint16, code byte) (stmt, why string) {
-	if code >= 0x80 {
-		return s.acked(b, id, packet.PUBREC)
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if i := s.find(id); i >= 0 {
 		switch f := s.inflight[i]; f.state {
 		case packet.PUBREC:
+			if code >= 0x80 {
+				s.rejected(b, f, code, packet.PUBREC)
+				s.unflight(b, i)
+				return "", ""
+			}
 			f.state = packet.PUBCOMP
 		case packet.PUBACK:
 			return ackMisfit(f, packet.PUBREC)

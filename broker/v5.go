@@ -2,6 +2,8 @@ package broker
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/mqttfleet/mqttfleet/events"
@@ -40,8 +42,6 @@ const (
 	rcTopicAliasInvalid      byte   = 0x94
 	rcPacketTooLarge         byte   = 0x95
 	rcQuotaExceeded          byte   = 0x97
-	rcSharedSubsNotSupp      byte   = 0x9E
-	rcSubIDsNotSupported     byte   = 0xA1
 	expiryNever              uint32 = 0xFFFFFFFF
 	sharedSubscriptionPrefix        = "$share/"
 )
@@ -78,15 +78,15 @@ func (c *conn) connackCode(code byte) byte {
 // when the client sent none [MQTT-3.2.2-16].
 func (c *conn) connackProps(assigned bool) *packet.Properties {
 	b := c.b
-	one, zero := byte(1), byte(0)
+	one := byte(1)
 	rm := b.receiveMaximum()
 	tam := uint16(b.cfg.TopicAliasMaximum)
 	p := &packet.Properties{
 		ReceiveMaximum:       &rm,
 		RetainAvailable:      &one,
 		WildcardSubAvailable: &one,
-		SubIDAvailable:       &zero,
-		SharedSubAvailable:   &zero,
+		SubIDAvailable:       &one, // subids.go
+		SharedSubAvailable:   &one, // shared.go
 		TopicAliasMaximum:    &tam,
 	}
 	if b.cfg.MaxPacketSize > 0 {
@@ -270,12 +270,17 @@ func (c *conn) checkPublishV5(p *packet.Publish) bool {
 	return true
 }
 
-// checkSubscribeV5 refuses a Subscription Identifier, which the broker
-// advertises it does not support (Subscription Identifiers Available 0).
+// checkSubscribeV5 refuses No Local on a shared subscription, a Protocol
+// Error [MQTT-3.8.3-4]. It reports whether the connection goes on.
 func (c *conn) checkSubscribeV5(p *packet.Subscribe) bool {
-	if c.v5() && p.Props != nil && len(p.Props.SubscriptionIDs) > 0 {
-		c.violationCode(rcSubIDsNotSupported, "", "SUBSCRIBE carries a Subscription Identifier; the broker advertised 0")
-		return false
+	if !c.v5() {
+		return true
+	}
+	for _, sub := range p.Subscriptions {
+		if sub.NoLocal && strings.HasPrefix(sub.Filter, sharedSubscriptionPrefix) {
+			c.violationCode(rcProtocolError, "MQTT-3.8.3-4", "No Local set on shared subscription "+strconv.Quote(sub.Filter))
+			return false
+		}
 	}
 	return true
 }

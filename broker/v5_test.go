@@ -70,8 +70,8 @@ func TestV5Connack(t *testing.T) {
 	}
 	check("Retain Available", p.RetainAvailable, 1)
 	check("Wildcard Subscription Available", p.WildcardSubAvailable, 1)
-	check("Subscription Identifiers Available", p.SubIDAvailable, 0)
-	check("Shared Subscription Available", p.SharedSubAvailable, 0)
+	check("Subscription Identifiers Available", p.SubIDAvailable, 1)
+	check("Shared Subscription Available", p.SharedSubAvailable, 1)
 	if p.ReceiveMaximum == nil || int(*p.ReceiveMaximum) != DefaultMaxInflight {
 		t.Errorf("Receive Maximum = %v, want max_inflight %d", p.ReceiveMaximum, DefaultMaxInflight)
 	}
@@ -390,15 +390,16 @@ func TestV5PublishAckCodes(t *testing.T) {
 }
 
 // TestV5SubackUnsubackCodes checks SUBACK reason codes (granted QoS, 0x87
-// ACL, 0x8F invalid filter on an open connection, 0x97 limit, 0x9E shared)
+// ACL, also for the filter of a shared subscription, 0x8F invalid filter
+// or share name on an open connection, 0x97 limit)
 // and UNSUBACK's one code per filter (0x00, 0x11 no subscription existed).
 func TestV5SubackUnsubackCodes(t *testing.T) {
 	tb := authBroker(t, false, func(c *Config) { c.MaxTopicLevels = 8 })
 	r, _ := tb.raw5(t, &packet.Connect{ClientID: "sc", CleanSession: true, UsernameFlag: true, Username: "alice",
 		PasswordFlag: true, Password: []byte("secret")}, 0)
 	got := subscribe(t, r, sub("public/a", 2), sub("private/#", 1), sub("public/#/x", 0),
-		sub("public/1/2/3/4/5/6/7/8/9", 0), sub("$share/g/public/b", 1), sub("alerts/+", 1))
-	want := []byte{2, 0x87, 0x8F, 0x97, 0x9E, 1}
+		sub("public/1/2/3/4/5/6/7/8/9", 0), sub("$share/g+/public/b", 1), sub("$share/g/private/#", 1), sub("alerts/+", 1))
+	want := []byte{2, 0x87, 0x8F, 0x97, 0x8F, 0x87, 1}
 	if string(got) != string(want) {
 		t.Errorf("SUBACK codes % X, want % X", got, want)
 	}

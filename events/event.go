@@ -87,6 +87,8 @@ const (
 	CauseExpired          Cause = "expired"           // an MQTT 5 message's expiry interval passed before delivery
 	CauseLimit            Cause = "limit"             // refused by a configured limit (subscriptions, topic size, queued bytes, ...)
 	CauseServerDisconnect Cause = "server_disconnect" // an MQTT 5 server sent DISCONNECT; Code is its reason code
+	CauseSessionEnded     Cause = "session_ended"     // MQTT 5 shared subscription: the member's session ended holding it
+	CauseRejected         Cause = "rejected"          // MQTT 5 shared subscription: the member answered 0x80 or more; Code
 )
 
 // Source says which part wrote an event.

@@ -3,6 +3,7 @@ package scenarios
 import (
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/mqttfleet/mqttfleet/events"
@@ -33,6 +34,7 @@ type msgKey struct {
 type ledger struct {
 	sent       int
 	receivers  int
+	members    int // share group members (ledgerOptions.shareGroup)
 	expected   int
 	lost, dups int
 	outOfOrder int
@@ -54,6 +56,29 @@ type ledgerOptions struct {
 	during   span
 	sentKind events.Kind
 	perGroup bool
+	// shareGroup accounts the receivers as the members of one MQTT 5
+	// shared subscription: one receiver, named shareGroupName, owed each
+	// message once, which any member may deliver; a copy beyond the first,
+	// at any member, is a duplicate. Their "$share/{name}/" filters count
+	// by the topic filter after the prefix. Order is not counted: members
+	// run side by side.
+	shareGroup bool
+}
+
+// shareGroupName is the one receiver of a share group ledger.
+const shareGroupName = "share group"
+
+// shareFilter is the topic filter of a shared subscription filter
+// "$share/{name}/{filter}", or f itself.
+func shareFilter(f string) string {
+	rest, ok := strings.CutPrefix(f, "$share/")
+	if !ok {
+		return f
+	}
+	if i := strings.IndexByte(rest, '/'); i >= 0 {
+		return rest[i+1:]
+	}
+	return f
 }
 
 // account builds the ledger of evs.
@@ -66,6 +91,7 @@ func account(evs []events.Event, o ledgerOptions) *ledger {
 	maxSeq := map[string]map[string]uint64{} // receiver -> topic -> highest seq seen
 	ooo := map[string]int{}
 	var receivers []string
+	members := map[string]bool{} // share group members seen (shareGroup)
 	for _, e := range evs {
 		switch {
 		case e.Kind == o.sentKind && e.Seq > 0 && o.from(e) && o.during.has(e.Time):
@@ -75,30 +101,39 @@ func account(evs []events.Event, o ledgerOptions) *ledger {
 			}
 			sent[k] = e
 		case e.Kind == events.Subscribed && e.Source != events.SourceBroker && o.to(e) && e.QoS < 0x80:
-			if filters[e.ClientID] == nil {
-				filters[e.ClientID] = map[string]time.Time{}
-				receivers = append(receivers, e.ClientID)
-				group[e.ClientID] = receiverGroup(e)
+			rc, filter := e.ClientID, e.Topic
+			if o.shareGroup {
+				members[rc] = true
+				rc, filter = shareGroupName, shareFilter(filter)
 			}
-			if at, ok := filters[e.ClientID][e.Topic]; !ok || e.Time.Before(at) {
-				filters[e.ClientID][e.Topic] = e.Time
+			if filters[rc] == nil {
+				filters[rc] = map[string]time.Time{}
+				receivers = append(receivers, rc)
+				group[rc] = receiverGroup(e)
+			}
+			if at, ok := filters[rc][filter]; !ok || e.Time.Before(at) {
+				filters[rc][filter] = e.Time
 			}
 		case e.Kind == events.PublishReceived && e.Seq > 0 && e.Source != events.SourceBroker && o.to(e):
-			if received[e.ClientID] == nil {
-				received[e.ClientID] = map[msgKey][]events.Event{}
-				maxSeq[e.ClientID] = map[string]uint64{}
+			rc := e.ClientID
+			if o.shareGroup {
+				rc = shareGroupName
+			}
+			if received[rc] == nil {
+				received[rc] = map[msgKey][]events.Event{}
+				maxSeq[rc] = map[string]uint64{}
 			}
 			k := msgKey{e.Topic, e.Seq}
-			if len(received[e.ClientID][k]) == 0 {
-				if e.Seq < maxSeq[e.ClientID][e.Topic] {
-					ooo[e.ClientID]++
+			if len(received[rc][k]) == 0 && !o.shareGroup {
+				if e.Seq < maxSeq[rc][e.Topic] {
+					ooo[rc]++
 				}
-				maxSeq[e.ClientID][e.Topic] = max(maxSeq[e.ClientID][e.Topic], e.Seq)
+				maxSeq[rc][e.Topic] = max(maxSeq[rc][e.Topic], e.Seq)
 			}
-			received[e.ClientID][k] = append(received[e.ClientID][k], e)
+			received[rc][k] = append(received[rc][k], e)
 		}
 	}
-	l := &ledger{sent: len(sent), receivers: len(receivers)}
+	l := &ledger{sent: len(sent), receivers: len(receivers), members: len(members)}
 	if o.perGroup {
 		l.byGroup = map[string]*ledger{}
 	}
@@ -173,7 +208,7 @@ func receiverGroup(e events.Event) string {
 func checkDelivery(a *Assertion, evs []events.Event, during span, t0 time.Time) (verdict, error) {
 	toM := *a.To
 	toM.Kind = nil
-	o := ledgerOptions{from: a.From.match(), to: toM.match(), during: during, sentKind: events.PublishSent}
+	o := ledgerOptions{from: a.From.match(), to: toM.match(), during: during, sentKind: events.PublishSent, shareGroup: a.ShareGroup}
 	if a.Basis == "acked" {
 		o.sentKind = events.PublishAcked
 	}
@@ -193,8 +228,12 @@ func checkDelivery(a *Assertion, evs []events.Event, during span, t0 time.Time) 
 	}
 	minMsgs := max(a.MinChecks, 1)
 	v := verdict{pass: l.lost <= maxLost && l.dups <= maxDup && l.expected >= minMsgs}
-	v.msg = fmt.Sprintf("%d messages %s by %s, %d deliveries expected at %d receivers: %d lost (max %d), %d duplicates (max %d)",
-		l.sent, map[bool]string{true: "acked", false: "sent"}[a.Basis == "acked"], a.From, l.expected, l.receivers, l.lost, maxLost, l.dups, maxDup)
+	at := fmt.Sprintf("%d receivers", l.receivers)
+	if a.ShareGroup {
+		at = fmt.Sprintf("a share group of %d members", l.members)
+	}
+	v.msg = fmt.Sprintf("%d messages %s by %s, %d deliveries expected at %s: %d lost (max %d), %d duplicates (max %d)",
+		l.sent, map[bool]string{true: "acked", false: "sent"}[a.Basis == "acked"], a.From, l.expected, at, l.lost, maxLost, l.dups, maxDup)
 	if l.expected < minMsgs {
 		v.msg += fmt.Sprintf("; want at least %d expected deliveries", minMsgs)
 	}

@@ -209,6 +209,9 @@ type Assertion struct {
 	MaxDup    *int     `yaml:"max_duplicates"`
 	Basis     string   `yaml:"basis"`
 	MinChecks int      `yaml:"min_messages"`
+	// ShareGroup accounts the receivers (To) as the members of one MQTT 5
+	// shared subscription: each message is owed once to them together.
+	ShareGroup bool `yaml:"share_group"`
 
 	// Counter names a counter of the results (counter checks).
 	Counter string `yaml:"counter"`

@@ -93,7 +93,7 @@ var targetKinds = []string{"inprocess", "mosquitto", "emqx", "address"}
 var perKeys = []string{"client", "topic", "group", "device", "link"}
 
 var capabilityNames = []string{"qos1", "qos2", "retain", "wildcards", "ws", "mqtt5", "empty-client-id",
-	"persistent-sessions", "acl", "restart"}
+	"persistent-sessions", "acl", "restart", "shared-subs", "sub-ids"}
 
 var eventKinds = []events.Kind{events.Connect, events.ConnAck, events.Disconnect, events.Takeover,
 	events.KeepaliveExpired, events.WillPublished, events.PublishSent, events.PublishReceived,

@@ -18,7 +18,7 @@ var assertionFields = map[string][]string{
 	ExpectCount:    {"events", "per", "keys", "during", "within", "equals", "min", "max"},
 	ExpectRate:     {"events", "during", "min", "max", "for"},
 	ExpectLatency:  {"events", "during", "min", "max", "percentile"},
-	ExpectDelivery: {"from", "to", "during", "max_lost", "max_duplicates", "basis", "min_messages"},
+	ExpectDelivery: {"from", "to", "during", "max_lost", "max_duplicates", "basis", "min_messages", "share_group"},
 	ExpectRecord:   {"events", "per", "during"},
 	ExpectCounter:  {"counter", "equals", "min", "max"},
 }

@@ -84,6 +84,18 @@ var Deviations = map[string][]Deviation{
 			ID: "mosquitto-v5-expiry-inflight-qos2", Statement: "v5:MQTT-4.3.3-7", Spec: "applies no Message Expiry to a QoS 2 PUBLISH it has sent",
 			Reason: "Mosquitto 2.0.11 drops a QoS 2 message it sent but saw no PUBREC for once its Message Expiry Interval passes, instead of resending it to the reconnected session",
 		},
+		{
+			ID: "mosquitto-v5-share-name-unchecked", Statement: "v5:MQTT-4.8.2-1", Spec: "shared subscription with an empty ShareName",
+			Reason: "Mosquitto 2.0.11 grants $share//{filter} (an empty ShareName) instead of refusing it",
+		},
+		{
+			ID: "mosquitto-v5-share-name-unchecked", Statement: "v5:MQTT-4.8.2-2", Spec: "shared subscription with no Topic Filter after the ShareName",
+			Reason: "Mosquitto 2.0.11 grants $share/{name} and $share/{name}/ (no Topic Filter) instead of refusing them",
+		},
+		{
+			ID: "mosquitto-v5-share-name-unchecked", Statement: "v5:MQTT-3.8.3-4", Spec: "No Local set on a shared subscription",
+			Reason: "Mosquitto 2.0.11 grants a shared subscription with No Local 1 instead of closing the connection for the Protocol Error",
+		},
 	},
 }
 

@@ -42,7 +42,8 @@ func NewMosquitto() *Container {
 		Cmd:        []string{"-c", "/mosquitto/config/mosquitto.conf"},
 		WaitLog:    " running",
 		Caps: Capabilities{MaxQoS: 2, Retain: true, Wildcards: true, MQTT5: true,
-			EmptyClientID: true, PersistentSessions: true, Restartable: true, ACL: true},
+			EmptyClientID: true, PersistentSessions: true, Restartable: true, ACL: true,
+			SharedSubscriptions: true, SubscriptionIDs: true},
 	}
 }
 
@@ -60,7 +61,8 @@ func NewEMQX() *Container {
 			"ws":  {Port: "8083/tcp", Path: "/mqtt"},
 		},
 		Caps: Capabilities{MaxQoS: 2, Retain: true, Wildcards: true, WebSocket: true, MQTT5: true,
-			EmptyClientID: true, PersistentSessions: true, Restartable: true},
+			EmptyClientID: true, PersistentSessions: true, Restartable: true,
+			SharedSubscriptions: true, SubscriptionIDs: true},
 		// EMQX 5 prints "EMQX <version> is running now!" once its listeners serve.
 		WaitLog:        "is running now",
 		StartupTimeout: 120 * time.Second,

@@ -73,12 +73,15 @@ type Capabilities struct {
 	// Variants: the target implements Variants, starting a second broker
 	// with a changed configuration (variant.go).
 	Variants bool
+	// SharedSubscriptions and SubscriptionIDs: the MQTT 5 optional features
+	// ($share/{name}/{filter}, Subscription Identifiers) are served.
+	SharedSubscriptions, SubscriptionIDs bool
 }
 
 // Has reports whether the capabilities include the named feature, so specs
 // can declare needs as strings: "qos1", "qos2", "retain", "wildcards", "ws",
 // "mqtt5", "empty-client-id", "persistent-sessions", "acl", "restart",
-// "enhanced_auth", "variants".
+// "enhanced_auth", "variants", "shared-subs", "sub-ids".
 func (c Capabilities) Has(feature string) bool {
 	switch feature {
 	case "qos1":
@@ -105,6 +108,10 @@ func (c Capabilities) Has(feature string) bool {
 		return c.EnhancedAuth
 	case "variants":
 		return c.Variants
+	case "shared-subs":
+		return c.SharedSubscriptions
+	case "sub-ids":
+		return c.SubscriptionIDs
 	}
 	return false
 }

@@ -10,10 +10,9 @@
 //	  │                  └─"#"──> n [subs: logger QoS0]
 //	  └─"#"──> n [subs: audit QoS2]   (never for topics starting with '$')
 //
-// Shared subscriptions ($share/{group}/{filter}, MQTT 5) are not implemented.
-// They would live beside subs in the node of {filter}: a per-group list from
-// which Match picks one member per publish, with Subscribe/Unsubscribe
-// stripping the $share/{group}/ prefix before walking the trie.
+// Shared subscriptions ($share/{name}/{filter}, MQTT 5) live beside subs in
+// the node of {filter}, one Group per share name (shared.go); Match ignores
+// them and MatchShared finds them.
 package topictree
 
 import (
@@ -27,6 +26,10 @@ import (
 type Sub struct {
 	ClientID string
 	packet.Subscription
+	// IDs holds the MQTT 5 Subscription Identifier of the subscription
+	// (nil without one). In a Match result it lists the identifiers of
+	// every subscription of the client that matched [MQTT-3.3.4-3].
+	IDs []uint32
 }
 
 // indexAt is the number of subscribers a node holds before it builds a
@@ -40,10 +43,12 @@ type node struct {
 	hash *node // the '#' child
 	subs []Sub
 	idx  map[string]int32 // ClientID -> position in subs, once len(subs) >= indexAt
+	// groups are the shared subscriptions on this node's filter (shared.go).
+	groups []*Group
 }
 
 func (n *node) empty() bool {
-	return len(n.subs) == 0 && n.kids.len() == 0 && n.plus == nil && n.hash == nil
+	return len(n.subs) == 0 && len(n.groups) == 0 && n.kids.len() == 0 && n.plus == nil && n.hash == nil
 }
 
 func (n *node) child(level string) *node {
@@ -138,8 +143,9 @@ func (n *node) remove(i int) {
 // RWMutex, read-locked around Match so publishes proceed in parallel), so one
 // lock guards it, not two. Match, Count and the other readers do not write.
 type Tree struct {
-	root  node
-	count int
+	root   node
+	count  int // subscriptions, shared memberships included
+	groups int // shared subscription groups
 }
 
 // New returns an empty subscription tree.
@@ -148,17 +154,17 @@ func New() *Tree { return &Tree{} }
 // Subscribe adds or replaces clientID's subscription to sub.Filter; existed reports a replace. [MQTT-3.8.4-3]
 // The tree keeps sub.Filter's string as given.
 func (t *Tree) Subscribe(clientID string, sub packet.Subscription) (existed bool) {
-	n := &t.root
-	for rest, more := sub.Filter, true; more; {
-		var level string
-		level, rest, more = nextLevel(rest)
-		c := n.child(level)
-		if c == nil {
-			c = n.addChild(level)
-		}
-		n = c
-	}
+	return t.SubscribeID(clientID, sub, 0)
+}
+
+// SubscribeID is Subscribe with an MQTT 5 Subscription Identifier (0: none).
+// A replacing subscription without one drops the identifier of the old one.
+func (t *Tree) SubscribeID(clientID string, sub packet.Subscription, id uint32) (existed bool) {
+	n := t.walkCreate(sub.Filter)
 	s := Sub{ClientID: clientID, Subscription: sub}
+	if id != 0 {
+		s.IDs = []uint32{id}
+	}
 	if i := n.find(clientID); i >= 0 {
 		n.subs[i] = s
 		return true
@@ -168,8 +174,37 @@ func (t *Tree) Subscribe(clientID string, sub packet.Subscription) (existed bool
 	return false
 }
 
+// walkCreate returns the node of filter, making the missing ones.
+func (t *Tree) walkCreate(filter string) *node {
+	n := &t.root
+	for rest, more := filter, true; more; {
+		var level string
+		level, rest, more = nextLevel(rest)
+		c := n.child(level)
+		if c == nil {
+			c = n.addChild(level)
+		}
+		n = c
+	}
+	return n
+}
+
 // Unsubscribe removes clientID's subscription to filter; existed reports whether there was one.
 func (t *Tree) Unsubscribe(clientID, filter string) (existed bool) {
+	return t.remove(filter, func(n *node) bool {
+		i := n.find(clientID)
+		if i < 0 {
+			return false
+		}
+		n.remove(i)
+		t.count--
+		return true
+	})
+}
+
+// remove finds the node of filter, lets drop take an entry out of it and
+// prunes the nodes left empty; it reports what drop did.
+func (t *Tree) remove(filter string, drop func(*node) bool) (existed bool) {
 	// The path is kept to prune nodes left empty, so that a fleet of
 	// short-lived clients with unique topics does not grow the tree forever.
 	type step struct {
@@ -189,12 +224,9 @@ func (t *Tree) Unsubscribe(clientID, filter string) (existed bool) {
 		steps = append(steps, step{n, level})
 		n = c
 	}
-	i := n.find(clientID)
-	if i < 0 {
+	if !drop(n) {
 		return false
 	}
-	n.remove(i)
-	t.count--
 	for j := len(steps) - 1; j >= 0 && n.empty(); j-- {
 		steps[j].parent.delChild(steps[j].level)
 		n = steps[j].parent
@@ -213,8 +245,11 @@ func (t *Tree) Count() int {
 // When one client has several matching subscriptions, the Sub returned is the
 // one with the highest QoS, except that NoLocal is set only if every matching
 // subscription set it, and RetainAsPublished if any did: the message then goes
-// out whenever at least one subscription asked for it. Match allocates nothing
-// beyond growing dst.
+// out whenever at least one subscription asked for it; IDs lists the
+// Subscription Identifiers of all of them [MQTT-3.3.4-4]. Match allocates
+// nothing beyond growing dst, except a merged IDs list when two or more of a
+// client's matching subscriptions carry identifiers. Shared subscriptions
+// are left to MatchShared.
 func (t *Tree) Match(topic string, dst []Sub) []Sub {
 	m := matcher{dst: dst, start: len(dst)}
 	root := &t.root
@@ -325,8 +360,16 @@ func rotate(s []Sub, n int) {
 func merge(into, s *Sub) {
 	noLocal := into.NoLocal && s.NoLocal
 	rap := into.RetainAsPublished || s.RetainAsPublished
+	ids := into.IDs
+	if len(s.IDs) > 0 {
+		// One copy carries every matching identifier [MQTT-3.3.4-4]. The
+		// full slice expression makes append copy: into.IDs may be the
+		// tree's own slice. Only overlapping subscriptions with identifiers
+		// pay for it.
+		ids = append(ids[:len(ids):len(ids)], s.IDs...)
+	}
 	if s.QoS > into.QoS {
 		*into = *s
 	}
-	into.NoLocal, into.RetainAsPublished = noLocal, rap
+	into.NoLocal, into.RetainAsPublished, into.IDs = noLocal, rap, ids
 }
