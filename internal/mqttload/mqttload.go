@@ -33,7 +33,7 @@ type Conn struct {
 	Level byte
 	// ReceiveMax is how many QoS 1 and 2 PUBLISHes the server lets this
 	// client have unacknowledged: its CONNACK's Receive Maximum in 5.0
-	// (65535 when absent [MQTT-3.2.2.3.3]); 3.1.1 sets no limit (65535).
+	// (65535 when absent, section 3.2.2.3.3); 3.1.1 sets no limit (65535).
 	ReceiveMax uint16
 }
 
