@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mqttfleet/mqttfleet/internal/mqttload"
+	"github.com/mqttfleet/mqttfleet/packet"
 )
 
 // BenchmarkBrokers compares this broker with Mosquitto and mochi-mqtt, each
@@ -21,29 +22,48 @@ import (
 //
 //	go test ./broker -run '^$' -bench Brokers -benchtime 1x -timeout 30m -v
 //
-// MQTTFLEET_BENCH_SECONDS sets the length of each throughput run (default 3);
-// MQTTFLEET_BENCH_PROFILE_DIR writes a CPU profile of each mqttfleet run.
-// The table at the end gives each figure and its ratio to Mosquitto's.
+// The throughput scenarios run twice per broker, in MQTT 3.1.1 and (rows
+// ending in _v5) MQTT 5.0, where the p2p window is at most the broker's
+// Receive Maximum (logged as "window"). MQTTFLEET_BENCH_SECONDS sets the
+// length of each throughput run (default 3); MQTTFLEET_BENCH_PROFILE_DIR
+// writes a CPU profile of each mqttfleet run. The tables at the end give
+// each figure with its ratio to Mosquitto's, and each broker's 5.0 rate over
+// its 3.1.1 rate.
 func BenchmarkBrokers(b *testing.B) {
 	d := mqttload.RunLength(3 * time.Second)
 	kinds := []string{"mosquitto", "mqttfleet", "mochi"}
 	one := func(unit string, v float64) []figure { return []figure{{unit, v}} }
-	scenarios := []struct {
+	type scen struct {
 		name string
 		run  func(b *testing.B, p *brokerProc) []figure
-	}{
-		{"fanin_qos0", func(b *testing.B, p *brokerProc) []figure {
-			return one("msg/s", scenario(b, "fan-in", func() (mqttload.Result, error) { return mqttload.FanIn(p.addr, 10, d) }))
-		}},
-		{"fanout_qos0", func(b *testing.B, p *brokerProc) []figure {
-			return one("msg/s", scenario(b, "fan-out", func() (mqttload.Result, error) { return mqttload.FanOut(p.addr, 100, d) }))
-		}},
-		{"p2p_qos1", func(b *testing.B, p *brokerProc) []figure {
-			return one("msg/s", scenario(b, "p2p", func() (mqttload.Result, error) { return mqttload.PointToPoint(p.addr, 64, d) }))
-		}},
-		{"connect_rate", func(b *testing.B, p *brokerProc) []figure { return connectRounds(b, p, 5) }},
-		{"idle_conn_mem", func(b *testing.B, p *brokerProc) []figure { return one("B/conn", idleMemory(b, p, 10000)) }},
 	}
+	// Each throughput scenario at 3.1.1, then at 5.0 right after, so the
+	// two rows of a pair see the same machine load.
+	var scenarios []scen
+	levels := []struct {
+		suffix string
+		level  byte
+	}{{"", packet.V311}, {"_v5", packet.V5}}
+	throughput := []struct {
+		name, log string
+		run       func(t mqttload.Target) (mqttload.Result, error)
+	}{
+		{"fanin_qos0", "fan-in", func(t mqttload.Target) (mqttload.Result, error) { return t.FanIn(10, d) }},
+		{"fanout_qos0", "fan-out", func(t mqttload.Target) (mqttload.Result, error) { return t.FanOut(100, d) }},
+		{"p2p_qos1", "p2p", func(t mqttload.Target) (mqttload.Result, error) { return t.PointToPoint(64, d) }},
+	}
+	for _, th := range throughput {
+		for _, v := range levels {
+			scenarios = append(scenarios, scen{th.name + v.suffix, func(b *testing.B, p *brokerProc) []figure {
+				return one("msg/s", scenario(b, th.log, func() (mqttload.Result, error) {
+					return th.run(mqttload.Target{Addr: p.addr, Level: v.level})
+				}))
+			}})
+		}
+	}
+	scenarios = append(scenarios,
+		scen{"connect_rate", func(b *testing.B, p *brokerProc) []figure { return connectRounds(b, p, 5) }},
+		scen{"idle_conn_mem", func(b *testing.B, p *brokerProc) []figure { return one("B/conn", idleMemory(b, p, 10000)) }})
 	type row struct{ scenario, unit string }
 	var rows []row
 	results := map[row]map[string]float64{}
@@ -84,6 +104,26 @@ func BenchmarkBrokers(b *testing.B) {
 		}
 		fmt.Fprintf(&tab, "| %s | %s | %.0f | %.0f | %.0f | %s | %s |\n", rw.scenario, rw.unit, r["mosquitto"], r["mqttfleet"], r["mochi"], ratio("mqttfleet"), ratio("mochi"))
 	}
+	header := false
+	for _, rw := range rows {
+		base, ok := strings.CutSuffix(rw.scenario, "_v5")
+		r3 := results[row{base, rw.unit}]
+		if !ok || r3 == nil {
+			continue
+		}
+		if !header {
+			tab.WriteString("\n| scenario | 5.0 / 3.1.1 mosquitto | mqttfleet | mochi |\n|---|---|---|---|\n")
+			header = true
+		}
+		r5 := results[rw]
+		ratio := func(k string) string {
+			if r3[k] == 0 {
+				return "-"
+			}
+			return fmt.Sprintf("%.2f", r5[k]/r3[k])
+		}
+		fmt.Fprintf(&tab, "| %s | %s | %s | %s |\n", base, ratio("mosquitto"), ratio("mqttfleet"), ratio("mochi"))
+	}
 	b.Log(tab.String())
 }
 
@@ -100,7 +140,11 @@ func scenario(b *testing.B, name string, run func() (mqttload.Result, error)) fl
 	if err != nil {
 		b.Fatalf("%s: %v", name, err)
 	}
-	b.Logf("%s: sent %d, received %d", name, r.Sent, r.Received)
+	if r.Window > 0 {
+		b.Logf("%s: sent %d, received %d, window %d", name, r.Sent, r.Received, r.Window)
+	} else {
+		b.Logf("%s: sent %d, received %d", name, r.Sent, r.Received)
+	}
 	return r.Rate
 }
 

@@ -19,3 +19,7 @@ func ValidFixtures() []ValidFixture {
 	}
 	return out
 }
+
+// FuzzSeeds are the seeds of FuzzDecode311 and FuzzDecode5, for the coverage
+// check in fuzzseeds_test.go.
+var FuzzSeeds = fuzzSeeds

@@ -3,7 +3,8 @@
 // purpose: CONNECT and SUBSCRIBE go through the codec, then PUBLISH batches
 // are pre-encoded and incoming frames are only counted, so the generator
 // costs the same whichever broker or path it drives and leaves the CPU to
-// what is measured. MQTT 3.1.1, clean sessions.
+// what is measured. MQTT 3.1.1 by default, MQTT 5.0 with a Target of Level
+// packet.V5 (see v5.go); clean sessions.
 package mqttload
 
 import (
@@ -27,6 +28,13 @@ var Payload64 = []byte(strings.Repeat("p", 64))
 // Conn is one generator connection.
 type Conn struct {
 	NC net.Conn
+	// Level is the protocol level the connection speaks (packet.V311 or
+	// packet.V5).
+	Level byte
+	// ReceiveMax is how many QoS 1 and 2 PUBLISHes the server lets this
+	// client have unacknowledged: its CONNACK's Receive Maximum in 5.0
+	// (65535 when absent, section 3.2.2.3.3); 3.1.1 sets no limit (65535).
+	ReceiveMax uint16
 }
 
 var dials atomic.Uint32
@@ -61,10 +69,17 @@ func dialer(addr string) *net.Dialer {
 // ipBindAddressNoPort is IP_BIND_ADDRESS_NO_PORT from linux/in.h.
 const ipBindAddressNoPort = 24
 
-// Dial connects with a clean session and the given keepalive and waits for
-// a CONNACK that accepts it.
+// Dial connects with MQTT 3.1.1, a clean session and the given keepalive
+// and waits for a CONNACK that accepts it.
 func Dial(addr, id string, keepalive uint16) (*Conn, error) {
-	nc, err := dialer(addr).Dial("tcp", addr)
+	return Target{Addr: addr}.Dial(id, keepalive)
+}
+
+// Dial connects at t's protocol level with a clean session and the given
+// keepalive and waits for a CONNACK that accepts it.
+func (t Target) Dial(id string, keepalive uint16) (*Conn, error) {
+	level := t.level()
+	nc, err := dialer(t.Addr).Dial("tcp", t.Addr)
 	if err != nil {
 		return nil, err
 	}
@@ -72,25 +87,38 @@ func Dial(addr, id string, keepalive uint16) (*Conn, error) {
 	// TIME_WAIT sockets would crowd the loopback port range other tests share.
 	_ = nc.(*net.TCPConn).SetLinger(0)
 	_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
-	if err := packet.Encode(nc, &packet.Connect{ProtocolName: "MQTT", ProtocolLevel: packet.V311, ClientID: id, CleanSession: true, KeepAlive: keepalive}, packet.V311); err != nil {
+	if err := packet.Encode(nc, &packet.Connect{ProtocolName: "MQTT", ProtocolLevel: level, ClientID: id, CleanSession: true, KeepAlive: keepalive}, level); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("connect %s: %w", id, err)
 	}
-	var ack [4]byte
-	if _, err := io.ReadFull(nc, ack[:]); err != nil || ack[0] != 0x20 || ack[3] != 0 {
+	c := &Conn{NC: nc, Level: level, ReceiveMax: 65535}
+	if level == packet.V5 {
+		err = c.readConnack5()
+	} else {
+		// A 3.1.1 CONNACK is four fixed bytes: read them without the
+		// codec, as the connect-rate benchmark dials in its hot loop.
+		var ack [4]byte
+		if _, err = io.ReadFull(nc, ack[:]); err == nil && (ack[0] != 0x20 || ack[3] != 0) {
+			err = fmt.Errorf("% x", ack)
+		}
+	}
+	if err != nil {
 		nc.Close()
-		return nil, fmt.Errorf("connack %s: % x %v", id, ack, err)
+		return nil, fmt.Errorf("connack %s: %w", id, err)
 	}
 	_ = nc.SetDeadline(time.Time{})
-	return &Conn{NC: nc}, nil
+	return c, nil
 }
 
 // Subscribe subscribes to one filter and waits for a SUBACK that grants it.
 func (c *Conn) Subscribe(filter string, qos byte) error {
 	_ = c.NC.SetDeadline(time.Now().Add(10 * time.Second))
 	defer c.NC.SetDeadline(time.Time{})
-	if err := packet.Encode(c.NC, &packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: filter, QoS: qos}}}, packet.V311); err != nil {
+	if err := packet.Encode(c.NC, &packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: filter, QoS: qos}}}, c.Level); err != nil {
 		return err
+	}
+	if c.Level == packet.V5 {
+		return c.readSuback5()
 	}
 	var ack [5]byte
 	if _, err := io.ReadFull(c.NC, ack[:]); err != nil || ack[0] != 0x90 || ack[4] > 2 {
@@ -150,7 +178,12 @@ func (c *Conn) Frames(until time.Time, fn func(first byte, body []byte), flush f
 // Flood writes QoS 0 PUBLISHes to topic in batches of 64 until the deadline
 // and returns how many it wrote.
 func (c *Conn) Flood(topic string, payload []byte, until time.Time) int {
-	one, _ := packet.Append(nil, &packet.Publish{Topic: topic, Payload: payload}, packet.V311)
+	return c.flood(topic, payload, until, 0)
+}
+
+// flood is Flood stopping after limit messages when limit > 0.
+func (c *Conn) flood(topic string, payload []byte, until time.Time, limit int) int {
+	one, _ := packet.Append(nil, &packet.Publish{Topic: topic, Payload: payload}, c.Level)
 	var batch []byte
 	const per = 64
 	for range per {
@@ -158,11 +191,15 @@ func (c *Conn) Flood(topic string, payload []byte, until time.Time) int {
 	}
 	_ = c.NC.SetWriteDeadline(until)
 	sent := 0
-	for time.Now().Before(until) {
-		if _, err := c.NC.Write(batch); err != nil {
+	for time.Now().Before(until) && (limit == 0 || sent < limit) {
+		b := batch
+		if limit > 0 && limit-sent < per {
+			b = batch[:(limit-sent)*len(one)]
+		}
+		if _, err := c.NC.Write(b); err != nil {
 			break
 		}
-		sent += per
+		sent += len(b) / len(one)
 	}
 	return sent
 }

@@ -10,21 +10,28 @@ import (
 )
 
 // Result is one scenario run: messages sent, messages received (summed over
-// subscribers) and received per second.
+// subscribers) and received per second. Window is the QoS 1 window the
+// publisher used (PointToPoint only): the one asked for, or less when the
+// server's 5.0 Receive Maximum is smaller.
 type Result struct {
 	Sent, Received int64
 	Rate           float64
+	Window         int
 }
 
 func result(sent, received int64, d time.Duration) Result {
 	return Result{Sent: sent, Received: received, Rate: float64(received) / d.Seconds()}
 }
 
+// stopReading makes Frames return after the frames it holds: the next
+// read meets a deadline already past.
+func (c *Conn) stopReading() { _ = c.NC.SetReadDeadline(time.Now()) }
+
 // dialAll connects one client per ID, closing what it opened on failure.
-func dialAll(addr string, ids []string) ([]*Conn, error) {
+func (t Target) dialAll(ids []string) ([]*Conn, error) {
 	cs := make([]*Conn, 0, len(ids))
 	for _, id := range ids {
-		c, err := Dial(addr, id, 0)
+		c, err := t.Dial(id, 0)
 		if err != nil {
 			CloseAll(cs...)
 			return nil, err
@@ -42,10 +49,25 @@ func ids(prefix string, n int) []string {
 	return out
 }
 
+// FanIn is Target{Addr: addr}.FanIn: MQTT 3.1.1.
+func FanIn(addr string, n int, d time.Duration) (Result, error) {
+	return Target{Addr: addr}.FanIn(n, d)
+}
+
+// FanOut is Target{Addr: addr}.FanOut: MQTT 3.1.1.
+func FanOut(addr string, n int, d time.Duration) (Result, error) {
+	return Target{Addr: addr}.FanOut(n, d)
+}
+
+// PointToPoint is Target{Addr: addr}.PointToPoint: MQTT 3.1.1.
+func PointToPoint(addr string, w int, d time.Duration) (Result, error) {
+	return Target{Addr: addr}.PointToPoint(w, d)
+}
+
 // FanIn: n publishers flood QoS 0 to one subscriber of bench/in/+ for d;
 // Rate is messages the subscriber received per second.
-func FanIn(addr string, n int, d time.Duration) (Result, error) {
-	s, err := Dial(addr, "fanin-sub", 0)
+func (t Target) FanIn(n int, d time.Duration) (Result, error) {
+	s, err := t.Dial("fanin-sub", 0)
 	if err != nil {
 		return Result{}, err
 	}
@@ -53,7 +75,7 @@ func FanIn(addr string, n int, d time.Duration) (Result, error) {
 	if err := s.Subscribe("bench/in/+", 0); err != nil {
 		return Result{}, err
 	}
-	pubs, err := dialAll(addr, ids("fanin-pub", n))
+	pubs, err := t.dialAll(ids("fanin-pub", n))
 	if err != nil {
 		return Result{}, err
 	}
@@ -64,8 +86,8 @@ func FanIn(addr string, n int, d time.Duration) (Result, error) {
 	go func() {
 		defer close(done)
 		_ = s.Frames(until, func(first byte, _ []byte) {
-			if first>>4 == 3 {
-				received.Add(1)
+			if first>>4 == 3 && received.Add(1) == int64(n*t.Messages) {
+				s.stopReading()
 			}
 		}, nil)
 	}()
@@ -75,7 +97,7 @@ func FanIn(addr string, n int, d time.Duration) (Result, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			sent.Add(int64(p.Flood(fmt.Sprintf("bench/in/%d", i), Payload64, until)))
+			sent.Add(int64(p.flood(fmt.Sprintf("bench/in/%d", i), Payload64, until, t.Messages)))
 		}()
 	}
 	wg.Wait()
@@ -85,8 +107,8 @@ func FanIn(addr string, n int, d time.Duration) (Result, error) {
 
 // FanOut: one publisher floods QoS 0 to n subscribers of bench/out for d;
 // Rate is deliveries per second summed over the subscribers.
-func FanOut(addr string, n int, d time.Duration) (Result, error) {
-	subs, err := dialAll(addr, ids("fanout-sub", n))
+func (t Target) FanOut(n int, d time.Duration) (Result, error) {
+	subs, err := t.dialAll(ids("fanout-sub", n))
 	if err != nil {
 		return Result{}, err
 	}
@@ -96,7 +118,7 @@ func FanOut(addr string, n int, d time.Duration) (Result, error) {
 			return Result{}, err
 		}
 	}
-	p, err := Dial(addr, "fanout-pub", 0)
+	p, err := t.Dial("fanout-pub", 0)
 	if err != nil {
 		return Result{}, err
 	}
@@ -111,22 +133,25 @@ func FanOut(addr string, n int, d time.Duration) (Result, error) {
 			n := int64(0)
 			_ = s.Frames(until, func(first byte, _ []byte) {
 				if first>>4 == 3 {
-					n++
+					if n++; n == int64(t.Messages) {
+						s.stopReading()
+					}
 				}
 			}, nil)
 			received.Add(n)
 		}()
 	}
-	sent := p.Flood("bench/out", Payload64, until)
+	sent := p.flood("bench/out", Payload64, until, t.Messages)
 	wg.Wait()
 	return result(int64(sent), received.Load(), d), nil
 }
 
 // PointToPoint: one QoS 1 publisher with a window of w unacknowledged
 // messages to one QoS 1 subscriber that acknowledges everything, for d;
-// Rate is messages the subscriber received per second.
-func PointToPoint(addr string, w int, d time.Duration) (Result, error) {
-	s, err := Dial(addr, "p2p-sub", 0)
+// Rate is messages the subscriber received per second. In 5.0 the window is
+// at most the server's Receive Maximum [MQTT-3.3.4-7].
+func (t Target) PointToPoint(w int, d time.Duration) (Result, error) {
+	s, err := t.Dial("p2p-sub", 0)
 	if err != nil {
 		return Result{}, err
 	}
@@ -134,11 +159,12 @@ func PointToPoint(addr string, w int, d time.Duration) (Result, error) {
 	if err := s.Subscribe("bench/p2p", 1); err != nil {
 		return Result{}, err
 	}
-	p, err := Dial(addr, "p2p-pub", 0)
+	p, err := t.Dial("p2p-pub", 0)
 	if err != nil {
 		return Result{}, err
 	}
 	defer p.Close()
+	w = max(1, min(w, int(p.ReceiveMax)))
 	until := time.Now().Add(d)
 	var received atomic.Int64
 	var wg sync.WaitGroup
@@ -150,9 +176,11 @@ func PointToPoint(addr string, w int, d time.Duration) (Result, error) {
 			if first>>4 != 3 {
 				return
 			}
-			received.Add(1)
 			tl := int(body[0])<<8 | int(body[1])
-			acks = append(acks, 0x40, 2, body[2+tl], body[3+tl])
+			acks = appendPuback(acks, s.Level, body[2+tl], body[3+tl])
+			if received.Add(1) == int64(t.Messages) {
+				s.stopReading() // after flushing these acks
+			}
 		}, func() error {
 			if len(acks) == 0 {
 				return nil
@@ -181,7 +209,7 @@ func PointToPoint(addr string, w int, d time.Duration) (Result, error) {
 	end := time.NewTimer(d)
 	defer end.Stop()
 send:
-	for {
+	for t.Messages == 0 || sent < int64(t.Messages) {
 		select {
 		case window <- struct{}{}:
 		case <-end.C:
@@ -194,8 +222,8 @@ send:
 			if id == 0 {
 				id = 1
 			}
-			buf, _ = packet.Append(buf, &packet.Publish{Topic: "bench/p2p", QoS: 1, PacketID: id, Payload: Payload64}, packet.V311)
-			if k == w-1 {
+			buf, _ = packet.Append(buf, &packet.Publish{Topic: "bench/p2p", QoS: 1, PacketID: id, Payload: Payload64}, p.Level)
+			if k == w-1 || sent+int64(k+1) == int64(t.Messages) {
 				break
 			}
 			select {
@@ -212,5 +240,7 @@ send:
 	}
 	_ = p.NC.SetReadDeadline(time.Now()) // end the PUBACK reader now
 	wg.Wait()
-	return result(sent, received.Load(), d), nil
+	r := result(sent, received.Load(), d)
+	r.Window = w
+	return r, nil
 }
