@@ -67,6 +67,12 @@ type Config struct {
 	// RetainAvailable false: no message is retained, and MQTT 5 clients are
 	// told so and refused retained publishes and wills; nil = true.
 	RetainAvailable *bool `yaml:"retain_available"`
+	// ClientIDPrefixes, when not empty, admits only Client Identifiers
+	// starting with one of them, as Mosquitto's clientid_prefixes does: any
+	// other is refused with CONNACK 0x02 (3.1.1) or 0x85 (5.0)
+	// [MQTT-3.1.3-9] [MQTT-3.1.3-8]. An identifier the broker assigns to an
+	// empty one is its own and is not checked.
+	ClientIDPrefixes []string `yaml:"client_id_prefixes"`
 	// OutboundBuffer bounds the packets queued per connection for writing; QoS 0 messages beyond it are dropped.
 	OutboundBuffer int `yaml:"outbound_buffer"`
 	// ConnectTimeout closes connections that send no CONNECT within it.

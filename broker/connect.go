@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/mqttfleet/mqttfleet/events"
@@ -80,6 +81,10 @@ func (c *conn) handshake() bool {
 		assigned = true
 	}
 	c.clientID = id
+	if !assigned && !b.admitsClientID(id) {
+		c.refuse(packet.RefusedIdentifierRejected, "MQTT-3.1.3-8", "client ID matches none of client_id_prefixes")
+		return false
+	}
 	if c.v5() && cp.Props != nil && cp.Props.HasAuthMethod {
 		// Enhanced authentication (enhanced_auth.go) replaces the password check.
 		if !c.authenticateEnhanced(cp) {
@@ -295,4 +300,18 @@ func (b *Broker) dropSession(s *session) *pendingWill {
 		b.handOffEnded(s, queued, flights)
 	}
 	return pw
+}
+
+// admitsClientID reports whether a Client Identifier the client chose is
+// allowed by client_id_prefixes (all are when it is empty).
+func (b *Broker) admitsClientID(id string) bool {
+	if len(b.cfg.ClientIDPrefixes) == 0 {
+		return true
+	}
+	for _, p := range b.cfg.ClientIDPrefixes {
+		if strings.HasPrefix(id, p) {
+			return true
+		}
+	}
+	return false
 }

@@ -230,3 +230,34 @@ func TestMaxPacketSize(t *testing.T) {
 		t.Errorf("cause %q, want too_large", e.Cause)
 	}
 }
+
+// client_id_prefixes admits only the Client Identifiers it names: others are
+// refused with 0x02 (3.1.1) or 0x85 (5.0) and closed [MQTT-3.1.3-8]
+// [MQTT-3.1.3-9], each a connack event naming the statement; an identifier
+// the broker assigns is its own and not checked.
+func TestClientIDPrefixes(t *testing.T) {
+	tb := startBroker(t, func(c *Config) { c.ClientIDPrefixes = []string{"dev-", "gw-"} })
+	for _, tc := range []struct {
+		level byte
+		id    string
+		want  byte
+	}{
+		{packet.V311, "dev-1", packet.Accepted},
+		{packet.V311, "gw-9", packet.Accepted},
+		{packet.V311, "rogue", packet.RefusedIdentifierRejected},
+		{packet.V5, "dev-2", 0x00},
+		{packet.V5, "devx", 0x85},
+		{packet.V5, "", 0x00}, // assigned by the broker
+	} {
+		r, _ := tb.raw(t, &packet.Connect{ProtocolName: "MQTT", ProtocolLevel: tc.level, ClientID: tc.id, CleanSession: true}, tc.want)
+		if tc.want != 0 {
+			if err := r.ExpectClosed(5 * time.Second); err != nil {
+				t.Errorf("%q at level %d after the refusal: %v", tc.id, tc.level, err)
+			}
+			e := tb.wait(t, events.And(events.Is(events.ConnAck), events.ForClient(tc.id)))
+			if e.Statement != "MQTT-3.1.3-8" || e.Code != int(packet.RefusedIdentifierRejected) && e.Code != 0x85 {
+				t.Errorf("connack event for %q: statement %q code %#x", tc.id, e.Statement, e.Code)
+			}
+		}
+	}
+}

@@ -48,6 +48,11 @@ func (c Config) validate() error {
 	if c.MaxConnectSize > 0 && c.MaxConnectSize < 14 {
 		return fmt.Errorf("max_connect_size: %d bytes would refuse every CONNECT (at least 14)", c.MaxConnectSize)
 	}
+	for i, p := range c.ClientIDPrefixes {
+		if p == "" {
+			return fmt.Errorf("client_id_prefixes[%d]: an empty prefix would admit every client ID; remove it, or the list", i)
+		}
+	}
 	if c.SysInterval < 0 {
 		return fmt.Errorf("sys_interval: must not be negative, got %v", c.SysInterval)
 	}

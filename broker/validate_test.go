@@ -42,6 +42,7 @@ func TestConfigFieldsChecked(t *testing.T) {
 		{`topic_alias_out: -1`, `topic_alias_out: must not be negative`},
 		{`server_keep_alive: 65536`, `server_keep_alive: at most 65535 seconds`},
 		{`server_keep_alive: -5`, `server_keep_alive: must not be negative`},
+		{`client_id_prefixes: [dev-, ""]`, `client_id_prefixes[1]: an empty prefix would admit every client ID`},
 	} {
 		path := filepath.Join(dir, "broker.yaml")
 		if err := os.WriteFile(path, []byte(tc.yaml), 0o600); err != nil {

@@ -165,19 +165,84 @@ var _ = register(specDef{
 	Statements: []string{"MQTT-4.12.0-2", "MQTT-4.12.0-5", "MQTT-3.15.2-1"}, Needs: []string{"enhanced_auth"},
 	Body: func(e *env) {
 		r := e.scramConnected("re")
-		x, err := client.SCRAM(targets.SCRAMUser, targets.SCRAMPassword).Start()
-		Expect(err).NotTo(HaveOccurred())
-		first, err := x.Step(nil)
-		Expect(err).NotTo(HaveOccurred())
-		e.send(r, &packet.Auth{ReasonCode: 0x19, Props: authProps(first)})
-		final := e.scramContinue(r, x)
-		e.send(r, &packet.Auth{ReasonCode: 0x18, Props: authProps(final)})
-		done := expect[*packet.Auth](e, r)
-		Expect(done.ReasonCode).To(Equal(byte(0x00)), "reason code of the AUTH ending a successful re-authentication")
-		Expect(done.Props).NotTo(BeNil(), "AUTH properties")
-		Expect(done.Props.AuthMethod).To(Equal(scramMethod), "Authentication Method in the AUTH Success [MQTT-4.12.0-5]")
-		Expect(x.Finish(done.Props.AuthData)).To(Succeed(), "the server signature in the AUTH Success")
+		e.scramReauth(r)
 		e.ping(r) // the connection goes on
+	},
+})
+
+// scramReauth re-authenticates r with the right password: AUTH 0x19, the
+// server's AUTH 0x18, then AUTH 0x00 naming the method with a valid server
+// signature.
+func (e *env) scramReauth(r *client.Raw) {
+	x, err := client.SCRAM(targets.SCRAMUser, targets.SCRAMPassword).Start()
+	Expect(err).NotTo(HaveOccurred())
+	first, err := x.Step(nil)
+	Expect(err).NotTo(HaveOccurred())
+	e.send(r, &packet.Auth{ReasonCode: 0x19, Props: authProps(first)})
+	final := e.scramContinue(r, x)
+	e.send(r, &packet.Auth{ReasonCode: 0x18, Props: authProps(final)})
+	done := expect[*packet.Auth](e, r)
+	Expect(done.ReasonCode).To(Equal(byte(0x00)), "reason code of the AUTH ending a successful re-authentication")
+	Expect(done.Props).NotTo(BeNil(), "AUTH properties")
+	Expect(done.Props.AuthMethod).To(Equal(scramMethod), "Authentication Method in the AUTH Success [MQTT-4.12.0-5]")
+	Expect(x.Finish(done.Props.AuthData)).To(Succeed(), "the server signature in the AUTH Success")
+}
+
+// scramOnTap connects with SCRAM-SHA-256 on a connection that keeps what the
+// broker sends, the CONNECT asking for Maximum Packet Size limit (0: none),
+// re-authenticates once, and returns every packet the broker sent: two AUTH
+// 0x18, the CONNACK, AUTH 0x00 and a PINGRESP.
+func (e *env) scramOnTap(tag string, limit uint32) []wireFrame {
+	x, err := client.SCRAM(targets.SCRAMUser, targets.SCRAMPassword).Start()
+	Expect(err).NotTo(HaveOccurred())
+	first, err := x.Step(nil)
+	Expect(err).NotTo(HaveOccurred())
+	id := e.id(tag)
+	r, t := e.dialTap(id)
+	props := authProps(first)
+	if limit > 0 {
+		props.MaximumPacketSize = u32p(limit)
+	}
+	e.send(r, connect5(id, true, props))
+	final := e.scramContinue(r, x)
+	e.send(r, &packet.Auth{ReasonCode: 0x18, Props: authProps(final)})
+	ack := expect[*packet.Connack](e, r)
+	Expect(ack.ReturnCode).To(Equal(byte(0x00)), "CONNACK reason code after a valid SCRAM proof")
+	Expect(ack.Props).NotTo(BeNil(), "CONNACK properties")
+	Expect(x.Finish(ack.Props.AuthData)).To(Succeed(), "the server signature in the CONNACK")
+	e.scramReauth(r)
+	e.ping(r) // everything the broker sent before PINGRESP is in t
+	return checkWire(t)
+}
+
+var _ = register(specDef{
+	V5: true, Area: "auth", Text: "keeps every AUTH within the client's Maximum Packet Size, and still sends it",
+	Statements: []string{"MQTT-3.15.2-2", "MQTT-3.15.2-3"}, Needs: []string{"enhanced_auth"},
+	Body: func(e *env) {
+		// Without a limit: the largest packet the exchange makes the broker
+		// send. SCRAM messages have a fixed length for one user, so a second
+		// exchange sends packets of the same sizes.
+		largest, auths := 0, 0
+		for _, f := range e.scramOnTap("free", 0) {
+			largest = max(largest, f.size())
+			if f.kind() == packet.AUTH {
+				auths++
+			}
+		}
+		Expect(auths).To(Equal(3), "AUTH packets in a connect and a re-authentication")
+		// A Reason String or a User Property adds at least 4 bytes (its
+		// identifier, a two-byte length, one character): with room for the
+		// largest packet and 3 bytes more, the broker must leave both out of
+		// every AUTH, and still send each one.
+		limit := largest + 3
+		auths = 0
+		for i, f := range e.scramOnTap("tight", uint32(limit)) {
+			Expect(f.size()).To(BeNumerically("<=", limit), "%s (packet %d) of %d bytes, over the Maximum Packet Size %d", f.kind(), i+1, f.size(), limit)
+			if f.kind() == packet.AUTH {
+				auths++
+			}
+		}
+		Expect(auths).To(Equal(3), "AUTH packets sent under a Maximum Packet Size")
 	},
 })
 

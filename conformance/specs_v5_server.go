@@ -244,3 +244,19 @@ var _ = register(specDef{
 })
 
 func u8p(v byte) *byte { return &v }
+
+var _ = register(specDef{
+	V5: true, Area: "connect", Text: "refuses a Client Identifier it does not admit, with CONNACK 0x85 if any, and closes",
+	Statements: []string{"MQTT-3.1.3-8", "MQTT-3.2.2-6", "MQTT-3.2.2-7"}, Needs: []string{"variants"},
+	Body: func(e *env) {
+		// A broker admitting only identifiers with a prefix (Mosquitto's
+		// clientid_prefixes, the reference broker's client_id_prefixes).
+		const admitted = "mqf-ok-"
+		e.useVariant(func(c *broker.Config) { c.ClientIDPrefixes = []string{admitted} })
+		refusedWill(e, connect5(e.id("no"), true, nil), 0x85)
+		// The same broker accepts an identifier it admits: the refusal was
+		// about the identifier.
+		r, _ := e.connectOK(connect5(admitted+e.id("ok"), true, nil))
+		e.ping(r)
+	},
+})
