@@ -96,7 +96,7 @@ func (c *Client) PublishAsyncProps(ctx context.Context, topic string, qos byte, 
 func (c *Client) emitSent(p *packet.Publish) {
 	if c.sink != nil {
 		c.emit(events.Event{Kind: events.PublishSent, Topic: p.Topic, QoS: p.QoS, Retain: p.Retain,
-			PacketID: p.PacketID, Size: len(p.Payload)})
+			PacketID: p.PacketID, Dup: p.Dup, Size: len(p.Payload)})
 	}
 }
 
