@@ -307,3 +307,38 @@ func TestSessionOneConnectionAtATime(t *testing.T) {
 		t.Fatalf("held token after Clear: %v, want ErrSessionLost", err)
 	}
 }
+
+// TestSessionAcrossRepeatedCuts: a held message's state moves on with each
+// connection. Its QoS 2 PUBLISH is resent on the second connection, which
+// gets PUBREC and breaks before PUBCOMP; the third resends only the PUBREL
+// with the same id, and its PUBCOMP completes the first connection's Token.
+func TestSessionAcrossRepeatedCuts(t *testing.T) {
+	sess := NewSession()
+	opts := Options{ClientID: "cuts", Session: sess}
+	ctx := ctxT(t, 10*time.Second)
+	c1, srv1 := sessionLink(t, opts, &packet.Connack{})
+	tok := c1.PublishAsync(ctx, "t", 2, false, []byte("x"))
+	id := expect[*packet.Publish](t, srv1).PacketID
+	cut(t, c1, srv1)
+
+	c2, srv2 := sessionLink(t, opts, &packet.Connack{SessionPresent: true})
+	if p := expect[*packet.Publish](t, srv2); p.PacketID != id || !p.Dup {
+		t.Fatalf("second connection resent id %d dup %v, want id %d dup", p.PacketID, p.Dup, id)
+	}
+	write(t, srv2, &packet.Pubrec{PacketID: id})
+	expect[*packet.Pubrel](t, srv2)
+	cut(t, c2, srv2)
+	requirePending(t, tok)
+	if out, _ := sess.Pending(); out != 1 {
+		t.Fatalf("session holds %d outgoing after the second cut, want 1", out)
+	}
+
+	_, srv3 := sessionLink(t, opts, &packet.Connack{SessionPresent: true})
+	if rel := expect[*packet.Pubrel](t, srv3); rel.PacketID != id {
+		t.Fatalf("third connection resent PUBREL %d, want %d", rel.PacketID, id)
+	}
+	write(t, srv3, &packet.Pubcomp{PacketID: id})
+	if err := tok.Wait(ctx); err != nil {
+		t.Fatalf("token after PUBCOMP on the third connection: %v", err)
+	}
+}
