@@ -60,6 +60,11 @@ type Client struct {
 	msgs   chan *packet.Publish // made on first use; guarded by mu
 	closed sync.Once
 
+	// resendQ holds a Session's messages waiting for a window slot after
+	// the first resend (session_resend.go); guarded by mu, changed only by
+	// the reader once it runs.
+	resendQ []*Token
+
 	// Parking (see park.go).
 	startedAt int64                // now() when the current reader goroutine started; reader only
 	rmsgs     chan *packet.Publish // the reader's copy of msgs once made
@@ -109,13 +114,26 @@ func Connect(ctx context.Context, conn net.Conn, opts Options) (*Client, *packet
 	if c.version == packet.V31 {
 		c.ropts.Version = packet.V311 // 3.1 and 3.1.1 packets after CONNECT are alike
 	}
+	if s := opts.Session; s != nil {
+		if err := s.attach(c); err != nil {
+			_ = conn.Close()
+			return nil, nil, fmt.Errorf("connect: %w", err)
+		}
+	}
 	ack, err := c.handshake(ctx)
 	if err != nil {
 		_ = conn.Close()
+		if opts.Session != nil {
+			opts.Session.release(c)
+		}
 		return nil, ack, err
 	}
 	c.applyServerLimits(ack)
 	c.window = make(chan struct{}, c.opts.MaxInflight)
+	var first []packet.Packet // a Session's messages to resend at once (session_resend.go)
+	if opts.Session != nil {
+		first = c.resumeSession(ack.SessionPresent)
+	}
 	c.lastRecv.Store(c.now())
 	if c.keepAlive > 0 {
 		c.mu.Lock()
@@ -123,6 +141,11 @@ func Connect(ctx context.Context, conn net.Conn, opts Options) (*Client, *packet
 		c.mu.Unlock()
 	}
 	go c.readLoop()
+	if len(first) > 0 {
+		// A failed resend ends the link like any write error, and the
+		// session gets its messages back; Connect itself succeeded.
+		c.resendFirst(ctx, first)
+	}
 	return c, ack, nil
 }
 

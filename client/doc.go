@@ -20,7 +20,8 @@
 // Lock order: the write semaphore may be held while taking Client.mu or
 // Client.ackMu, never the other way round; Client.mu may be held while
 // parking or unparking in netpark (whose lock is innermost) or setting a
-// read deadline, never across a read or write.
+// read deadline, never across a read or write. Session.mu (session.go) is
+// taken alone, never with another of these locks held.
 // The reader never waits for the write semaphore: when it is busy, acks are
 // queued and written by whoever holds it, so a publisher blocked in Write
 // (the broker blocked writing to us) cannot stop the reader from reading.

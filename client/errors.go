@@ -17,6 +17,11 @@ var (
 	ErrNoPacketID = errors.New("mqtt client: no free packet identifier")
 	// ErrProtocol: the broker sent something the protocol does not allow here.
 	ErrProtocol = errors.New("mqtt client: protocol violation by the broker")
+	// ErrSessionLost: a Session's held message will not be resent, because
+	// the broker answered Session Present 0 or the session was cleared.
+	ErrSessionLost = errors.New("mqtt client: session lost, message not resent")
+	// ErrSessionInUse: the Session already serves another connection.
+	ErrSessionInUse = errors.New("mqtt client: session in use by another connection")
 )
 
 // ConnackError is returned by Connect when the broker refuses the connection.

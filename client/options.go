@@ -75,6 +75,11 @@ type Options struct {
 	// OnConnectionLost is called once, from the reader goroutine after Done
 	// is closed, when the link ends for any reason but Close or Disconnect.
 	OnConnectionLost func(error)
+	// Session, when set, carries the session state across connections: the
+	// QoS 1/2 messages in flight are resent after a CONNACK with Session
+	// Present 1, and QoS 2 messages received are not delivered twice (see
+	// Session). Nil keeps no state beyond this connection.
+	Session *Session
 	// TLSConfig is used by Dial for "tls://", "ssl://" and "wss://" addresses.
 	TLSConfig *tls.Config
 }

@@ -65,6 +65,10 @@ func (c *Client) PublishAsyncProps(ctx context.Context, topic string, qos byte, 
 	}
 	t := newToken(kind)
 	t.qos = qos
+	sess := c.opts.Session
+	if sess != nil {
+		sess.keepForResend(t, pub) // before register: from then on the session may hold t
+	}
 	id, err := c.register(t)
 	if err != nil {
 		<-c.window
@@ -76,6 +80,10 @@ func (c *Client) PublishAsyncProps(ctx context.Context, topic string, qos byte, 
 	if err != nil {
 		if !wrote && c.unregister(t) {
 			<-c.window
+		} else if sess != nil {
+			// The link is ending and finish hands t to the Session: its
+			// Token completes with the resend on a later connection.
+			return t
 		}
 		// Otherwise the link is ending and finish completes the token.
 		t.complete(fmt.Errorf("publish %q: %w", topic, err))
@@ -88,7 +96,7 @@ func (c *Client) PublishAsyncProps(ctx context.Context, topic string, qos byte, 
 func (c *Client) emitSent(p *packet.Publish) {
 	if c.sink != nil {
 		c.emit(events.Event{Kind: events.PublishSent, Topic: p.Topic, QoS: p.QoS, Retain: p.Retain,
-			PacketID: p.PacketID, Size: len(p.Payload)})
+			PacketID: p.PacketID, Dup: p.Dup, Size: len(p.Payload)})
 	}
 }
 

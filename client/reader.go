@@ -58,7 +58,8 @@ func (c *Client) finish() {
 	c.in.release()
 	c.mu.Lock()
 	c.ended = true
-	pending := c.ids.take()
+	pending, lastID := c.ids.take(), c.ids.last
+	c.resendQ = nil
 	err, cause, t := c.err, c.cause, c.timer
 	msgs := c.msgs
 	c.msgEnd = true
@@ -69,6 +70,9 @@ func (c *Client) finish() {
 	c.bg.Wait() // a timer callback already running may re-arm the timer
 	if t != nil {
 		t.Stop()
+	}
+	if c.opts.Session != nil {
+		c.handBack(pending, lastID)
 	}
 	lost := fmt.Errorf("connection ended before the ack: %w", err)
 	for _, tok := range pending {
@@ -185,7 +189,7 @@ func (c *Client) deliver(p *packet.Publish) {
 // the given kind; the caller holds c.mu.
 func (c *Client) lookup(id uint16, kind opKind) *Token {
 	t := c.ids.inflight[id]
-	if t == nil || t.kind != kind {
+	if t == nil || t.kind != kind || t.queued {
 		return nil
 	}
 	return t
@@ -195,7 +199,9 @@ func (c *Client) lookup(id uint16, kind opKind) *Token {
 // slot, completes its token and reports the round trip with the reason
 // code (PUBACK's, or PUBREC's for QoS 2), or the refusal.
 func (c *Client) finishPublish(t *Token, code byte, err error) {
-	<-c.window
+	if c.resendQ == nil || !c.resendNext() { // unlocked read: once the reader runs, only it changes resendQ
+		<-c.window
+	}
 	t.complete(err)
 	if c.sink == nil {
 		return
@@ -232,6 +238,10 @@ func (c *Client) onPubrec(p *packet.Pubrec) {
 			c.ids.free(p.PacketID) // a failed PUBREC ends the exchange
 		} else {
 			t.relSent, t.rc = true, p.ReasonCode
+			if s := c.opts.Session; s != nil {
+				// Past PUBREC only PUBREL is ever resent, in PUBREC order.
+				t.msg, t.seq = nil, s.seq.Add(1)
+			}
 		}
 	}
 	c.mu.Unlock()

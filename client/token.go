@@ -33,10 +33,16 @@ type Token struct {
 	kind    opKind
 	qos     byte
 	relSent bool         // QoS 2: PUBREC arrived and PUBREL was sent
+	queued  bool         // a Session's message not yet resent on this connection
 	rc      byte         // QoS 2: the PUBREC reason code
 	id      uint16       // packet identifier
 	sent    atomic.Int64 // Client.now() when the packet was handed to the conn
 	filters []string     // subscribe/unsubscribe filters, for events
+
+	// With a Session: the message to resend (a copy, DUP set) until PUBREC,
+	// and the resend order (session.go).
+	msg *packet.Publish
+	seq uint64
 }
 
 func newToken(kind opKind) *Token {
@@ -133,6 +139,17 @@ func (s *idSpace) free(id uint16) {
 	if len(s.inflight) == 0 && s.peak > 64 {
 		s.inflight = nil
 		s.peak = 0
+	}
+}
+
+// hold puts t, a session's message resent under its own identifier, in flight.
+func (s *idSpace) hold(t *Token) {
+	if s.inflight == nil {
+		s.inflight = make(map[uint16]*Token)
+	}
+	s.inflight[t.id] = t
+	if len(s.inflight) > s.peak {
+		s.peak = len(s.inflight)
 	}
 }
 

@@ -34,10 +34,12 @@ func putWriteBuf(bp *[]byte, buf []byte) {
 var longAgo = time.Unix(1, 0)
 
 // ack is an acknowledgement the reader owes the broker: PUBACK, PUBREC,
-// PUBREL or PUBCOMP for one packet identifier.
+// PUBREL or PUBCOMP for one packet identifier; or a Session's PUBLISH the
+// reader resends when a window slot frees (session_resend.go).
 type ack struct {
-	t  packet.Type
-	id uint16
+	t   packet.Type
+	id  uint16
+	pub *packet.Publish // PUBLISH only
 }
 
 // acquireWrite takes the write slot, giving up when ctx ends or the link is
@@ -86,11 +88,16 @@ func (c *Client) releaseWrite() {
 // out before newer ones, in the order their packets arrived [MQTT-4.6.0-2]
 // [MQTT-4.6.0-3] [MQTT-4.6.0-4].
 func (c *Client) sendAck(t packet.Type, id uint16) {
+	c.sendQueued(ack{t: t, id: id})
+}
+
+// sendQueued is sendAck for any queued packet.
+func (c *Client) sendQueued(a ack) {
 	select {
 	case c.wsem <- struct{}{}:
 	default:
 		c.ackMu.Lock()
-		c.acks = append(c.acks, ack{t, id})
+		c.acks = append(c.acks, a)
 		c.acksQueued.Store(true)
 		c.ackMu.Unlock()
 		// The holder may have released the slot before seeing the queue.
@@ -104,7 +111,7 @@ func (c *Client) sendAck(t packet.Type, id uint16) {
 	if c.acksQueued.Load() {
 		c.flushAcksLocked()
 	}
-	_, _ = c.writeLocked(context.Background(), c.ackPacket(ack{t, id}))
+	_, _ = c.writeLocked(context.Background(), c.ackPacket(a))
 	c.releaseWrite()
 }
 
@@ -137,6 +144,11 @@ func (c *Client) flushAcksLocked() {
 // once, so one scratch per type is enough.
 func (c *Client) ackPacket(a ack) packet.Packet {
 	switch a.t {
+	case packet.PUBLISH:
+		if c.sink != nil {
+			c.emitSent(a.pub)
+		}
+		return a.pub
 	case packet.PUBACK:
 		c.puback.PacketID = a.id
 		return &c.puback

@@ -28,6 +28,7 @@ type device struct {
 	pub      *pubState
 	recv     *recvState
 	body     payload.Body
+	sess     *client.Session // persistent sessions only: kept across this device's connections
 
 	mu          sync.Mutex
 	rng         *rand.Rand
@@ -512,7 +513,7 @@ func (d *device) params(h *handler) *ConnectParams {
 		Addr: d.f.addr, Transport: g.Transport, TLS: d.f.cfg.TLS, LocalAddr: d.local, Device: d.idx,
 		ClientID: d.clientID, Username: d.g.user.Render(v), Password: d.g.pass.Render(v),
 		Clean: g.IsClean(), KeepAlive: g.KeepAliveOrDefault(), Protocol: g.Protocol,
-		Reconnect: g.Reconnect, Handler: h,
+		Reconnect: g.Reconnect, Handler: h, Session: d.sess,
 	}
 	if n := g.Netem; n != nil {
 		switch {

@@ -6,6 +6,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/mqttfleet/mqttfleet/client"
 	"github.com/mqttfleet/mqttfleet/packet"
 	"github.com/mqttfleet/mqttfleet/simulator/profile"
 )
@@ -83,6 +84,12 @@ type ConnectParams struct {
 	// Reconnect is handed to drivers that reconnect by themselves (paho).
 	Reconnect profile.Reconnect
 	Handler   Handler
+	// Session is the device's client session when it uses persistent
+	// sessions (Clean false), the same on every attempt, so the native
+	// driver resends the device's unacknowledged messages after a
+	// reconnect and does not deliver a resent QoS 2 message twice; nil
+	// with clean sessions. Drivers with their own store ignore it (paho).
+	Session *client.Session
 }
 
 // ConnackError is a refused CONNACK as a driver reports it.

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mqttfleet/mqttfleet/client"
 	"github.com/mqttfleet/mqttfleet/events"
 	"github.com/mqttfleet/mqttfleet/netem"
 	"github.com/mqttfleet/mqttfleet/packet"
@@ -520,6 +521,9 @@ func (f *Fleet) newDevice(i int) *device {
 	d := &device{f: f, g: rt, idx: i, rng: rand.New(rand.NewPCG(seed, seed^0x5851f42d4c957f2d))}
 	d.clientID = rt.id.Render(v)
 	v.ClientID = d.clientID
+	if !rt.g.IsClean() {
+		d.sess = client.NewSession()
+	}
 	if rt.topic != nil {
 		d.topic = rt.topic.Render(v)
 		d.pub = &pubState{qos: rt.pubQoS}

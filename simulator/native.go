@@ -53,6 +53,7 @@ func (n Native) Connect(ctx context.Context, p *ConnectParams) (Conn, error) {
 		}),
 	}
 	opts.Props = p.Props
+	opts.Session = p.Session
 	if p.Password != "" {
 		opts.Password = []byte(p.Password)
 	}
