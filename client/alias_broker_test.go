@@ -124,7 +124,7 @@ func aliasRoundTrip(t *testing.T, addr string, wantMax uint16) {
 			t.Errorf("PUBLISH %d (round %d, %s): wire topic %q alias %d; want %q alias %d", k, r, topic, p.Topic, wireAlias(p), wantTopic, wantAlias)
 		}
 	}
-	if n := rec.Count(func(e events.Event) bool { return e.Kind == events.PublishSent && e.Detail == detailAliasOnly }); n != int(wantMax) {
+	if n := rec.Count(func(e events.Event) bool { return e.Kind == events.PublishSent && e.Detail == DetailAliasOnly }); n != int(wantMax) {
 		t.Errorf("%d publish_sent events with an alias only, want %d", n, wantMax)
 	}
 }

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"sync"
 
 	"github.com/mqttfleet/mqttfleet/packet"
 )
@@ -31,57 +32,105 @@ import (
 // made while the slot is held, so the PUBLISH that sets an alias always
 // reaches the server before any that uses it. The caller's PUBLISH is never
 // changed: it may be kept by a Session, and its props shared by many
-// publishes; the alias goes on a scratch copy that is encoded at once.
+// publishes; the alias goes on a pooled scratch copy that is encoded at once.
 
 // minAliasTopic is the shortest topic given an alias.
 const minAliasTopic = 4
 
+// aliasIndexFrom is how many aliases a connection gives before it looks
+// them up in a map rather than scanning: a device has a few topics, and a
+// map costs it hundreds of bytes.
+const aliasIndexFrom = 8
+
 // aliasOut is one connection's outgoing Topic Alias state; nil on a
-// connection that sends none.
+// connection that sends none. It stays small (a fleet holds one per
+// device): the scratch PUBLISH is borrowed from aliasScratch per write.
 type aliasOut struct {
 	max    uint16            // the server's Topic Alias Maximum, above 0
-	topics map[string]uint16 // topic -> alias; len is the highest alias given
-	pub    packet.Publish    // scratch copy of the PUBLISH being written
-	props  packet.Properties // its properties
-	alias  uint16            // scratch Topic Alias value
+	topics []string          // topics[i] has alias i+1
+	index  map[string]uint16 // topic -> alias, once there are more than aliasIndexFrom
+}
+
+// aliasScratch is the copy of a PUBLISH being written with an alias, shared
+// by every client: one is held only while its PUBLISH is encoded.
+type aliasScratch struct {
+	pub   packet.Publish
+	props packet.Properties
+	alias uint16
+}
+
+var aliasScratches = sync.Pool{New: func() any { return new(aliasScratch) }}
+
+// lookup returns the alias of topic, 0 when it has none.
+func (a *aliasOut) lookup(topic string) uint16 {
+	if a.index != nil {
+		return a.index[topic]
+	}
+	for i, t := range a.topics {
+		if t == topic {
+			return uint16(i + 1)
+		}
+	}
+	return 0
+}
+
+// assign gives topic the next alias, or returns 0 when all are given: an
+// alias is never remapped, so the topic goes out in full.
+func (a *aliasOut) assign(topic string) uint16 {
+	if len(a.topics) >= int(a.max) {
+		return 0
+	}
+	a.topics = append(a.topics, topic)
+	alias := uint16(len(a.topics)) // 1..max, never 0
+	if a.index == nil && len(a.topics) > aliasIndexFrom {
+		a.index = make(map[string]uint16, 2*len(a.topics))
+		for i, t := range a.topics {
+			a.index[t] = uint16(i + 1)
+		}
+	} else if a.index != nil {
+		a.index[topic] = alias
+	}
+	return alias
+}
+
+// forget undoes the last assignment, whose PUBLISH was not written.
+func (a *aliasOut) forget() {
+	last := a.topics[len(a.topics)-1]
+	a.topics = a.topics[:len(a.topics)-1]
+	if a.index != nil {
+		delete(a.index, last)
+	}
 }
 
 // rewrite returns the PUBLISH to write in place of p, the alias it carries
 // (0: none, p itself is returned) and whether the alias is assigned by this
 // PUBLISH (sent with the topic) rather than reused (sent with an empty one).
-// The result is valid until the next call.
-func (a *aliasOut) rewrite(p *packet.Publish) (q *packet.Publish, alias uint16, fresh bool) {
+// A rewritten PUBLISH lives in s.
+func (a *aliasOut) rewrite(p *packet.Publish, s *aliasScratch) (q *packet.Publish, alias uint16, fresh bool) {
 	if len(p.Topic) < minAliasTopic {
 		return p, 0, false
 	}
-	alias, known := a.topics[p.Topic]
-	if !known {
-		if len(a.topics) >= int(a.max) {
-			return p, 0, false // every alias is taken: the topic goes out in full
+	alias = a.lookup(p.Topic)
+	if alias == 0 {
+		if alias = a.assign(p.Topic); alias == 0 {
+			return p, 0, false
 		}
-		if a.topics == nil {
-			a.topics = make(map[string]uint16, min(int(a.max), 16))
-		}
-		alias = uint16(len(a.topics) + 1) // 1..max, never 0
-		a.topics[p.Topic] = alias
+		fresh = true
 	}
-	a.pub = *p
+	s.pub = *p
 	if p.Props != nil {
-		a.props = *p.Props
+		s.props = *p.Props
 	} else {
-		a.props = packet.Properties{}
+		s.props = packet.Properties{}
 	}
-	a.alias = alias
-	a.props.TopicAlias = &a.alias
-	a.pub.Props = &a.props
-	if known {
-		a.pub.Topic = ""
+	s.alias = alias
+	s.props.TopicAlias = &s.alias
+	s.pub.Props = &s.props
+	if !fresh {
+		s.pub.Topic = ""
 	}
-	return &a.pub, alias, !known
+	return &s.pub, alias, fresh
 }
-
-// forget undoes a fresh assignment whose PUBLISH was not written.
-func (a *aliasOut) forget(topic string) { delete(a.topics, topic) }
 
 // enableAliasOut sets up outgoing aliases after CONNACK when the options
 // ask for them and the server allows some.
@@ -106,12 +155,15 @@ func (c *Client) sendPublish(ctx context.Context, pub *packet.Publish) (wrote bo
 		return false, 0, false, err
 	}
 	defer c.releaseWrite()
-	q, alias, fresh := c.aliasOut.rewrite(pub)
+	s := aliasScratches.Get().(*aliasScratch)
+	q, alias, fresh := c.aliasOut.rewrite(pub, s)
 	wrote, err = c.writeLocked(ctx, q)
+	*s = aliasScratch{} // drop the references to the caller's PUBLISH
+	aliasScratches.Put(s)
 	if !wrote && fresh {
 		// Nothing reached the server: the alias is not set there. (A
 		// partial write ends the link, and the mapping with it.)
-		c.aliasOut.forget(pub.Topic)
+		c.aliasOut.forget()
 	}
 	return wrote, alias, fresh, err
 }

@@ -46,13 +46,13 @@ func TestV5ClientTopicAliasesOnWire(t *testing.T) {
 		alias     uint16
 		detail    string
 	}{
-		{"dev/a/temp", 1, "dev/a/temp", 1, detailAliasSet},
-		{"dev/a/temp", 1, "", 1, detailAliasOnly},
-		{"dev/b/temp", 0, "dev/b/temp", 2, detailAliasSet},
+		{"dev/a/temp", 1, "dev/a/temp", 1, DetailAliasSet},
+		{"dev/a/temp", 1, "", 1, DetailAliasOnly},
+		{"dev/b/temp", 0, "dev/b/temp", 2, DetailAliasSet},
 		{"dev/c/temp", 1, "dev/c/temp", 0, ""}, // both aliases taken
-		{"dev/b/temp", 1, "", 2, detailAliasOnly},
+		{"dev/b/temp", 1, "", 2, DetailAliasOnly},
 		{"abc", 1, "abc", 0, ""}, // shorter than minAliasTopic
-		{"dev/a/temp", 0, "", 1, detailAliasOnly},
+		{"dev/a/temp", 0, "", 1, DetailAliasOnly},
 		{"dev/c/temp", 0, "dev/c/temp", 0, ""},
 	}
 	for i, s := range steps {
@@ -198,5 +198,45 @@ func TestV5ClientTopicAliasesAcrossReconnect(t *testing.T) {
 	}
 	if len(dups) != 1 || dups[0].Alias != 0 || dups[0].Topic != "dev/a/temp" {
 		t.Errorf("resent publish_sent events %+v, want one on dev/a/temp without alias", dups)
+	}
+}
+
+// TestAliasOutTable: aliases 1..max in first-come order, found again by
+// scan and, past aliasIndexFrom, by the map; none beyond max; forget
+// undoes the last assignment only, so its alias is given next time.
+func TestAliasOutTable(t *testing.T) {
+	a := &aliasOut{max: aliasIndexFrom + 3}
+	topic := func(i int) string { return fmt.Sprintf("t/%02d", i) }
+	for i := range int(a.max) {
+		if got := a.assign(topic(i)); got != uint16(i+1) {
+			t.Fatalf("assign %s = %d, want %d", topic(i), got, i+1)
+		}
+		if i+1 == aliasIndexFrom && a.index != nil {
+			t.Fatalf("map made at %d aliases, want a scan up to %d", i+1, aliasIndexFrom)
+		}
+	}
+	if a.index == nil {
+		t.Fatalf("no map past %d aliases", aliasIndexFrom)
+	}
+	if got := a.assign("t/extra"); got != 0 {
+		t.Fatalf("assign beyond the maximum = %d, want 0", got)
+	}
+	for i := range int(a.max) {
+		if got := a.lookup(topic(i)); got != uint16(i+1) {
+			t.Fatalf("lookup %s = %d, want %d", topic(i), got, i+1)
+		}
+	}
+	a.forget()
+	if a.lookup(topic(int(a.max)-1)) != 0 {
+		t.Fatal("a forgotten topic still has its alias")
+	}
+	if got := a.assign("t/other"); got != a.max {
+		t.Fatalf("assign after forget = %d, want %d", got, a.max)
+	}
+	small := &aliasOut{max: 2}
+	small.assign("a/one")
+	small.forget()
+	if small.lookup("a/one") != 0 || small.assign("a/two") != 1 {
+		t.Fatal("forget on the scanned table did not free alias 1")
 	}
 }

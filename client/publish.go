@@ -99,10 +99,11 @@ func (c *Client) PublishAsyncProps(ctx context.Context, topic string, qos byte, 
 
 func (c *Client) emitSent(p *packet.Publish) { c.emitSentAlias(p, 0, false) }
 
-// Details of a publish_sent event that carried one of our Topic Aliases.
+// Details of a publish_sent event whose PUBLISH carried one of our Topic
+// Aliases (Options.TopicAliases).
 const (
-	detailAliasSet  = "topic alias set"  // the PUBLISH carried the topic and the alias
-	detailAliasOnly = "topic alias only" // the PUBLISH carried the alias and an empty topic
+	DetailAliasSet  = "topic alias set"  // the PUBLISH carried the topic and the alias
+	DetailAliasOnly = "topic alias only" // the PUBLISH carried the alias and an empty topic
 )
 
 // emitSentAlias emits publish_sent for p, which went out with alias (0:
@@ -114,9 +115,9 @@ func (c *Client) emitSentAlias(p *packet.Publish, alias uint16, fresh bool) {
 	e := events.Event{Kind: events.PublishSent, Topic: p.Topic, QoS: p.QoS, Retain: p.Retain,
 		PacketID: p.PacketID, Dup: p.Dup, Size: len(p.Payload), Alias: alias}
 	if alias != 0 {
-		e.Detail = detailAliasOnly
+		e.Detail = DetailAliasOnly
 		if fresh {
-			e.Detail = detailAliasSet
+			e.Detail = DetailAliasSet
 		}
 	}
 	c.emit(e)
