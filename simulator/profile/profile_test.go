@@ -217,7 +217,20 @@ func TestDocExampleV5(t *testing.T) {
 		t.Fatalf("the documented MQTT 5 example is refused: %v", err)
 	}
 	g := p.Groups[0]
-	if s, ok := g.SessionExpirySeconds(); !ok || s != 3600 || len(g.UserProperties) != 2 || g.MessageExpiry != 5*time.Minute {
+	if s, ok := g.SessionExpirySeconds(); !ok || s != 3600 || len(g.UserProperties) != 2 || g.MessageExpiry != 5*time.Minute || !g.TopicAlias {
 		t.Fatalf("unexpected example: %+v", g)
+	}
+}
+
+// TestBenchV5AliasProfile keeps the benchmark profile of docs/benchmarks.md
+// (10,000 5.0 devices with topic aliases) valid and what it says it is.
+func TestBenchV5AliasProfile(t *testing.T) {
+	p, err := Load("../bench/v5-10k-alias.yaml")
+	if err != nil {
+		t.Fatalf("the benchmark profile is refused: %v", err)
+	}
+	g := p.Groups[0]
+	if g.Count != 10000 || g.Protocol != 5 || !g.TopicAlias || g.Publish == nil || g.Publish.QoS != 1 {
+		t.Fatalf("benchmark group is not 10,000 5.0 devices publishing QoS 1 with topic aliases: %+v", g)
 	}
 }
