@@ -127,30 +127,36 @@ func load(db *bolt.DB, path string) (*State, error) {
 	corrupt := func(format string, args ...any) error {
 		return &CorruptError{Path: path, Problem: fmt.Sprintf(format, args...)}
 	}
-	err := db.Update(func(tx *bolt.Tx) error {
+	// A new file gets its buckets; an old one is only read, so a refused
+	// file is left exactly as it was.
+	fresh := false
+	err := db.View(func(tx *bolt.Tx) error {
 		info := tx.Bucket(bktInfo)
 		if info == nil {
 			if tx.Bucket(bktSessions) != nil || tx.Bucket(bktRetained) != nil {
 				return corrupt("the format record is missing")
 			}
-			var err error
-			if info, err = tx.CreateBucket(bktInfo); err != nil {
-				return err
-			}
-			if err := info.Put(keyFormat, []byte{formatVersion}); err != nil {
-				return err
-			}
+			fresh = true
+			return nil
 		}
 		if v := info.Get(keyFormat); len(v) != 1 || v[0] != formatVersion {
 			return corrupt("format record %x, want %d (not an mqttfleet store, or from another version)", v, formatVersion)
 		}
-		for _, name := range [][]byte{bktRetained, bktSessions} {
-			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-				return err
-			}
+		if tx.Bucket(bktSessions) == nil || tx.Bucket(bktRetained) == nil {
+			return corrupt("a top-level bucket is missing")
 		}
 		return nil
 	})
+	if err == nil && fresh {
+		err = db.Update(func(tx *bolt.Tx) error {
+			for _, name := range [][]byte{bktInfo, bktRetained, bktSessions} {
+				if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+					return err
+				}
+			}
+			return tx.Bucket(bktInfo).Put(keyFormat, []byte{formatVersion})
+		})
+	}
 	if err != nil {
 		var ce *CorruptError
 		if errors.As(err, &ce) {
