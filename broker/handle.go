@@ -16,6 +16,17 @@ import (
 //go:noinline
 func (c *conn) handle(p packet.Packet) bool {
 	b, s := c.b, c.sess
+	if c.held != nil {
+		// Acknowledgements held for the store go first: whatever this
+		// packet is answered with comes after them.
+		switch p.(type) {
+		case *packet.Publish, *packet.Puback, *packet.Pubcomp:
+		default:
+			if !c.releaseHeld() {
+				return false
+			}
+		}
+	}
 	switch p := p.(type) {
 	case *packet.Publish:
 		if !c.checkPublishV5(p) || !c.checkPublishLimits(p) {
@@ -124,14 +135,11 @@ func (c *conn) handlePublish(p *packet.Publish) bool {
 	}
 	// What the message changed (queued for persistent sessions, retained)
 	// is on disk before the acknowledgement (persist.go).
-	if p.QoS > 0 && !c.durableWait(mark) {
-		return false
-	}
 	switch p.QoS {
 	case 1:
-		c.send(&packet.Puback{PacketID: p.PacketID, ReasonCode: code}, false)
+		return c.ackAfterStore(mark, &packet.Puback{PacketID: p.PacketID, ReasonCode: code})
 	case 2:
-		c.send(&packet.Pubrec{PacketID: p.PacketID, ReasonCode: code}, false)
+		return c.ackAfterStore(mark, &packet.Pubrec{PacketID: p.PacketID, ReasonCode: code})
 	}
 	return true
 }

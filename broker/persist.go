@@ -250,6 +250,48 @@ func (c *conn) durableWait(mark uint64) bool {
 	return true
 }
 
+// maxHeld bounds the acknowledgements a burst holds for the store before
+// it waits for them anyway: a client that never pauses still gets answers.
+const maxHeld = 256
+
+// ackAfterStore sends the acknowledgement of a PUBLISH once what handling
+// it queued on the store (since mark) is durable. Within a burst of
+// buffered packets the acknowledgements are held and sent together after
+// one wait (burst, releaseHeld): a publisher with many messages in flight
+// gets one commit per burst, not one per message. Once one is held, the
+// ones after it are too, so they stay in order. Reports false if the
+// store failed (the connection ends).
+func (c *conn) ackAfterStore(mark uint64, ack packet.Packet) bool {
+	st := c.b.store
+	if st == nil || (c.held == nil && st.Queued() == mark) {
+		c.send(ack, false)
+		return true
+	}
+	c.held = append(c.held, ack)
+	if len(c.held) >= maxHeld {
+		return c.releaseHeld()
+	}
+	return true
+}
+
+// releaseHeld waits until everything queued on the store so far is
+// durable and sends the held acknowledgements, in order. Reports false
+// (the connection is ended, the acknowledgements never sent) if the store
+// failed.
+func (c *conn) releaseHeld() bool {
+	held := c.held
+	c.held = nil
+	st := c.b.store
+	if err := st.Wait(st.Queued()); err != nil {
+		c.shutdown(events.CauseShutdown, "", "persistence: "+err.Error())
+		return false
+	}
+	for _, a := range held {
+		c.send(a, false)
+	}
+	return true
+}
+
 // sessionRecord is what the store keeps of s. s.mu is held.
 func (s *session) sessionRecord(offline bool) store.Session {
 	rec := store.Session{Expiry: s.ds.expiry, User: s.user}

@@ -87,7 +87,7 @@ func (l *lockedBuffer) String() string {
 // startChild starts a broker process on the configuration file and waits
 // for its ready line; the process is killed when the test ends if it still
 // runs.
-func startChild(t *testing.T, cfgPath string) *childBroker {
+func startChild(t testing.TB, cfgPath string) *childBroker {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), persistChildEnv+"="+cfgPath)
@@ -125,7 +125,7 @@ func startChild(t *testing.T, cfgPath string) *childBroker {
 }
 
 // stop closes the broker gracefully (Close) and waits for it to exit.
-func (c *childBroker) stop(t *testing.T) {
+func (c *childBroker) stop(t testing.TB) {
 	t.Helper()
 	_ = c.stdin.Close()
 	err := c.cmd.Wait()
