@@ -90,7 +90,11 @@ func (b *Broker) openStore() error {
 	b.restore(state)
 	b.recovered.Path, b.recovered.MovedAside = pc.Path, moved
 	r := b.recovered
-	b.log.Info("persistence recovered", "path", r.Path, "sync", opts.Sync == store.SyncEveryWrite,
+	policy := SyncEveryWrite
+	if opts.Sync == store.SyncInterval {
+		policy = SyncInterval
+	}
+	b.log.Info("persistence recovered", "path", r.Path, "sync", policy,
 		"retained", r.Retained, "sessions", r.Sessions, "queued", r.Queued, "inflight", r.Inflight,
 		"incoming_qos2", r.IncomingQoS2, "expired_sessions", r.ExpiredSessions)
 	return nil
