@@ -207,7 +207,7 @@ func (t Target) PointToPoint(w int, d time.Duration) (Result, error) {
 func (t Target) publishWindowed(p *Conn, topic string, w int, until time.Time, d time.Duration, acked *atomic.Int64) int64 {
 	window := make(chan struct{}, w)
 	done := make(chan struct{})
-	mine := 0 // PUBACKs for p (owned by the reader)
+	mine := 0   // PUBACKs for p (owned by the reader)
 	go func() { // the PUBACK reader frees the window
 		defer close(done)
 		_ = p.Frames(until.Add(time.Second), func(first byte, _ []byte) {
