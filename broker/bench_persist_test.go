@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mqttfleet/mqttfleet/internal/mosquittotest"
 	"github.com/mqttfleet/mqttfleet/internal/mqttload"
 )
 
@@ -24,13 +25,16 @@ import (
 // message is written three times for the subscriber (queued, sent, acked)
 // and each PUBACK to the publisher waits for the first one to be durable
 // (every_write). MQTTFLEET_BENCH_SECONDS sets the length of each run
-// (default 3). The store file is on the test's temporary directory.
+// (default 3). The store file is on the test's temporary directory. The
+// last row of each scenario is Mosquitto (local binary) with its own
+// persistence on (autosave_interval 1), in the same run.
 func BenchmarkPersistence(b *testing.B) {
 	d := mqttload.RunLength(3 * time.Second)
 	modes := []struct{ name, yaml string }{
 		{"off", ""},
 		{"interval", "persistence: {enabled: true, path: %q, sync: interval, interval: 1s}\n"},
 		{"every_write", "persistence: {enabled: true, path: %q, sync: every_write}\n"},
+		{"mosquitto", ""}, // Mosquitto 2 with persistence true, autosave_interval 1
 	}
 	scenarios := []struct {
 		name string
@@ -43,6 +47,24 @@ func BenchmarkPersistence(b *testing.B) {
 		for _, m := range modes {
 			b.Run(sc.name+"/"+m.name, func(b *testing.B) {
 				dir := b.TempDir()
+				if m.name == "mosquitto" {
+					// Its persistence saves the whole in-memory state every
+					// autosave_interval seconds (and at a graceful stop): the
+					// counterpart of sync: interval, with no per-write sync.
+					mq := mosquittotest.Start(b, mosquittotest.Config("persistence true",
+						"persistence_location "+dir+"/", "autosave_interval 1", "log_type error"))
+					var r mqttload.Result
+					for range b.N {
+						var err error
+						if r, err = sc.run(mqttload.Target{Addr: mq.Addr, Persistent: true}); err != nil {
+							b.Fatal(err)
+						}
+						b.Logf("%s %s: sent %d, acknowledged %d, received %d, window %d", sc.name, m.name, r.Sent, r.Acked, r.Received, r.Window)
+					}
+					b.ReportMetric(r.Rate, "msg/s")
+					b.ReportMetric(float64(r.Acked)/d.Seconds(), "acked/s")
+					return
+				}
 				cfg := filepath.Join(dir, "broker.yaml")
 				yaml := "{}\n"
 				if m.yaml != "" {
