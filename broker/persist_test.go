@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mqttfleet/mqttfleet/client"
 	"github.com/mqttfleet/mqttfleet/packet"
@@ -211,4 +212,43 @@ func TestPersistQoS2InFlight(t *testing.T) {
 		t.Fatalf("subscriber got %q, want the marker (the resent QoS 2 message must not be routed again)", p.Payload)
 	}
 	b2.stop(t)
+}
+
+// TestPersistSessionEnds: a clean start that ends a stored session has
+// made that durable by its CONNACK (kill -9 right after it brings nothing
+// back), and a 5.0 DISCONNECT that changes the Session Expiry Interval is
+// stored.
+func TestPersistSessionEnds(t *testing.T) {
+	cfgPath, _ := persistConfig(t, "")
+	b1 := startChild(t, cfgPath)
+	r := b1.connect(t, &packet.Connect{ClientID: "ends", CleanSession: false}, false)
+	subscribe(t, r, packet.Subscription{Filter: "e/#", QoS: 1})
+	_ = r.WritePacket(&packet.Disconnect{})
+	_ = r.Close()
+	exp := uint32(3600)
+	r5 := b1.connect(t, &packet.Connect{ProtocolName: "MQTT", ProtocolLevel: packet.V5, ClientID: "five", Props: &packet.Properties{SessionExpiry: &exp}}, false)
+	subscribe(t, r5, packet.Subscription{Filter: "f/#", QoS: 1})
+	// The clean start's CONNACK comes after the old session's deletion is on disk.
+	b1.connect(t, &packet.Connect{ClientID: "ends", CleanSession: true}, false)
+	b1.kill(t)
+
+	b2 := startChild(t, cfgPath)
+	if got := b2.recovered; got[1] != 1 {
+		t.Fatalf("recovered %v, want only the 5.0 session", got)
+	}
+	r5 = b2.connect(t, &packet.Connect{ProtocolName: "MQTT", ProtocolLevel: packet.V5, ClientID: "five", Props: &packet.Properties{SessionExpiry: &exp}}, true)
+	// DISCONNECT with Session Expiry Interval 0: the session ends with the connection.
+	zero := uint32(0)
+	if err := r5.WritePacket(&packet.Disconnect{Props: &packet.Properties{SessionExpiry: &zero}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r5.ExpectClosed(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	b2.stop(t) // graceful: whatever was queued is committed
+	b3 := startChild(t, cfgPath)
+	if got := b3.recovered; got[1] != 0 {
+		t.Fatalf("recovered %v after the session ended, want no session", got)
+	}
+	b3.stop(t)
 }

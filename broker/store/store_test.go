@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -150,5 +151,25 @@ func TestIntervalCloseCommits(t *testing.T) {
 	defer s.Close()
 	if len(st.Sessions) != 1 {
 		t.Fatalf("sessions %+v after Close", st.Sessions)
+	}
+}
+
+// A commit that fails (here: the file closed under the store) fails every
+// Wait from then on, so no acknowledgement claims a write that was lost.
+func TestWriteErrorFailsWaits(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	s, _ := open(t, path, SyncEveryWrite)
+	if err := s.db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	err := s.Wait(s.PutSession("c", Session{Expiry: 1}))
+	if err == nil || !strings.Contains(err.Error(), path) {
+		t.Fatalf("Wait after a failed commit: %v, want an error naming %s", err, path)
+	}
+	if err := s.Wait(s.PutSession("d", Session{Expiry: 1})); err == nil {
+		t.Fatal("a later Wait succeeded after a failed commit")
+	}
+	if err := s.Close(); err == nil {
+		t.Fatal("Close hid the write error")
 	}
 }
