@@ -19,7 +19,9 @@ import (
 // write. The store's goroutine commits what is queued in batches; an
 // acknowledgement that promises state (PUBACK, PUBREC, PUBCOMP, SUBACK,
 // UNSUBACK, CONNACK) is sent only once what its packet queued is committed
-// (Store.Wait, with no lock held), when sync is every_write.
+// (Store.Wait, with no lock held), when sync is every_write; the PUBACKs
+// and PUBRECs of a burst of PUBLISH packets read together are held in
+// order and sent after one wait (ackAfterStore, releaseHeld).
 //
 // Durable state is that of persistent sessions (a Session Expiry Interval
 // other than 0): their record (expiry, user, subscriptions), their QoS 1/2
