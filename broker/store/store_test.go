@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"reflect"
@@ -171,5 +172,18 @@ func TestWriteErrorFailsWaits(t *testing.T) {
 	}
 	if err := s.Close(); err == nil {
 		t.Fatal("Close hid the write error")
+	}
+}
+
+// A file held by another open store (another broker on the same path) is
+// an error naming the lock, not a corrupt file.
+func TestLockedFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	s, _ := open(t, path, SyncEveryWrite)
+	defer s.Close()
+	_, _, err := Open(Options{Path: path})
+	var ce *CorruptError
+	if err == nil || errors.As(err, &ce) || !strings.Contains(err.Error(), "locked by another process") || !strings.Contains(err.Error(), path) {
+		t.Fatalf("second Open: %v, want a lock error naming %s", err, path)
 	}
 }
