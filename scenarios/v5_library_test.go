@@ -156,17 +156,24 @@ func TestV5TopicAliasMisuseVerdicts(t *testing.T) {
 		evs[0].Code = 0x82
 		wantVerdicts(t, verdicts(t, file, steps, evs), "alias over the Topic Alias Maximum - DISCONNECT 0x94")
 	})
+	// The codes the reference broker once sent, swapped against 3.3.4.
+	t.Run("alias 0 and the unset alias answered with each other's code", func(t *testing.T) {
+		evs := append([]events.Event(nil), good...)
+		evs[3].Code, evs[4].Code = 0x94, 0x82
+		wantVerdicts(t, verdicts(t, file, steps, evs), "alias not set on this connection - DISCONNECT 0x82",
+			"alias 0 - DISCONNECT 0x94")
+	})
 	t.Run("the connection closed without DISCONNECT", func(t *testing.T) {
 		evs := append([]events.Event(nil), good...)
 		evs[0].Cause, evs[0].Code = events.CauseIOError, 0
 		evs[4].Cause, evs[4].Code = events.CauseIOError, 0
 		wantVerdicts(t, verdicts(t, file, steps, evs), "alias over the Topic Alias Maximum - DISCONNECT 0x94",
-			"alias 0 - server DISCONNECT")
+			"alias 0 - DISCONNECT 0x94")
 	})
 	t.Run("the unset alias is accepted and routed", func(t *testing.T) {
 		routed := at(7*ms, events.Event{Kind: events.PublishReceived, ClientID: "bystander", Group: "bystander", Topic: "mqttfleet/violation"})
 		wantVerdicts(t, verdicts(t, file, steps, append(without(good, 3), routed)),
-			"alias not set on this connection - server DISCONNECT", "no misused alias was routed")
+			"alias not set on this connection - DISCONNECT 0x82", "no misused alias was routed")
 	})
 	t.Run("the broker drops a well-behaved client too", func(t *testing.T) {
 		evs := append(append([]events.Event(nil), good...), dis(8*ms, "bystander", 0x94, ""))
