@@ -133,8 +133,7 @@ func (p *pipe) spliceBurst(src, dst syscall.RawConn) (bool, error) {
 		case faulted:
 			return true, nil
 		case rerr != nil:
-			p.readEnd(rerr)
-			return false, nil
+			return p.readEnd(rerr), nil
 		case serr == errSpliceUnsupported || serr == syscall.EINVAL || serr == syscall.ENOSYS:
 			return true, errSpliceUnsupported
 		case serr != nil:

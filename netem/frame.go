@@ -1,0 +1,121 @@
+package netem
+
+// The proxy cuts a direction's byte stream into whole MQTT control packets
+// (fixed header: type and flags in the first byte, then the remaining length
+// as a variable byte integer of 1 to 4 bytes), so that loss, duplication and
+// reordering act on packets: a lost PUBLISH is one lost message, not a torn
+// stream the peer must reject.
+//
+// Framing is exact when the packet faults are on a direction before its first
+// byte, or when they arrive while the direction is quiet: MQTT peers write
+// whole packets, so a read that follows a quiet spell starts at a packet
+// boundary. The first bytes framed must parse as a plausible fixed header
+// (a known type with the flags the standard fixes for it); anything else —
+// another protocol, or bytes joined mid-packet — switches the direction to
+// raw mode, where each read is one unit.
+
+// frameMode is how a pipe cuts its stream.
+type frameMode uint8
+
+const (
+	frameUnsynced frameMode = iota // no packet boundary known yet: the next read is tried as one
+	frameMQTT                      // following MQTT packet boundaries
+	frameRaw                       // not MQTT: each read is a unit
+)
+
+// maxRemaining is the largest remaining length MQTT can encode (268,435,455).
+const maxRemaining = 268_435_455
+
+// framer splits one direction's stream. Owned by the reader goroutine.
+type framer struct {
+	mode    frameMode
+	pending []byte // the start of a packet whose end has not been read yet
+}
+
+// unit is one packet (typ 1..15) or one raw read (typ 0).
+type unit struct {
+	b   []byte
+	typ byte
+}
+
+// validFlags reports whether the fixed header's first byte is one an MQTT
+// 3.1.1 or 5.0 peer may send: PUBLISH any flags but QoS 3; PUBREL, SUBSCRIBE
+// and UNSUBSCRIBE 0010; every other type 0000.
+func validFlags(b byte) bool {
+	typ, fl := b>>4, b&0x0f
+	switch typ {
+	case 0:
+		return false
+	case 3:
+		return fl&0x06 != 0x06
+	case 6, 8, 10:
+		return fl == 0x02
+	default:
+		return fl == 0
+	}
+}
+
+// header parses a fixed header at the start of b: the packet's total length,
+// or 0 when b is too short to tell, or -1 when it is no MQTT header.
+func header(b []byte) int {
+	if len(b) == 0 {
+		return 0
+	}
+	if !validFlags(b[0]) {
+		return -1
+	}
+	rem, mul := 0, 1
+	for i := 1; i <= 4; i++ {
+		if i >= len(b) {
+			return 0
+		}
+		rem += int(b[i]&0x7f) * mul
+		if b[i]&0x80 == 0 {
+			if rem > maxRemaining {
+				return -1
+			}
+			return 1 + i + rem
+		}
+		mul <<= 7
+	}
+	return -1 // a fifth length byte: not MQTT
+}
+
+// split cuts b into units appended to out. Bytes of an unfinished packet are
+// copied and kept for the next call; the units may point into b.
+func (fr *framer) split(b []byte, out []unit) []unit {
+	if fr.mode == frameRaw {
+		return append(out, unit{b: b})
+	}
+	if len(fr.pending) > 0 {
+		fr.pending = append(fr.pending, b...)
+		b = fr.pending
+		fr.pending = nil
+	}
+	for len(b) > 0 {
+		n := header(b)
+		if n < 0 {
+			// Not MQTT, or joined mid-packet: give up on framing this direction.
+			fr.mode = frameRaw
+			return append(out, unit{b: b})
+		}
+		fr.mode = frameMQTT
+		if n == 0 || n > len(b) {
+			fr.pending = append(make([]byte, 0, max(n, len(b))), b...)
+			return out
+		}
+		out = append(out, unit{b: b[:n:n], typ: b[0] >> 4})
+		b = b[n:]
+	}
+	return out
+}
+
+// flush returns the bytes of an unfinished packet, which are passed on as
+// they are once packet faults are gone, and forgets the framing: bytes that
+// pass unframed (the splice path) leave no boundary to follow.
+func (fr *framer) flush() []byte {
+	b := fr.pending
+	fr.pending = nil
+	fr.mode = frameUnsynced
+	return b
+}
