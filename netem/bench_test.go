@@ -229,8 +229,9 @@ func BenchmarkProxyLatency(b *testing.B) {
 // BenchmarkProxyMQTT measures what a device fleet sees: MQTT message
 // throughput to Mosquitto with every client connecting directly and with
 // every client connecting through the proxy (no faults), in alternating
-// rounds of the same run, for QoS 1 point to point (window 64) and QoS 0
-// fan-in (10 publishers, one subscriber). MQTTFLEET_BENCH_SECONDS sets the
+// rounds of the same run, for QoS 1 point to point (window 64), QoS 0
+// fan-in (10 publishers, one subscriber) and QoS 0 fan-out (one publisher,
+// 10 subscribers). MQTTFLEET_BENCH_SECONDS sets the
 // length of each round (default 2).
 func BenchmarkProxyMQTT(b *testing.B) {
 	d := mqttload.RunLength(2 * time.Second)
@@ -242,6 +243,7 @@ func BenchmarkProxyMQTT(b *testing.B) {
 	}{
 		{"p2p_qos1", func(addr string) (mqttload.Result, error) { return mqttload.PointToPoint(addr, 64, d) }},
 		{"fanin_qos0", func(addr string) (mqttload.Result, error) { return mqttload.FanIn(addr, 10, d) }},
+		{"fanout_qos0", func(addr string) (mqttload.Result, error) { return mqttload.FanOut(addr, 10, d) }},
 	}
 	for _, sc := range scenarios {
 		var direct, proxied float64
