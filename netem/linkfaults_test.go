@@ -455,3 +455,36 @@ func TestCountsOverHTTP(t *testing.T) {
 		t.Fatalf("GET /counts: %+v; %d of 100 arrived", c, len(got))
 	}
 }
+
+// TestPacketFaultsSwitchOnLiveLink: a loss fault put on a link that has been
+// forwarding (on the splice path) frames from the next quiet read on, and
+// taking it off lets everything through again.
+func TestPacketFaultsSwitchOnLiveLink(t *testing.T) {
+	u := withUpstream(t)
+	rec := events.NewRecorder()
+	px := withProxy(t, u.addr(), rec)
+	l := dialLink(t, px, u, rec)
+	send := func(n int) []uint32 {
+		t.Helper()
+		if _, err := l.device.Write(stream(n)); err != nil {
+			t.Fatal(err)
+		}
+		return receive(t, l.broker)
+	}
+	if got := send(10); len(got) != 10 {
+		t.Fatalf("before the fault: %d of 10", len(got))
+	}
+	id := mustApply(t, px, ByLink(l.id), Fault{Kind: Loss, Direction: Upstream, Probability: 1, Packets: []string{"publish"}})
+	if got := send(10); len(got) != 0 {
+		t.Fatalf("with every publish lost: %d arrived", len(got))
+	}
+	if c := px.Counts(); c.Up.Dropped != 10 || c.Up.Packets != 11 {
+		t.Fatalf("counts %+v: want 10 dropped of 11 packets", c.Up)
+	}
+	if err := px.Remove(id); err != nil {
+		t.Fatal(err)
+	}
+	if got := send(10); len(got) != 10 {
+		t.Fatalf("after removal: %d of 10", len(got))
+	}
+}
