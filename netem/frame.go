@@ -32,9 +32,11 @@ type framer struct {
 	pending []byte // the start of a packet whose end has not been read yet
 }
 
-// unit is one packet (typ 1..15) or one raw read (typ 0).
+// unit is one packet (typ 1..15) or one raw read (typ 0), at off in the
+// buffer split returned: units of one call lie in order, back to back.
 type unit struct {
 	b   []byte
+	off int
 	typ byte
 }
 
@@ -81,33 +83,36 @@ func header(b []byte) int {
 	return -1 // a fifth length byte: not MQTT
 }
 
-// split cuts b into units appended to out. Bytes of an unfinished packet are
-// copied and kept for the next call; the units may point into b.
-func (fr *framer) split(b []byte, out []unit) []unit {
+// split cuts b into units appended to out, and returns the buffer they lie
+// in: b itself, or b joined to the start of a packet an earlier read cut.
+// Bytes of an unfinished packet are copied and kept for the next call.
+func (fr *framer) split(b []byte, out []unit) ([]unit, []byte) {
 	if fr.mode == frameRaw {
-		return append(out, unit{b: b})
+		return append(out, unit{b: b}), b
 	}
 	if len(fr.pending) > 0 {
 		fr.pending = append(fr.pending, b...)
 		b = fr.pending
 		fr.pending = nil
 	}
-	for len(b) > 0 {
-		n := header(b)
+	base, off := b, 0
+	for off < len(base) {
+		rest := base[off:]
+		n := header(rest)
 		if n < 0 {
 			// Not MQTT, or joined mid-packet: give up on framing this direction.
 			fr.mode = frameRaw
-			return append(out, unit{b: b})
+			return append(out, unit{b: rest, off: off}), base
 		}
 		fr.mode = frameMQTT
-		if n == 0 || n > len(b) {
-			fr.pending = append(make([]byte, 0, max(n, len(b))), b...)
-			return out
+		if n == 0 || n > len(rest) {
+			fr.pending = append(make([]byte, 0, max(n, len(rest))), rest...)
+			return out, base
 		}
-		out = append(out, unit{b: b[:n:n], typ: b[0] >> 4})
-		b = b[n:]
+		out = append(out, unit{b: rest[:n:n], off: off, typ: rest[0] >> 4})
+		off += n
 	}
-	return out
+	return out, base
 }
 
 // flush returns the bytes of an unfinished packet, which are passed on as

@@ -50,7 +50,8 @@ func TestSplitAcrossReads(t *testing.T) {
 		var fr framer
 		var got [][]byte
 		for i := 0; i < len(stream); i += cut {
-			for _, u := range fr.split(stream[i:min(i+cut, len(stream))], nil) {
+			units, _ := fr.split(stream[i:min(i+cut, len(stream))], nil)
+			for _, u := range units {
 				if u.typ != 3 {
 					t.Fatalf("cut %d: unit type %d", cut, u.typ)
 				}
@@ -70,11 +71,11 @@ func TestSplitAcrossReads(t *testing.T) {
 
 func TestSplitFallsBackToRaw(t *testing.T) {
 	var fr framer
-	units := fr.split([]byte{0xc0, 0x00, 'G', 'E', 'T'}, nil)
+	units, _ := fr.split([]byte{0xc0, 0x00, 'G', 'E', 'T'}, nil)
 	if len(units) != 2 || units[0].typ != 12 || units[1].typ != 0 || string(units[1].b) != "GET" || fr.mode != frameRaw {
 		t.Fatalf("units %+v mode %d: want the PINGREQ, then the rest raw", units, fr.mode)
 	}
-	if u := fr.split([]byte{0xc0, 0x00}, nil); len(u) != 1 || u[0].typ != 0 {
+	if u, _ := fr.split([]byte{0xc0, 0x00}, nil); len(u) != 1 || u[0].typ != 0 {
 		t.Fatalf("raw mode stays raw: %+v", u)
 	}
 	if pre := fr.flush(); pre != nil || fr.mode != frameUnsynced {
