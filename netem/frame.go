@@ -30,6 +30,27 @@ const maxRemaining = 268_435_455
 type framer struct {
 	mode    frameMode
 	pending []byte // the start of a packet whose end has not been read yet
+	// Two buffers take turns holding pending: the units of one split may
+	// lie in one while the cut packet's start is kept in the other.
+	bufs [2][]byte
+	cur  int
+}
+
+// maxKeptBuf bounds the capacity a framer keeps between packets: a huge
+// packet grows a buffer once, and it is let go after.
+const maxKeptBuf = 1 << 20
+
+// keep stores the start of a cut packet in the buffer not in use.
+func (fr *framer) keep(rest []byte, n int) {
+	fr.cur ^= 1
+	dst := fr.bufs[fr.cur][:0]
+	if cap(dst) < len(rest) {
+		// Room for the whole packet when it is small; a large one grows as it comes.
+		dst = make([]byte, 0, max(min(n, 64<<10), len(rest)))
+	}
+	dst = append(dst, rest...)
+	fr.bufs[fr.cur] = dst
+	fr.pending = dst
 }
 
 // unit is one packet (typ 1..15) or one raw read (typ 0), at off in the
@@ -91,8 +112,11 @@ func (fr *framer) split(b []byte, out []unit) ([]unit, []byte) {
 		return append(out, unit{b: b}), b
 	}
 	if len(fr.pending) > 0 {
-		fr.pending = append(fr.pending, b...)
-		b = fr.pending
+		b = append(fr.pending, b...)
+		fr.bufs[fr.cur] = b[:0]
+		if cap(b) > maxKeptBuf {
+			fr.bufs[fr.cur] = nil // used once more, for this call's units, then let go
+		}
 		fr.pending = nil
 	}
 	base, off := b, 0
@@ -106,7 +130,7 @@ func (fr *framer) split(b []byte, out []unit) ([]unit, []byte) {
 		}
 		fr.mode = frameMQTT
 		if n == 0 || n > len(rest) {
-			fr.pending = append(make([]byte, 0, max(n, len(rest))), rest...)
+			fr.keep(rest, n)
 			return out, base
 		}
 		out = append(out, unit{b: rest[:n:n], off: off, typ: rest[0] >> 4})
@@ -121,6 +145,7 @@ func (fr *framer) split(b []byte, out []unit) ([]unit, []byte) {
 func (fr *framer) flush() []byte {
 	b := fr.pending
 	fr.pending = nil
+	fr.bufs = [2][]byte{} // the caller owns b now
 	fr.mode = frameUnsynced
 	return b
 }
