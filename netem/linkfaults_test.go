@@ -341,8 +341,12 @@ func TestNATRebindNewSourcePort(t *testing.T) {
 	if _, err := l.device.Write([]byte("after")); err != nil {
 		t.Fatalf("device write on its old socket: %v", err)
 	}
-	if got := readFull(t, b2, 5, 5*time.Second); string(got) != "after" {
-		t.Fatalf("new connection got %q", got)
+	b2.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 5)
+	if n, err := io.ReadFull(b2, buf); err != nil {
+		l.broker.SetReadDeadline(time.Now().Add(time.Second))
+		m, err2 := l.broker.Read(buf)
+		t.Fatalf("new connection: %d %v; old connection got %q %v; links %+v", n, err, buf[:m], err2, px.Links())
 	}
 	if _, err := b2.Write([]byte("back")); err != nil {
 		t.Fatal(err)

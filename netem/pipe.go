@@ -48,6 +48,9 @@ type pipe struct {
 	geBad  bool       // Gilbert-Elliott: in the bad state
 	resync bool       // src or dst changed (nat_rebind): refresh the raw conns
 
+	wconn *net.TCPConn    // the connection wc was made from (reader-owned)
+	wc    syscall.RawConn // dst for splice; replaced when dst changes
+
 	wake    atomic.Bool                 // nat_rebind woke the reader with a read deadline
 	swapSrc atomic.Pointer[net.TCPConn] // nat_rebind: the new src for the downstream reader
 
@@ -211,7 +214,7 @@ func (p *pipe) rebuild() {
 // to a few KiB each.
 func (p *pipe) run() {
 	defer p.l.exit()
-	var rc, wc syscall.RawConn
+	var rc syscall.RawConn
 	p.resync = true
 	useSplice := true
 	for {
@@ -219,7 +222,7 @@ func (p *pipe) run() {
 			p.resync = false
 			var err error
 			if rc, err = p.src.SyscallConn(); err == nil {
-				wc, err = p.dst.Load().SyscallConn()
+				_, err = p.dstRaw()
 			}
 			if err != nil {
 				p.readEnd(err)
@@ -227,7 +230,7 @@ func (p *pipe) run() {
 			}
 		}
 		if useSplice && p.state.Load() == nil && p.q == nil && !p.l.natGone.Load() && p.fr.mode != frameMQTT {
-			more, err := p.spliceBurst(rc, wc)
+			more, err := p.spliceBurst(rc)
 			if err == nil && !more {
 				return
 			}
@@ -412,4 +415,19 @@ func (p *pipe) write(st *pipeState, b []byte) bool {
 		return false
 	}
 	return true
+}
+
+// dstRaw returns the raw connection of the current dst for splice, made anew
+// when a nat_rebind replaced dst: bytes read in the same wake-up as the
+// rebind must go to the new connection, not wait for the reader to notice
+// its read deadline.
+func (p *pipe) dstRaw() (syscall.RawConn, error) {
+	if d := p.dst.Load(); d != p.wconn {
+		wc, err := d.SyscallConn()
+		if err != nil {
+			return nil, err
+		}
+		p.wconn, p.wc = d, wc
+	}
+	return p.wc, nil
 }
