@@ -143,3 +143,21 @@ func (p *Proxy) Counts() CountsReport {
 func (l *link) counts() LinkCounts {
 	return LinkCounts{ID: l.id, Group: l.group, Up: l.up.counts.snapshot(), Down: l.down.counts.snapshot()}
 }
+
+// Counters names the totals as results counters: netem_packets,
+// netem_dropped, netem_duplicated, netem_reordered and netem_nat_dropped,
+// each also with _up and _down (docs/results.md).
+func (c CountsReport) Counters() map[string]int64 {
+	out := map[string]int64{}
+	for _, d := range []struct {
+		suffix string
+		c      Counts
+	}{{"", c.Up.Add(c.Down)}, {"_up", c.Up}, {"_down", c.Down}} {
+		out["netem_packets"+d.suffix] = d.c.Packets
+		out["netem_dropped"+d.suffix] = d.c.Dropped
+		out["netem_duplicated"+d.suffix] = d.c.Duplicated
+		out["netem_reordered"+d.suffix] = d.c.Reordered
+		out["netem_nat_dropped"+d.suffix] = d.c.NATDropped
+	}
+	return out
+}

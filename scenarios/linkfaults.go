@@ -168,15 +168,8 @@ func addNetemCounts(res *reports.Results, px *netem.Proxy, sc *Scenario) {
 		res.Counters = map[string]int64{}
 	}
 	put := func(into map[string]int64, suffix string, up, down netem.Counts) {
-		for _, d := range []struct {
-			dir string
-			c   netem.Counts
-		}{{"", up.Add(down)}, {"_up", up}, {"_down", down}} {
-			into["netem_packets"+d.dir+suffix] = d.c.Packets
-			into["netem_dropped"+d.dir+suffix] = d.c.Dropped
-			into["netem_duplicated"+d.dir+suffix] = d.c.Duplicated
-			into["netem_reordered"+d.dir+suffix] = d.c.Reordered
-			into["netem_nat_dropped"+d.dir+suffix] = d.c.NATDropped
+		for k, v := range (netem.CountsReport{Up: up, Down: down}).Counters() {
+			into[k+suffix] = v
 		}
 	}
 	put(res.Counters, "", c.Up, c.Down)
