@@ -2,8 +2,10 @@ package scenarios
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 
+	"github.com/mqttfleet/mqttfleet/events"
 	"github.com/mqttfleet/mqttfleet/netem"
 	"github.com/mqttfleet/mqttfleet/reports"
 )
@@ -217,4 +219,48 @@ func (sc *Scenario) proxyNames() []string {
 func (sc *Scenario) isNetemGroupCounter(name string) bool {
 	base, who, ok := strings.Cut(name, ":")
 	return ok && oneOf(base, scenarioCounters) && strings.HasPrefix(base, "netem_") && oneOf(who, sc.proxyNames())
+}
+
+// linkNote says what the fault proxy did on the links of a delivery check's
+// publishers and receivers, so a verdict reads "0 lost ...; the links of sub1
+// dropped 20 packets": what QoS recovered, beside what it had to recover.
+// Empty when no link fault counted anything there.
+func (sc *Scenario) linkNote(a *Assertion, evs []events.Event, counters map[string]int64) string {
+	behind := map[string]bool{}
+	for _, n := range sc.proxyNames() {
+		behind[n] = true
+	}
+	from := a.From.match()
+	toM := *a.To
+	toM.Kind = nil
+	to := toM.match()
+	seen := map[string]bool{}
+	var names []string
+	for _, e := range evs {
+		if behind[e.Group] && !seen[e.Group] && (from(e) || to(e)) {
+			seen[e.Group] = true
+			names = append(names, e.Group)
+		}
+	}
+	sort.Strings(names)
+	var dropped, doubled, moved, nat int64
+	for _, n := range names {
+		dropped += counters["netem_dropped:"+n]
+		doubled += counters["netem_duplicated:"+n]
+		moved += counters["netem_reordered:"+n]
+		nat += counters["netem_nat_dropped:"+n]
+	}
+	if dropped+doubled+moved+nat == 0 {
+		return ""
+	}
+	var parts []string
+	for _, p := range []struct {
+		n    int64
+		what string
+	}{{dropped, "dropped %d packets"}, {doubled, "doubled %d"}, {moved, "reordered %d"}, {nat, "lost %d reads to a forgotten NAT mapping"}} {
+		if p.n > 0 {
+			parts = append(parts, fmt.Sprintf(p.what, p.n))
+		}
+	}
+	return fmt.Sprintf("; the links of %s %s (netem)", strings.Join(names, ", "), strings.Join(parts, ", "))
 }

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mqttfleet/mqttfleet/events"
 )
 
 // TestBadLinkFaultSteps: each mistake in a link fault step is one error
@@ -91,5 +93,24 @@ func TestNetemGroupCounterNames(t *testing.T) {
 		if got := sc.isNetemGroupCounter(name); got != ok {
 			t.Errorf("%s: known = %v, want %v", name, got, ok)
 		}
+	}
+}
+
+// TestLinkNote: a delivery verdict names what the proxy did on the links of
+// its receivers, and nothing when it did nothing there.
+func TestLinkNote(t *testing.T) {
+	sc, err := Parse([]byte(base), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &Assertion{From: &Matcher{Client: "watcher"}, To: &Matcher{Group: "sensors"}}
+	evs := []events.Event{{Kind: events.PublishReceived, Group: "sensors", ClientID: "sensors-0"},
+		{Kind: events.PublishSent, Group: "watcher", ClientID: "watcher"}}
+	counters := map[string]int64{"netem_dropped:sensors": 20, "netem_duplicated:sensors": 3, "netem_dropped:other": 9}
+	if got, want := sc.linkNote(a, evs, counters), "; the links of sensors dropped 20 packets, doubled 3 (netem)"; got != want {
+		t.Errorf("note %q, want %q", got, want)
+	}
+	if got := sc.linkNote(a, evs, map[string]int64{"netem_dropped:sensors": 0}); got != "" {
+		t.Errorf("note %q with nothing counted, want none", got)
 	}
 }
