@@ -1,6 +1,7 @@
 package netem
 
 import (
+	"math/rand/v2"
 	"sync/atomic"
 	"time"
 )
@@ -51,6 +52,9 @@ func applies(mask uint16, u unit) bool {
 // draws depend only on the sequence of packets, never on how reads cut the
 // stream, so a run with the same seed and traffic makes the same decisions.
 func (p *pipe) forwardPackets(st *pipeState, b []byte) bool {
+	if p.prng == nil {
+		p.prng = rand.New(rand.NewPCG(p.seed^0x9e3779b97f4a7c15, p.stream))
+	}
 	units, base := p.fr.split(b, p.units[:0])
 	defer func() {
 		clear(units)
@@ -165,6 +169,9 @@ func (p *pipe) flushHeld() bool {
 	}
 	held := p.held
 	p.held = nil
+	if p.rorng == nil {
+		p.rorng = rand.New(rand.NewPCG(p.seed^0x6a09e667f3bcc909, p.stream))
+	}
 	perm := p.rorng.Perm(len(held))
 	for i, j := range perm {
 		if i != j {

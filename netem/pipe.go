@@ -44,9 +44,11 @@ type pipe struct {
 	// Owned by the reader goroutine: framing and the packet decisions.
 	fr     framer
 	units  []unit
-	prng   *rand.Rand // loss and duplication draws, apart from jitter so runs repeat
-	geBad  bool       // Gilbert-Elliott: in the bad state
-	resync bool       // src or dst changed (nat_rebind): refresh the raw conns
+	prng   *rand.Rand // loss and duplication draws, apart from jitter so runs repeat; made on first use
+	seed   uint64     // with stream, seeds prng and rorng (a link without packet faults never needs them)
+	stream uint64
+	geBad  bool // Gilbert-Elliott: in the bad state
+	resync bool // src or dst changed (nat_rebind): refresh the raw conns
 
 	wconn *net.TCPConn    // the connection wc was made from (reader-owned)
 	wc    syscall.RawConn // dst for splice; replaced when dst changes
@@ -59,7 +61,7 @@ type pipe struct {
 
 	// Owned by whichever goroutine delivers (the reader until q exists).
 	rng      *rand.Rand
-	rorng    *rand.Rand    // reorder shuffles
+	rorng    *rand.Rand    // reorder shuffles; made on first use
 	held     []chunk       // reorder: packets held back
 	nextFree time.Time     // bandwidth: when the next byte may leave
 	tokens   float64       // bandwidth with burst: bytes the bucket holds
@@ -116,8 +118,7 @@ type chunk struct {
 }
 
 func newPipe(l *link, dir Direction, src, dst *net.TCPConn, seed, stream uint64) *pipe {
-	p := &pipe{l: l, dir: dir, src: src, rng: rand.New(rand.NewPCG(seed, stream)),
-		prng: rand.New(rand.NewPCG(seed^0x9e3779b97f4a7c15, stream)), rorng: rand.New(rand.NewPCG(seed^0x6a09e667f3bcc909, stream))}
+	p := &pipe{l: l, dir: dir, src: src, rng: rand.New(rand.NewPCG(seed, stream)), seed: seed, stream: stream}
 	p.dst.Store(dst)
 	return p
 }
