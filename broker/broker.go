@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/mqttfleet/mqttfleet/broker/auth"
+	"github.com/mqttfleet/mqttfleet/broker/store"
 	"github.com/mqttfleet/mqttfleet/broker/topictree"
 	"github.com/mqttfleet/mqttfleet/events"
 	"github.com/mqttfleet/mqttfleet/internal/netpark"
@@ -72,6 +73,11 @@ type Broker struct {
 	bytesIn   atomic.Uint64
 	bytesOut  atomic.Uint64
 	limitHits [numLimits]atomic.Uint64 // refusals per configured limit
+
+	// store keeps durable state with persistence on (persist.go); nil
+	// when off. recovered is what it held at start.
+	store     *store.Store
+	recovered RecoveryStats
 
 	metrics *metricsServer
 	parker  *netpark.Poller // idle connections (park.go); nil where netpark is unsupported
@@ -129,6 +135,19 @@ func New(cfg Config) (*Broker, error) {
 		b.parker = p // its goroutine runs only while a connection is parked
 	} else {
 		log.Debug("idle connections keep their goroutine", "reason", err)
+	}
+	if cfg.Persistence.Enabled {
+		if err := b.openStore(); err != nil {
+			if b.parker != nil {
+				_ = b.parker.Close()
+			}
+			b.cancel()
+			b.mu.Lock()
+			b.closed = true
+			b.mu.Unlock()
+			b.wg.Wait() // a restored session's expiry goroutine
+			return nil, err
+		}
 	}
 	return b, nil
 }
@@ -294,6 +313,11 @@ func (b *Broker) Close() error {
 	}
 	b.wg.Done()
 	b.wg.Wait()
+	// Every goroutine that queues writes has returned: the last ones (the
+	// sessions detached above) are committed now.
+	if err := b.closeStore(); err != nil {
+		errs = append(errs, err)
+	}
 	b.log.Info("broker closed")
 	return errors.Join(errs...)
 }

@@ -73,6 +73,9 @@ type Config struct {
 	// [MQTT-3.1.3-9] [MQTT-3.1.3-8]. An identifier the broker assigns to an
 	// empty one is its own and is not checked.
 	ClientIDPrefixes []string `yaml:"client_id_prefixes"`
+	// Persistence keeps retained messages and persistent sessions in a
+	// store file across restarts (persist.go, docs/broker.md "Persistence").
+	Persistence PersistenceConfig `yaml:"persistence"`
 	// OutboundBuffer bounds the packets queued per connection for writing; QoS 0 messages beyond it are dropped.
 	OutboundBuffer int `yaml:"outbound_buffer"`
 	// ConnectTimeout closes connections that send no CONNECT within it.
@@ -86,6 +89,33 @@ type Config struct {
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger `yaml:"-"`
 }
+
+// PersistenceConfig is the persistence: section (docs/broker.md "Persistence").
+type PersistenceConfig struct {
+	// Enabled turns the store on; off, the broker keeps everything in memory only.
+	Enabled bool `yaml:"enabled"`
+	// Path is the store file (created when missing; its directory must exist).
+	Path string `yaml:"path"`
+	// Sync is when writes become durable: "every_write" (the default: an
+	// acknowledgement that promises state is sent after it is on disk) or
+	// "interval" (once per Interval; a crash loses up to one interval).
+	Sync string `yaml:"sync"`
+	// Interval is the commit period of sync: interval; default 1s.
+	Interval time.Duration `yaml:"interval"`
+	// OnCorrupt is what a store file that cannot be read does at start:
+	// "refuse" (the default: the broker does not start) or "start_empty"
+	// (the file is moved aside, kept, and the broker starts with nothing).
+	OnCorrupt string `yaml:"on_corrupt"`
+}
+
+// Persistence sync policies and corrupt-store answers (PersistenceConfig).
+const (
+	SyncEveryWrite      = "every_write"
+	SyncInterval        = "interval"
+	OnCorruptRefuse     = "refuse"
+	OnCorruptStartEmpty = "start_empty"
+	DefaultSyncInterval = time.Second
+)
 
 // ListenerConfig is one socket the broker listens on.
 type ListenerConfig struct {

@@ -45,6 +45,10 @@ type conn struct {
 	// eauth is the enhanced authentication state of an MQTT 5 client that
 	// connected with an Authentication Method (enhanced_auth.go); reader-owned.
 	eauth *enhancedAuth
+	// held are acknowledgements of PUBLISH packets of this burst waiting
+	// for the store to make what they promise durable (persist.go); sent
+	// in order once the burst ends. Reader-owned; nil with persistence off.
+	held []packet.Packet
 	// aliasOut holds the Topic Aliases the broker sends this MQTT 5 client
 	// (alias_out.go); nil when it sends none. Writer-owned after the handshake.
 	aliasOut *outAliases
@@ -271,6 +275,12 @@ func (c *conn) burst() bool {
 		}
 		c.waitRoom()
 		if !c.rd.buffered() {
+			// The burst ends: one wait on the store for all its
+			// acknowledgements (persist.go).
+			if c.held != nil && !c.releaseHeld() {
+				c.finish()
+				return false
+			}
 			c.rd.release()
 			return true
 		}

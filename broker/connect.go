@@ -119,7 +119,13 @@ func (c *conn) handshake() bool {
 	c.omu.Lock()
 	c.writing = true
 	c.omu.Unlock()
+	mark := b.durableMark()
 	if !c.attach(cp, assigned) {
+		return false
+	}
+	// CONNACK is queued, not written yet (this goroutine writes it below):
+	// a persistent session is on disk before the client hears it exists.
+	if !c.durableWait(mark) {
 		return false
 	}
 	b.wg.Add(1)
@@ -196,6 +202,7 @@ func (c *conn) attach(cp *packet.Connect, assigned bool) bool {
 				*s.readAs = c.username
 			}
 			s.user = c.username
+			b.persistAttach(s)
 			s.window, s.maxOut = clientLimits(cp, b.cfg.MaxInflight)
 			if c.v5() {
 				c.rxLimit = int(b.receiveMaximum()) + len(s.inQoS2)
@@ -247,6 +254,9 @@ func (b *Broker) detach(s *session, c *conn, pw *pendingWill, delay uint32) *pen
 	mine := s.conn == c
 	if mine {
 		s.conn = nil
+		if s.expiry != 0 {
+			s.persistSession(true) // offline from now: its expiry runs from here after a restart
+		}
 	}
 	s.mu.Unlock()
 	if !mine || b.sessions[s.id] != s {
@@ -286,6 +296,7 @@ func (b *Broker) dropSession(s *session) *pendingWill {
 			flights = append(flights, f)
 		}
 	}
+	s.persistDrop()
 	s.subs, s.sharedSubs, s.tags = nil, nil, nil
 	s.queue, s.inflight, s.queuedBytes, s.expires = nil, nil, 0, nil
 	s.mu.Unlock()

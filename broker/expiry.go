@@ -138,6 +138,7 @@ func (b *Broker) takeWill(s *session) *pendingWill {
 func (b *Broker) setExpiry(s *session, expiry uint32) {
 	b.mu.Lock()
 	s.expiry = expiry
+	s.persistSetExpiry(expiry)
 	b.mu.Unlock()
 }
 

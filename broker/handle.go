@@ -16,12 +16,25 @@ import (
 //go:noinline
 func (c *conn) handle(p packet.Packet) bool {
 	b, s := c.b, c.sess
+	if c.held != nil {
+		// Acknowledgements held for the store go first: whatever this
+		// packet is answered with comes after them.
+		switch p.(type) {
+		case *packet.Publish, *packet.Puback, *packet.Pubcomp:
+		default:
+			if !c.releaseHeld() {
+				return false
+			}
+		}
+	}
 	switch p := p.(type) {
 	case *packet.Publish:
 		if !c.checkPublishV5(p) || !c.checkPublishLimits(p) {
 			return false
 		}
-		c.handlePublish(p)
+		if !c.handlePublish(p) {
+			return false
+		}
 	case *packet.Puback:
 		if stmt, why := s.acked(b, p.PacketID, packet.PUBACK, p.ReasonCode); stmt != "" {
 			c.violation(stmt, why)
@@ -41,17 +54,25 @@ func (c *conn) handle(p packet.Packet) bool {
 		// The ID is free again; PUBCOMP even for an unknown ID lets a client
 		// that resends PUBREL after reconnecting finish [MQTT-4.3.3-2].
 		var code byte
+		mark := b.durableMark()
 		if !s.release(p.PacketID) {
 			code = c.ackCode(rcPacketIDNotFound) // 5.0 names the unknown ID
+		}
+		if !c.durableWait(mark) {
+			return false
 		}
 		c.send(&packet.Pubcomp{PacketID: p.PacketID, ReasonCode: code}, false)
 	case *packet.Subscribe:
 		if !c.checkSubscribeV5(p) {
 			return false
 		}
-		c.handleSubscribe(p)
+		if !c.handleSubscribe(p) {
+			return false
+		}
 	case *packet.Unsubscribe:
-		c.handleUnsubscribe(p)
+		if !c.handleUnsubscribe(p) {
+			return false
+		}
 	case *packet.Pingreq:
 		c.send(&packet.Pingresp{}, false)
 		b.emit(events.Event{Kind: events.Ping, ClientID: c.clientID})
@@ -70,10 +91,16 @@ func (c *conn) handle(p packet.Packet) bool {
 	return true
 }
 
-// handlePublish routes an incoming PUBLISH and acknowledges it.
-func (c *conn) handlePublish(p *packet.Publish) {
+// handlePublish routes an incoming PUBLISH and acknowledges it. It
+// reports false when the connection ends (a broken Receive Maximum, a
+// failed store).
+func (c *conn) handlePublish(p *packet.Publish) bool {
 	b := c.b
 	b.msgIn.Add(1)
+	var mark uint64
+	if p.QoS > 0 {
+		mark = b.durableMark()
+	}
 	route := true
 	if p.QoS == 2 {
 		fresh, over := c.sess.holdQoS2(p.PacketID, c.rxLimit)
@@ -82,7 +109,7 @@ func (c *conn) handlePublish(p *packet.Publish) {
 			// PUBREC and PUBREL count against the Receive Maximum.
 			c.violationCode(rcReceiveMaxExceeded, "MQTT-3.3.4-7",
 				fmt.Sprintf("QoS 2 PUBLISH %d while %d await PUBREL, over the broker's Receive Maximum", p.PacketID, c.rxLimit))
-			return
+			return false
 		}
 		route = fresh // a resent QoS 2 message was routed once already
 	}
@@ -103,15 +130,18 @@ func (c *conn) handlePublish(p *packet.Publish) {
 		}
 	}
 	code = c.ackCode(code)
+	if p.QoS == 2 && code >= 0x80 {
+		c.sess.release(p.PacketID) // a failed PUBREC ends the flow: no PUBREL comes
+	}
+	// What the message changed (queued for persistent sessions, retained)
+	// is on disk before the acknowledgement (persist.go).
 	switch p.QoS {
 	case 1:
-		c.send(&packet.Puback{PacketID: p.PacketID, ReasonCode: code}, false)
+		return c.ackAfterStore(mark, &packet.Puback{PacketID: p.PacketID, ReasonCode: code})
 	case 2:
-		if code >= 0x80 {
-			c.sess.release(p.PacketID) // a failed PUBREC ends the flow: no PUBREL comes
-		}
-		c.send(&packet.Pubrec{PacketID: p.PacketID, ReasonCode: code}, false)
+		return c.ackAfterStore(mark, &packet.Pubrec{PacketID: p.PacketID, ReasonCode: code})
 	}
+	return true
 }
 
 var subBufs = sync.Pool{New: func() any { s := make([]topictree.Sub, 0, 64); return &s }}
@@ -133,6 +163,9 @@ func (b *Broker) publish(p *packet.Publish, from string) int {
 		b.retMu.Lock()
 		b.retainWithin(r, from)
 		b.noteRetainedExpiry(r)
+		if b.store != nil {
+			b.persistRetained(r)
+		}
 		b.retMu.Unlock()
 	}
 	bp := subBufs.Get().(*[]topictree.Sub)
@@ -172,9 +205,11 @@ func (b *Broker) publish(p *packet.Publish, from string) int {
 }
 
 // handleSubscribe adds subscriptions, answers SUBACK with one code per
-// filter [MQTT-3.8.4-5] and then sends matching retained messages.
-func (c *conn) handleSubscribe(p *packet.Subscribe) {
+// filter [MQTT-3.8.4-5] and then sends matching retained messages. It
+// reports false when the store failed (the connection ends).
+func (c *conn) handleSubscribe(p *packet.Subscribe) bool {
 	b, s := c.b, c.sess
+	mark := b.durableMark()
 	codes := make([]byte, len(p.Subscriptions))
 	var granted []packet.Subscription
 	subID := subscriptionID(p) // 5.0: stored with each subscription [MQTT-3.3.4-3]
@@ -222,6 +257,16 @@ func (c *conn) handleSubscribe(p *packet.Subscribe) {
 				}
 				s.sharedSubs[sub.Filter] = struct{}{}
 			}
+			if s.ds != nil {
+				if subID != 0 {
+					if s.ds.subIDs == nil {
+						s.ds.subIDs = map[string]uint32{}
+					}
+					s.ds.subIDs[sub.Filter] = subID
+				} else {
+					delete(s.ds.subIDs, sub.Filter)
+				}
+			}
 			s.mu.Unlock()
 			// 5.0 Retain Handling: 0 sends retained messages [MQTT-3.3.1-9], 1 only
 			// for a new subscription [MQTT-3.3.1-10], 2 never [MQTT-3.3.1-11]. A
@@ -232,6 +277,14 @@ func (c *conn) handleSubscribe(p *packet.Subscribe) {
 		}
 		codes[i] = code
 		b.emit(events.Event{Kind: events.Subscribed, ClientID: c.clientID, Topic: sub.Filter, QoS: code, Detail: detail})
+	}
+	if s.ds != nil {
+		s.mu.Lock()
+		s.persistSession(false)
+		s.mu.Unlock()
+	}
+	if !c.durableWait(mark) {
+		return false
 	}
 	c.send(&packet.Suback{PacketID: p.PacketID, ReturnCodes: codes}, false)
 	var ids []uint32
@@ -249,11 +302,14 @@ func (c *conn) handleSubscribe(p *packet.Subscribe) {
 		})
 		b.retMu.Unlock()
 	}
+	return true
 }
 
-// handleUnsubscribe removes subscriptions and answers UNSUBACK.
-func (c *conn) handleUnsubscribe(p *packet.Unsubscribe) {
+// handleUnsubscribe removes subscriptions and answers UNSUBACK; false when
+// the store failed (the connection ends).
+func (c *conn) handleUnsubscribe(p *packet.Unsubscribe) bool {
 	b, s := c.b, c.sess
+	mark := b.durableMark()
 	var codes []byte // 5.0: one per filter, in order [MQTT-3.11.3-1] [MQTT-3.11.3-2]
 	if c.v5() {
 		codes = make([]byte, len(p.Filters))
@@ -264,6 +320,9 @@ func (c *conn) handleUnsubscribe(p *packet.Unsubscribe) {
 		_, shared := s.sharedSubs[f]
 		delete(s.subs, f)
 		delete(s.sharedSubs, f)
+		if s.ds != nil {
+			delete(s.ds.subIDs, f)
+		}
 		s.mu.Unlock()
 		b.subMu.Lock()
 		b.unsubscribeTree(c.clientID, f, shared)
@@ -273,5 +332,14 @@ func (c *conn) handleUnsubscribe(p *packet.Unsubscribe) {
 		}
 		b.emit(events.Event{Kind: events.Unsubscribed, ClientID: c.clientID, Topic: f})
 	}
+	if s.ds != nil {
+		s.mu.Lock()
+		s.persistSession(false)
+		s.mu.Unlock()
+	}
+	if !c.durableWait(mark) {
+		return false
+	}
 	c.send(&packet.Unsuback{PacketID: p.PacketID, ReasonCodes: codes}, false)
+	return true
 }

@@ -20,6 +20,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(benchBrokerEnv) != "" {
 		os.Exit(runBenchBroker())
 	}
+	if os.Getenv(persistChildEnv) != "" {
+		os.Exit(runPersistChild())
+	}
 	goleak.VerifyTestMain(m)
 }
 

@@ -60,6 +60,10 @@ type session struct {
 	// the filters of subs that are share group memberships.
 	tags       map[*packet.Publish]*shareTag
 	sharedSubs map[string]struct{}
+
+	// ds is the persistence state of a persistent session with
+	// persistence on (persist.go); nil otherwise.
+	ds *durable
 }
 
 // flight is one outgoing QoS 1/2 message awaiting its acknowledgement.
@@ -67,6 +71,7 @@ type flight struct {
 	pub   *packet.Publish
 	state packet.Type // the packet awaited: PUBACK, PUBREC or PUBCOMP
 	tag   *shareTag   // set when a share group chose this session (shared.go)
+	seq   uint64      // its record in the store (persist.go); 0 when not stored
 }
 
 func newSession(id string, expiry uint32) *session {
@@ -144,6 +149,9 @@ func (s *session) deliver(b *Broker, pub *packet.Publish, qos byte, retain bool,
 		s.tags[m] = tag
 	}
 	s.queue = append(s.queue, m)
+	if s.ds != nil {
+		s.persistQueued(b, m)
+	}
 	s.pump(b)
 }
 
@@ -160,7 +168,14 @@ func (s *session) pump(b *Broker) {
 			tag = s.tags[m]
 			delete(s.tags, m)
 		}
+		var seq uint64
+		if s.ds != nil {
+			seq = s.ds.takeSeq(m)
+		}
 		if !s.unexpired(b, m) || !s.fits(b, m) {
+			if s.ds != nil {
+				s.ds.st.DeleteMessage(s.id, seq)
+			}
 			continue
 		}
 		m.PacketID = s.newPacketID()
@@ -168,7 +183,10 @@ func (s *session) pump(b *Broker) {
 		if m.QoS == 2 {
 			want = packet.PUBREC
 		}
-		s.inflight = append(s.inflight, &flight{pub: m, state: want, tag: tag})
+		if s.ds != nil {
+			s.ds.st.PutFlight(s.id, seq, m.PacketID, byte(want))
+		}
+		s.inflight = append(s.inflight, &flight{pub: m, state: want, tag: tag, seq: seq})
 		s.conn.send(m, false)
 	}
 	if len(s.queue) == 0 {
@@ -242,6 +260,9 @@ func (s *session) acked(b *Broker, id uint16, t packet.Type, code byte) (stmt, w
 
 // unflight ends flow i and fills the window again. s.mu is held.
 func (s *session) unflight(b *Broker, i int) {
+	if s.ds != nil {
+		s.ds.st.DeleteMessage(s.id, s.inflight[i].seq)
+	}
 	copy(s.inflight[i:], s.inflight[i+1:])
 	s.inflight[len(s.inflight)-1] = nil
 	s.inflight = s.inflight[:len(s.inflight)-1]
@@ -268,6 +289,9 @@ func (s *session) received(b *Broker, id uint16, code byte) (stmt, why string) {
 				return "", ""
 			}
 			f.state = packet.PUBCOMP
+			if s.ds != nil {
+				s.ds.st.PutFlight(s.id, f.seq, id, byte(packet.PUBCOMP))
+			}
 		case packet.PUBACK:
 			return ackMisfit(f, packet.PUBREC)
 		}
@@ -307,6 +331,9 @@ func (s *session) holdQoS2(id uint16, limit int) (fresh, over bool) {
 		s.inQoS2 = map[uint16]struct{}{}
 	}
 	s.inQoS2[id] = struct{}{}
+	if s.ds != nil {
+		s.ds.st.PutIncomingQoS2(s.id, id)
+	}
 	return true, false
 }
 
@@ -316,6 +343,9 @@ func (s *session) release(id uint16) bool {
 	s.mu.Lock()
 	_, held := s.inQoS2[id]
 	delete(s.inQoS2, id)
+	if held && s.ds != nil {
+		s.ds.st.DeleteIncomingQoS2(s.id, id)
+	}
 	if len(s.inQoS2) == 0 {
 		s.inQoS2 = nil
 	}

@@ -216,6 +216,9 @@ func (s *session) takeTagged() []queuedTag {
 	for _, m := range s.queue {
 		if t, ok := s.tags[m]; ok {
 			out = append(out, queuedTag{m, t})
+			if s.ds != nil {
+				s.ds.st.DeleteMessage(s.id, s.ds.takeSeq(m))
+			}
 			delete(s.tags, m)
 			delete(s.expires, m)
 			s.queuedBytes -= len(m.Topic) + len(m.Payload)
@@ -249,6 +252,9 @@ func (s *session) requeue(b *Broker, q queuedTag) {
 	}
 	s.queuedBytes += len(q.m.Topic) + len(q.m.Payload)
 	s.queue = append(s.queue, q.m)
+	if s.ds != nil {
+		s.persistQueued(b, q.m)
+	}
 }
 
 // rejected reports a shared message a member refused with a reason code of

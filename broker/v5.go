@@ -247,8 +247,9 @@ func (c *conn) checkPublishV5(p *packet.Publish) bool {
 		return true
 	}
 	alias := *p.Props.TopicAlias
-	// Alias 0 never gets here: the codec refuses it as a Protocol Error
-	// (0x82, MQTT-3.3.2-8); 0x94 is defined for an alias over the maximum.
+	// Alias 0 never gets here: the codec refuses it with 0x94
+	// (MQTT-3.3.2-8). 3.3.4 gives 0x94 to an alias of 0 or over the maximum
+	// and makes an unset alias with an empty topic a Protocol Error (0x82).
 	if max := c.b.cfg.TopicAliasMaximum; int(alias) > max {
 		c.violationCode(rcTopicAliasInvalid, "MQTT-3.3.2-9", fmt.Sprintf("Topic Alias %d, over the broker's Topic Alias Maximum %d", alias, max))
 		return false
@@ -256,7 +257,7 @@ func (c *conn) checkPublishV5(p *packet.Publish) bool {
 	if p.Topic == "" {
 		topic, ok := c.aliases[alias]
 		if !ok {
-			c.violationCode(rcTopicAliasInvalid, "", fmt.Sprintf("Topic Alias %d with an empty topic, but no topic was set for it on this connection", alias))
+			c.violationCode(rcProtocolError, "", fmt.Sprintf("Topic Alias %d with an empty topic, but no topic was set for it on this connection", alias))
 			return false
 		}
 		p.Topic = topic

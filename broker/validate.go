@@ -1,10 +1,12 @@
 package broker
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -70,6 +72,9 @@ func (c Config) validate() error {
 		if err := checkFile(f.path); err != nil {
 			return fmt.Errorf("%s: %w", f.name, err)
 		}
+	}
+	if err := c.Persistence.validate(); err != nil {
+		return fmt.Errorf("persistence.%w", err)
 	}
 	names := map[string]bool{}
 	for i, l := range c.Listeners {
@@ -201,4 +206,42 @@ func checkFile(path string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// validate checks the persistence section; errors start with the field's
+// YAML name. The other fields are checked even while it is off, so turning
+// it on later is no surprise.
+func (p PersistenceConfig) validate() error {
+	switch p.Sync {
+	case "", SyncEveryWrite, SyncInterval:
+	default:
+		return fmt.Errorf("sync: %q is neither %s nor %s", p.Sync, SyncEveryWrite, SyncInterval)
+	}
+	switch {
+	case p.Interval < 0:
+		return fmt.Errorf("interval: must not be negative, got %v", p.Interval)
+	case p.Interval > 0 && p.Sync != SyncInterval:
+		return fmt.Errorf("interval: %v is only used with sync: %s", p.Interval, SyncInterval)
+	}
+	switch p.OnCorrupt {
+	case "", OnCorruptRefuse, OnCorruptStartEmpty:
+	default:
+		return fmt.Errorf("on_corrupt: %q is neither %s nor %s", p.OnCorrupt, OnCorruptRefuse, OnCorruptStartEmpty)
+	}
+	if !p.Enabled {
+		return nil
+	}
+	if p.Path == "" {
+		return fmt.Errorf("path: required when persistence is enabled")
+	}
+	if fi, err := os.Stat(p.Path); err == nil && fi.IsDir() {
+		return fmt.Errorf("path: %s is a directory, not a store file", p.Path)
+	}
+	dir := filepath.Dir(p.Path)
+	if fi, err := os.Stat(dir); err != nil {
+		return fmt.Errorf("path: directory %s: %w", dir, errors.Unwrap(err))
+	} else if !fi.IsDir() {
+		return fmt.Errorf("path: %s is not a directory", dir)
+	}
+	return nil
 }

@@ -77,6 +77,10 @@ type Client struct {
 	// aliasIn maps the broker's Topic Aliases on this connection to their
 	// topics (alias.go); reader only, made with the first alias.
 	aliasIn map[uint16]string
+	// aliasOut is the Topic Alias state of our PUBLISHes (alias_out.go);
+	// nil unless Options.TopicAliases and the server allows aliases. Set
+	// before the reader starts, then used by the write slot holder only.
+	aliasOut *aliasOut
 
 	// Scratch ack packets, used only by the holder of the write slot.
 	puback  packet.Puback
@@ -129,6 +133,7 @@ func Connect(ctx context.Context, conn net.Conn, opts Options) (*Client, *packet
 		return nil, ack, err
 	}
 	c.applyServerLimits(ack)
+	c.enableAliasOut(ack)
 	c.window = make(chan struct{}, c.opts.MaxInflight)
 	var first []packet.Packet // a Session's messages to resend at once (session_resend.go)
 	if opts.Session != nil {

@@ -75,6 +75,13 @@ type Options struct {
 	// OnConnectionLost is called once, from the reader goroutine after Done
 	// is closed, when the link ends for any reason but Close or Disconnect.
 	OnConnectionLost func(error)
+	// TopicAliases, with MQTT 5, has the client send Topic Aliases on its
+	// PUBLISHes, up to the Topic Alias Maximum the server's CONNACK gives
+	// (none when it gives none or 0): the first topics published on a
+	// connection get aliases 1, 2, ... in order, and later PUBLISHes on
+	// them go out with an empty topic (alias_out.go). Ignored for other
+	// levels. A publish whose props carry a Topic Alias is then refused.
+	TopicAliases bool
 	// Session, when set, carries the session state across connections: the
 	// QoS 1/2 messages in flight are resent after a CONNACK with Session
 	// Present 1, and QoS 2 messages received are not delivered twice (see

@@ -40,12 +40,16 @@ func (c *Client) PublishAsyncProps(ctx context.Context, topic string, qos byte, 
 	if err := packet.CheckTopicName(topic, c.version); err != nil {
 		return doneToken(fmt.Errorf("publish: %w", err))
 	}
+	if c.opts.TopicAliases && props != nil && props.TopicAlias != nil {
+		return doneToken(fmt.Errorf("publish %q: a Topic Alias in the properties while Options.TopicAliases assigns them: %w", topic, ErrProtocol))
+	}
 	pub := &packet.Publish{Topic: topic, QoS: qos, Retain: retain, Payload: payload, Props: props}
 	if qos == 0 {
-		if _, err := c.send(ctx, pub); err != nil {
+		_, alias, fresh, err := c.sendPublish(ctx, pub)
+		if err != nil {
 			return doneToken(fmt.Errorf("publish %q: %w", topic, err))
 		}
-		c.emitSent(pub)
+		c.emitSentAlias(pub, alias, fresh)
 		return okToken
 	}
 	select {
@@ -76,7 +80,7 @@ func (c *Client) PublishAsyncProps(ctx context.Context, topic string, qos byte, 
 	}
 	pub.PacketID = id // [MQTT-4.3.2-1] [MQTT-4.3.3-1] fresh id, DUP 0
 	t.sent.Store(c.now())
-	wrote, err := c.send(ctx, pub)
+	wrote, alias, fresh, err := c.sendPublish(ctx, pub)
 	if err != nil {
 		if !wrote && c.unregister(t) {
 			<-c.window
@@ -89,15 +93,34 @@ func (c *Client) PublishAsyncProps(ctx context.Context, topic string, qos byte, 
 		t.complete(fmt.Errorf("publish %q: %w", topic, err))
 		return t
 	}
-	c.emitSent(pub)
+	c.emitSentAlias(pub, alias, fresh)
 	return t
 }
 
-func (c *Client) emitSent(p *packet.Publish) {
-	if c.sink != nil {
-		c.emit(events.Event{Kind: events.PublishSent, Topic: p.Topic, QoS: p.QoS, Retain: p.Retain,
-			PacketID: p.PacketID, Dup: p.Dup, Size: len(p.Payload)})
+func (c *Client) emitSent(p *packet.Publish) { c.emitSentAlias(p, 0, false) }
+
+// Details of a publish_sent event whose PUBLISH carried one of our Topic
+// Aliases (Options.TopicAliases).
+const (
+	DetailAliasSet  = "topic alias set"  // the PUBLISH carried the topic and the alias
+	DetailAliasOnly = "topic alias only" // the PUBLISH carried the alias and an empty topic
+)
+
+// emitSentAlias emits publish_sent for p, which went out with alias (0:
+// none; fresh: the PUBLISH set it). Topic is always the full topic.
+func (c *Client) emitSentAlias(p *packet.Publish, alias uint16, fresh bool) {
+	if c.sink == nil {
+		return
 	}
+	e := events.Event{Kind: events.PublishSent, Topic: p.Topic, QoS: p.QoS, Retain: p.Retain,
+		PacketID: p.PacketID, Dup: p.Dup, Size: len(p.Payload), Alias: alias}
+	if alias != 0 {
+		e.Detail = DetailAliasOnly
+		if fresh {
+			e.Detail = DetailAliasSet
+		}
+	}
+	c.emit(e)
 }
 
 // register reserves a packet identifier for t, unless the link has ended.

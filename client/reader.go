@@ -145,8 +145,12 @@ func (c *Client) handle(p packet.Packet) error {
 // answered with PUBREC again and not delivered [MQTT-4.3.3-2].
 func (c *Client) onPublish(p *packet.Publish) {
 	if c.sink != nil {
-		c.emit(events.Event{Kind: events.PublishReceived, Topic: p.Topic, QoS: p.QoS, Retain: p.Retain,
-			PacketID: p.PacketID, Dup: p.Dup, Size: len(p.Payload)})
+		e := events.Event{Kind: events.PublishReceived, Topic: p.Topic, QoS: p.QoS, Retain: p.Retain,
+			PacketID: p.PacketID, Dup: p.Dup, Size: len(p.Payload)}
+		if p.Props != nil && p.Props.TopicAlias != nil {
+			e.Alias = *p.Props.TopicAlias // the broker's alias, resolved into Topic
+		}
+		c.emit(e)
 	}
 	switch p.QoS {
 	case 0:

@@ -147,3 +147,11 @@ func TestMosquittoV5SessionExpiry(t *testing.T) {
 		})
 	}
 }
+
+// TestMosquittoV5TopicAliases: the client's outgoing Topic Aliases against
+// Mosquitto, whose max_topic_alias is 10 by default: within the maximum,
+// empty topics on repeats, every message delivered on its own topic.
+func TestMosquittoV5TopicAliases(t *testing.T) {
+	b := startMosquitto(t)
+	aliasRoundTrip(t, b.Addr, 10)
+}

@@ -33,9 +33,12 @@ const (
 	// Interval, because a new connection for the client ID came first [MQTT-3.1.3-9]. ClientID, Topic,
 	// QoS, Retain, Statement, Detail.
 	WillCancelled Kind = "will_cancelled"
-	// PublishSent: a PUBLISH was written. ClientID, Topic, QoS, Retain, PacketID, Dup, Size.
+	// PublishSent: a PUBLISH was written. ClientID, Topic, QoS, Retain, PacketID, Dup, Size;
+	// with an MQTT 5 Topic Alias, Alias and Detail (the client's: "topic alias set" when the
+	// PUBLISH carried the topic too, "topic alias only" when its topic was empty; Topic is the full one).
 	PublishSent Kind = "publish_sent"
-	// PublishReceived: a PUBLISH was read. ClientID, Topic, QoS, Retain, PacketID, Dup, Size, Latency (end to end when known).
+	// PublishReceived: a PUBLISH was read. ClientID, Topic, QoS, Retain, PacketID, Dup, Size, Latency (end to end when known);
+	// Alias when it carried an MQTT 5 Topic Alias (client: Topic is the resolved topic).
 	PublishReceived Kind = "publish_received"
 	// PublishAcked: the QoS 1/2 flow of an outgoing PUBLISH completed. ClientID, PacketID, QoS, Latency,
 	// Code (the PUBACK reason code for QoS 1, the PUBREC one for QoS 2; 0 for 3.1.1).
@@ -121,6 +124,7 @@ type Event struct {
 	PacketID uint16 `json:"packet_id,omitempty"`
 	Size     int    `json:"size,omitempty"`
 	Seq      uint64 `json:"seq,omitempty"`
+	Alias    uint16 `json:"alias,omitempty"` // MQTT 5 Topic Alias a PUBLISH carried
 
 	Code           int  `json:"code,omitempty"` // CONNACK return code or reason code
 	SessionPresent bool `json:"session_present,omitempty"`

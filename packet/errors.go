@@ -47,6 +47,7 @@ const (
 	CodeUnsupportedVersion byte = 0x84 // Unsupported Protocol Version
 	CodeTopicFilterInvalid byte = 0x8F // Topic Filter invalid
 	CodeTopicNameInvalid   byte = 0x90 // Topic Name invalid
+	CodeTopicAliasInvalid  byte = 0x94 // Topic Alias invalid
 	CodePacketTooLarge     byte = 0x95 // Packet too large
 )
 

@@ -148,7 +148,7 @@ func malformed5() []fixture {
 		{name: "v5 SUBSCRIBE share name missing", version: V5, raw: "82 0F 00 01 | 00 | 00 09 24 73 68 61 72 65 2F 2F 61 | 00", stmt: "MQTT-4.8.2-1"},
 		{name: "v5 PUBLISH topic with wildcard", version: V5, raw: "30 06 00 03 61 2F 2B 00", stmt: "MQTT-3.3.2-2"},
 		{name: "v5 PUBLISH empty topic without alias", version: V5, raw: "30 03 00 00 00", stmt: "MQTT-4.7.3-1"},
-		{name: "v5 PUBLISH Topic Alias 0", version: V5, raw: "30 07 00 01 74 | 03 23 00 00", stmt: "MQTT-3.3.2-8", code: CodeProtocolError},
+		{name: "v5 PUBLISH Topic Alias 0", version: V5, raw: "30 07 00 01 74 | 03 23 00 00", stmt: "MQTT-3.3.2-8", code: CodeTopicAliasInvalid},
 		{name: "v5 PUBLISH Response Topic with wildcard", version: V5, raw: "30 08 00 01 74 | 04 08 00 01 23", stmt: "MQTT-3.3.2-14"},
 		{name: "v5 PUBLISH property not allowed", version: V5, raw: "30 09 00 01 74 | 05 11 00 00 00 01", code: CodeMalformed},
 		{name: "v5 PUBLISH unknown property", version: V5, raw: "30 06 00 01 74 | 02 05 00", code: CodeMalformed},

@@ -119,11 +119,13 @@ func (d *dec) nonZero16(name string) (*uint16, error) {
 		return nil, err
 	}
 	if v == 0 {
-		stmt := ""
 		if name == "Topic Alias" {
-			stmt = "MQTT-3.3.2-8"
+			// 3.3.4: "A Topic Alias value of 0 or greater than the Maximum
+			// Topic Alias is a Protocol Error, the receiver uses DISCONNECT
+			// with Reason Code of 0x94 (Topic Alias invalid)".
+			return nil, errf(d.t, "MQTT-3.3.2-8", CodeTopicAliasInvalid, "%s is 0", name)
 		}
-		return nil, d.protocol(stmt, "%s is 0", name)
+		return nil, d.protocol("", "%s is 0", name)
 	}
 	return &v, nil
 }

@@ -274,6 +274,8 @@ func keyOf(per string, e events.Event) string {
 		return strconv.Itoa(e.Device)
 	case "link":
 		return e.Link
+	case "code":
+		return fmt.Sprintf("0x%02X", e.Code)
 	}
 	return ""
 }
@@ -344,6 +346,14 @@ func checkCount(a *Assertion, b bounds, sel []events.Event, m moments) (verdict,
 	}
 	v := verdict{pass: len(bad) == 0}
 	v.msg = fmt.Sprintf("%d %ss; events per %s: %s (want %s each)%s", len(order), a.Per, a.Per, histString(hist), b.String(false), withinNote)
+	if a.Per == "code" {
+		// A handful of reason codes: say which, so the verdict reads alone.
+		var codes []string
+		for _, k := range order {
+			codes = append(codes, fmt.Sprintf("%s x%d", k, len(byKey[k])))
+		}
+		v.msg += "; codes: " + strings.Join(firstN(codes, 10), ", ")
+	}
 	if a.Keys != nil && len(order) != *a.Keys {
 		v.pass = false
 		v.msg += fmt.Sprintf("; want %d %ss, got %d", *a.Keys, a.Per, len(order))

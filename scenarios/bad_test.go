@@ -89,6 +89,12 @@ func TestBadScenarios(t *testing.T) {
 		{"reason code counter in upper case", "expect: count\n    events: {kind: publish_received, client: watcher}\n", "expect: counter\n    counter: connack_rc_0x8A\n", 23, "assertions[0].counter", "<packet>_rc_0x"},
 		{"reason code counter of no packet", "expect: count\n    events: {kind: publish_received, client: watcher}\n", "expect: counter\n    counter: unsuback_rc_0x00\n", 23, "assertions[0].counter", `no counter "unsuback_rc_0x00"`},
 		{"unknown counter", "expect: count\n    events: {kind: publish_received, client: watcher}\n", "expect: counter\n    counter: lostt\n", 23, "assertions[0].counter", `no counter "lostt"`},
+		// MQTT 5 knobs and misbehaviours (issue #15).
+		{"session expiry on a 3.1.1 client", "qos: 1}]\nsteps:", "qos: 1}]\n    session_expiry: 60s\nsteps:", 12, "clients[0].session_expiry", "add protocol: 5"},
+		{"will delay in fractions of a second", "qos: 1}]\nsteps:", "qos: 1}]\n    protocol: 5\n    will: {topic: w, delay: 1.5s}\nsteps:", 13, "clients[0].will.delay", "whole seconds"},
+		{"unknown violation", "    do: blackhole\n    group: sensors\n", "    do: violate\n    client: watcher\n    violation: topic_alias_0\n", 20, "steps[1].violation", `unknown violation "topic_alias_0"`},
+		{"MQTT 5 violation on a 3.1.1 client", "    do: blackhole\n    group: sensors\n", "    do: violate\n    client: watcher\n    violation: receive_maximum\n", 20, "steps[1].violation", "needs protocol: 5"},
+		{"violation and bytes", "    do: blackhole\n    group: sensors\n", "    do: violate\n    client: watcher\n    violation: receive_maximum\n    bytes: \"c0 00\"\n", 20, "steps[1].violation", "not both"},
 		{"second YAML document", "    equals: 3\n", "    equals: 3\n---\nname: other\n", 1, "", "2 YAML documents"},
 	}
 	dir := t.TempDir()

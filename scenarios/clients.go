@@ -40,7 +40,11 @@ type clientRun struct {
 	c       *client.Client
 	conn    net.Conn
 	seq     uint64
-	leaving bool // a disconnect or drop step is ending the link on purpose
+	leaving bool            // a disconnect or drop step is ending the link on purpose
+	ack     *packet.Connack // the last CONNACK: the server's limits, for violations
+	// violated is the statement the last do: violate broke on this
+	// connection; the server DISCONNECT that answers it is tagged with it.
+	violated string
 	// sess carries a persistent session's in-flight QoS 1/2 messages from
 	// one connection to the next, so they are resent after a reconnect
 	// [MQTT-4.4.0-1] and no packet ID is reused while the broker still holds it.
@@ -53,6 +57,14 @@ func (cr *clientRun) emit(e events.Event) {
 	if e.Group == "" {
 		e.Group = cr.cfg.Name
 	}
+	if e.Kind == events.Disconnect && e.Statement == "" {
+		cr.mu.Lock()
+		if e.Cause == events.CauseServerDisconnect {
+			e.Statement = cr.violated
+		}
+		cr.violated = ""
+		cr.mu.Unlock()
+	}
 	cr.r.sink.Emit(events.Stamp(e, events.SourceClient))
 }
 
@@ -63,7 +75,7 @@ func (cr *clientRun) connect(ctx context.Context) error {
 		cr.mu.Unlock()
 		return nil
 	}
-	cr.leaving = false
+	cr.leaving, cr.violated = false, ""
 	cr.mu.Unlock()
 	cfg := cr.cfg
 	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
@@ -104,13 +116,21 @@ func (cr *clientRun) connect(ctx context.Context) error {
 	}
 	if w := cfg.Will; w != nil {
 		opts.Will = &packet.Will{Topic: w.Topic, Payload: []byte(w.Payload), QoS: byte(w.QoS), Retain: w.Retain}
+		if w.Delay > 0 {
+			d := uint32(w.Delay.D() / time.Second) // whole seconds (validated)
+			opts.Will.Props = &packet.Properties{WillDelay: &d}
+		}
 	}
-	c, _, err := client.Connect(ctx, conn, opts)
+	if cfg.SessionExpiry != nil {
+		se := uint32(cfg.SessionExpiry.D() / time.Second)
+		opts.Props = &packet.Properties{SessionExpiry: &se}
+	}
+	c, ack, err := client.Connect(ctx, conn, opts)
 	if err != nil {
 		return fmt.Errorf("client %s: connect: %w", cfg.Name, err)
 	}
 	cr.mu.Lock()
-	cr.c, cr.conn = c, conn
+	cr.c, cr.conn, cr.ack = c, conn, ack
 	cr.mu.Unlock()
 	if len(cfg.Subscriptions) > 0 {
 		subs := make([]packet.Subscription, len(cfg.Subscriptions))

@@ -86,8 +86,17 @@ func Describe(w io.Writer, sc *Scenario) error {
 		if c.Clean != nil && !*c.Clean {
 			b.WriteString(", persistent session")
 		}
+		if c.Protocol == 5 {
+			b.WriteString(", MQTT 5")
+		}
+		if c.SessionExpiry != nil {
+			fmt.Fprintf(&b, ", session expiry %s", c.SessionExpiry)
+		}
 		if c.Will != nil {
 			fmt.Fprintf(&b, ", will on %q qos %d", c.Will.Topic, c.Will.QoS)
+			if c.Will.Delay > 0 {
+				fmt.Fprintf(&b, " delayed %s", c.Will.Delay)
+			}
 		}
 		for _, s := range c.Subscriptions {
 			fmt.Fprintf(&b, ", subscribes %q qos %d", s.Filter, s.QoS)

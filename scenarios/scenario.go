@@ -91,13 +91,26 @@ type Client struct {
 	// Protocol is 4 (MQTT 3.1.1, default) or 5.
 	Protocol int `yaml:"protocol"`
 	// Will is the client's will message.
-	Will *profile.Will `yaml:"will"`
+	Will *ClientWill `yaml:"will"`
+	// SessionExpiry is the MQTT 5 Session Expiry Interval sent in CONNECT
+	// (whole seconds; absent: 0, the session ends with the connection).
+	SessionExpiry *Duration `yaml:"session_expiry"`
 	// Subscriptions are made after every connect.
 	Subscriptions []profile.Subscription `yaml:"subscriptions"`
 	// Proxy places the client behind the fault proxy.
 	Proxy bool `yaml:"proxy"`
 	// Reconnect reconnects this client after a lost link, after this delay (0: never).
 	Reconnect time.Duration `yaml:"reconnect"`
+}
+
+// ClientWill is a scenario client's will: a simulator will plus, for MQTT
+// 5, its Will Delay Interval.
+type ClientWill struct {
+	profile.Will `yaml:",inline"`
+	// Delay is the Will Delay Interval (whole seconds; MQTT 5 only): the
+	// broker waits this long after the link ends before publishing the will,
+	// and drops it if the session is resumed meanwhile.
+	Delay Duration `yaml:"delay"`
 }
 
 // Step is one entry of the timeline. When it starts: at a time from the
@@ -153,6 +166,9 @@ type Step struct {
 
 	// Bytes are written raw by do: violate (hex, default a malformed PINGREQ).
 	Bytes string `yaml:"bytes"`
+	// Violation names a deliberate MQTT 5 misbehaviour do: violate commits
+	// instead of writing bytes (violationKinds).
+	Violation string `yaml:"violation"`
 
 	line int
 }

@@ -185,6 +185,9 @@ func (r *runner) do(ctx context.Context, s *Step) error {
 	case DoDrop:
 		return r.clients[s.Client].disconnect(ctx, true)
 	case DoViolate:
+		if s.Violation != "" {
+			return r.clients[s.Client].violateV5(s.Violation)
+		}
 		return r.clients[s.Client].violate(s.Bytes)
 	case DoPublish:
 		return r.clients[s.Client].publish(ctx, s)
@@ -406,6 +409,9 @@ func describe(s *Step) string {
 	}
 	switch s.Do {
 	case DoUp, DoDown, DoConnect, DoDisconn, DoDrop, DoViolate, DoDropPackets:
+		if s.Violation != "" {
+			return s.Do + " " + who + " " + s.Violation
+		}
 		return s.Do + " " + who
 	case DoBlackhole, DoStall, DoReset, DoClose, DoDelay, DoBandwidth, DoSlice,
 		DoLoss, DoDuplicate, DoReorder, DoNATIdle, DoNATRebind:

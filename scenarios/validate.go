@@ -67,7 +67,7 @@ var actionFields = map[string][]string{
 	DoConnect:     {"client"},
 	DoDisconn:     {"client"},
 	DoDrop:        {"client"},
-	DoViolate:     {"client", "bytes"},
+	DoViolate:     {"client", "bytes", "violation"},
 	DoPublish:     {"client", "topic", "payload", "qos", "retain", "count", "interval"},
 	DoSubscribe:   {"client", "topic", "qos"},
 	DoWait:        {"until", "count", "connected", "timeout"},
@@ -90,7 +90,7 @@ const (
 // Target kinds.
 var targetKinds = []string{"inprocess", "mosquitto", "emqx", "address"}
 
-var perKeys = []string{"client", "topic", "group", "device", "link"}
+var perKeys = []string{"client", "topic", "group", "device", "link", "code"}
 
 var capabilityNames = []string{"qos1", "qos2", "retain", "wildcards", "ws", "mqtt5", "empty-client-id",
 	"persistent-sessions", "acl", "restart", "shared-subs", "sub-ids"}
@@ -309,6 +309,12 @@ func (sc *Scenario) validateClients(c *checker) {
 				c.fail(f+".will.topic", "a will needs a topic without wildcards")
 			}
 			checkQoS(c, f+".will.qos", w.QoS)
+			if w.Delay != 0 {
+				checkV5Interval(c, f+".will.delay", w.Delay, cl.Protocol)
+			}
+		}
+		if cl.SessionExpiry != nil {
+			checkV5Interval(c, f+".session_expiry", *cl.SessionExpiry, cl.Protocol)
 		}
 		for j, s := range cl.Subscriptions {
 			sf := fmt.Sprintf("%s.subscriptions[%d]", f, j)
@@ -320,6 +326,21 @@ func (sc *Scenario) validateClients(c *checker) {
 		if cl.Reconnect < 0 {
 			c.fail(f+".reconnect", "must not be negative")
 		}
+	}
+}
+
+// checkV5Interval checks an MQTT 5 interval property given as a duration:
+// the client speaks 5.0, and the value is whole seconds within 32 bits.
+func checkV5Interval(c *checker, field string, d Duration, protocol int) {
+	switch {
+	case protocol != 5:
+		c.fail(field, "an MQTT 5 property: add protocol: 5 to the client")
+	case d < 0:
+		c.fail(field, "must not be negative")
+	case d.D()%time.Second != 0:
+		c.fail(field, "%s is sent in whole seconds: write a whole number of seconds, such as 5s", d)
+	case d.D()/time.Second > 0xFFFFFFFF:
+		c.fail(field, "at most 4294967295s (an MQTT 5 interval is 32 bits of seconds)")
 	}
 }
 
@@ -519,6 +540,16 @@ func (sc *Scenario) validateAction(c *checker, s *Step, f string) {
 			}
 			checkQoS(c, f+".qos", s.QoS)
 		case DoViolate:
+			if s.Violation != "" {
+				switch {
+				case s.Bytes != "":
+					c.fail(f+".violation", "give bytes or violation, not both")
+				case !oneOf(s.Violation, violationKinds):
+					c.fail(f+".violation", "unknown violation %q%s; violations: %s", s.Violation, suggest(s.Violation, violationKinds), strings.Join(violationKinds, ", "))
+				case sc.client(s.Client).Protocol != 5:
+					c.fail(f+".violation", "violation %s is an MQTT 5 misbehaviour: client %q needs protocol: 5", s.Violation, s.Client)
+				}
+			}
 			if s.Bytes != "" {
 				if _, err := hex.DecodeString(strings.ReplaceAll(s.Bytes, " ", "")); err != nil {
 					c.fail(f+".bytes", "bytes are hex, such as \"c0 01 00\": %v", err)

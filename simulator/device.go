@@ -526,6 +526,7 @@ func (d *device) params(h *handler) *ConnectParams {
 	}
 	if g.Protocol == 5 {
 		p.Props, p.PublishProps = d.g.v5Props(v)
+		p.TopicAliases = g.TopicAlias
 	}
 	if g.Will != nil {
 		p.Will = &profile.Will{Topic: d.g.willTopic.Render(v), Payload: d.g.willBody.Render(v), QoS: g.Will.QoS, Retain: g.Will.Retain}
@@ -555,6 +556,15 @@ func (h *handler) Refused(qos, code byte, pkt string) {
 }
 
 func (h *handler) Lost(err error) { h.d.lost(h.gen, err) }
+
+// AliasSent counts a PUBLISH sent with a Topic Alias in the device's group.
+func (h *handler) AliasSent(fresh bool) {
+	if fresh {
+		h.d.g.aliasesSet.Add(1)
+	} else {
+		h.d.g.aliasOnly.Add(1)
+	}
+}
 
 func (h *handler) Reconnecting() { h.d.f.ids.attempt(h.d.clientID, h.d, time.Now()) }
 

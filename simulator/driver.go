@@ -90,6 +90,18 @@ type ConnectParams struct {
 	// reconnect and does not deliver a resent QoS 2 message twice; nil
 	// with clean sessions. Drivers with their own store ignore it (paho).
 	Session *client.Session
+	// TopicAliases has an MQTT 5 connection send Topic Aliases on its
+	// PUBLISHes, within the broker's Topic Alias Maximum. A driver that
+	// supports them reports each PUBLISH sent with one to the Handler when
+	// it implements AliasObserver.
+	TopicAliases bool
+}
+
+// AliasObserver is implemented by a Handler that counts Topic Aliases: a
+// PUBLISH went out with an alias, set by it (fresh: topic and alias on the
+// wire) or reused (an empty topic).
+type AliasObserver interface {
+	AliasSent(fresh bool)
 }
 
 // ConnackError is a refused CONNACK as a driver reports it.

@@ -87,6 +87,9 @@ type groupRT struct {
 	autoReconnect       bool // the driver reconnects by itself
 	persistent          bool
 	pubQoS              byte
+	// Topic Aliases the group's devices sent (topic_alias): PUBLISHes that
+	// set one, and PUBLISHes that carried one with an empty topic.
+	aliasesSet, aliasOnly atomic.Int64
 }
 
 // Fleet is a running or finished fleet. Create it with New, run it with Run.
@@ -471,6 +474,12 @@ func (f *Fleet) results(stopped time.Time) *reports.Results {
 	r.Counters["foreign"] = f.tr.foreign.Load()
 	r.Counters["reconnects"] = f.Live.Reconnects.Load()
 	r.Counters["devices"] = int64(len(f.devices))
+	for _, g := range f.groups {
+		if g.g.TopicAlias {
+			r.Counters["topic_aliases_set"] += g.aliasesSet.Load()
+			r.Counters["publishes_alias_only"] += g.aliasOnly.Load()
+		}
+	}
 	for code := range f.codes {
 		if n := f.codes[code].Load(); n > 0 {
 			name := fmt.Sprintf("connack_%d", code)

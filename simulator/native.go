@@ -33,6 +33,7 @@ func (n Native) Connect(ctx context.Context, p *ConnectParams) (Conn, error) {
 		return nil, err
 	}
 	h := p.Handler
+	aliases, _ := h.(AliasObserver) // nil: aliases go uncounted
 	opts := client.Options{
 		ClientID: p.ClientID, ProtocolLevel: byte(p.Protocol), CleanSession: p.Clean, KeepAlive: p.KeepAlive,
 		Username: p.Username, Device: p.Device + 1,
@@ -46,6 +47,10 @@ func (n Native) Connect(ctx context.Context, p *ConnectParams) (Conn, error) {
 				h.Acked(e.QoS, byte(e.Code), e.Latency)
 			case events.PublishFailed:
 				h.Refused(e.QoS, byte(e.Code), e.Detail)
+			case events.PublishSent:
+				if e.Alias != 0 && aliases != nil {
+					aliases.AliasSent(e.Detail == client.DetailAliasSet)
+				}
 			}
 			if n.ClientEvents != nil {
 				n.ClientEvents.Emit(e)
@@ -54,6 +59,7 @@ func (n Native) Connect(ctx context.Context, p *ConnectParams) (Conn, error) {
 	}
 	opts.Props = p.Props
 	opts.Session = p.Session
+	opts.TopicAliases = p.TopicAliases
 	if p.Password != "" {
 		opts.Password = []byte(p.Password)
 	}

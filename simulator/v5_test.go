@@ -2,6 +2,7 @@ package simulator
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -193,5 +194,71 @@ func TestPahoRefusesV5Knobs(t *testing.T) {
 	}
 	if _, err := New(Config{Profile: p, Broker: "127.0.0.1:1", Driver: Paho{}}); err == nil || !strings.Contains(err.Error(), "paho driver") {
 		t.Fatalf("New = %v, want a refusal naming the paho driver", err)
+	}
+}
+
+// TestV5FleetTopicAliases: a 5.0 group with topic_alias publishes through
+// the in-process broker with Topic Aliases: one alias set per device (one
+// topic each), every later PUBLISH sent with the alias only, and a watcher
+// gets every message on its device's full topic. A broker with Topic Alias
+// Maximum 0 gets no alias, and the messages still arrive.
+func TestV5FleetTopicAliases(t *testing.T) {
+	const devices, count = 4, 3
+	for _, tc := range []struct {
+		name           string
+		most           int
+		set, aliasOnly int64
+	}{
+		{"maximum 10", 10, devices, devices * (count - 1)},
+		{"maximum 0", 0, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := brokertest.Start(t, func(c *broker.Config) { c.TopicAliasMaximum = tc.most }).Addr("tcp")
+			msgs := make(chan *packet.Publish, devices*count*2)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			sub, _, err := client.Dial(ctx, addr, client.Options{ClientID: "watcher", ProtocolLevel: packet.V5, CleanSession: true,
+				OnMessage: func(p *packet.Publish) { msgs <- p }})
+			if err != nil {
+				t.Fatalf("subscriber: %v", err)
+			}
+			defer sub.Close()
+			if _, err := sub.Subscribe(ctx, packet.Subscription{Filter: "v5a/#", QoS: 1}); err != nil {
+				t.Fatal(err)
+			}
+			p := &profile.Profile{
+				Name: "v5a", Seed: 1, Duration: 20 * time.Second, Drain: 500 * time.Millisecond,
+				Groups: []profile.Group{{
+					Name: "v5a", Count: devices, ClientID: "v5a-{{.Index}}", Protocol: 5, TopicAlias: true,
+					Publish: &profile.Publish{Interval: 50 * time.Millisecond, QoS: 1, Topic: "v5a/{{.Index}}/temp", Count: count,
+						Payload: profile.Payload{Kind: profile.PayloadRandomWalk, Start: 20, Step: 1}},
+				}},
+			}
+			if err := p.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			res := runFleet(t, Config{Profile: p, Broker: addr})
+			c := res.Counters
+			if c["publishes_acked"] != devices*count || c["puback_rc_0x00"] != devices*count {
+				t.Errorf("publishes_acked = %d, puback_rc_0x00 = %d, want %d", c["publishes_acked"], c["puback_rc_0x00"], devices*count)
+			}
+			if c["topic_aliases_set"] != tc.set || c["publishes_alias_only"] != tc.aliasOnly {
+				t.Errorf("topic_aliases_set = %d, publishes_alias_only = %d; want %d, %d", c["topic_aliases_set"], c["publishes_alias_only"], tc.set, tc.aliasOnly)
+			}
+			seen := map[string]int{}
+			for total(seen) < devices*count {
+				select {
+				case m := <-msgs:
+					seen[m.Topic]++
+				case <-ctx.Done():
+					t.Fatalf("watcher got %v, want %d messages on each of %d topics", seen, count, devices)
+				}
+			}
+			for i := range devices {
+				if topic := fmt.Sprintf("v5a/%d/temp", i); seen[topic] != count {
+					t.Errorf("watcher got %d messages on %s, want %d (all: %v)", seen[topic], topic, count, seen)
+				}
+			}
+		})
 	}
 }

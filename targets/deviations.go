@@ -81,6 +81,18 @@ var Deviations = map[string][]Deviation{
 			Reason: "Mosquitto 2.0.11 sends two queued QoS 1 PUBLISHes when one PUBACK frees one slot of a client's Receive Maximum 2, so three are unacknowledged",
 		},
 		{
+			// No conformance spec has this text: the entry serves the
+			// v5-receive-maximum-exceeded scenario, whose check cites the
+			// client's statement the server enforces.
+			ID: "mosquitto-v5-receive-maximum-not-enforced", Statement: "v5:MQTT-3.3.4-7", Spec: "more QoS 2 PUBLISHes than its Receive Maximum",
+			Reason: "Mosquitto 2.0.11 answers a QoS 2 PUBLISH beyond its Receive Maximum with PUBREC 0x97 (Quota exceeded) and keeps the connection, instead of DISCONNECT 0x93 (Receive Maximum exceeded)",
+		},
+		{
+			// Serves the v5-topic-alias-misuse scenario.
+			ID: "mosquitto-v5-alias-zero-malformed", Statement: "v5:MQTT-3.3.2-8", Spec: "a PUBLISH with Topic Alias 0",
+			Reason: "Mosquitto 2.0.11 closes with DISCONNECT 0x81 (Malformed Packet) for a PUBLISH with Topic Alias 0, where 3.3.4 gives 0x94 (Topic Alias invalid)",
+		},
+		{
 			ID: "mosquitto-v5-expiry-inflight-qos2", Statement: "v5:MQTT-4.3.3-7", Spec: "applies no Message Expiry to a QoS 2 PUBLISH it has sent",
 			Reason: "Mosquitto 2.0.11 drops a QoS 2 message it sent but saw no PUBREC for once its Message Expiry Interval passes, instead of resending it to the reconnected session",
 		},

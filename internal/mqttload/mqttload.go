@@ -75,8 +75,9 @@ func Dial(addr, id string, keepalive uint16) (*Conn, error) {
 	return Target{Addr: addr}.Dial(id, keepalive)
 }
 
-// Dial connects at t's protocol level with a clean session and the given
-// keepalive and waits for a CONNACK that accepts it.
+// Dial connects at t's protocol level with a clean session (a kept one with
+// t.Persistent) and the given keepalive and waits for a CONNACK that
+// accepts it.
 func (t Target) Dial(id string, keepalive uint16) (*Conn, error) {
 	level := t.level()
 	nc, err := dialer(t.Addr).Dial("tcp", t.Addr)
@@ -87,7 +88,12 @@ func (t Target) Dial(id string, keepalive uint16) (*Conn, error) {
 	// TIME_WAIT sockets would crowd the loopback port range other tests share.
 	_ = nc.(*net.TCPConn).SetLinger(0)
 	_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
-	if err := packet.Encode(nc, &packet.Connect{ProtocolName: "MQTT", ProtocolLevel: level, ClientID: id, CleanSession: true, KeepAlive: keepalive}, level); err != nil {
+	cp := &packet.Connect{ProtocolName: "MQTT", ProtocolLevel: level, ClientID: id, CleanSession: !t.Persistent, KeepAlive: keepalive}
+	if t.Persistent && level == packet.V5 {
+		never := uint32(0xFFFFFFFF)
+		cp.Props = &packet.Properties{SessionExpiry: &never}
+	}
+	if err := packet.Encode(nc, cp, level); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("connect %s: %w", id, err)
 	}

@@ -31,6 +31,19 @@ func TestScenariosCountDeliveries(t *testing.T) {
 		t.Errorf("p2p rate %v, want %v", r.Rate, want)
 	}
 
+	if r.Acked == 0 || r.Acked > r.Sent {
+		t.Errorf("p2p: sent %d, acknowledged %d", r.Sent, r.Acked)
+	}
+
+	// Exact: every message of 3 publishers reaches the subscriber, and each is acknowledged.
+	r, err = mqttload.Target{Addr: addr, Messages: 50}.FanInQoS1(3, 8, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Sent != 150 || r.Received != 150 || r.Acked != 150 {
+		t.Errorf("QoS 1 fan-in from 3 x 50: sent %d, received %d, acknowledged %d", r.Sent, r.Received, r.Acked)
+	}
+
 	r, err = mqttload.FanOut(addr, 3, d)
 	if err != nil {
 		t.Fatal(err)

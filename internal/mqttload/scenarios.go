@@ -17,6 +17,7 @@ type Result struct {
 	Sent, Received int64
 	Rate           float64
 	Window         int
+	Acked          int64 // PUBACKs the publishers received (PointToPoint, FanInQoS1)
 }
 
 func result(sent, received int64, d time.Duration) Result {
@@ -168,7 +169,7 @@ func (t Target) PointToPoint(w int, d time.Duration) (Result, error) {
 	until := time.Now().Add(d)
 	var received atomic.Int64
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(1)
 	go func() { // subscriber: count and acknowledge
 		defer wg.Done()
 		var acks []byte
@@ -190,11 +191,31 @@ func (t Target) PointToPoint(w int, d time.Duration) (Result, error) {
 			return err
 		})
 	}()
+	var acked atomic.Int64
+	sent := t.publishWindowed(p, "bench/p2p", w, until, d, &acked)
+	wg.Wait()
+	r := result(sent, received.Load(), d)
+	r.Window = w
+	r.Acked = acked.Load()
+	return r, nil
+}
+
+// publishWindowed publishes QoS 1 messages to topic from p with up to w
+// unacknowledged, for d (or t.Messages of them), counting the PUBACKs in
+// acked, and returns how many it sent. Its PUBACK reader goroutine has
+// returned when it does.
+func (t Target) publishWindowed(p *Conn, topic string, w int, until time.Time, d time.Duration, acked *atomic.Int64) int64 {
 	window := make(chan struct{}, w)
-	go func() { // publisher's PUBACK reader frees the window
-		defer wg.Done()
+	done := make(chan struct{})
+	mine := 0   // PUBACKs for p (owned by the reader)
+	go func() { // the PUBACK reader frees the window
+		defer close(done)
 		_ = p.Frames(until.Add(time.Second), func(first byte, _ []byte) {
 			if first>>4 == 4 {
+				acked.Add(1)
+				if mine++; mine == t.Messages {
+					p.stopReading() // exact: every acknowledgement is in
+				}
 				select {
 				case <-window:
 				default:
@@ -222,7 +243,7 @@ send:
 			if id == 0 {
 				id = 1
 			}
-			buf, _ = packet.Append(buf, &packet.Publish{Topic: "bench/p2p", QoS: 1, PacketID: id, Payload: Payload64}, p.Level)
+			buf, _ = packet.Append(buf, &packet.Publish{Topic: topic, QoS: 1, PacketID: id, Payload: Payload64}, p.Level)
 			if k == w-1 || sent+int64(k+1) == int64(t.Messages) {
 				break
 			}
@@ -238,9 +259,68 @@ send:
 		}
 		sent += int64(k + 1)
 	}
-	_ = p.NC.SetReadDeadline(time.Now()) // end the PUBACK reader now
+	if t.Messages == 0 || sent < int64(t.Messages) {
+		_ = p.NC.SetReadDeadline(time.Now()) // timed: end the PUBACK reader now
+	}
+	<-done
+	return sent
+}
+
+// FanInQoS1: n publishers, each with up to w QoS 1 messages unacknowledged,
+// to one QoS 1 subscriber of bench/in1/+ that acknowledges everything, for
+// d; Rate is messages the subscriber received per second, Acked the
+// PUBACKs the publishers received (what a broker that stores messages
+// before acknowledging them limits).
+func (t Target) FanInQoS1(n, w int, d time.Duration) (Result, error) {
+	s, err := t.Dial("fanin1-sub", 0)
+	if err != nil {
+		return Result{}, err
+	}
+	defer s.Close()
+	if err := s.Subscribe("bench/in1/+", 1); err != nil {
+		return Result{}, err
+	}
+	pubs, err := t.dialAll(ids("fanin1-pub", n))
+	if err != nil {
+		return Result{}, err
+	}
+	defer CloseAll(pubs...)
+	w = max(1, min(w, int(pubs[0].ReceiveMax)))
+	until := time.Now().Add(d)
+	var received, acked, sent atomic.Int64
+	done := make(chan struct{})
+	go func() { // subscriber: count and acknowledge
+		defer close(done)
+		var acks []byte
+		_ = s.Frames(until, func(first byte, body []byte) {
+			if first>>4 != 3 {
+				return
+			}
+			tl := int(body[0])<<8 | int(body[1])
+			acks = appendPuback(acks, s.Level, body[2+tl], body[3+tl])
+			if received.Add(1) == int64(n*t.Messages) {
+				s.stopReading()
+			}
+		}, func() error {
+			if len(acks) == 0 {
+				return nil
+			}
+			_, err := s.NC.Write(acks)
+			acks = acks[:0]
+			return err
+		})
+	}()
+	var wg sync.WaitGroup
+	for i, p := range pubs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sent.Add(t.publishWindowed(p, fmt.Sprintf("bench/in1/%d", i), w, until, d, &acked))
+		}()
+	}
 	wg.Wait()
-	r := result(sent, received.Load(), d)
-	r.Window = w
+	<-done
+	r := result(sent.Load(), received.Load(), d)
+	r.Window, r.Acked = w, acked.Load()
 	return r, nil
 }

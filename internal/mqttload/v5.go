@@ -21,6 +21,10 @@ type Target struct {
 	Addr     string
 	Level    byte
 	Messages int
+	// Persistent connects with sessions the broker keeps (3.1.1: clean
+	// session 0; 5.0: Session Expiry Interval 0xFFFFFFFF) instead of clean
+	// ones, so a broker with persistence stores what it queues for them.
+	Persistent bool
 }
 
 func (t Target) level() byte {

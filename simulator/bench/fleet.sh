@@ -55,6 +55,9 @@ for r in $RUNS; do
 	mosq-connect) run mosq-connect --broker "$MOSQ" --devices 10000 --rate 0 --echo=false --interval 1h --duration 5s ;;
 	paho-2k) run paho-2k --driver paho --broker "$MOSQ" --devices 2000 $STEADY ;;
 	native-2k) run native-2k --driver native --broker "$MOSQ" --devices 2000 $STEADY ;;
+	# 10,000 MQTT 5.0 devices with topic aliases, one subscriber on fleet/#
+	# (not in the default list: RUNS=ref-v5-10k-alias).
+	ref-v5-10k-alias) run ref-v5-10k-alias --broker "$REF" --profile simulator/bench/v5-10k-alias.yaml ;;
 	*) echo "unknown run $r" >&2; exit 2 ;;
 	esac
 done

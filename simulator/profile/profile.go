@@ -89,6 +89,11 @@ type Group struct {
 	ResponseTopic string `yaml:"response_topic"`
 	// ContentType is the Content Type of every PUBLISH. Needs publish.
 	ContentType string `yaml:"content_type"`
+	// TopicAlias has devices send Topic Aliases on their PUBLISHes, up to
+	// the broker's Topic Alias Maximum (none when it gives 0): the first
+	// PUBLISH on a topic sets an alias, later ones send only the alias.
+	// Needs publish.
+	TopicAlias bool `yaml:"topic_alias"`
 }
 
 // UserProperty is one MQTT 5 user property; Value is a template.
@@ -100,7 +105,7 @@ type UserProperty struct {
 // HasV5Knobs says whether the group sets any MQTT 5 knob.
 func (g *Group) HasV5Knobs() bool {
 	return g.SessionExpiry != "" || g.ReceiveMaximum != 0 || len(g.UserProperties) > 0 ||
-		g.MessageExpiry != 0 || g.ResponseTopic != "" || g.ContentType != ""
+		g.MessageExpiry != 0 || g.ResponseTopic != "" || g.ContentType != "" || g.TopicAlias
 }
 
 // SessionExpiryNever is the Session Expiry Interval "never" stands for.

@@ -87,6 +87,8 @@ func TestParseBad(t *testing.T) {
 		{"message expiry fraction", "    keepalive: 30s\n", "    keepalive: 30s\n    protocol: 5\n    message_expiry: 2500ms\n", "groups[0].message_expiry", 10},
 		{"message expiry duration", "    keepalive: 30s\n", "    keepalive: 30s\n    protocol: 5\n    message_expiry: later\n", "groups[0].message_expiry", 10},
 		{"response topic wildcard", "    keepalive: 30s\n", "    keepalive: 30s\n    protocol: 5\n    response_topic: \"reply/+\"\n", "groups[0].response_topic", 10},
+		{"topic alias on 3.1.1", "    keepalive: 30s\n", "    keepalive: 30s\n    topic_alias: true\n", "groups[0].topic_alias", 9},
+		{"topic alias type", "    keepalive: 30s\n", "    keepalive: 30s\n    protocol: 5\n    topic_alias: sometimes\n", "groups[0].topic_alias", 10},
 		{"content type on 3.1.1", "    keepalive: 30s\n", "    keepalive: 30s\n    content_type: text/plain\n", "groups[0].content_type", 9},
 		{"tag the decoder cannot take", "    keepalive: 30s\n", "    keepalive: 30s\n    source_addresses: !x {a: 1}\n", "groups[0].source_addresses", 9},
 	}
@@ -123,6 +125,7 @@ func TestParseV5(t *testing.T) {
     message_expiry: 90s
     response_topic: "reply/{{.Index}}"
     content_type: application/json
+    topic_alias: true
 `, 1)
 	p, err := Parse([]byte(src))
 	if err != nil {
@@ -134,6 +137,9 @@ func TestParseV5(t *testing.T) {
 	}
 	if g.ReceiveMaximum != 20 || g.MessageExpiry != 90*time.Second || g.ContentType != "application/json" || g.ResponseTopic != "reply/{{.Index}}" {
 		t.Errorf("unexpected group: %+v", g)
+	}
+	if !g.TopicAlias {
+		t.Errorf("topic_alias not read")
 	}
 	if len(g.UserProperties) != 2 || g.UserProperties[0] != (UserProperty{"device", "{{.ClientID}}"}) {
 		t.Errorf("user properties = %+v", g.UserProperties)
@@ -150,6 +156,10 @@ func TestParseV5(t *testing.T) {
 	var pe *Error
 	if !errors.As(err, &pe) || pe.Field != "groups[0].message_expiry" || pe.Line != 4 {
 		t.Errorf("message_expiry without publish: %v", err)
+	}
+	_, err = Parse([]byte("groups:\n  - count: 1\n    protocol: 5\n    topic_alias: true\n"))
+	if !errors.As(err, &pe) || pe.Field != "groups[0].topic_alias" || pe.Line != 4 {
+		t.Errorf("topic_alias without publish: %v", err)
 	}
 }
 
@@ -207,7 +217,20 @@ func TestDocExampleV5(t *testing.T) {
 		t.Fatalf("the documented MQTT 5 example is refused: %v", err)
 	}
 	g := p.Groups[0]
-	if s, ok := g.SessionExpirySeconds(); !ok || s != 3600 || len(g.UserProperties) != 2 || g.MessageExpiry != 5*time.Minute {
+	if s, ok := g.SessionExpirySeconds(); !ok || s != 3600 || len(g.UserProperties) != 2 || g.MessageExpiry != 5*time.Minute || !g.TopicAlias {
 		t.Fatalf("unexpected example: %+v", g)
+	}
+}
+
+// TestBenchV5AliasProfile keeps the benchmark profile of docs/benchmarks.md
+// (10,000 5.0 devices with topic aliases) valid and what it says it is.
+func TestBenchV5AliasProfile(t *testing.T) {
+	p, err := Load("../bench/v5-10k-alias.yaml")
+	if err != nil {
+		t.Fatalf("the benchmark profile is refused: %v", err)
+	}
+	g := p.Groups[0]
+	if g.Count != 10000 || g.Protocol != 5 || !g.TopicAlias || g.Publish == nil || g.Publish.QoS != 1 {
+		t.Fatalf("benchmark group is not 10,000 5.0 devices publishing QoS 1 with topic aliases: %+v", g)
 	}
 }

@@ -196,6 +196,7 @@ func (g *Group) validateV5(c *checker, f string) {
 		{"session_expiry", g.SessionExpiry != ""}, {"receive_maximum", g.ReceiveMaximum != 0},
 		{"user_properties", len(g.UserProperties) > 0}, {"message_expiry", g.MessageExpiry != 0},
 		{"response_topic", g.ResponseTopic != ""}, {"content_type", g.ContentType != ""},
+		{"topic_alias", g.TopicAlias},
 	}
 	if g.Protocol != 5 {
 		for _, k := range set {
@@ -230,7 +231,7 @@ func (g *Group) validateV5(c *checker, f string) {
 	if g.Publish == nil {
 		for _, k := range set[3:] {
 			if k.on {
-				c.fail(f+"."+k.field, "%s is sent on every PUBLISH: the group needs publish", k.field)
+				c.fail(f+"."+k.field, "%s applies to every PUBLISH: the group needs publish", k.field)
 			}
 		}
 	}
