@@ -10,6 +10,7 @@ import (
 // Handler returns the HTTP JSON control API of the proxy:
 //
 //	GET    /links          live links ([]LinkInfo)
+//	GET    /counts         what loss, duplicate, reorder and NAT faults did (CountsReport)
 //	GET    /faults         applied faults ([]FaultInfo)
 //	POST   /faults         {"selector": Selector, "fault": Fault} -> {"id": "f1"}
 //	DELETE /faults/{id}    remove one fault
@@ -23,6 +24,9 @@ func (p *Proxy) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /links", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, p.Links())
+	})
+	mux.HandleFunc("GET /counts", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, p.Counts())
 	})
 	mux.HandleFunc("GET /faults", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, p.Faults())

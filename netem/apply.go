@@ -137,6 +137,9 @@ func (p *Proxy) deactivate(e *faultEntry) {
 				pp.remove(e.id)
 			}
 		}
+		if e.f.Kind == NATIdle {
+			l.unwatchNAT()
+		}
 		delete(l.faultIDs, e.id)
 		p.emitFault(events.FaultRemoved, e, l)
 	}
@@ -151,11 +154,15 @@ func (p *Proxy) attach(e *faultEntry, l *link) {
 	}
 	p.emitFault(events.FaultInjected, e, l)
 	switch e.f.Kind {
-	case Reset, Close:
-		if e.f.Kind == Reset {
+	case Reset, Close, NATRebind:
+		switch e.f.Kind {
+		case Reset:
 			resetLink(l, e.id)
-		} else {
+		case Close:
 			closeLink(l, e.id)
+		default:
+			id := e.id
+			p.goroutine(func() { p.rebind(l, id) })
 		}
 		// The fault has done its work on this link at once: its window
 		// there closes now (near zero length), so a collector pairing
@@ -167,6 +174,9 @@ func (p *Proxy) attach(e *faultEntry, l *link) {
 		if e.f.dir().has(pp.dir) {
 			pp.add(e.id, e.f)
 		}
+	}
+	if e.f.Kind == NATIdle {
+		l.watchNAT(e.f.Idle)
 	}
 	e.links[l] = true
 	l.faultIDs[e.id] = true

@@ -24,20 +24,47 @@ func (p *pipe) enqueue(c chunk) bool {
 	}
 }
 
-// deliverLoop is the delivery goroutine: it owns dst once started.
+// deliverLoop is the delivery goroutine: it owns dst once started. A
+// reorder fault's window lives here: packets are held until the window is
+// full or the oldest has waited the fault's hold, then sent shuffled.
 func (p *pipe) deliverLoop() {
 	defer p.l.exit()
+	holdT := time.NewTimer(time.Hour)
+	holdT.Stop()
+	defer holdT.Stop()
 	for {
-		if len(p.q) == 0 {
+		if len(p.q) == 0 && len(p.held) == 0 {
 			p.nextFree = time.Time{} // idle: no catch-up credit for the next bytes
+		}
+		var holdC <-chan time.Time
+		if len(p.held) > 0 {
+			holdC = holdT.C
 		}
 		select {
 		case c := <-p.q:
 			if c.eof {
-				p.dst.CloseWrite()
+				if !c.silent && p.flushHeld() {
+					p.dst.Load().CloseWrite()
+				}
 				return
 			}
-			if !p.deliver(c) {
+			st := p.state.Load()
+			if c.pkt && st != nil && st.window > 1 {
+				first := len(p.held) == 0
+				if !p.hold(c, st) {
+					return
+				}
+				if first && len(p.held) > 0 {
+					holdT.Reset(max(time.Until(c.at.Add(st.hold)), 0))
+				}
+				continue
+			}
+			// A packet that may not move (or the fault is gone) lets the held ones go first.
+			if !p.flushHeld() || !p.deliver(c) {
+				return
+			}
+		case <-holdC:
+			if !p.flushHeld() {
 				return
 			}
 		case <-p.l.done:
@@ -90,7 +117,7 @@ func (p *pipe) send(b []byte) bool {
 	for len(b) > 0 {
 		st := p.state.Load()
 		n := st.pieceLen(len(b))
-		if !p.pace(st) {
+		if !p.pace(st, n) {
 			return false
 		}
 		if !p.write(st, b[:n]) {

@@ -25,9 +25,14 @@
 // The last goroutine of a link to return closes both sockets and emits
 // LinkClosed. Proxy.Close closes every socket and joins every goroutine.
 //
-// Where each fault lives: latency.go, bandwidth.go, slice.go, closeafter.go,
-// reset.go (reset and close); blackhole and stall are decisions of the
-// reader (pipe.go: run, forward, readEnd); splice.go is the unfaulted path.
+// Where each fault lives: latency.go, bandwidth.go (with the token bucket
+// of a burst), slice.go, closeafter.go, reset.go (reset and close);
+// blackhole and stall are decisions of the reader (pipe.go: run, forward,
+// readEnd); splice.go is the unfaulted path. Loss, duplicate and reorder act
+// on whole MQTT packets: frame.go cuts the stream, packets.go decides per
+// packet with the pipe's seeded generator (the reader) and holds the reorder
+// window (the delivery goroutine). nat.go has the NAT idle timeout, NAT
+// rebinding and the counts every link fault keeps (Proxy.Counts).
 //
 // Faults switch on live links: a pipe's combined fault state is rebuilt on
 // every change and swapped in atomically; a reader blocked in the kernel acts

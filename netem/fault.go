@@ -29,13 +29,58 @@ const (
 	CloseAfter Kind = "close_after"
 	// Slice splits every write into ChunkSize-byte pieces with ChunkDelay between them.
 	Slice Kind = "slice"
+	// Loss drops whole MQTT packets (raw reads for other traffic): each with
+	// Probability, or in bursts by the Gilbert-Elliott model (P, R, LossBad, LossGood).
+	Loss Kind = "loss"
+	// Duplicate sends whole MQTT packets (raw reads for other traffic) twice, each with Probability.
+	Duplicate Kind = "duplicate"
+	// Reorder holds up to Window packets (at most Hold) and sends them in a seeded random order.
+	Reorder Kind = "reorder"
+	// NATIdle forgets a link silent in both directions for longer than Idle:
+	// from then on nothing passes either way and no FIN or RST is sent.
+	NATIdle Kind = "nat_idle"
+	// NATRebind re-originates the broker side of a link: the broker sees a
+	// new TCP connection from a new source port, the device keeps its socket.
+	NATRebind Kind = "nat_rebind"
 )
 
+// DefaultHold is how long Reorder holds packets when Hold is not given, so a
+// quiet link never keeps a packet back for long.
+const DefaultHold = 50 * time.Millisecond
+
+// packetTypes are the MQTT control packet names a Fault's Packets may list, by type number.
+var packetTypes = [16]string{"", "connect", "connack", "publish", "puback", "pubrec", "pubrel", "pubcomp",
+	"subscribe", "suback", "unsubscribe", "unsuback", "pingreq", "pingresp", "disconnect", "auth"}
+
+// PacketTypes lists the names Fault.Packets accepts.
+func PacketTypes() []string { return append([]string(nil), packetTypes[1:]...) }
+
+// packetMask turns packet names into a bit per MQTT packet type; 0 means every packet.
+func packetMask(names []string) (uint16, error) {
+	var m uint16
+	for _, n := range names {
+		found := false
+		for t, pn := range packetTypes {
+			if t > 0 && pn == n {
+				m |= 1 << t
+				found = true
+			}
+		}
+		if !found {
+			return 0, fmt.Errorf("unknown MQTT packet type %q (known: %v)", n, PacketTypes())
+		}
+	}
+	return m, nil
+}
+
 // oneShot reports whether the kind acts once on a link rather than changing how it forwards.
-func (k Kind) oneShot() bool { return k == Reset || k == Close }
+func (k Kind) oneShot() bool { return k == Reset || k == Close || k == NATRebind }
 
 // timing reports whether the kind needs the delivery goroutine (it holds bytes for a while).
-func (k Kind) timing() bool { return k == Latency || k == Bandwidth || k == Slice }
+func (k Kind) timing() bool { return k == Latency || k == Bandwidth || k == Slice || k == Reorder }
+
+// packets reports whether the kind acts on whole packets, so the pipe frames MQTT.
+func (k Kind) packets() bool { return k == Loss || k == Duplicate || k == Reorder }
 
 // Direction says which way of a link a fault acts on.
 type Direction string
@@ -72,6 +117,26 @@ type Fault struct {
 	Bytes        int64         `json:"bytes,omitempty"`       // CloseAfter: bytes still forwarded per direction
 	ChunkSize    int           `json:"chunk_size,omitempty"`  // Slice: bytes per piece
 	ChunkDelay   time.Duration `json:"chunk_delay,omitempty"` // Slice: pause after each piece
+	Burst        int64         `json:"burst,omitempty"`       // Bandwidth: token bucket size in bytes; 0 = no bursts
+
+	// Probability is the chance per packet of a Loss (random loss) or a Duplicate.
+	Probability float64 `json:"probability,omitempty"`
+	// Gilbert-Elliott loss: P is the chance per packet to go from the good
+	// state to the bad one, R back; LossBad and LossGood are the loss
+	// probabilities in each state (both 0 means 1 and 0: plain Gilbert).
+	P        float64 `json:"p,omitempty"`
+	R        float64 `json:"r,omitempty"`
+	LossBad  float64 `json:"loss_bad,omitempty"`
+	LossGood float64 `json:"loss_good,omitempty"`
+	// Packets limits Loss, Duplicate and Reorder to these MQTT packet types
+	// ("publish", "puback", ...); empty means every packet.
+	Packets []string `json:"packets,omitempty"`
+	// Window is how many packets Reorder holds and shuffles; Hold is the
+	// longest it holds one (0 = DefaultHold).
+	Window int           `json:"window,omitempty"`
+	Hold   time.Duration `json:"hold,omitempty"`
+	// Idle is the NATIdle timeout.
+	Idle time.Duration `json:"idle,omitempty"`
 
 	// Share is the fraction of matching links affected, chosen by the proxy
 	// seed, the fault ID and each link's group and ordinal; 0 means all.
@@ -106,7 +171,27 @@ func (f Fault) Validate() error {
 		if f.ChunkSize <= 0 || f.ChunkDelay < 0 {
 			return errors.New("slice: need chunk_size > 0 and chunk_delay >= 0")
 		}
-	case Blackhole, Stall, Reset, Close:
+	case Loss:
+		if f.P > 0 {
+			if f.P > 1 || f.R <= 0 || f.R > 1 || f.LossBad < 0 || f.LossBad > 1 || f.LossGood < 0 || f.LossGood > 1 || f.Probability != 0 {
+				return errors.New("loss: Gilbert-Elliott needs 0 < p <= 1, 0 < r <= 1, loss_bad and loss_good in [0, 1], and no probability")
+			}
+		} else if f.Probability <= 0 || f.Probability > 1 {
+			return errors.New("loss: need 0 < probability <= 1, or p and r for Gilbert-Elliott")
+		}
+	case Duplicate:
+		if f.Probability <= 0 || f.Probability > 1 {
+			return errors.New("duplicate: need 0 < probability <= 1")
+		}
+	case Reorder:
+		if f.Window < 2 || f.Hold < 0 {
+			return errors.New("reorder: need window >= 2 packets and hold >= 0")
+		}
+	case NATIdle:
+		if f.Idle <= 0 {
+			return errors.New("nat_idle: need idle > 0")
+		}
+	case Blackhole, Stall, Reset, Close, NATRebind:
 	default:
 		return fmt.Errorf("unknown fault kind %q", f.Kind)
 	}
@@ -114,6 +199,15 @@ func (f Fault) Validate() error {
 	case "", Upstream, Downstream, Both:
 	default:
 		return fmt.Errorf("unknown direction %q", f.Direction)
+	}
+	if (f.Kind == NATIdle || f.Kind == NATRebind) && f.dir() != Both {
+		return fmt.Errorf("%s acts on the whole link: direction must be both", f.Kind)
+	}
+	if f.Burst < 0 {
+		return errors.New("bandwidth: burst must be >= 0")
+	}
+	if _, err := packetMask(f.Packets); err != nil {
+		return fmt.Errorf("%s: %w", f.Kind, err)
 	}
 	if f.Share < 0 || f.Share > 1 {
 		return fmt.Errorf("share %v outside [0, 1]", f.Share)
@@ -149,10 +243,28 @@ func (f Fault) String() string {
 		}
 	case Bandwidth:
 		s += fmt.Sprintf(" rate=%dB/s", f.Rate)
+		if f.Burst > 0 {
+			s += fmt.Sprintf(" burst=%dB", f.Burst)
+		}
+	case Loss:
+		if f.P > 0 {
+			s += fmt.Sprintf(" p=%g r=%g loss_bad=%g loss_good=%g", f.P, f.R, f.LossBad, f.LossGood)
+		} else {
+			s += fmt.Sprintf(" probability=%g", f.Probability)
+		}
+	case Duplicate:
+		s += fmt.Sprintf(" probability=%g", f.Probability)
+	case Reorder:
+		s += fmt.Sprintf(" window=%d hold=%s", f.Window, f.Hold)
+	case NATIdle:
+		s += fmt.Sprintf(" idle=%s", f.Idle)
 	case CloseAfter:
 		s += fmt.Sprintf(" bytes=%d", f.Bytes)
 	case Slice:
 		s += fmt.Sprintf(" chunk=%dB delay=%s", f.ChunkSize, f.ChunkDelay)
+	}
+	if len(f.Packets) > 0 {
+		s += fmt.Sprintf(" packets=%v", f.Packets)
 	}
 	if f.Share > 0 && f.Share < 1 {
 		s += fmt.Sprintf(" share=%g", f.Share)
@@ -175,6 +287,16 @@ type faultJSON struct {
 	Bytes        int64        `json:"bytes,omitempty"`
 	ChunkSize    int          `json:"chunk_size,omitempty"`
 	ChunkDelay   string       `json:"chunk_delay,omitempty"`
+	Burst        int64        `json:"burst,omitempty"`
+	Probability  float64      `json:"probability,omitempty"`
+	P            float64      `json:"p,omitempty"`
+	R            float64      `json:"r,omitempty"`
+	LossBad      float64      `json:"loss_bad,omitempty"`
+	LossGood     float64      `json:"loss_good,omitempty"`
+	Packets      []string     `json:"packets,omitempty"`
+	Window       int          `json:"window,omitempty"`
+	Hold         string       `json:"hold,omitempty"`
+	Idle         string       `json:"idle,omitempty"`
 	Share        float64      `json:"share,omitempty"`
 	Start        string       `json:"start,omitempty"`
 	Duration     string       `json:"duration,omitempty"`
@@ -195,6 +317,8 @@ func (f Fault) MarshalJSON() ([]byte, error) {
 		Distribution: f.Distribution, Rate: f.Rate, Bytes: f.Bytes, ChunkSize: f.ChunkSize,
 		ChunkDelay: durString(f.ChunkDelay), Share: f.Share, Start: durString(f.Start),
 		Duration: durString(f.Duration), Every: durString(f.Every),
+		Burst: f.Burst, Probability: f.Probability, P: f.P, R: f.R, LossBad: f.LossBad, LossGood: f.LossGood,
+		Packets: f.Packets, Window: f.Window, Hold: durString(f.Hold), Idle: durString(f.Idle),
 	})
 }
 
@@ -207,7 +331,9 @@ func (f *Fault) UnmarshalJSON(b []byte) error {
 		return fmt.Errorf("decode fault: %w", err)
 	}
 	out := Fault{Kind: j.Kind, Direction: j.Direction, Distribution: j.Distribution, Rate: j.Rate,
-		Bytes: j.Bytes, ChunkSize: j.ChunkSize, Share: j.Share}
+		Bytes: j.Bytes, ChunkSize: j.ChunkSize, Share: j.Share,
+		Burst: j.Burst, Probability: j.Probability, P: j.P, R: j.R, LossBad: j.LossBad, LossGood: j.LossGood,
+		Packets: j.Packets, Window: j.Window}
 	for _, d := range []struct {
 		name string
 		s    string
@@ -216,6 +342,7 @@ func (f *Fault) UnmarshalJSON(b []byte) error {
 		{"latency", j.Latency, &out.Latency}, {"jitter", j.Jitter, &out.Jitter},
 		{"chunk_delay", j.ChunkDelay, &out.ChunkDelay}, {"start", j.Start, &out.Start},
 		{"duration", j.Duration, &out.Duration}, {"every", j.Every, &out.Every},
+		{"hold", j.Hold, &out.Hold}, {"idle", j.Idle, &out.Idle},
 	} {
 		if d.s == "" {
 			continue

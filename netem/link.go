@@ -1,7 +1,6 @@
 package netem
 
 import (
-	"math/rand/v2"
 	"net"
 	"sort"
 	"strconv"
@@ -22,8 +21,15 @@ type link struct {
 	remote  string
 	opened  time.Time
 
+	mu             sync.Mutex // guards server and orphans (nat_rebind swaps server) and nat
 	client, server *net.TCPConn
+	orphans        []*net.TCPConn // broker connections a nat_rebind left behind, closed with the link
 	up, down       *pipe
+
+	lastActive atomic.Int64 // unix ns of the last read either way, while a nat_idle fault watches
+	natGone    atomic.Bool  // a nat_idle fault forgot the link: nothing passes any more
+	nat        *time.Timer  // the nat_idle check; guarded by mu
+	natIdle    time.Duration
 
 	done      chan struct{} // closed when the link is torn down on purpose
 	closeOnce sync.Once
@@ -43,8 +49,8 @@ func newLink(p *Proxy, id, group string, ordinal int, c, sc *net.TCPConn) *link 
 	for _, b := range []byte(group) {
 		seed = seed*1099511628211 + uint64(b)
 	}
-	l.up = newPipe(l, Upstream, c, sc, rand.New(rand.NewPCG(seed, uint64(ordinal)<<1)))
-	l.down = newPipe(l, Downstream, sc, c, rand.New(rand.NewPCG(seed, uint64(ordinal)<<1|1)))
+	l.up = newPipe(l, Upstream, c, sc, seed, uint64(ordinal)<<1)
+	l.down = newPipe(l, Downstream, sc, c, seed, uint64(ordinal)<<1|1)
 	l.running.Store(2) // the two readers; delivery goroutines add themselves
 	return l
 }
@@ -55,12 +61,21 @@ func (l *link) abort(rst bool, cause events.Cause, detail string) {
 	l.closeOnce.Do(func() {
 		l.cause, l.detail = cause, detail
 		close(l.done)
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.nat != nil {
+			l.nat.Stop()
+			l.nat = nil
+		}
 		if rst {
 			l.client.SetLinger(0)
 			l.server.SetLinger(0)
 		}
 		l.client.Close()
 		l.server.Close()
+		for _, o := range l.orphans {
+			o.Close()
+		}
 	})
 }
 
@@ -96,12 +111,16 @@ type LinkInfo struct {
 	Down      int64     `json:"down_bytes"`          // bytes delivered to the device
 	Discarded int64     `json:"discarded,omitempty"` // bytes a blackhole swallowed, both ways
 	Faults    []string  `json:"faults,omitempty"`    // IDs of faults attached now
+	// What loss, duplicate, reorder and NAT faults did, per direction.
+	UpCounts   Counts `json:"up_counts"`
+	DownCounts Counts `json:"down_counts"`
 }
 
 func (l *link) info() LinkInfo {
 	li := LinkInfo{ID: l.id, Group: l.group, Remote: l.remote, Opened: l.opened,
 		Up: l.up.delivered.Load(), Down: l.down.delivered.Load(),
-		Discarded: l.up.discarded.Load() + l.down.discarded.Load()}
+		Discarded: l.up.discarded.Load() + l.down.discarded.Load(),
+		UpCounts:  l.up.counts.snapshot(), DownCounts: l.down.counts.snapshot()}
 	for id := range l.faultIDs {
 		li.Faults = append(li.Faults, id)
 	}

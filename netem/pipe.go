@@ -1,11 +1,13 @@
 package netem
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -25,9 +27,10 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b 
 // bytes for a while (latency, bandwidth, slice) start a delivery goroutine
 // that owns dst from then on, so reading goes on while bytes wait.
 type pipe struct {
-	l        *link
-	dir      Direction
-	src, dst *net.TCPConn
+	l   *link
+	dir Direction
+	src *net.TCPConn                // owned by the reader; replaced only by it (nat_rebind, downstream)
+	dst atomic.Pointer[net.TCPConn] // replaced by nat_rebind (upstream) while writers run
 
 	state atomic.Pointer[pipeState] // nil when no fault is attached: the fast path
 
@@ -36,13 +39,33 @@ type pipe struct {
 
 	delivered atomic.Int64 // bytes written to dst
 	discarded atomic.Int64 // bytes a blackhole swallowed
+	counts    counters     // what the packet and NAT faults did
+
+	// Owned by the reader goroutine: framing and the packet decisions.
+	fr     framer
+	units  []unit
+	prng   *rand.Rand // loss and duplication draws, apart from jitter so runs repeat; made on first use
+	seed   uint64     // with stream, seeds prng and rorng (a link without packet faults never needs them)
+	stream uint64
+	geBad  bool // Gilbert-Elliott: in the bad state
+	resync bool // src or dst changed (nat_rebind): refresh the raw conns
+
+	wconn *net.TCPConn    // the connection wc was made from (reader-owned)
+	wc    syscall.RawConn // dst for splice; replaced when dst changes
+
+	wake    atomic.Bool                 // nat_rebind woke the reader with a read deadline
+	swapSrc atomic.Pointer[net.TCPConn] // nat_rebind: the new src for the downstream reader
 
 	// Owned by the reader goroutine.
 	q chan chunk // to the delivery goroutine; nil until a timing fault first needs it
 
 	// Owned by whichever goroutine delivers (the reader until q exists).
 	rng      *rand.Rand
+	rorng    *rand.Rand    // reorder shuffles; made on first use
+	held     []chunk       // reorder: packets held back
 	nextFree time.Time     // bandwidth: when the next byte may leave
+	tokens   float64       // bandwidth with burst: bytes the bucket holds
+	tokAt    time.Time     // when tokens was last topped up
 	late     time.Duration // latency: head start that offsets late timer wake-ups
 }
 
@@ -63,7 +86,20 @@ type pipeState struct {
 	jitter    time.Duration
 	dist      Distribution
 	rate      int64 // bytes/s; 0 = unlimited
-	chunk     int   // slice: piece size; 0 = no slicing
+	burst     int64 // token bucket size; 0 = plain pacing
+	packets   bool  // some fault acts on whole packets: frame the stream
+	lossProb  float64
+	geP, geR  float64 // Gilbert-Elliott transition probabilities; geP 0 = random loss only
+	geBad     float64 // loss probability in the bad state
+	geGood    float64 // loss probability in the good state
+	lossMask  uint16  // packet types lost (0 = all)
+	dupProb   float64
+	dupMask   uint16
+	window    int // reorder window; < 2 = no reordering
+	hold      time.Duration
+	reoMask   uint16
+	natIdle   time.Duration
+	chunk     int // slice: piece size; 0 = no slicing
 	pause     time.Duration
 	limits    []*pipeFault  // CloseAfter faults
 	changed   chan struct{} // closed when this state is replaced
@@ -76,10 +112,15 @@ type chunk struct {
 	zu   float64   // uniform sample in [-1, 1) for jitter
 	zn   float64   // standard normal sample for jitter
 	eof  bool      // src sent FIN: pass it on after the bytes before it
+	pkt  bool      // a whole packet a reorder fault may move
+	// silent ends the delivery goroutine at eof without passing the FIN on.
+	silent bool
 }
 
-func newPipe(l *link, dir Direction, src, dst *net.TCPConn, rng *rand.Rand) *pipe {
-	return &pipe{l: l, dir: dir, src: src, dst: dst, rng: rng}
+func newPipe(l *link, dir Direction, src, dst *net.TCPConn, seed, stream uint64) *pipe {
+	p := &pipe{l: l, dir: dir, src: src, rng: rand.New(rand.NewPCG(seed, stream)), seed: seed, stream: stream}
+	p.dst.Store(dst)
+	return p
 }
 
 // add attaches a fault and switches the pipe's behaviour at once, even while
@@ -128,8 +169,31 @@ func (p *pipe) rebuild() {
 				st.dist = f.Distribution
 			case Bandwidth:
 				if st.rate == 0 || f.Rate < st.rate {
-					st.rate = f.Rate
+					st.rate, st.burst = f.Rate, f.Burst
 				}
+			case Loss:
+				st.packets = true
+				m, _ := packetMask(f.Packets) // checked by Validate
+				st.lossMask = m
+				if f.P > 0 {
+					st.geP, st.geR, st.geBad, st.geGood = f.P, f.R, f.LossBad, f.LossGood
+					if f.LossBad == 0 && f.LossGood == 0 {
+						st.geBad = 1
+					}
+				} else {
+					st.lossProb = 1 - (1-st.lossProb)*(1-f.Probability)
+				}
+			case Duplicate:
+				st.packets = true
+				st.dupMask, _ = packetMask(f.Packets)
+				st.dupProb = 1 - (1-st.dupProb)*(1-f.Probability)
+			case Reorder:
+				st.packets = true
+				st.reoMask, _ = packetMask(f.Packets)
+				st.window = max(st.window, f.Window)
+				st.hold = max(st.hold, cmp.Or(f.Hold, DefaultHold))
+			case NATIdle:
+				st.natIdle = f.Idle
 			case Slice:
 				if st.chunk == 0 || f.ChunkSize < st.chunk {
 					st.chunk = f.ChunkSize
@@ -151,20 +215,23 @@ func (p *pipe) rebuild() {
 // to a few KiB each.
 func (p *pipe) run() {
 	defer p.l.exit()
-	rc, err := p.src.SyscallConn()
-	if err != nil {
-		p.readEnd(err)
-		return
-	}
-	wc, err := p.dst.SyscallConn()
-	if err != nil {
-		p.readEnd(err)
-		return
-	}
+	var rc syscall.RawConn
+	p.resync = true
 	useSplice := true
 	for {
-		if useSplice && p.state.Load() == nil && p.q == nil {
-			more, err := p.spliceBurst(rc, wc)
+		if p.resync {
+			p.resync = false
+			var err error
+			if rc, err = p.src.SyscallConn(); err == nil {
+				_, err = p.dstRaw()
+			}
+			if err != nil {
+				p.readEnd(err)
+				return
+			}
+		}
+		if useSplice && p.state.Load() == nil && p.q == nil && !p.l.natGone.Load() && p.fr.mode != frameMQTT {
+			more, err := p.spliceBurst(rc)
 			if err == nil && !more {
 				return
 			}
@@ -174,7 +241,9 @@ func (p *pipe) run() {
 			continue
 		}
 		if err := waitReadable(rc); err != nil {
-			p.readEnd(err)
+			if p.readEnd(err) {
+				continue
+			}
 			return
 		}
 		if st := p.state.Load(); st != nil && st.stall && !st.blackhole {
@@ -203,8 +272,7 @@ func (p *pipe) drain() bool {
 			return false
 		}
 		if err != nil {
-			p.readEnd(err)
-			return false
+			return p.readEnd(err)
 		}
 		if n < len(buf) {
 			return true
@@ -229,8 +297,23 @@ func waitReadable(rc syscall.RawConn) error {
 // forward passes one read on according to the current faults. It returns
 // false when the link is finished.
 func (p *pipe) forward(b []byte) bool {
+	if p.l.natGone.Load() {
+		p.counts.natDropped.Add(1) // the mapping is gone: the bytes go nowhere
+		p.discarded.Add(int64(len(b)))
+		return true
+	}
 	for {
 		st := p.state.Load()
+		if st != nil && st.natIdle > 0 {
+			p.l.lastActive.Store(time.Now().UnixNano())
+		}
+		if (st == nil || !st.packets) && p.fr.mode != frameUnsynced {
+			// Packet faults are gone: pass on a packet cut in two, and stop
+			// following boundaries (framing starts afresh if they come back).
+			if pre := p.fr.flush(); len(pre) > 0 {
+				b = append(pre, b...)
+			}
+		}
 		if st == nil && p.q == nil {
 			return p.write(nil, b)
 		}
@@ -248,11 +331,10 @@ func (p *pipe) forward(b []byte) bool {
 				continue
 			}
 		}
-		if p.q != nil || st.timing {
-			return p.enqueue(chunk{data: append([]byte(nil), b...), at: time.Now(),
-				zu: 2*p.rng.Float64() - 1, zn: p.rng.NormFloat64()})
+		if st != nil && st.packets {
+			return p.forwardPackets(st, b)
 		}
-		return p.write(st, b)
+		return p.pass(st, b, false)
 	}
 }
 
@@ -269,13 +351,35 @@ func (p *pipe) await(st *pipeState) bool {
 // readEnd handles the end of src: a FIN is passed on (after a blackhole or
 // stall lets it through: a half-open link loses FINs too), anything else
 // resets the whole link so both peers learn of it.
-func (p *pipe) readEnd(err error) {
+// It returns true when the pipe goes on: nat_rebind woke the reader with a
+// read deadline to move it to the new broker connection.
+func (p *pipe) readEnd(err error) bool {
 	if p.l.aborted() {
-		return
+		return false
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) && p.wake.Swap(false) {
+		if n := p.swapSrc.Swap(nil); n != nil {
+			p.src = n // the old broker connection is left unread: half-open at the broker
+		} else {
+			p.src.SetReadDeadline(time.Time{})
+		}
+		p.resync = true
+		return true
 	}
 	if !errors.Is(err, io.EOF) {
 		p.l.abort(true, events.CauseIOError, string(p.dir)+" read: "+err.Error())
-		return
+		return false
+	}
+	if p.l.natGone.Load() {
+		// A NAT that forgot the link passes no FIN either: the peer stays
+		// half-open. The link ends when the other side gives up too.
+		if p.q != nil {
+			p.enqueue(chunk{eof: true, silent: true})
+		}
+		return false
+	}
+	if pre := p.fr.flush(); len(pre) > 0 && !p.pass(p.state.Load(), pre, false) {
+		return false
 	}
 	for {
 		st := p.state.Load()
@@ -283,21 +387,22 @@ func (p *pipe) readEnd(err error) {
 			break
 		}
 		if !p.await(st) {
-			return
+			return false
 		}
 	}
 	if p.q != nil {
 		p.enqueue(chunk{eof: true})
-		return
+		return false
 	}
-	p.dst.CloseWrite()
+	p.dst.Load().CloseWrite()
+	return false
 }
 
 // write sends b to dst, honouring CloseAfter budgets (closeafter.go).
 func (p *pipe) write(st *pipeState, b []byte) bool {
 	b, cut := st.budget(b)
 	if len(b) > 0 {
-		n, err := p.dst.Write(b)
+		n, err := p.dst.Load().Write(b)
 		p.delivered.Add(int64(n))
 		if err != nil {
 			if !p.l.aborted() {
@@ -311,4 +416,19 @@ func (p *pipe) write(st *pipeState, b []byte) bool {
 		return false
 	}
 	return true
+}
+
+// dstRaw returns the raw connection of the current dst for splice, made anew
+// when a nat_rebind replaced dst: bytes read in the same wake-up as the
+// rebind must go to the new connection, not wait for the reader to notice
+// its read deadline.
+func (p *pipe) dstRaw() (syscall.RawConn, error) {
+	if d := p.dst.Load(); d != p.wconn {
+		wc, err := d.SyscallConn()
+		if err != nil {
+			return nil, err
+		}
+		p.wconn, p.wc = d, wc
+	}
+	return p.wc, nil
 }

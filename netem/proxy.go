@@ -44,6 +44,9 @@ type Proxy struct {
 	nextFault uint64
 	ordinals  map[string]int    // links opened so far per group
 	pending   map[string]string // source port -> group, for links made by Dial
+	// closedCounts keeps what the packet and NAT faults did on links that
+	// have closed, so a run's totals survive reconnects.
+	closedCounts []LinkCounts
 
 	pipes chan kpipe // idle splice pipes for reuse
 }
@@ -235,6 +238,10 @@ func (p *Proxy) unregister(l *link) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	delete(p.links, l.id)
+	if lc := l.counts(); !lc.Up.Zero() || !lc.Down.Zero() {
+		lc.Closed = true
+		p.closedCounts = append(p.closedCounts, lc)
+	}
 	for _, e := range p.faults {
 		if !e.links[l] {
 			continue

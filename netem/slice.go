@@ -12,7 +12,11 @@ func (st *pipeState) pieceLen(n int) int {
 		n = st.chunk
 	}
 	if st.rate > 0 {
-		n = min(n, int(max(1, st.rate/ratePieces)))
+		piece := int(max(1, st.rate/ratePieces))
+		if st.burst > 0 {
+			piece = max(piece, min(int(st.burst), 64<<10)) // a burst leaves in one write
+		}
+		n = min(n, piece)
 	}
 	return n
 }

@@ -85,7 +85,7 @@ var errSpliceUnsupported = errors.New("splice unsupported")
 // probe). It returns true when a fault appeared (the caller takes the copy
 // path), false when the link is finished, and errSpliceUnsupported when the
 // caller should copy instead.
-func (p *pipe) spliceBurst(src, dst syscall.RawConn) (bool, error) {
+func (p *pipe) spliceBurst(src syscall.RawConn) (bool, error) {
 	var kp kpipe
 	have := false // kp is ours
 	inPipe := 0   // bytes in kp not yet written to dst
@@ -133,8 +133,7 @@ func (p *pipe) spliceBurst(src, dst syscall.RawConn) (bool, error) {
 		case faulted:
 			return true, nil
 		case rerr != nil:
-			p.readEnd(rerr)
-			return false, nil
+			return p.readEnd(rerr), nil
 		case serr == errSpliceUnsupported || serr == syscall.EINVAL || serr == syscall.ENOSYS:
 			return true, errSpliceUnsupported
 		case serr != nil:
@@ -145,6 +144,11 @@ func (p *pipe) spliceBurst(src, dst syscall.RawConn) (bool, error) {
 			return false, nil
 		}
 		inPipe = int(n)
+		dst, err := p.dstRaw()
+		if err != nil {
+			p.l.abort(true, events.CauseIOError, string(p.dir)+" write: "+err.Error())
+			return false, nil
+		}
 		for inPipe > 0 {
 			var m int64
 			var werr error

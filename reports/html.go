@@ -178,6 +178,10 @@ func kpis(b *strings.Builder, r *Results) {
 	tile("connects", fmtInt(c["connects"]), fmt.Sprintf("%s refused", fmtInt(c["connect_failures"])), false)
 	tile("messages sent", fmtInt(c["publishes_sent"]), fmt.Sprintf("%s received", fmtInt(c["publishes_received"])), false)
 	tile("lost", fmtInt(c["lost"]), fmt.Sprintf("%s duplicates", fmtInt(c["duplicates"])), c["lost"] > 0)
+	if d, u, o, n := c["netem_dropped"], c["netem_duplicated"], c["netem_reordered"], c["netem_nat_dropped"]; d+u+o+n > 0 {
+		// What the fault proxy did to the packets, beside what the messages suffered.
+		tile("link dropped", fmtInt(d), fmt.Sprintf("%s doubled · %s reordered · %s NAT drops", fmtInt(u), fmtInt(o), fmtInt(n)), false)
+	}
 	if h := r.Histograms["e2e_latency"]; h != nil {
 		tile("e2e latency p50", fmtDur(h.Percentile(50)), "mean "+fmtDur(h.Mean()), false)
 		tile("e2e latency p99", fmtDur(h.Percentile(99)), "max "+fmtDur(h.Max()), false)

@@ -43,6 +43,8 @@ func Markdown(w io.Writer, r *Results) error {
 			{"takeovers", "takeovers"}, {"takeovers (broker)", "broker_takeovers"}, {"messages sent", "publishes_sent"}, {"messages received", "publishes_received"},
 			{"lost", "lost"}, {"duplicates", "duplicates"}, {"dropped", "dropped"}, {"keepalive expiries (broker)", "broker_keepalive_expired"},
 			{"violations", "violations"}, {"fault windows", "faults_injected"},
+			{"packets the link dropped (netem)", "netem_dropped"}, {"packets the link doubled (netem)", "netem_duplicated"},
+			{"packets the link reordered (netem)", "netem_reordered"}, {"reads a forgotten NAT mapping dropped (netem)", "netem_nat_dropped"},
 		} {
 			if n, ok := c[row.key]; ok && (n != 0 || row.key == "lost" || row.key == "connects") {
 				fmt.Fprintf(&b, "| %s | %s |\n", row.label, fmtInt(n))

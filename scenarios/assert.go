@@ -235,7 +235,9 @@ func (r *runner) check(a *Assertion, b bounds, evs []events.Event, m moments, co
 		if err != nil {
 			return verdict{}, err
 		}
-		return checkDelivery(a, evs, sends, m.t0)
+		v, err := checkDelivery(a, evs, sends, m.t0)
+		v.msg += r.sc.linkNote(a, evs, counters)
+		return v, err
 	}
 	during, err := m.resolve(a.During)
 	if err != nil {

@@ -45,7 +45,11 @@ type clientRun struct {
 	// violated is the statement the last do: violate broke on this
 	// connection; the server DISCONNECT that answers it is tagged with it.
 	violated string
-	wg       sync.WaitGroup
+	// sess carries a persistent session's in-flight QoS 1/2 messages from
+	// one connection to the next, so they are resent after a reconnect
+	// [MQTT-4.4.0-1] and no packet ID is reused while the broker still holds it.
+	sess *client.Session
+	wg   sync.WaitGroup
 }
 
 // sink tags the client's events with its name as their group.
@@ -103,6 +107,12 @@ func (cr *clientRun) connect(ctx context.Context) error {
 	}
 	if cfg.KeepAlive != nil {
 		opts.KeepAlive = *cfg.KeepAlive
+	}
+	if cfg.Clean != nil && !*cfg.Clean {
+		if cr.sess == nil {
+			cr.sess = client.NewSession()
+		}
+		opts.Session = cr.sess
 	}
 	if w := cfg.Will; w != nil {
 		opts.Will = &packet.Will{Topic: w.Topic, Payload: []byte(w.Payload), QoS: byte(w.QoS), Retain: w.Retain}

@@ -31,6 +31,7 @@ func (r *runner) results(started, ended time.Time, stepErr error, interrupted bo
 		res.Counters = map[string]int64{}
 	}
 	res.Counters["scenario_steps"] = int64(len(r.sc.Steps))
+	addNetemCounts(res, r.proxy, r.sc)
 	evs := r.rec.Events()
 	sort.SliceStable(evs, func(i, j int) bool { return evs[i].Time.Before(evs[j].Time) })
 	r.mu.Lock()

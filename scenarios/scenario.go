@@ -139,6 +139,17 @@ type Step struct {
 	ChunkSize  int      `yaml:"chunk_size"`
 	ChunkDelay Duration `yaml:"chunk_delay"`
 	Share      float64  `yaml:"share"`
+	// Link fault parameters (loss, duplicate, reorder, nat_idle; bandwidth burst).
+	Probability float64  `yaml:"probability"`
+	P           float64  `yaml:"p"`
+	R           float64  `yaml:"r"`
+	LossBad     float64  `yaml:"loss_bad"`
+	LossGood    float64  `yaml:"loss_good"`
+	Packets     []string `yaml:"packets"`
+	Window      int      `yaml:"window"`
+	Hold        Duration `yaml:"hold"`
+	Idle        Duration `yaml:"idle"`
+	Burst       int64    `yaml:"burst"`
 
 	// Publish parameters.
 	Topic    string   `yaml:"topic"`

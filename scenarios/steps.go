@@ -167,7 +167,8 @@ func (r *runner) do(ctx context.Context, s *Step) error {
 	case DoDown:
 		r.groups[s.Group].down()
 		return nil
-	case DoBlackhole, DoStall, DoReset, DoClose, DoDelay, DoBandwidth, DoSlice:
+	case DoBlackhole, DoStall, DoReset, DoClose, DoDelay, DoBandwidth, DoSlice,
+		DoLoss, DoDuplicate, DoReorder, DoNATIdle, DoNATRebind:
 		return r.fault(s)
 	case DoRestore:
 		r.restore(s.Group, s.Client, s.Devices)
@@ -304,7 +305,9 @@ func (r *runner) fault(s *Step) error {
 	case DoDelay:
 		f.Kind, f.Latency, f.Jitter = netem.Latency, s.Latency.D(), s.Jitter.D()
 	case DoBandwidth:
-		f.Kind, f.Rate = netem.Bandwidth, s.Rate
+		f.Kind, f.Rate, f.Burst = netem.Bandwidth, s.Rate, s.Burst
+	case DoLoss, DoDuplicate, DoReorder, DoNATIdle, DoNATRebind:
+		linkFault(s, &f)
 	case DoSlice:
 		f.Kind, f.ChunkSize, f.ChunkDelay = netem.Slice, s.ChunkSize, s.ChunkDelay.D()
 	}
@@ -317,7 +320,7 @@ func (r *runner) fault(s *Step) error {
 		}
 		ids = append(ids, id)
 	}
-	if (s.Do == DoReset || s.Do == DoClose) && s.Every == 0 {
+	if (s.Do == DoReset || s.Do == DoClose || s.Do == DoNATRebind) && s.Every == 0 {
 		return nil // one-shot: nothing stays applied
 	}
 	r.mu.Lock()
@@ -410,7 +413,8 @@ func describe(s *Step) string {
 			return s.Do + " " + who + " " + s.Violation
 		}
 		return s.Do + " " + who
-	case DoBlackhole, DoStall, DoReset, DoClose, DoDelay, DoBandwidth, DoSlice:
+	case DoBlackhole, DoStall, DoReset, DoClose, DoDelay, DoBandwidth, DoSlice,
+		DoLoss, DoDuplicate, DoReorder, DoNATIdle, DoNATRebind:
 		d := s.Do + " " + who
 		if s.Direction != "" {
 			d += " " + s.Direction
@@ -423,6 +427,7 @@ func describe(s *Step) string {
 		case DoSlice:
 			d += fmt.Sprintf(" chunk=%dB delay=%s", s.ChunkSize, s.ChunkDelay)
 		}
+		d += describeLinkFault(s)
 		if s.Share > 0 {
 			d += fmt.Sprintf(" share=%g", s.Share)
 		}

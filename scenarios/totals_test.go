@@ -86,7 +86,12 @@ func TestLostTotalsAgreeEverywhere(t *testing.T) {
 	// (an unknown name is refused at load, so a missing one would make a
 	// real counter unusable in expect: counter).
 	for name := range res.Counters {
-		text := "name: c\nclients: [{name: w}]\nsteps: [{do: mark}]\nassertions:\n  - {name: c, expect: counter, counter: " + name + ", min: 0}\n"
+		clients := "[{name: w}]"
+		if _, who, ok := strings.Cut(name, ":"); ok {
+			// Link fault counters per group or client name one behind the proxy.
+			clients = "[{name: w}, {name: " + who + ", proxy: true}]"
+		}
+		text := "name: c\nclients: " + clients + "\nsteps: [{do: mark}]\nassertions:\n  - {name: c, expect: counter, counter: \"" + name + "\", min: 0}\n"
 		if _, err := Parse([]byte(text), nil); err != nil {
 			t.Errorf("counter %q is in the results but expect: counter refuses it: %v", name, err)
 		}

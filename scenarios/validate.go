@@ -401,7 +401,7 @@ func isFault(do string) bool {
 	case DoBlackhole, DoStall, DoReset, DoClose, DoDelay, DoBandwidth, DoSlice:
 		return true
 	}
-	return false
+	return isLinkFault(do)
 }
 
 func (sc *Scenario) validateSteps(c *checker) {
@@ -485,6 +485,7 @@ func (sc *Scenario) validateAction(c *checker, s *Step, f string) {
 		if s.Every < 0 || (s.Every > 0 && s.Every.D() <= 10*time.Millisecond) {
 			c.fail(f+".every", "must be more than 10ms")
 		}
+		validateLinkFault(c, s, f)
 		switch s.Do {
 		case DoDelay:
 			if s.Latency <= 0 && s.Jitter <= 0 {

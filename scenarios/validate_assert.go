@@ -99,7 +99,7 @@ func (sc *Scenario) validateAssertion(c *checker, a *Assertion, f string) {
 	case ExpectCounter:
 		if a.Counter == "" {
 			c.fail(f+".counter", "expect: counter needs counter: a results counter such as dropped, takeovers or keepalive_expired")
-		} else if !reports.IsCollectorCounter(a.Counter) && !oneOf(a.Counter, scenarioCounters) {
+		} else if !reports.IsCollectorCounter(a.Counter) && !oneOf(a.Counter, scenarioCounters) && !sc.isNetemGroupCounter(a.Counter) {
 			known := append(reports.CollectorCounters(), scenarioCounters...)
 			c.fail(f+".counter", "no counter %q in a scenario's results%s; counters: %s, and reason codes as <packet>_rc_0x<2 lowercase hex digits> for packet %s (e.g. connack_rc_0x00)",
 				a.Counter, suggest(a.Counter, known), strings.Join(known, ", "), strings.Join(reports.RCPackets, ", "))

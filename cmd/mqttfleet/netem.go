@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -68,9 +69,13 @@ func runNetem(ctx context.Context, listen, upstream, api, eventsPath, results st
 		Shard: reports.Shard{Index: 0, Count: 1}, Command: os.Args})
 	started := time.Now()
 	sink = events.Multi(sink, col)
+	var px *netem.Proxy
 	if results != "" {
 		defer func() {
 			res := col.Results()
+			if px != nil { // closed by now: the counts include every link
+				maps.Copy(res.Counters, px.Counts().Counters())
+			}
 			res.Run.Start, res.Run.End, res.Run.Status = started, time.Now(), reports.StatusCompleted
 			res.Run.Host, _ = os.Hostname()
 			if err := res.Write(results); err != nil {
@@ -80,7 +85,7 @@ func runNetem(ctx context.Context, listen, upstream, api, eventsPath, results st
 			fmt.Fprintf(os.Stderr, "netem: wrote %s (%d links, %d fault windows)\n", results, res.Counters["links_opened"], len(res.Faults))
 		}()
 	}
-	px := netem.NewProxy(netem.ProxyConfig{Listen: listen, Upstream: upstream, Events: sink, Seed: seed, Logger: log})
+	px = netem.NewProxy(netem.ProxyConfig{Listen: listen, Upstream: upstream, Events: sink, Seed: seed, Logger: log})
 	if err := px.Start(); err != nil {
 		return err
 	}

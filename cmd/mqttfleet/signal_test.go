@@ -131,4 +131,8 @@ func TestNetemLeavesAResultsFile(t *testing.T) {
 	if res.Kind != reports.KindNetem || res.Counters["links_opened"] != 1 {
 		t.Fatalf("netem results: kind %q, links_opened %d; want netem, 1", res.Kind, res.Counters["links_opened"])
 	}
+	// What link faults did is in the file too (nothing, here: no fault was applied).
+	if n, ok := res.Counters["netem_dropped_up"]; !ok || n != 0 {
+		t.Fatalf("netem results: netem_dropped_up = %d (present %v), want 0", n, ok)
+	}
 }
