@@ -88,7 +88,8 @@ type WatcherConfig struct {
 	Logger *slog.Logger
 }
 
-func (cfg *WatcherConfig) check() error {
+// Check validates the configuration and fills in defaults.
+func (cfg *WatcherConfig) Check() error {
 	var errs []string
 	if cfg.Name == "" {
 		errs = append(errs, "a name")
@@ -161,7 +162,7 @@ type Watcher struct {
 
 // StartWatcher joins the group and starts reading.
 func StartWatcher(cfg WatcherConfig) (*Watcher, error) {
-	if err := cfg.check(); err != nil {
+	if err := cfg.Check(); err != nil {
 		return nil, err
 	}
 	w := &Watcher{cfg: cfg, ready: make(chan struct{}), next: map[int32]int64{}, assigned: map[int32]bool{}}

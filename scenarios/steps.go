@@ -200,6 +200,9 @@ func (r *runner) do(ctx context.Context, s *Step) error {
 	case DoMark:
 		return nil
 	}
+	if isKafkaAction(s.Do) {
+		return r.kafkaStep(ctx, s)
+	}
 	return fmt.Errorf("unknown action %q", s.Do)
 }
 
