@@ -220,6 +220,7 @@ type Stats struct {
 	Failed   int64 // records the producer gave up on
 	Retried  int64 // retry rounds (one per partition batch retried)
 	InFlight int64 // records handed to the producer, not yet acknowledged or failed
+	Backlog  int64 // MQTT messages received by the client, not yet taken by the bridge
 }
 
 // Bridge subscribes to MQTT filters and produces every message to Kafka.
@@ -327,8 +328,15 @@ func (b *Bridge) Config() BridgeConfig { return b.cfg }
 
 // Stats returns the bridge's counters now.
 func (b *Bridge) Stats() Stats {
+	b.mu.Lock()
+	conn := b.conn
+	b.mu.Unlock()
+	var backlog int64
+	if conn != nil {
+		backlog = int64(len(conn.Messages()))
+	}
 	return Stats{Received: b.received.Load(), Produced: b.produced.Load(), Failed: b.failed.Load(),
-		Retried: b.retried.Load(), InFlight: b.inflight.Load()}
+		Retried: b.retried.Load(), InFlight: b.inflight.Load(), Backlog: backlog}
 }
 
 func (b *Bridge) emit(e events.Event) {

@@ -487,11 +487,24 @@ func (r *runner) settleKafka(ctx context.Context) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, kr.cfg.Settle.D())
 	defer cancel()
-	tick := time.NewTicker(20 * time.Millisecond)
+	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
+	stable := 0
+	var last int64 = -1
 	for {
+		// Settled when nothing is in flight and no new MQTT message reached
+		// a bridge for a few polls (the broker may still hold some for it).
 		if kr.settled(ctx) {
-			return
+			if n := kr.received(); n == last {
+				stable++
+			} else {
+				stable, last = 0, n
+			}
+			if stable >= 4 {
+				return
+			}
+		} else {
+			stable, last = 0, -1
 		}
 		select {
 		case <-ctx.Done():
@@ -512,7 +525,7 @@ func (kr *kafkaRun) settled(ctx context.Context) bool {
 	}
 	kr.mu.Unlock()
 	for _, b := range bridges {
-		if b.Stats().InFlight > 0 {
+		if st := b.Stats(); st.InFlight > 0 || st.Backlog > 0 {
 			return false
 		}
 	}
@@ -522,6 +535,17 @@ func (kr *kafkaRun) settled(ctx context.Context) bool {
 		}
 	}
 	return true
+}
+
+// received is how many MQTT messages the bridges took in.
+func (kr *kafkaRun) received() int64 {
+	kr.mu.Lock()
+	defer kr.mu.Unlock()
+	var n int64
+	for _, b := range kr.bridges {
+		n += b.Stats().Received
+	}
+	return n
 }
 
 func (kr *kafkaRun) describe() string {
