@@ -212,6 +212,27 @@ func (sc *Scenario) validateKafka(c *checker) {
 		if b.KeyLevel != nil {
 			level = *b.KeyLevel
 		}
+		enum := func(field, v string, allowed ...string) {
+			if v != "" && !oneOf(v, allowed) {
+				c.fail(f+"."+field, "%s must be %s, not %q%s", field, strings.Join(allowed, " or "), v, suggest(v, allowed))
+			}
+		}
+		enum("mode", b.Mode, kafka.ModeSync, kafka.ModeAsync)
+		enum("acks", b.Acks, "0", "1", "all")
+		enum("partitioner", b.Partitioner, kafka.PartitionHash, kafka.PartitionRandom)
+		enum("key", b.Key, kafka.KeyDevice, kafka.KeyTopic, kafka.KeyTopicLevel)
+		if b.Idempotent && b.Acks != "" && b.Acks != "all" {
+			c.fail(f+".idempotent", "an idempotent producer needs acks: all (Kafka refuses it with acks %s)", b.Acks)
+		}
+		if b.Undrained && b.Mode != kafka.ModeAsync {
+			c.fail(f+".undrained", "undrained applies to mode: async (the channels of sarama's async producer)")
+		}
+		if b.Key == kafka.KeyTopicLevel && b.KeyLevel == nil {
+			c.fail(f+".key", "key: topic_level needs key_level: the topic level (0-based) to hash")
+		}
+		if c.failed() {
+			continue
+		}
 		cfg := kafka.BridgeConfig{Name: "x", MQTT: "x", Filters: []string{"x"}, Brokers: []string{"x"}, Topic: "x",
 			Mode: b.Mode, Acks: b.Acks, Idempotent: b.Idempotent, Partitioner: b.Partitioner, Key: b.Key, KeyLevel: level,
 			Undrained: b.Undrained}
@@ -233,6 +254,20 @@ func (sc *Scenario) validateKafka(c *checker) {
 		}
 		if w.CommitInterval < 0 {
 			c.fail(f+".commit_interval", "must not be negative")
+		}
+		for _, e := range []struct {
+			field, v string
+			allowed  []string
+		}{
+			{"offsets", w.Offsets, []string{kafka.OffsetsOldest, kafka.OffsetsNewest}},
+			{"commit", w.Commit, []string{kafka.CommitAuto, kafka.CommitAfter}},
+		} {
+			if e.v != "" && !oneOf(e.v, e.allowed) {
+				c.fail(f+"."+e.field, "%s must be %s, not %q%s", e.field, strings.Join(e.allowed, " or "), e.v, suggest(e.v, e.allowed))
+			}
+		}
+		if c.failed() {
+			continue
 		}
 		cfg := kafka.WatcherConfig{Name: "x", Brokers: []string{"x"}, Topic: "x", Offsets: w.Offsets, Commit: w.Commit,
 			Sink: kafka.SinkFunc(func(kafka.Delivery) {})}
