@@ -283,3 +283,43 @@ func TestAcksUnderProduceFailures(t *testing.T) {
 		})
 	}
 }
+
+// TestUndrainedAsyncStalls: an async producer whose Successes and Errors
+// nobody reads stops delivering after a few records, while its buffers keep
+// taking the bridge's records (in flight grows, Kafka's end offsets do not);
+// Close still returns.
+func TestUndrainedAsyncStalls(t *testing.T) {
+	const devices, n = 20, 100
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	br := brokertest.Start(t, nil)
+	cl := startCluster(t, Topic{Name: "telemetry", Partitions: 4})
+	b, err := StartBridge(ctx, BridgeConfig{Name: "bridge", MQTT: brokertest.TCP(br), Filters: []string{"fleet/+/t"}, QoS: 1,
+		Brokers: cl.Addrs(), Topic: "telemetry", Mode: ModeAsync, Acks: "all", KeyLevel: 1, Undrained: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl := newTally()
+	w := startWatcher(t, WatcherConfig{Name: "watcher", Brokers: cl.Addrs(), Topic: "telemetry", Sink: tl})
+	newFleet(t, ctx, brokertest.TCP(br), devices).publish(t, ctx, n)
+	// The stall: the bridge keeps taking records into the producer's
+	// buffers while almost none reach Kafka.
+	eventually(t, 30*time.Second, "the bridge to take 500 records", func() bool { return b.Stats().Received >= 500 })
+	eventually(t, 30*time.Second, "the watcher to read what reached Kafka", func() bool {
+		ok, err := CaughtUp(ctx, w)
+		return err == nil && ok
+	})
+	inKafka := tl.distinct()
+	st := b.Stats()
+	t.Logf("undrained: %d of %d records in Kafka; bridge %+v", inKafka, devices*n, st)
+	if inKafka >= 250 || st.Produced != 0 || st.InFlight < 500 {
+		t.Errorf("%d records in Kafka, bridge %+v: want an undrained async producer stalled (under 250 in Kafka, none reported produced, 500 or more in flight)", inKafka, st)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- b.Close() }()
+	select {
+	case <-closed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Close of a stalled bridge did not return within 30s")
+	}
+}

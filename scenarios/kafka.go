@@ -599,8 +599,7 @@ func (kr *kafkaRun) describe() string {
 	return strings.Join(parts, "; ")
 }
 
-// stopKafka closes the bridges, the watchers and the cluster, in the order
-// records flow.
+// stopKafka closes the watchers, the bridges and the cluster.
 func (r *runner) stopKafka() {
 	kr := r.kafka
 	if kr == nil {
@@ -610,6 +609,12 @@ func (r *runner) stopKafka() {
 	bridges, watchers := kr.bridges, kr.watchers
 	kr.bridges, kr.watchers = nil, map[string]*kafka.Watcher{}
 	kr.mu.Unlock()
+	// Watchers first: settle already let them read what the bridges had
+	// produced, and a record a stalled bridge only flushes at its close
+	// must not land in the accounting by the chance of the teardown order.
+	for _, w := range watchers {
+		w.Close()
+	}
 	for _, b := range bridges {
 		st := b.Stats()
 		if err := b.Close(); err != nil {
@@ -618,9 +623,6 @@ func (r *runner) stopKafka() {
 		r.sink.Emit(events.Event{Time: time.Now(), Kind: events.Log, Source: events.SourceKafka, ClientID: b.Config().Name,
 			Detail: fmt.Sprintf("bridge %s: received %d, produced %d, failed %d, retried %d, in flight %d at close",
 				b.Config().Name, st.Received, st.Produced, st.Failed, st.Retried, st.InFlight)})
-	}
-	for _, w := range watchers {
-		w.Close()
 	}
 	if kr.cluster != nil {
 		kr.cluster.Close()
