@@ -631,3 +631,30 @@ func (r *runner) stopKafka() {
 		kr.cluster.Close()
 	}
 }
+
+// describeKafka is a one-line description of a Kafka step.
+func describeKafka(s *Step) string {
+	switch s.Do {
+	case DoKafkaFailProduce:
+		d := "kafka: produce requests fail with " + s.Error
+		if s.Topic != "" {
+			d += " on " + s.Topic
+		}
+		if s.For > 0 {
+			d += " for " + s.For.String()
+		}
+		return d
+	case DoKafkaMoveLeader:
+		if s.Partition != nil {
+			return fmt.Sprintf("kafka: move the leader of %s/%d", s.Topic, *s.Partition)
+		}
+		return "kafka: move the leader of every partition of " + s.Topic
+	case DoKafkaRestore:
+		return "kafka: end produce failures"
+	case DoKafkaCrashWatcher:
+		return "kafka: crash watcher " + s.Watcher + " (no commit)"
+	case DoKafkaStartWatcher:
+		return "kafka: start watcher " + s.Watcher
+	}
+	return s.Do
+}

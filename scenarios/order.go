@@ -82,3 +82,29 @@ func deref(p *int) int {
 	}
 	return *p
 }
+
+// describeOrder adjusts a dry run's delivery line for the order and
+// reproduction bounds.
+func describeOrder(a *Assertion, s string) string {
+	if a.MinLost != nil {
+		if a.MaxLost == nil {
+			s = strings.Replace(s, "lost <= 0", fmt.Sprintf("lost >= %d", *a.MinLost), 1)
+		} else {
+			s += fmt.Sprintf(", lost >= %d", *a.MinLost)
+		}
+	}
+	if a.MinDup != nil {
+		if a.MaxDup == nil {
+			s = strings.Replace(s, "duplicates <= 0", fmt.Sprintf("duplicates >= %d", *a.MinDup), 1)
+		} else {
+			s += fmt.Sprintf(", duplicates >= %d", *a.MinDup)
+		}
+	}
+	if a.Order == OrderPerKey {
+		s += fmt.Sprintf(", out of order per key <= %d", deref(a.MaxOutOfOrder))
+	}
+	if a.MinOutOfOrder != nil {
+		s += fmt.Sprintf(", out of order per key >= %d", *a.MinOutOfOrder)
+	}
+	return s
+}

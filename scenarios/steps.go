@@ -459,5 +459,8 @@ func describe(s *Step) string {
 		}
 		return fmt.Sprintf("wait until %d x %s (timeout %s)", max(s.Count, 1), s.Until, s.Timeout)
 	}
+	if isKafkaAction(s.Do) {
+		return describeKafka(s)
+	}
 	return s.Do
 }
