@@ -67,6 +67,16 @@ const (
 	// Auth: an MQTT 5 enhanced authentication step (AUTH sent or received, or an
 	// authentication completed). ClientID, Code (the AUTH reason code), Detail (method, what happened).
 	Auth Kind = "auth"
+	// KafkaProduced: the Kafka bridge's producer had a record acknowledged (acks 0: handed to the
+	// network). ClientID (bridge), Topic (MQTT topic), Seq, Device, Latency (device send -> ack),
+	// Detail (kafka topic/partition@offset).
+	KafkaProduced Kind = "kafka_produced"
+	// KafkaFailed: the bridge's producer gave a record up. ClientID (bridge), Topic (MQTT topic), Seq, Device, Detail (error).
+	KafkaFailed Kind = "kafka_failed"
+	// KafkaRetry: the bridge's producer backed off to retry a partition's records. ClientID (bridge), Detail.
+	KafkaRetry Kind = "kafka_retry"
+	// KafkaRebalance: a Kafka watcher's consumer group member was given or lost partitions. ClientID (watcher), Detail.
+	KafkaRebalance Kind = "kafka_rebalance"
 	// Log: anything else worth keeping in the stream. Detail.
 	Log Kind = "log"
 )
@@ -104,6 +114,7 @@ const (
 	SourceNetem     Source = "netem"
 	SourceSimulator Source = "simulator"
 	SourceScenario  Source = "scenario"
+	SourceKafka     Source = "kafka" // the Kafka leg: bridge, watchers, the embedded cluster's faults
 )
 
 // Event is one timestamped record. Fields a Kind does not use stay zero and

@@ -241,6 +241,7 @@ func checkDelivery(a *Assertion, evs []events.Event, during span, t0 time.Time) 
 	if len(v.evidence) == 0 {
 		v.evidence = l.firstEv
 	}
+	applyOrder(a, l, &v)
 	return v, nil
 }
 

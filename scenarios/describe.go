@@ -246,6 +246,7 @@ func describeAssertion(a *Assertion) string {
 			dup = *a.MaxDup
 		}
 		s = fmt.Sprintf("delivery from %s to %s: lost <= %d, duplicates <= %d (basis %s)", a.From, a.To, lost, dup, a.Basis)
+		s = describeOrder(a, s)
 	case ExpectCounter:
 		s = "counter " + a.Counter + " " + b.String(false)
 	case ExpectRecord:

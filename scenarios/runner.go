@@ -79,6 +79,7 @@ type runner struct {
 	// fall in the drain, and the run's totals do not expect them.
 	timelineEnd time.Time
 	timers      sync.WaitGroup // fault restores scheduled by for:
+	kafka       *kafkaRun      // the Kafka leg, when the scenario has one (kafka.go)
 }
 
 // Run runs the scenario and returns its results: every assertion's verdict
@@ -129,6 +130,7 @@ func Run(ctx context.Context, sc *Scenario, opts Options) (*reports.Results, err
 	stepErr := r.timeline(ctx)
 	r.timelineEnd = time.Now()
 	r.drain(ctx)
+	r.settleKafka(ctx)
 	r.tearDown()
 	ended := time.Now()
 	stopTarget()
@@ -287,7 +289,7 @@ func (r *runner) setUp(ctx context.Context) error {
 	for i := range r.sc.Clients {
 		r.clients[r.sc.Clients[i].Name] = &clientRun{cfg: &r.sc.Clients[i], r: r}
 	}
-	return nil
+	return r.startKafka(ctx)
 }
 
 // groupListener returns (opening on first use) the proxy listener of a
@@ -334,6 +336,7 @@ func (r *runner) tearDown() {
 	for _, cr := range r.clients {
 		cr.close()
 	}
+	r.stopKafka()
 	if r.proxy != nil {
 		if err := r.proxy.Close(); err != nil {
 			r.log.Warn("close proxy", "err", err)

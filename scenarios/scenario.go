@@ -51,6 +51,8 @@ type Scenario struct {
 	Steps []Step `yaml:"steps"`
 	// Assertions are checked over the recorded events after the run.
 	Assertions []Assertion `yaml:"assertions"`
+	// Kafka is the Kafka leg: cluster, topics, bridges and watchers (kafka.go).
+	Kafka *Kafka `yaml:"kafka"`
 
 	// File is the path the scenario was loaded from, for error messages.
 	File string `yaml:"-"`
@@ -170,6 +172,12 @@ type Step struct {
 	// instead of writing bytes (violationKinds).
 	Violation string `yaml:"violation"`
 
+	// Kafka step parameters (kafka.go): the Kafka error produce requests
+	// fail with, the partition whose leader moves, the watcher acted on.
+	Error     string `yaml:"error"`
+	Partition *int   `yaml:"partition"`
+	Watcher   string `yaml:"watcher"`
+
 	line int
 }
 
@@ -239,6 +247,15 @@ type Assertion struct {
 	// ShareGroup accounts the receivers (To) as the members of one MQTT 5
 	// shared subscription: each message is owed once to them together.
 	ShareGroup bool `yaml:"share_group"`
+	// Order per-key fails the check when a receiver got a publisher's
+	// messages out of order more than MaxOutOfOrder times (default 0);
+	// MinOutOfOrder, MinLost and MinDup state what a reproduced bug must
+	// show (order.go).
+	Order         string `yaml:"order"`
+	MaxOutOfOrder *int   `yaml:"max_out_of_order"`
+	MinOutOfOrder *int   `yaml:"min_out_of_order"`
+	MinLost       *int   `yaml:"min_lost"`
+	MinDup        *int   `yaml:"min_duplicates"`
 
 	// Counter names a counter of the results (counter checks).
 	Counter string `yaml:"counter"`

@@ -204,6 +204,9 @@ func (r *runner) do(ctx context.Context, s *Step) error {
 	case DoMark:
 		return nil
 	}
+	if isKafkaAction(s.Do) {
+		return r.kafkaStep(ctx, s)
+	}
 	return fmt.Errorf("unknown action %q", s.Do)
 }
 
@@ -466,6 +469,9 @@ func describe(s *Step) string {
 			return fmt.Sprintf("wait until %s of %s connected (timeout %s)", n, s.Connected, s.Timeout)
 		}
 		return fmt.Sprintf("wait until %d x %s (timeout %s)", max(s.Count, 1), s.Until, s.Timeout)
+	}
+	if isKafkaAction(s.Do) {
+		return describeKafka(s)
 	}
 	return s.Do
 }

@@ -196,6 +196,7 @@ func (sc *Scenario) validate() error {
 	if len(sc.Groups) == 0 && len(sc.Clients) == 0 {
 		c.fail("groups", "a scenario needs at least one device group or client")
 	}
+	sc.validateKafka(c)
 	sc.validateSteps(c)
 	if len(sc.Assertions) == 0 {
 		c.fail("assertions", "a scenario needs at least one assertion: it is a test")
@@ -464,6 +465,10 @@ func (sc *Scenario) validateSteps(c *checker) {
 }
 
 func (sc *Scenario) validateAction(c *checker, s *Step, f string) {
+	if isKafkaAction(s.Do) {
+		sc.validateKafkaStep(c, s, f)
+		return
+	}
 	switch {
 	case s.Do == DoUp || s.Do == DoDown:
 		if sc.group(s.Group) == nil {
@@ -646,6 +651,9 @@ func kindNames() []string {
 // the client ID of a scenario client or of some device of a group. Device
 // IDs are rendered from the group's template, up to a bound per group.
 func (sc *Scenario) anyClientID(pattern string) bool {
+	if sc.kafkaClientID(pattern) {
+		return true
+	}
 	for _, cl := range sc.Clients {
 		if globMatch(pattern, cmp.Or(cl.ClientID, cl.Name)) || globMatch(pattern, cl.Name) {
 			return true

@@ -15,12 +15,13 @@ var scenarioCounters = []string{"expected", "lost", "duplicates", "out_of_order"
 // assertionFields lists, per kind, the fields it reads besides name, expect,
 // statements, per_target and note.
 var assertionFields = map[string][]string{
-	ExpectCount:    {"events", "per", "keys", "during", "within", "equals", "min", "max"},
-	ExpectRate:     {"events", "during", "min", "max", "for"},
-	ExpectLatency:  {"events", "during", "min", "max", "percentile"},
-	ExpectDelivery: {"from", "to", "during", "max_lost", "max_duplicates", "basis", "min_messages", "share_group"},
-	ExpectRecord:   {"events", "per", "during"},
-	ExpectCounter:  {"counter", "equals", "min", "max"},
+	ExpectCount:   {"events", "per", "keys", "during", "within", "equals", "min", "max"},
+	ExpectRate:    {"events", "during", "min", "max", "for"},
+	ExpectLatency: {"events", "during", "min", "max", "percentile"},
+	ExpectDelivery: {"from", "to", "during", "max_lost", "max_duplicates", "basis", "min_messages", "share_group",
+		"order", "max_out_of_order", "min_out_of_order", "min_lost", "min_duplicates"},
+	ExpectRecord:  {"events", "per", "during"},
+	ExpectCounter: {"counter", "equals", "min", "max"},
 }
 
 var commonAssertionFields = []string{"name", "expect", "statements", "per_target", "note"}
@@ -135,6 +136,7 @@ func (sc *Scenario) validateAssertion(c *checker, a *Assertion, f string) {
 		} else {
 			sc.validateMatcher(c, a.To, f+".to")
 		}
+		validateOrder(c, a, f)
 		switch a.Basis {
 		case "":
 			a.Basis = "sent"
