@@ -35,7 +35,7 @@ fmt-check:
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 
 unit:
-	$(GO) test -count=1 -timeout 15m $(PKGS)
+	$(GO) test -count=1 -timeout 30m $(PKGS)
 
 # `unit` runs every fuzz target on its seeds and its testdata/fuzz regressions. Exploring for
 # new inputs is not part of `test`: a gate must give the same answer twice on the same commit.
