@@ -18,14 +18,7 @@ import (
 // properties, content type, response topic, correlation data, payload
 // format and message expiry arrive as sent.
 func TestV5MosquittoClients(t *testing.T) {
-	sub, err := exec.LookPath("mosquitto_sub")
-	if err != nil {
-		t.Skip("mosquitto_sub not installed (Debian package mosquitto-clients); CI has it")
-	}
-	pubBin, err := exec.LookPath("mosquitto_pub")
-	if err != nil {
-		t.Skip("mosquitto_pub not installed (Debian package mosquitto-clients); CI has it")
-	}
+	sub, pubBin := mosquittoClientBins(t)
 	tb := startBroker(t, nil)
 	host, port, _ := strings.Cut(tb.tcp, ":")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -101,14 +94,7 @@ func TestV5MosquittoClients(t *testing.T) {
 // mosquitto_sub -D connect topic-alias-maximum lets it ask for them: see
 // docs/broker.md.)
 func TestV5MosquittoTopicAliases(t *testing.T) {
-	subBin, err := exec.LookPath("mosquitto_sub")
-	if err != nil {
-		t.Skip("mosquitto_sub not installed (Debian package mosquitto-clients); CI has it")
-	}
-	pubBin, err := exec.LookPath("mosquitto_pub")
-	if err != nil {
-		t.Skip("mosquitto_pub not installed (Debian package mosquitto-clients); CI has it")
-	}
+	subBin, pubBin := mosquittoClientBins(t)
 	tb := startBroker(t, nil)
 	host, port, _ := strings.Cut(tb.tcp, ":")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -156,4 +142,19 @@ func TestV5MosquittoTopicAliases(t *testing.T) {
 			t.Errorf("aliasing client, message %d: topic %q alias %d, want %q alias %d", i, topic, alias, want.topic, want.alias)
 		}
 	}
+}
+
+// mosquittoClientBins finds Debian's mosquitto_sub and mosquitto_pub, or
+// skips the test: `make test` installs them (scripts/deps.sh).
+func mosquittoClientBins(t *testing.T) (sub, pub string) {
+	t.Helper()
+	sub, err := exec.LookPath("mosquitto_sub")
+	if err != nil {
+		t.Skip("mosquitto_sub not installed (Debian package mosquitto-clients); CI has it")
+	}
+	pub, err = exec.LookPath("mosquitto_pub")
+	if err != nil {
+		t.Skip("mosquitto_pub not installed (Debian package mosquitto-clients); CI has it")
+	}
+	return sub, pub
 }

@@ -20,14 +20,7 @@ import (
 // QoS 1 messages with `mosquitto_pub -l`: with both members connected and
 // free, round robin gives each member every other message.
 func TestV5SharedMosquittoClients(t *testing.T) {
-	subBin, err := exec.LookPath("mosquitto_sub")
-	if err != nil {
-		t.Skip("mosquitto_sub not installed (Debian package mosquitto-clients); CI has it")
-	}
-	pubBin, err := exec.LookPath("mosquitto_pub")
-	if err != nil {
-		t.Skip("mosquitto_pub not installed (Debian package mosquitto-clients); CI has it")
-	}
+	subBin, pubBin := mosquittoClientBins(t)
 	tb := startBroker(t, nil)
 	host, port, _ := strings.Cut(tb.tcp, ":")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
