@@ -27,12 +27,10 @@ const minAliasTopic = 4
 
 // outAliases is one connection's outgoing Topic Alias state.
 type outAliases struct {
-	max    uint16            // highest alias: the client's maximum, capped by topic_alias_out
-	maxOut int               // the client's Maximum Packet Size; 0: none
-	topics map[string]uint16 // topic -> alias; len is the highest alias given
-	pub    packet.Publish    // scratch copy of the PUBLISH being encoded
-	props  packet.Properties // its properties
-	alias  uint16            // scratch Topic Alias value
+	max     uint16            // highest alias: the client's maximum, capped by topic_alias_out
+	maxOut  int               // the client's Maximum Packet Size; 0: none
+	topics  map[string]uint16 // topic -> alias; len is the highest alias given
+	scratch packet.AliasCopy  // the PUBLISH being encoded, with its alias
 }
 
 // rewrite returns the PUBLISH to encode in place of p, and the alias it
@@ -55,19 +53,7 @@ func (a *outAliases) rewrite(p *packet.Publish) (*packet.Publish, uint16) {
 		a.topics[p.Topic] = alias
 		fresh = alias
 	}
-	a.pub = *p
-	if p.Props != nil {
-		a.props = *p.Props
-	} else {
-		a.props = packet.Properties{}
-	}
-	a.alias = alias
-	a.props.TopicAlias = &a.alias
-	a.pub.Props = &a.props
-	if known {
-		a.pub.Topic = ""
-	}
-	return &a.pub, fresh
+	return a.scratch.Set(p, alias, known), fresh
 }
 
 // forget undoes the assignment of a fresh alias whose PUBLISH was not sent

@@ -53,11 +53,7 @@ type aliasOut struct {
 
 // aliasScratch is the copy of a PUBLISH being written with an alias, shared
 // by every client: one is held only while its PUBLISH is encoded.
-type aliasScratch struct {
-	pub   packet.Publish
-	props packet.Properties
-	alias uint16
-}
+type aliasScratch = packet.AliasCopy
 
 var aliasScratches = sync.Pool{New: func() any { return new(aliasScratch) }}
 
@@ -117,19 +113,7 @@ func (a *aliasOut) rewrite(p *packet.Publish, s *aliasScratch) (q *packet.Publis
 		}
 		fresh = true
 	}
-	s.pub = *p
-	if p.Props != nil {
-		s.props = *p.Props
-	} else {
-		s.props = packet.Properties{}
-	}
-	s.alias = alias
-	s.props.TopicAlias = &s.alias
-	s.pub.Props = &s.props
-	if !fresh {
-		s.pub.Topic = ""
-	}
-	return &s.pub, alias, fresh
+	return s.Set(p, alias, !fresh), alias, fresh
 }
 
 // enableAliasOut sets up outgoing aliases after CONNACK when the options
