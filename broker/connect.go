@@ -63,6 +63,7 @@ func (c *conn) handshake() bool {
 		return false
 	}
 	c.version = cp.ProtocolLevel
+	c.bridge = cp.Bridge
 	c.keepalive = time.Duration(cp.KeepAlive) * time.Second
 	c.username = cp.Username
 	c.connectExpiry = connectExpiry(cp)
