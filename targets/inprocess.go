@@ -13,6 +13,7 @@ import (
 
 	"github.com/mqttfleet/mqttfleet/broker"
 	"github.com/mqttfleet/mqttfleet/broker/auth"
+	_ "github.com/mqttfleet/mqttfleet/broker/bridge" // bridges: in the config, and in scenarios
 	"github.com/mqttfleet/mqttfleet/events"
 	"github.com/mqttfleet/mqttfleet/internal/syncbuf"
 )
