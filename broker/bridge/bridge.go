@@ -90,8 +90,14 @@ func start(b *broker.Broker, cfg bridgeconf.Config) broker.BridgeRunner {
 	if cfg.Notify() {
 		br.notifyLocal(false)
 	}
+	// The local side is up before Start returns, so nothing published on
+	// an out topic after that is missed (it is an in-memory pipe: quick).
+	c, err := br.connectLocal()
+	if err != nil {
+		br.log.Warn("bridge local connection failed", "err", err)
+	}
 	br.wg.Add(2)
-	go br.runLocal()
+	go br.runLocal(c)
 	go br.runRemote()
 	return br
 }
@@ -150,10 +156,13 @@ func (br *Bridge) sleep(d time.Duration) bool {
 
 // runLocal keeps the local connection: it breaks only when the broker
 // closes or another client takes its client ID, so it is made again at once.
-func (br *Bridge) runLocal() {
+func (br *Bridge) runLocal(c *client.Client) {
 	defer br.wg.Done()
 	for br.ctx.Err() == nil {
-		c, err := br.connectLocal()
+		var err error
+		if c == nil {
+			c, err = br.connectLocal()
+		}
 		if err != nil {
 			if br.ctx.Err() == nil {
 				br.log.Warn("bridge local connection failed", "err", err)
@@ -171,6 +180,7 @@ func (br *Bridge) runLocal() {
 		br.mu.Lock()
 		br.local = nil
 		br.mu.Unlock()
+		c = nil
 	}
 }
 
