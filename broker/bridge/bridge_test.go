@@ -1,4 +1,4 @@
-package bridge
+package bridge_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/mqttfleet/mqttfleet/broker"
+	_ "github.com/mqttfleet/mqttfleet/broker/bridge" // registers the bridges
 	"github.com/mqttfleet/mqttfleet/broker/bridgeconf"
 	"github.com/mqttfleet/mqttfleet/client"
 	"github.com/mqttfleet/mqttfleet/events"
