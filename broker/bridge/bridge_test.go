@@ -471,3 +471,112 @@ func TestConfigValidation(t *testing.T) {
 		t.Errorf("error %v, want topics named", err)
 	}
 }
+
+// TestRemoteRestart: the remote broker (persistence on) restarts. The
+// bridge's persistent session resumes (Session Present), the messages
+// published here meanwhile wait on the bridge's queue, those published
+// there for the bridge wait in its session, and each arrives once.
+func TestRemoteRestart(t *testing.T) {
+	dir := t.TempDir()
+	cloudCfg := func(addr string) broker.Config {
+		cfg := broker.DefaultConfig()
+		cfg.Listeners = []broker.ListenerConfig{{Type: "tcp", Addr: addr}}
+		cfg.Persistence = broker.PersistenceConfig{Enabled: true, Path: dir + "/cloud.db"}
+		return cfg
+	}
+	cloudB, err := broker.New(cloudCfg("127.0.0.1:0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cloudB.Start(); err != nil {
+		t.Fatal(err)
+	}
+	cloud := strings.TrimPrefix(cloudB.Addr("tcp"), "tcp://")
+	rec := newRecorder()
+	edgeB, edge := startBroker(t, rec, bridgeconf.Config{Name: "r", Addresses: []string{cloud}, Topics: rules(t, "up/# out 1", "down/# in 1"),
+		RestartTimeout: bridgeconf.Duration(300 * time.Millisecond), RestartMax: bridgeconf.Duration(time.Second)})
+	rec.wait(t, 10*time.Second, 1, "bridge up", up(rec))
+	// A persistent subscriber on the cloud, offline during the restart.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	persistentSub := func() (*client.Client, chan *packet.Publish) {
+		ch := make(chan *packet.Publish, 200)
+		c, _, err := client.Dial(ctx, "tcp://"+cloud, client.Options{ClientID: "cloud-app", OnMessage: func(p *packet.Publish) { ch <- p }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c, ch
+	}
+	app, _ := persistentSub()
+	if _, err := app.Subscribe(ctx, packet.Subscription{Filter: "up/#", QoS: 1}); err != nil {
+		t.Fatal(err)
+	}
+	_ = app.Disconnect(ctx)
+	dev := subscribe(t, edge, "edge-dev", "down/#", 1)
+
+	_ = cloudB.Close()
+	rec.wait(t, 10*time.Second, 1, "bridge down", func(e events.Event) bool {
+		return e.Kind == events.LinkClosed && strings.Contains(e.Detail, "link down")
+	})
+	for i := range 50 {
+		publish(t, edge, "sensor", fmt.Sprintf("up/%02d", i), 1, false, "u")
+	}
+	cloudB, err = broker.New(cloudCfg(cloud))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cloudB.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cloudB.Close()
+	for i := range 50 {
+		publish(t, cloud, "operator", fmt.Sprintf("down/%02d", i), 1, false, "d")
+	}
+	rec.wait(t, 20*time.Second, 2, "bridge up again", up(rec))
+	if n := rec.count(func(e events.Event) bool { return e.Kind == events.LinkOpened && e.SessionPresent }); n != 1 {
+		t.Errorf("reconnections with Session Present: %d, want 1 (the bridge's persistent session resumed)", n)
+	}
+	got := dev.waitFor(t, 20*time.Second, 50, "")
+	rec.wait(t, 20*time.Second, 50, "forwarded out", func(e events.Event) bool {
+		return e.Kind == "bridge_forwarded" && e.Direction == "out"
+	})
+	app, ch := persistentSub()
+	defer app.Close()
+	seen := map[string]int{}
+	for len(seen) < 50 {
+		select {
+		case p := <-ch:
+			seen[p.Topic]++
+		case <-ctx.Done():
+			t.Fatalf("cloud app got %d of 50 up/ topics", len(seen))
+		}
+	}
+	// A marker behind them on the same path: a duplicate would come first.
+	publish(t, edge, "sensor", "up/zz", 1, false, "marker")
+	for seen["up/zz"] == 0 {
+		select {
+		case p := <-ch:
+			seen[p.Topic]++
+		case <-ctx.Done():
+			t.Fatal("no marker at the cloud")
+		}
+	}
+	// Nothing twice: each down/ message once here, each up/ once there.
+	downSeen := map[string]int{}
+	for _, p := range got {
+		downSeen[p.Topic]++
+	}
+	for tp, n := range downSeen {
+		if n != 1 {
+			t.Errorf("%s arrived %d times at the edge", tp, n)
+		}
+	}
+	for tp, n := range seen {
+		if n != 1 {
+			t.Errorf("%s arrived %d times at the cloud", tp, n)
+		}
+	}
+	if s := edgeB.Bridges()[0]; s.Queued != 0 || s.Dropped != 0 {
+		t.Errorf("bridge %+v: want nothing queued or dropped", s)
+	}
+}
