@@ -93,6 +93,15 @@ func TestFromMosquitto(t *testing.T) {
 	if image == "" {
 		image = targets.DefaultMosquittoImage
 	}
+	if cli, err := testcontainers.NewDockerClientWithOpts(context.Background()); err != nil {
+		t.Skipf("no Docker engine: %v", err)
+	} else {
+		_, err := cli.ImageInspect(context.Background(), image)
+		_ = cli.Close()
+		if err != nil {
+			t.Skipf("image %s is not present (make deps builds mqttfleet/mosquitto:2.0.11; point %s at it): %v", image, targets.MosquittoImageEnv, err)
+		}
+	}
 	rec := newRecorder()
 	_, ref := startBroker(t, rec)
 	mqPort := strings.Split(listenAddr(t), ":")[1]
