@@ -50,11 +50,16 @@ func (r *runner) missingDurability(caps targets.Capabilities) []string {
 	return missing
 }
 
-// prepareTarget applies the file's persistence to a Durable target and
-// routes a process target's broker events into the run, before it starts.
+// prepareTarget applies the file's persistence (on or off) to a Durable
+// target of a scenario that restarts its broker, and routes a process
+// target's broker events into the run, before it starts.
 func (r *runner) prepareTarget() {
-	if d, ok := r.target.(targets.Durable); ok && r.sc.Target.Persistence {
-		d.SetPersistence(true)
+	restarts := r.sc.Target.Persistence
+	for _, s := range r.sc.Steps {
+		restarts = restarts || s.Do == DoRestart || s.Do == DoStopB || s.Do == DoStartB
+	}
+	if d, ok := r.target.(targets.Durable); ok && restarts {
+		d.SetPersistence(r.sc.Target.Persistence)
 	}
 	if p, ok := r.target.(*targets.Process); ok && p.Events == nil {
 		p.Events = events.SinkFunc(func(e events.Event) { r.sink.Emit(e) })

@@ -67,7 +67,8 @@ type Container struct {
 	PersistFiles []File
 
 	mu      sync.Mutex
-	persist bool // run with PersistFiles; host ports are pinned so a restart keeps them
+	persist bool // run with PersistFiles
+	pin     bool // host ports are pinned so a restart keeps them (SetPersistence)
 	killed  bool // Kill stopped the container; Start starts the same one again
 	c       *testcontainers.DockerContainer
 	urls    map[string]string
@@ -123,7 +124,7 @@ func (t *Container) Start(ctx context.Context) error {
 		testcontainers.WithWaitStrategy(wait.ForAll(waits...).WithDeadline(timeout)),
 		testcontainers.WithLabels(map[string]string{"org.mqttfleet.target": t.TargetName}),
 	}
-	if t.persist {
+	if t.pin {
 		pin, err := pinPorts(t.Ports)
 		if err != nil {
 			return fmt.Errorf("start %s: %w", t.TargetName, err)

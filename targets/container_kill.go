@@ -13,13 +13,16 @@ import (
 	"github.com/testcontainers/testcontainers-go"
 )
 
-// SetPersistence runs the broker with PersistFiles from the next Start, and
-// pins its host ports so a restart or a kill keeps its addresses. A
-// container with no PersistFiles ignores it (its Capabilities say so).
+// SetPersistence runs the broker with PersistFiles from the next Start (on)
+// or with Files (off), and either way pins its host ports so a restart or a
+// kill keeps its addresses: callers of SetPersistence mean to restart it. A
+// container with no PersistFiles cannot turn persistence on (its
+// Capabilities say so).
 func (t *Container) SetPersistence(on bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.persist = on && len(t.PersistFiles) > 0
+	t.pin = true
 }
 
 // Kill sends SIGKILL to the broker through Docker (`docker kill`) and waits

@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -226,16 +225,17 @@ func (t *Process) writeConfig() (string, error) {
 			t.dir, t.ownDir = d, true
 		}
 	}
-	var b strings.Builder
+	// Never an empty document: the YAML decoder would zero the defaults.
+	b := "persistence:\n  enabled: false\n"
 	if t.persist {
 		sync := t.Sync
 		if sync == "" {
 			sync = "every_write"
 		}
-		fmt.Fprintf(&b, "persistence:\n  enabled: true\n  path: %q\n  sync: %s\n", filepath.Join(t.dir, "broker.db"), sync)
+		b = fmt.Sprintf("persistence:\n  enabled: true\n  path: %q\n  sync: %s\n", filepath.Join(t.dir, "broker.db"), sync)
 	}
 	p := filepath.Join(t.dir, "broker.yaml")
-	if err := os.WriteFile(p, []byte(b.String()), 0o600); err != nil {
+	if err := os.WriteFile(p, []byte(b), 0o600); err != nil {
 		return "", fmt.Errorf("start process broker: write config: %w", err)
 	}
 	return p, nil
