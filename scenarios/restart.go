@@ -69,38 +69,33 @@ func (r *runner) prepareTarget() {
 // restartBroker takes the broker down in the step's mode and starts it
 // again, telling the event stream when it went down and what it recovered.
 func (r *runner) restartBroker(ctx context.Context, s *Step) error {
+	if _, isContainer := r.target.(*targets.Container); isContainer && s.Mode != ModeKill {
+		// A container's Stop removes it, and its store with it: a graceful
+		// restart stops (SIGTERM, waits) and starts the same container.
+		r.emitRestart(events.FaultInjected, s, "stopping gracefully (SIGTERM, waiting for exit)")
+		if err := r.target.Restart(ctx); err != nil {
+			return fmt.Errorf("graceful restart: %w", err)
+		}
+		r.emitStarted(s)
+		return nil
+	}
 	if err := r.stopBroker(ctx, s); err != nil {
 		return err
 	}
 	return r.startBroker(ctx, s)
 }
 
-// stopBroker ends the broker: graceful is the target's Stop (or, for a
-// container, a stop that keeps it), kill is SIGKILL.
+// stopBroker ends the broker: graceful is the target's Stop, kill is SIGKILL.
 func (r *runner) stopBroker(ctx context.Context, s *Step) error {
 	var err error
 	how := "stopped gracefully (SIGTERM, waited for exit)"
-	switch {
-	case s.Mode == ModeKill:
+	if s.Mode == ModeKill {
 		k, ok := r.target.(targets.Killer)
 		if !ok {
 			return fmt.Errorf("target %s cannot be killed: %w", r.target.Name(), targets.ErrNotSupported)
 		}
 		err, how = k.Kill(ctx), "killed (SIGKILL)"
-	case s.Do == DoRestart:
-		// A graceful restart through the target keeps a container (and its
-		// store) where Stop would remove it: stop it here as a kill does
-		// not, then start.
-		if _, isContainer := r.target.(*targets.Container); isContainer {
-			err = r.target.Restart(ctx)
-			if err == nil {
-				r.emitRestart(events.FaultInjected, s, how)
-				r.emitStarted(s)
-			}
-			return err
-		}
-		err = r.target.Stop(ctx)
-	default:
+	} else {
 		err = r.target.Stop(ctx)
 	}
 	if err != nil {

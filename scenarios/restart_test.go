@@ -118,12 +118,19 @@ func TestBrokerRestartDurableMosquittoOff(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	res, err := Run(ctx, sc, Options{Target: targets.NewMosquitto()})
+	rec := events.NewRecorder()
+	res, err := Run(ctx, sc, Options{Target: targets.NewMosquitto(), Events: rec})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if skippedAll(res) {
 		t.Skip(res.Assertions[0].Message)
+	}
+	// The timeline stops at the first wait: one restart, told once.
+	for _, k := range []events.Kind{events.FaultInjected, events.FaultRemoved} {
+		if n := rec.Count(func(e events.Event) bool { return e.Kind == k && e.Fault == faultRestart }); n != 1 {
+			t.Errorf("%d %s events for the graceful restart, want 1", n, k)
+		}
 	}
 	for _, a := range res.Assertions {
 		t.Logf("  %-7s %s: %s", a.Verdict, a.Name, a.Message)
@@ -221,5 +228,36 @@ assertions:
 	a := res.Assertions[0]
 	if a.Verdict != reports.Skipped || !strings.Contains(a.Message, "kill (step restart_broker#1") {
 		t.Errorf("verdict %s %q, want skipped for the kill capability", a.Verdict, a.Message)
+	}
+}
+
+// TestKafkaBrokerRestartRed: the Kafka restart reproduction with the broker's
+// persistence off loses readings end to end: the broker comes back without
+// the bridge's session, and what devices publish before the bridge
+// subscribes again reaches no one. (The library run is the green half.)
+func TestKafkaBrokerRestartRed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: a Kafka pipeline run")
+	}
+	sc, err := Load("library/kafka-broker-restart.yaml", map[string]string{"persist": "false"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := Run(ctx, sc, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range res.Assertions {
+		t.Logf("  %-7s %s: %s", a.Verdict, a.Name, a.Message)
+	}
+	if a := assertionNamed(res, "the broker was killed and came back"); a == nil || a.Verdict != reports.Pass {
+		t.Errorf("the kill must still happen: %+v", a)
+	}
+	for _, name := range []string{"the bridge found its session after the kill", "nothing lost from device to Kafka across the kill"} {
+		if a := assertionNamed(res, name); a == nil || a.Verdict != reports.Fail {
+			t.Errorf("%q: want fail without persistence, got %+v", name, a)
+		}
 	}
 }
