@@ -170,7 +170,7 @@ func (r *runner) pickTarget() (targets.Target, error) {
 // targetKind is the name per_target overrides use for the running target.
 func (r *runner) targetKind() string {
 	switch n := r.target.Name(); n {
-	case "inprocess", "mosquitto", "emqx":
+	case "inprocess", "process", "mosquitto", "emqx":
 		return n
 	}
 	return "address"
@@ -192,6 +192,7 @@ func (r *runner) missingCapabilities() []string {
 			missing = append(missing, c)
 		}
 	}
+	missing = append(missing, r.missingDurability(caps)...)
 	for _, s := range r.sc.Steps {
 		if (s.Do == DoRestart || s.Do == DoStopB || s.Do == DoStartB) && !caps.Has("restart") {
 			missing = append(missing, "restart (step "+s.Name+")")
@@ -221,6 +222,7 @@ func (r *runner) startTarget(ctx context.Context) error {
 	}
 	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
+	r.prepareTarget()
 	if err := r.target.Start(sctx); err != nil {
 		return fmt.Errorf("start target %s: %w", r.target.Name(), err)
 	}
@@ -253,6 +255,12 @@ func (r *runner) stopTargetFunc() func() {
 			defer cancel()
 			if err := r.target.Stop(ctx); err != nil {
 				r.log.Warn("stop target", "err", err)
+			}
+			if c, ok := r.target.(io.Closer); ok {
+				// A process target removes its temporary store.
+				if err := c.Close(); err != nil {
+					r.log.Warn("close target", "err", err)
+				}
 			}
 		})
 	}

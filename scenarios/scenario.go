@@ -61,10 +61,14 @@ type Scenario struct {
 
 // Target says which broker a scenario runs against.
 type Target struct {
-	// Kind is inprocess (default), mosquitto, emqx or address.
+	// Kind is inprocess (default), process (the reference broker as a
+	// child process, which a restart can kill -9), mosquitto, emqx or address.
 	Kind string `yaml:"kind"`
 	// Address is the broker URL for kind address (tcp://host:port).
 	Address string `yaml:"address"`
+	// Persistence runs the broker with its own store on, so state survives
+	// restart_broker (targets.Durable; restart.go).
+	Persistence bool `yaml:"persistence"`
 }
 
 // Group is a fleet device group: every field of a simulator profile group
@@ -171,6 +175,10 @@ type Step struct {
 	// Violation names a deliberate MQTT 5 misbehaviour do: violate commits
 	// instead of writing bytes (violationKinds).
 	Violation string `yaml:"violation"`
+
+	// Mode is how restart_broker and stop_broker take the broker down:
+	// graceful (default) or kill (SIGKILL, as a crash).
+	Mode string `yaml:"mode"`
 
 	// Kafka step parameters (kafka.go): the Kafka error produce requests
 	// fail with, the partition whose leader moves, the watcher acted on.

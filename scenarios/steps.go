@@ -196,11 +196,11 @@ func (r *runner) do(ctx context.Context, s *Step) error {
 	case DoWait:
 		return r.wait(ctx, s)
 	case DoRestart:
-		return r.target.Restart(ctx)
+		return r.restartBroker(ctx, s)
 	case DoStopB:
-		return r.target.Stop(ctx)
+		return r.stopBroker(ctx, s)
 	case DoStartB:
-		return r.target.Start(ctx)
+		return r.startBroker(ctx, s)
 	case DoMark:
 		return nil
 	}

@@ -71,8 +71,8 @@ var actionFields = map[string][]string{
 	DoPublish:     {"client", "topic", "payload", "qos", "retain", "count", "interval"},
 	DoSubscribe:   {"client", "topic", "qos"},
 	DoWait:        {"until", "count", "connected", "timeout"},
-	DoRestart:     nil,
-	DoStopB:       nil,
+	DoRestart:     {"mode"},
+	DoStopB:       {"mode"},
 	DoStartB:      nil,
 	DoMark:        nil,
 }
@@ -88,12 +88,12 @@ const (
 )
 
 // Target kinds.
-var targetKinds = []string{"inprocess", "mosquitto", "emqx", "address"}
+var targetKinds = []string{"inprocess", "process", "mosquitto", "emqx", "address"}
 
 var perKeys = []string{"client", "topic", "group", "device", "link", "code"}
 
 var capabilityNames = []string{"qos1", "qos2", "retain", "wildcards", "ws", "mqtt5", "empty-client-id",
-	"persistent-sessions", "acl", "restart", "shared-subs", "sub-ids"}
+	"persistent-sessions", "acl", "restart", "shared-subs", "sub-ids", "kill", "persistence"}
 
 var eventKinds = []events.Kind{events.Connect, events.ConnAck, events.Disconnect, events.Takeover,
 	events.KeepaliveExpired, events.WillPublished, events.PublishSent, events.PublishReceived,
@@ -230,6 +230,9 @@ func (sc *Scenario) validateTarget(c *checker) {
 	}
 	if t.Kind != "address" && t.Address != "" {
 		c.fail("target.address", "an address is only used with kind: address")
+	}
+	if t.Persistence && (t.Kind == "address" || t.Kind == "inprocess") {
+		c.fail("target.persistence", "persistence is turned on by the harness only for targets it runs out of process: kind process or mosquitto, not %s", t.Kind)
 	}
 }
 
@@ -524,7 +527,9 @@ func (sc *Scenario) validateAction(c *checker, s *Step, f string) {
 		if s.Timeout == 0 {
 			s.Timeout = Duration(DefaultWaitTimeout)
 		}
-	case s.Do == DoRestart || s.Do == DoStopB || s.Do == DoStartB || s.Do == DoMark:
+	case s.Do == DoRestart || s.Do == DoStopB:
+		validateRestartMode(c, s, f)
+	case s.Do == DoStartB || s.Do == DoMark:
 	default: // client actions
 		if sc.client(s.Client) == nil {
 			c.fail(f+".client", "no client named %q (clients: %s)", s.Client, sc.names(false, true))

@@ -62,11 +62,17 @@ type Container struct {
 	Caps Capabilities
 	// StartupTimeout bounds the wait for the listeners; 0 means 60 s.
 	StartupTimeout time.Duration
+	// PersistFiles replace the Files of the same path when persistence is
+	// on (SetPersistence): the broker's config with its own store turned on.
+	PersistFiles []File
 
-	mu   sync.Mutex
-	c    *testcontainers.DockerContainer
-	urls map[string]string
-	logs []byte // logs of containers already terminated
+	mu      sync.Mutex
+	persist bool // run with PersistFiles
+	pin     bool // host ports are pinned so a restart keeps them (SetPersistence)
+	killed  bool // Kill stopped the container; Start starts the same one again
+	c       *testcontainers.DockerContainer
+	urls    map[string]string
+	logs    []byte // logs of containers already terminated
 }
 
 // Name returns TargetName.
@@ -83,11 +89,16 @@ func (t *Container) Addr(transport string) (string, bool) {
 	return u, ok
 }
 
-// Start creates and starts the container and waits for its listeners.
+// Start creates and starts the container and waits for its listeners;
+// after Kill it starts the killed container again, its filesystem (and so
+// the broker's store) as the broker left it.
 func (t *Container) Start(ctx context.Context) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.c != nil {
+		if t.killed {
+			return t.startAgain(ctx, t.logCount(ctx))
+		}
 		return nil
 	}
 	setLocalDockerDefaults()
@@ -113,7 +124,14 @@ func (t *Container) Start(ctx context.Context) error {
 		testcontainers.WithWaitStrategy(wait.ForAll(waits...).WithDeadline(timeout)),
 		testcontainers.WithLabels(map[string]string{"org.mqttfleet.target": t.TargetName}),
 	}
-	for _, f := range t.Files {
+	if t.pin {
+		pin, err := pinPorts(t.Ports)
+		if err != nil {
+			return fmt.Errorf("start %s: %w", t.TargetName, err)
+		}
+		opts = append(opts, testcontainers.WithHostConfigModifier(pin))
+	}
+	for _, f := range t.files() {
 		opts = append(opts, testcontainers.WithFiles(testcontainers.ContainerFile{
 			Reader: bytes.NewReader(f.Content), ContainerFilePath: f.Path, FileMode: 0o644,
 		}))
@@ -172,7 +190,7 @@ func (t *Container) stopLocked(ctx context.Context) error {
 		return nil
 	}
 	c := t.c
-	t.c, t.urls = nil, nil
+	t.c, t.urls, t.killed = nil, nil, false
 	t.keepLogs(ctx, c)
 	if err := c.Terminate(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("terminate %s container: %w", t.TargetName, err)
@@ -189,13 +207,23 @@ func (t *Container) Restart(ctx context.Context) error {
 		return fmt.Errorf("restart %s: not started", t.TargetName)
 	}
 	seen := t.logCount(ctx)
-	grace := 5 * time.Second
-	if err := t.c.Stop(ctx, &grace); err != nil {
-		return fmt.Errorf("stop %s container: %w", t.TargetName, err)
+	if !t.killed {
+		// SIGTERM, then SIGKILL if the broker has not exited within the grace.
+		grace := 30 * time.Second
+		if err := t.c.Stop(ctx, &grace); err != nil {
+			return fmt.Errorf("stop %s container: %w", t.TargetName, err)
+		}
 	}
+	return t.startAgain(ctx, seen)
+}
+
+// startAgain starts the stopped container and waits for the broker to
+// serve (seen: WaitLog lines printed before it stopped).
+func (t *Container) startAgain(ctx context.Context, seen int) error {
 	if err := t.c.Start(ctx); err != nil {
 		return fmt.Errorf("start %s container again: %w", t.TargetName, err)
 	}
+	t.killed = false
 	if err := t.waitLogAfter(ctx, seen); err != nil {
 		return err
 	}
