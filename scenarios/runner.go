@@ -50,11 +50,15 @@ type runner struct {
 	opts Options
 	log  *slog.Logger
 
-	target     targets.Target
-	brokerURL  string // tcp://host:port
-	brokerAddr string // host:port
-	proxy      *netem.Proxy
-	runID      uint32
+	target targets.Target
+	// extra are the brokers of brokers: by name, and bridgeProxies the
+	// fault proxies of proxied bridges by "<bridge>/<remote>" (bridges.go).
+	extra         map[string]*extraBroker
+	bridgeProxies map[string]*netem.Proxy
+	brokerURL     string // tcp://host:port
+	brokerAddr    string // host:port
+	proxy         *netem.Proxy
+	runID         uint32
 
 	rec  *events.Recorder
 	col  *reports.Collector
@@ -110,6 +114,10 @@ func Run(ctx context.Context, sc *Scenario, opts Options) (*reports.Results, err
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	defer r.cancel()
 	started := time.Now()
+	defer r.stopTopology()
+	if err := r.startTopology(ctx); err != nil {
+		return nil, fmt.Errorf("%w: %w", reports.ErrTargetUnavailable, err)
+	}
 	if err := r.startTarget(ctx); err != nil {
 		if errors.Is(err, targets.ErrUnavailable) {
 			// Nothing was judged: every assertion is skipped with the reason,
@@ -198,6 +206,9 @@ func (r *runner) missingCapabilities() []string {
 			missing = append(missing, "restart (step "+s.Name+")")
 			break
 		}
+	}
+	if len(r.sc.Bridges) > 0 && !caps.Has("bridges") {
+		missing = append(missing, "bridges (the scenario's target runs its bridges)")
 	}
 	for _, s := range r.sc.Steps {
 		if s.Do == DoDropPackets {

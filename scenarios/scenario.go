@@ -51,6 +51,10 @@ type Scenario struct {
 	Steps []Step `yaml:"steps"`
 	// Assertions are checked over the recorded events after the run.
 	Assertions []Assertion `yaml:"assertions"`
+	// Brokers are more brokers this scenario starts, and Bridges the
+	// bridges the target runs to them (bridges.go).
+	Brokers []Broker `yaml:"brokers"`
+	Bridges []Bridge `yaml:"bridges"`
 	// Kafka is the Kafka leg: cluster, topics, bridges and watchers (kafka.go).
 	Kafka *Kafka `yaml:"kafka"`
 
@@ -88,6 +92,8 @@ type Group struct {
 // (or at a connect step), subscribes, and records everything it receives.
 type Client struct {
 	Name string `yaml:"name"`
+	// Broker is the broker of brokers: this client connects to (default: the target).
+	Broker string `yaml:"broker"`
 	// ClientID defaults to the name.
 	ClientID string `yaml:"client_id"`
 	// Clean asks for a clean session (default true).
@@ -179,6 +185,11 @@ type Step struct {
 	// Mode is how restart_broker and stop_broker take the broker down:
 	// graceful (default) or kill (SIGKILL, as a crash).
 	Mode string `yaml:"mode"`
+	// Broker names the broker of brokers: a restart_broker, stop_broker
+	// or start_broker acts on (default: the target).
+	Broker string `yaml:"broker"`
+	// Bridge names the proxied bridge whose link a fault or restore acts on.
+	Bridge string `yaml:"bridge"`
 
 	// Kafka step parameters (kafka.go): the Kafka error produce requests
 	// fail with, the partition whose leader moves, the watcher acted on.

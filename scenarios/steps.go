@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/mqttfleet/mqttfleet/events"
@@ -171,6 +172,10 @@ func (r *runner) do(ctx context.Context, s *Step) error {
 		DoLoss, DoDuplicate, DoReorder, DoNATIdle, DoNATRebind:
 		return r.fault(s)
 	case DoRestore:
+		if s.Bridge != "" {
+			r.restoreBridge(s.Bridge)
+			return nil
+		}
 		r.restore(s.Group, s.Client, s.Devices)
 		if len(s.Devices) == 0 {
 			r.undrop(s.Group + s.Client)
@@ -195,6 +200,12 @@ func (r *runner) do(ctx context.Context, s *Step) error {
 		return r.clients[s.Client].subscribe(ctx, s.Topic, s.QoS)
 	case DoWait:
 		return r.wait(ctx, s)
+	case DoRestart, DoStopB, DoStartB:
+		if s.Broker != "" && s.Broker != "target" {
+			return r.extraLifecycle(ctx, s)
+		}
+	}
+	switch s.Do {
 	case DoRestart:
 		return r.restartBroker(ctx, s)
 	case DoStopB:
@@ -314,14 +325,21 @@ func (r *runner) fault(s *Step) error {
 	case DoSlice:
 		f.Kind, f.ChunkSize, f.ChunkDelay = netem.Slice, s.ChunkSize, s.ChunkDelay.D()
 	}
+	proxies := []*netem.Proxy{r.proxy}
 	sels, key := r.selectors(s.Group, s.Client, s.Devices)
+	if s.Bridge != "" {
+		// A bridge link: its proxy (one per remote address) and its group.
+		proxies, sels, key = r.bridgeProxiesOf(s.Bridge), []netem.Selector{netem.ByGroup(s.Bridge)}, bridgeKey(s.Bridge)
+	}
 	var ids []string
-	for _, sel := range sels {
-		id, err := r.proxy.Apply(sel, f)
-		if err != nil {
-			return fmt.Errorf("apply %s to %s: %w", f.Kind, sel, err)
+	for _, p := range proxies {
+		for _, sel := range sels {
+			id, err := p.Apply(sel, f)
+			if err != nil {
+				return fmt.Errorf("apply %s to %s: %w", f.Kind, sel, err)
+			}
+			ids = append(ids, id)
 		}
-		ids = append(ids, id)
 	}
 	if (s.Do == DoReset || s.Do == DoClose || s.Do == DoNATRebind) && s.Every == 0 {
 		return nil // one-shot: nothing stays applied
@@ -383,8 +401,14 @@ func (r *runner) restore(group, clientName string, devices []int) {
 
 func (r *runner) removeFaults(key string, ids []string) {
 	gone := map[string]bool{}
+	proxies := []*netem.Proxy{r.proxy}
+	if name, ok := strings.CutPrefix(key, bridgeKey("")); ok {
+		proxies = r.bridgeProxiesOf(name)
+	}
 	for _, id := range ids {
-		_ = r.proxy.Remove(id) // already removed by an earlier restore: fine
+		for _, p := range proxies {
+			_ = p.Remove(id) // already removed by an earlier restore, or another proxy's ID: fine
+		}
 		gone[id] = true
 	}
 	r.mu.Lock()

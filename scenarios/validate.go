@@ -49,7 +49,7 @@ const (
 var timingFields = []string{"name", "at", "after", "when", "delay", "do"}
 
 // faultFields may be given to every fault action.
-var faultFields = []string{"group", "devices", "client", "direction", "share"}
+var faultFields = []string{"group", "devices", "client", "direction", "share", "bridge"}
 
 // actionFields lists, per action, the fields it reads besides the timing ones.
 var actionFields = map[string][]string{
@@ -62,7 +62,7 @@ var actionFields = map[string][]string{
 	DoDelay:       append([]string{"for", "latency", "jitter"}, faultFields...),
 	DoBandwidth:   append([]string{"for", "rate"}, faultFields...),
 	DoSlice:       append([]string{"for", "chunk_size", "chunk_delay"}, faultFields...),
-	DoRestore:     {"group", "devices", "client"},
+	DoRestore:     {"group", "devices", "client", "bridge"},
 	DoDropPackets: {"group", "devices", "client"},
 	DoConnect:     {"client"},
 	DoDisconn:     {"client"},
@@ -71,9 +71,9 @@ var actionFields = map[string][]string{
 	DoPublish:     {"client", "topic", "payload", "qos", "retain", "count", "interval"},
 	DoSubscribe:   {"client", "topic", "qos"},
 	DoWait:        {"until", "count", "connected", "timeout"},
-	DoRestart:     {"mode"},
-	DoStopB:       {"mode"},
-	DoStartB:      nil,
+	DoRestart:     {"mode", "broker"},
+	DoStopB:       {"mode", "broker"},
+	DoStartB:      {"broker"},
 	DoMark:        nil,
 }
 
@@ -93,13 +93,13 @@ var targetKinds = []string{"inprocess", "process", "mosquitto", "emqx", "address
 var perKeys = []string{"client", "topic", "group", "device", "link", "code"}
 
 var capabilityNames = []string{"qos1", "qos2", "retain", "wildcards", "ws", "mqtt5", "empty-client-id",
-	"persistent-sessions", "acl", "restart", "shared-subs", "sub-ids", "kill", "persistence"}
+	"persistent-sessions", "acl", "restart", "shared-subs", "sub-ids", "kill", "persistence", "bridges"}
 
 var eventKinds = []events.Kind{events.Connect, events.ConnAck, events.Disconnect, events.Takeover,
 	events.KeepaliveExpired, events.WillPublished, events.PublishSent, events.PublishReceived,
 	events.PublishAcked, events.PublishFailed, events.Subscribed, events.Unsubscribed, events.Ping, events.Drop,
 	events.FaultInjected, events.FaultRemoved, events.LinkOpened, events.LinkClosed, events.Violation, events.Log,
-	events.SessionExpired, events.WillCancelled}
+	events.SessionExpired, events.WillCancelled, events.BridgeForwarded, events.BridgeQueued}
 
 var eventSources = []events.Source{events.SourceBroker, events.SourceClient, events.SourceNetem,
 	events.SourceSimulator, events.SourceScenario}
@@ -191,6 +191,7 @@ func (sc *Scenario) validate() error {
 		}
 	}
 	sc.validateTarget(c)
+	sc.validateTopology(c)
 	sc.validateGroups(c)
 	sc.validateClients(c)
 	if len(sc.Groups) == 0 && len(sc.Clients) == 0 {
@@ -570,6 +571,9 @@ func (sc *Scenario) validateAction(c *checker, s *Step, f string) {
 }
 
 func (sc *Scenario) validateFaultTarget(c *checker, s *Step, f string) {
+	if s.Bridge != "" {
+		return // validateTopology checks it
+	}
 	if s.Group != "" && s.Client != "" {
 		c.fail(f, "give a group or a client, not both")
 		return

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
+	"github.com/mqttfleet/mqttfleet/broker/bridgeconf"
 	"github.com/testcontainers/testcontainers-go"
 	tclog "github.com/testcontainers/testcontainers-go/log"
 	"github.com/testcontainers/testcontainers-go/wait"
@@ -60,6 +62,9 @@ type Container struct {
 	Env map[string]string
 	// Caps are the declared capabilities.
 	Caps Capabilities
+	// BridgeConf is the path (among Files) of the broker's config file
+	// AddBridge appends bridges to; "" when the broker cannot run one.
+	BridgeConf string
 	// StartupTimeout bounds the wait for the listeners; 0 means 60 s.
 	StartupTimeout time.Duration
 	// PersistFiles replace the Files of the same path when persistence is
@@ -70,9 +75,14 @@ type Container struct {
 	persist bool // run with PersistFiles
 	pin     bool // host ports are pinned so a restart keeps them (SetPersistence)
 	killed  bool // Kill stopped the container; Start starts the same one again
-	c       *testcontainers.DockerContainer
-	urls    map[string]string
-	logs    []byte // logs of containers already terminated
+	// bridges run in the broker itself (AddBridge, bridges.go); they need
+	// host networking, so the broker listens on hostAddr (127.0.0.1).
+	bridges  []bridgeconf.Config
+	hostNet  bool
+	hostAddr string
+	c        *testcontainers.DockerContainer
+	urls     map[string]string
+	logs     []byte // logs of containers already terminated
 }
 
 // Name returns TargetName.
@@ -113,6 +123,9 @@ func (t *Container) Start(ctx context.Context) error {
 	var exposed []string
 	var waits []wait.Strategy
 	for _, p := range t.Ports {
+		if t.hostNet {
+			break // no port mapping: the broker listens on the host's 127.0.0.1 (bridges.go)
+		}
 		exposed = append(exposed, p.Port)
 		waits = append(waits, wait.ForListeningPort(p.Port).SkipInternalCheck().WithStartupTimeout(timeout))
 	}
@@ -124,14 +137,16 @@ func (t *Container) Start(ctx context.Context) error {
 		testcontainers.WithWaitStrategy(wait.ForAll(waits...).WithDeadline(timeout)),
 		testcontainers.WithLabels(map[string]string{"org.mqttfleet.target": t.TargetName}),
 	}
-	if t.pin {
+	if t.hostNet {
+		opts = append(opts, testcontainers.WithHostConfigModifier(func(hc *container.HostConfig) { hc.NetworkMode = "host" }))
+	} else if t.pin {
 		pin, err := pinPorts(t.Ports)
 		if err != nil {
 			return fmt.Errorf("start %s: %w", t.TargetName, err)
 		}
 		opts = append(opts, testcontainers.WithHostConfigModifier(pin))
 	}
-	for _, f := range t.files() {
+	for _, f := range t.withBridges(t.files()) {
 		opts = append(opts, testcontainers.WithFiles(testcontainers.ContainerFile{
 			Reader: bytes.NewReader(f.Content), ContainerFilePath: f.Path, FileMode: 0o644,
 		}))
@@ -164,6 +179,10 @@ func (t *Container) Start(ctx context.Context) error {
 // resolve maps each container port to its host URL.
 func (t *Container) resolve(ctx context.Context) error {
 	t.urls = map[string]string{}
+	if t.hostNet {
+		t.urls["tcp"] = "tcp://" + t.hostAddr
+		return nil
+	}
 	for transport, p := range t.Ports {
 		scheme := "tcp"
 		if transport == "ws" {

@@ -58,7 +58,7 @@ func (t *InProcess) Capabilities() Capabilities {
 	return Capabilities{MaxQoS: maxQoS, Retain: retain, Wildcards: true, WebSocket: true, MQTT5: true,
 		MaxPacketSize: t.Config.MaxPacketSize, EmptyClientID: true, PersistentSessions: true, Restartable: true,
 		ACL: t.Config.Auth.ACLFile == "", EnhancedAuth: t.Config.Auth.SCRAMFile == "", Variants: true,
-		SharedSubscriptions: true, SubscriptionIDs: true}
+		SharedSubscriptions: true, SubscriptionIDs: true, Bridges: true}
 }
 
 // Start creates and starts the broker.

@@ -39,6 +39,7 @@ func NewMosquitto() *Container {
 			{Path: "/mosquitto/config/acl", Content: []byte(ACLFile)},
 		},
 		PersistFiles: []File{{Path: "/mosquitto/config/mosquitto.conf", Content: mosquittoPersistConf(conf)}},
+		BridgeConf:   "/mosquitto/config/mosquitto.conf",
 		// The official image's entrypoint script only fixes ownership of
 		// directories this config does not use; the local image has no shell.
 		Entrypoint: []string{"/usr/sbin/mosquitto"},
@@ -46,7 +47,7 @@ func NewMosquitto() *Container {
 		WaitLog:    " running",
 		Caps: Capabilities{MaxQoS: 2, Retain: true, Wildcards: true, MQTT5: true,
 			EmptyClientID: true, PersistentSessions: true, Restartable: true, ACL: true,
-			SharedSubscriptions: true, SubscriptionIDs: true, Kill: true, Persistence: true},
+			SharedSubscriptions: true, SubscriptionIDs: true, Kill: true, Persistence: true, Bridges: true},
 	}
 }
 

@@ -73,6 +73,9 @@ type Capabilities struct {
 	// Persistence: the target is Durable, running its broker with a store
 	// that survives a restart when asked to.
 	Persistence bool
+	// Bridges: the target is a Bridger; its broker runs bridges to other
+	// brokers (the reference broker's own, or Mosquitto's).
+	Bridges bool
 	// EnhancedAuth: the broker offers MQTT 5.0 enhanced authentication with
 	// SCRAM-SHA-256 and knows user SCRAMUser with password SCRAMPassword.
 	EnhancedAuth bool
@@ -87,7 +90,7 @@ type Capabilities struct {
 // Has reports whether the capabilities include the named feature, so specs
 // can declare needs as strings: "qos1", "qos2", "retain", "wildcards", "ws",
 // "mqtt5", "empty-client-id", "persistent-sessions", "acl", "restart",
-// "enhanced_auth", "variants", "shared-subs", "sub-ids", "kill", "persistence".
+// "enhanced_auth", "variants", "shared-subs", "sub-ids", "kill", "persistence", "bridges".
 func (c Capabilities) Has(feature string) bool {
 	switch feature {
 	case "qos1":
@@ -114,6 +117,8 @@ func (c Capabilities) Has(feature string) bool {
 		return c.Kill
 	case "persistence":
 		return c.Persistence
+	case "bridges":
+		return c.Bridges
 	case "enhanced_auth":
 		return c.EnhancedAuth
 	case "variants":

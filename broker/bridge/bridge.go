@@ -45,15 +45,6 @@ import (
 // bridgeWindow is how many QoS 1/2 messages the sender keeps in flight.
 const bridgeWindow = 64
 
-// Event kinds of bridges (Source broker, Link the bridge's name).
-const (
-	// EventBridgeForwarded: a message crossed the bridge; Direction "out"
-	// (to the remote, once acknowledged) or "in" (published here).
-	EventBridgeForwarded events.Kind = "bridge_forwarded"
-	// EventBridgeQueued: a message for the remote was queued while it was down.
-	EventBridgeQueued events.Kind = "bridge_queued"
-)
-
 type bridgeMsg struct {
 	topic   string
 	qos     byte
@@ -249,7 +240,7 @@ func (br *Bridge) fromLocal(p *packet.Publish) {
 				Detail: fmt.Sprintf("bridge queue full (max_queued %d): oldest message dropped", br.cfg.MaxQueued)})
 		}
 		if !up {
-			br.emit(events.Event{Kind: EventBridgeQueued, Topic: topic, QoS: m.qos, Direction: bridgeconf.Out})
+			br.emit(events.Event{Kind: events.BridgeQueued, Topic: topic, QoS: m.qos, Direction: bridgeconf.Out})
 		}
 		select {
 		case br.wake <- struct{}{}:
@@ -285,7 +276,7 @@ func (br *Bridge) fromRemote(p *packet.Publish) {
 		br.mu.Lock()
 		br.st.ForwardedIn++
 		br.mu.Unlock()
-		br.emit(events.Event{Kind: EventBridgeForwarded, Topic: topic, QoS: qos, Direction: bridgeconf.In})
+		br.emit(events.Event{Kind: events.BridgeForwarded, Topic: topic, QoS: qos, Direction: bridgeconf.In})
 		return
 	}
 }
@@ -467,7 +458,7 @@ func (br *Bridge) forward(c *client.Client) string {
 		br.mu.Lock()
 		br.st.ForwardedOut++
 		br.mu.Unlock()
-		br.emit(events.Event{Kind: EventBridgeForwarded, Topic: f.m.topic, QoS: f.m.qos, Direction: bridgeconf.Out})
+		br.emit(events.Event{Kind: events.BridgeForwarded, Topic: f.m.topic, QoS: f.m.qos, Direction: bridgeconf.Out})
 	}
 	for {
 		// Settle what the remote acknowledged, oldest first.

@@ -580,3 +580,23 @@ func TestRemoteRestart(t *testing.T) {
 		t.Errorf("bridge %+v: want nothing queued or dropped", s)
 	}
 }
+
+// TestMosquittoConfRoundTrip: a bridge written as a connection block reads
+// back the same.
+func TestMosquittoConfRoundTrip(t *testing.T) {
+	off := false
+	c := bridgeconf.Config{Name: "rt", Addresses: []string{"127.0.0.1:1"}, Topics: rules(t, "a/# both 2 l/ r/", "b out 0"),
+		TryPrivate: &off, KeepAlive: bridgeconf.Duration(7 * time.Second), MaxQueued: 5}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := bridgeconf.ParseMosquitto("gen.conf", strings.NewReader(c.MosquittoConf()))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, c.MosquittoConf())
+	}
+	g := got[0]
+	if g.Name != c.Name || g.Private() || g.KeepAlive != c.KeepAlive || len(g.Topics) != 2 || g.Topics[0] != c.Topics[0] ||
+		g.Topics[1] != c.Topics[1] || g.NotificationTopic != c.NotificationTopic || g.RemoteClientID != c.RemoteClientID {
+		t.Errorf("round trip:\n%+v\n%+v\n%s", c, g, c.MosquittoConf())
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // ParseMosquitto reads the bridges of a mosquitto.conf: every `connection
@@ -175,4 +176,37 @@ func (c *Config) setMosquitto(key, v string) error {
 		return errors.New("not supported by the reference broker's bridge")
 	}
 	return nil
+}
+
+// MosquittoConf writes the bridge as a mosquitto.conf `connection` block,
+// for running the same bridge in Mosquitto (its own implementation).
+// Validate first: defaults are written out explicitly.
+func (c Config) MosquittoConf() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "connection %s\n", c.Name)
+	fmt.Fprintf(&b, "address %s\n", strings.Join(c.Addresses, " "))
+	for _, t := range c.Topics {
+		fmt.Fprintf(&b, "topic %s\n", t)
+	}
+	fmt.Fprintf(&b, "cleansession %v\n", c.Clean())
+	fmt.Fprintf(&b, "try_private %v\n", c.Private())
+	fmt.Fprintf(&b, "remote_clientid %s\n", c.RemoteClientID)
+	fmt.Fprintf(&b, "local_clientid %s\n", c.LocalClientID)
+	if c.RemoteUsername != "" {
+		fmt.Fprintf(&b, "remote_username %s\n", c.RemoteUsername)
+	}
+	if c.RemotePassword != "" {
+		fmt.Fprintf(&b, "remote_password %s\n", c.RemotePassword)
+	}
+	fmt.Fprintf(&b, "bridge_protocol_version %s\n", c.Protocol)
+	fmt.Fprintf(&b, "keepalive_interval %d\n", int(c.KeepAlive.D().Round(time.Second)/time.Second))
+	fmt.Fprintf(&b, "restart_timeout %d %d\n", max(1, int(c.RestartTimeout.D().Round(time.Second)/time.Second)),
+		max(1, int(c.RestartMax.D().Round(time.Second)/time.Second)))
+	fmt.Fprintf(&b, "round_robin %v\n", c.RoundRobin)
+	fmt.Fprintf(&b, "notifications %v\n", c.Notify())
+	fmt.Fprintf(&b, "notification_topic %s\n", c.NotificationTopic)
+	if c.CAFile != "" {
+		fmt.Fprintf(&b, "bridge_cafile %s\nbridge_insecure %v\n", c.CAFile, c.Insecure)
+	}
+	return b.String()
 }
