@@ -325,11 +325,15 @@ func (r *runner) fault(s *Step) error {
 	case DoSlice:
 		f.Kind, f.ChunkSize, f.ChunkDelay = netem.Slice, s.ChunkSize, s.ChunkDelay.D()
 	}
-	proxies := []*netem.Proxy{r.proxy}
-	sels, key := r.selectors(s.Group, s.Client, s.Devices)
+	var proxies []*netem.Proxy
+	var sels []netem.Selector
+	var key string
 	if s.Bridge != "" {
 		// A bridge link: its proxy (one per remote address) and its group.
 		proxies, sels, key = r.bridgeProxiesOf(s.Bridge), []netem.Selector{netem.ByGroup(s.Bridge)}, bridgeKey(s.Bridge)
+	} else {
+		proxies = []*netem.Proxy{r.proxy}
+		sels, key = r.selectors(s.Group, s.Client, s.Devices)
 	}
 	var ids []string
 	for _, p := range proxies {

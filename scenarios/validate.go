@@ -640,7 +640,7 @@ func (sc *Scenario) validateMatcher(c *checker, m *Matcher, f string) {
 		// A matcher that can match nothing makes `equals: 0` pass on nothing.
 		c.fail(f+".client", "no client or device of this scenario has a client ID matching %q (clients: %s)", m.Client, sc.names(false, true))
 	}
-	if m.Group != "" && sc.group(m.Group) == nil && sc.client(m.Group) == nil {
+	if m.Group != "" && sc.group(m.Group) == nil && sc.client(m.Group) == nil && sc.bridge(m.Group) == nil { // a bridge: its proxied links
 		c.fail(f+".group", "no group named %q (groups: %s)", m.Group, sc.names(true, false))
 	}
 	if m.QoS != nil {

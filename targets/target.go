@@ -141,6 +141,7 @@ func (c Capabilities) Has(feature string) bool {
 const ACLFile = `# mqttfleet conformance ACL
 topic readwrite #
 topic readwrite $mqf/#
+topic read $SYS/#
 user ` + ACLUser + `
 topic readwrite mqf/#
 `
