@@ -361,3 +361,7 @@ func (r *runner) restoreBridge(name string) {
 	r.mu.Unlock()
 	r.removeFaults(key, ids)
 }
+
+// onTarget reports whether a lifecycle step acts on the target (not on a
+// broker of brokers:).
+func (s *Step) onTarget() bool { return s.Broker == "" || s.Broker == "target" }

@@ -40,7 +40,7 @@ func (r *runner) missingDurability(caps targets.Capabilities) []string {
 		}
 	}
 	for _, s := range r.sc.Steps {
-		if (s.Do == DoRestart || s.Do == DoStopB) && s.Mode == ModeKill {
+		if (s.Do == DoRestart || s.Do == DoStopB) && s.Mode == ModeKill && s.onTarget() {
 			if _, ok := r.target.(targets.Killer); !ok || !caps.Kill {
 				missing = append(missing, "kill (step "+s.Name+"; the in-process broker cannot be killed: use target kind process)")
 			}
@@ -56,7 +56,7 @@ func (r *runner) missingDurability(caps targets.Capabilities) []string {
 func (r *runner) prepareTarget() {
 	restarts := r.sc.Target.Persistence
 	for _, s := range r.sc.Steps {
-		restarts = restarts || s.Do == DoRestart || s.Do == DoStopB || s.Do == DoStartB
+		restarts = restarts || ((s.Do == DoRestart || s.Do == DoStopB || s.Do == DoStartB) && s.onTarget())
 	}
 	if d, ok := r.target.(targets.Durable); ok && restarts {
 		d.SetPersistence(r.sc.Target.Persistence)

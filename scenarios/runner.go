@@ -202,7 +202,7 @@ func (r *runner) missingCapabilities() []string {
 	}
 	missing = append(missing, r.missingDurability(caps)...)
 	for _, s := range r.sc.Steps {
-		if (s.Do == DoRestart || s.Do == DoStopB || s.Do == DoStartB) && !caps.Has("restart") {
+		if (s.Do == DoRestart || s.Do == DoStopB || s.Do == DoStartB) && s.onTarget() && !caps.Has("restart") {
 			missing = append(missing, "restart (step "+s.Name+")")
 			break
 		}
