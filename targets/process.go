@@ -41,8 +41,10 @@ type Process struct {
 	// Events, when set, receives every event the child broker emits.
 	Events events.Sink
 	// Sync is the store's sync policy with persistence on: "every_write"
-	// (default) or "interval".
-	Sync string
+	// (default) or "interval", committing every SyncInterval (0: the
+	// broker's default, 1 s).
+	Sync         string
+	SyncInterval time.Duration
 	// StoreDir holds the store file; empty: a temporary directory made at
 	// the first Start and removed by Close.
 	StoreDir string
@@ -233,6 +235,9 @@ func (t *Process) writeConfig() (string, error) {
 			sync = "every_write"
 		}
 		b = fmt.Sprintf("persistence:\n  enabled: true\n  path: %q\n  sync: %s\n", filepath.Join(t.dir, "broker.db"), sync)
+		if t.SyncInterval > 0 {
+			b += fmt.Sprintf("  interval: %s\n", t.SyncInterval)
+		}
 	}
 	p := filepath.Join(t.dir, "broker.yaml")
 	if err := os.WriteFile(p, []byte(b), 0o600); err != nil {
