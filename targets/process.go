@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -309,16 +308,4 @@ func tail(b []byte, n int) []byte {
 		return b[len(b)-n:]
 	}
 	return b
-}
-
-// used by RunChild; kept here so the parent and child sides read together.
-func parseChildAddr() string {
-	a := os.Getenv(childAddrEnv)
-	if a == "" {
-		return "127.0.0.1:0"
-	}
-	if u, err := url.Parse("tcp://" + a); err != nil || u.Host == "" {
-		return "127.0.0.1:0"
-	}
-	return a
 }
