@@ -136,3 +136,11 @@ func (r *runner) emitRestart(kind events.Kind, s *Step, detail string) {
 	r.sink.Emit(events.Event{Time: time.Now(), Kind: kind, Source: events.SourceScenario, Fault: faultRestart,
 		Detail: fmt.Sprintf("broker %s (step %s, mode %s, target %s)", detail, s.Name, s.Mode, r.target.Name())})
 }
+
+// describeRestart says how a restart or stop step takes the broker down.
+func describeRestart(s *Step) string {
+	if s.Mode == ModeKill {
+		return s.Do + " mode kill (SIGKILL: only what is on disk survives)"
+	}
+	return s.Do + " mode graceful (SIGTERM or Close, wait for the exit)"
+}

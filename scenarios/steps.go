@@ -428,6 +428,9 @@ func (r *runner) removeFaults(key string, ids []string) {
 
 // describe is a one-line description of a step's action.
 func describe(s *Step) string {
+	if s.Do == DoRestart || s.Do == DoStopB {
+		return describeRestart(s)
+	}
 	who := s.Group
 	if s.Client != "" {
 		who = s.Client

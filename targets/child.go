@@ -24,7 +24,11 @@ func RunChild() {
 	if path == "" {
 		return
 	}
-	os.Exit(serveChild(path, parseChildAddr()))
+	addr := os.Getenv(childAddrEnv)
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	os.Exit(serveChild(path, addr))
 }
 
 // serveChild runs the broker from the configuration file on addr until

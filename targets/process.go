@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,8 +40,10 @@ type Process struct {
 	// Events, when set, receives every event the child broker emits.
 	Events events.Sink
 	// Sync is the store's sync policy with persistence on: "every_write"
-	// (default) or "interval".
-	Sync string
+	// (default) or "interval", committing every SyncInterval (0: the
+	// broker's default, 1 s).
+	Sync         string
+	SyncInterval time.Duration
 	// StoreDir holds the store file; empty: a temporary directory made at
 	// the first Start and removed by Close.
 	StoreDir string
@@ -233,6 +234,9 @@ func (t *Process) writeConfig() (string, error) {
 			sync = "every_write"
 		}
 		b = fmt.Sprintf("persistence:\n  enabled: true\n  path: %q\n  sync: %s\n", filepath.Join(t.dir, "broker.db"), sync)
+		if t.SyncInterval > 0 {
+			b += fmt.Sprintf("  interval: %s\n", t.SyncInterval)
+		}
 	}
 	p := filepath.Join(t.dir, "broker.yaml")
 	if err := os.WriteFile(p, []byte(b), 0o600); err != nil {
@@ -304,16 +308,4 @@ func tail(b []byte, n int) []byte {
 		return b[len(b)-n:]
 	}
 	return b
-}
-
-// used by RunChild; kept here so the parent and child sides read together.
-func parseChildAddr() string {
-	a := os.Getenv(childAddrEnv)
-	if a == "" {
-		return "127.0.0.1:0"
-	}
-	if u, err := url.Parse("tcp://" + a); err != nil || u.Host == "" {
-		return "127.0.0.1:0"
-	}
-	return a
 }
