@@ -139,8 +139,12 @@ func (r *runner) emitRestart(kind events.Kind, s *Step, detail string) {
 
 // describeRestart says how a restart or stop step takes the broker down.
 func describeRestart(s *Step) string {
-	if s.Mode == ModeKill {
-		return s.Do + " mode kill (SIGKILL: only what is on disk survives)"
+	do := s.Do
+	if !s.onTarget() {
+		do += " " + s.Broker
 	}
-	return s.Do + " mode graceful (SIGTERM or Close, wait for the exit)"
+	if s.Mode == ModeKill {
+		return do + " mode kill (SIGKILL: only what is on disk survives)"
+	}
+	return do + " mode graceful (SIGTERM or Close, wait for the exit)"
 }

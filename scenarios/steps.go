@@ -431,9 +431,15 @@ func describe(s *Step) string {
 	if s.Do == DoRestart || s.Do == DoStopB {
 		return describeRestart(s)
 	}
+	if s.Do == DoStartB && !s.onTarget() {
+		return s.Do + " " + s.Broker
+	}
 	who := s.Group
 	if s.Client != "" {
 		who = s.Client
+	}
+	if s.Bridge != "" {
+		who = "the link of bridge " + s.Bridge
 	}
 	if len(s.Devices) > 0 {
 		who += " devices"
