@@ -2,6 +2,7 @@ package targets
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -83,4 +84,36 @@ func (t *Container) withBridges(files []File) []File {
 		out[i].Content = b.Bytes()
 	}
 	return out
+}
+
+// WithBridge starts a second broker of t's kind, configured as t, that
+// also runs the bridge cfg (for conformance specs of a server that
+// connects out to another). The caller stops it. Only Bridger targets
+// (the in-process broker and Mosquitto) can.
+func WithBridge(ctx context.Context, t Target, cfg bridgeconf.Config) (Target, error) {
+	switch tt := t.(type) {
+	case *InProcess:
+		v := &InProcess{Config: tt.Config}
+		v.Config.Listeners = nil
+		v.Config.Bridges = nil
+		if err := v.AddBridge(cfg); err != nil {
+			return nil, err
+		}
+		if err := v.Start(ctx); err != nil {
+			return nil, fmt.Errorf("start %s with bridge %s: %w", t.Name(), cfg.Name, err)
+		}
+		return v, nil
+	case *Container:
+		c := &Container{TargetName: tt.TargetName, Image: tt.Image, ImageEnv: tt.ImageEnv, Ports: tt.Ports, Files: tt.Files,
+			PersistFiles: tt.PersistFiles, BridgeConf: tt.BridgeConf, Entrypoint: tt.Entrypoint, Cmd: tt.Cmd, Env: tt.Env,
+			WaitLog: tt.WaitLog, Caps: tt.Caps, StartupTimeout: tt.StartupTimeout}
+		if err := c.AddBridge(cfg); err != nil {
+			return nil, err
+		}
+		if err := c.Start(ctx); err != nil {
+			return nil, fmt.Errorf("start %s with bridge %s: %w", t.Name(), cfg.Name, err)
+		}
+		return c, nil
+	}
+	return nil, fmt.Errorf("%s: cannot run a bridge: %w", t.Name(), ErrNotSupported)
 }
