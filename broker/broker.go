@@ -42,6 +42,8 @@ type Broker struct {
 	log  *slog.Logger
 	sink events.Sink
 	auth *auth.Auth
+	// bridges are set by Start (startBridges) and read-only afterwards.
+	bridges []BridgeRunner
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -103,6 +105,9 @@ type Stats struct {
 func New(cfg Config) (*Broker, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("broker config: %w", err)
+	}
+	if len(cfg.Bridges) > 0 && bridgeStarter == nil {
+		return nil, fmt.Errorf("broker config: %w", errNoBridges)
 	}
 	cfg = cfg.withDefaults()
 	a, err := auth.Load(cfg.Auth)
@@ -209,6 +214,7 @@ func (b *Broker) Start() error {
 		go b.sysLoop()
 	}
 	b.mu.Unlock()
+	b.startBridges()
 	for _, l := range ls {
 		b.log.Info("listening", "name", l.cfg.Name, "type", l.cfg.Type, "addr", l.url)
 	}
@@ -270,6 +276,7 @@ func (b *Broker) serve(nc net.Conn, remote string) {
 // cause shutdown), stops the metrics endpoint and $SYS publisher, and waits
 // for every goroutine the broker started.
 func (b *Broker) Close() error {
+	b.stopBridges() // their connections end as clients' do, before the rest
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()

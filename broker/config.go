@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/goccy/go-yaml"
 
 	"github.com/mqttfleet/mqttfleet/broker/auth"
+	"github.com/mqttfleet/mqttfleet/broker/bridgeconf"
 	"github.com/mqttfleet/mqttfleet/events"
 	"github.com/mqttfleet/mqttfleet/internal/yamlpos"
 )
@@ -76,6 +78,12 @@ type Config struct {
 	// Persistence keeps retained messages and persistent sessions in a
 	// store file across restarts (persist.go, docs/broker.md "Persistence").
 	Persistence PersistenceConfig `yaml:"persistence"`
+	// Bridges connect this broker to remote ones (bridge.go; docs/broker.md
+	// "Bridges"): Mosquitto's bridge options under the same names.
+	Bridges []bridgeconf.Config `yaml:"bridges"`
+	// BridgeConf names a mosquitto.conf whose `connection` blocks are added
+	// to Bridges (LoadConfig reads it; relative to the config file).
+	BridgeConf string `yaml:"bridge_conf"`
 	// OutboundBuffer bounds the packets queued per connection for writing; QoS 0 messages beyond it are dropped.
 	OutboundBuffer int `yaml:"outbound_buffer"`
 	// ConnectTimeout closes connections that send no CONNECT within it.
@@ -203,6 +211,22 @@ func LoadConfig(path string) (Config, error) {
 	if cfg.Listeners == nil {
 		cfg.Listeners = DefaultConfig().Listeners
 	}
+	if cfg.BridgeConf != "" {
+		bp := cfg.BridgeConf
+		if !filepath.IsAbs(bp) {
+			bp = filepath.Join(filepath.Dir(path), bp)
+		}
+		f, err := os.Open(bp)
+		if err != nil {
+			return cfg, fmt.Errorf("%s: bridge_conf: %w", path, err)
+		}
+		bs, err := bridgeconf.ParseMosquitto(bp, f)
+		_ = f.Close()
+		if err != nil {
+			return cfg, fmt.Errorf("%s: bridge_conf: %w", path, err)
+		}
+		cfg.Bridges = append(cfg.Bridges, bs...)
+	}
 	if err := cfg.validate(); err != nil {
 		return cfg, fmt.Errorf("%s: %w", path, err)
 	}
@@ -253,6 +277,8 @@ func (c Config) withDefaults() Config {
 			*f.v = f.def
 		}
 	}
+	c.Bridges = append([]bridgeconf.Config(nil), c.Bridges...)
+	_ = bridgeconf.ValidateAll(c.Bridges) // validate reported any error; this fills the defaults in
 	c.Listeners = append([]ListenerConfig(nil), c.Listeners...)
 	for i := range c.Listeners {
 		l := &c.Listeners[i]

@@ -32,6 +32,11 @@ type conn struct {
 	will      *packet.Will  // owned by the reader goroutine
 	willOnEnd bool          // a 5.0 DISCONNECT asked for the will (0x04 or any code but 0x00); reader-owned
 	lastRead  time.Duration // since b.start: 8 bytes instead of a time.Time's 24
+	// bridge: the client connected with the bridge bit in its protocol
+	// level (Mosquitto's try_private): its subscriptions get No Local and
+	// Retain As Published, so a bridge is not sent its own messages back
+	// (no loop between bridged brokers) and retained ones stay retained.
+	bridge bool
 
 	connectExpiry uint32 // MQTT 5 Session Expiry Interval of CONNECT (see v5.go)
 	// rxLimit is how many incoming QoS 2 flows may await PUBREL before a new

@@ -44,7 +44,11 @@ func (c *conn) handshake() bool {
 		return false
 	}
 	c.lastRead = b.since()
-	b.emit(events.Event{Kind: events.Connect, ClientID: cp.ClientID, Remote: c.remote, KeepAlive: int(cp.KeepAlive), Clean: cp.CleanSession})
+	ev := events.Event{Kind: events.Connect, ClientID: cp.ClientID, Remote: c.remote, KeepAlive: int(cp.KeepAlive), Clean: cp.CleanSession}
+	if cp.Bridge {
+		ev.Detail = "bridge (protocol level with the try_private bit)"
+	}
+	b.emit(ev)
 
 	if cp.ProtocolLevel == packet.V5 {
 		// Every answer, refusals included, is in the 5.0 form from here on.
@@ -63,6 +67,7 @@ func (c *conn) handshake() bool {
 		return false
 	}
 	c.version = cp.ProtocolLevel
+	c.bridge = cp.Bridge
 	c.keepalive = time.Duration(cp.KeepAlive) * time.Second
 	c.username = cp.Username
 	c.connectExpiry = connectExpiry(cp)

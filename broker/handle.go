@@ -238,6 +238,9 @@ func (c *conn) handleSubscribe(p *packet.Subscribe) bool {
 			// A QoS above Maximum QoS is granted at it [MQTT-3.2.2-10].
 			sub.QoS = min(sub.QoS, b.maxQoS())
 			code = sub.QoS
+			if c.bridge && !shared {
+				sub.NoLocal, sub.RetainAsPublished = true, true
+			}
 			if shared {
 				b.subscribeShared(c.clientID, sub, subID)
 			} else {

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/mqttfleet/mqttfleet/broker/bridgeconf"
 )
 
 // validate reports the first invalid field, by its YAML name. It checks
@@ -54,6 +56,9 @@ func (c Config) validate() error {
 		if p == "" {
 			return fmt.Errorf("client_id_prefixes[%d]: an empty prefix would admit every client ID; remove it, or the list", i)
 		}
+	}
+	if err := bridgeconf.ValidateAll(append([]bridgeconf.Config(nil), c.Bridges...)); err != nil {
+		return err
 	}
 	if c.SysInterval < 0 {
 		return fmt.Errorf("sys_interval: must not be negative, got %v", c.SysInterval)

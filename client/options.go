@@ -87,6 +87,11 @@ type Options struct {
 	// Present 1, and QoS 2 messages received are not delivered twice (see
 	// Session). Nil keeps no state beyond this connection.
 	Session *Session
+	// Bridge marks the connection as a bridge's (3.1 and 3.1.1 only): the
+	// protocol level goes out with its top bit set, as Mosquitto's
+	// try_private does, and a broker that knows the mark does not send the
+	// bridge its own messages back (packet.Connect.Bridge).
+	Bridge bool
 	// TLSConfig is used by Dial for "tls://", "ssl://" and "wss://" addresses.
 	TLSConfig *tls.Config
 }
@@ -144,6 +149,7 @@ func (o *Options) connectPacket() *packet.Connect {
 		Username:      o.Username,
 		PasswordFlag:  o.HasPassword || o.Password != nil,
 		Password:      o.Password,
+		Bridge:        o.Bridge,
 	}
 	if o.ProtocolLevel == packet.V5 {
 		c.Props = o.Props

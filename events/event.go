@@ -78,7 +78,14 @@ const (
 	// KafkaRebalance: a Kafka watcher's consumer group member was given or lost partitions. ClientID (watcher), Detail.
 	KafkaRebalance Kind = "kafka_rebalance"
 	// Log: anything else worth keeping in the stream. Detail.
-	Log Kind = "log"
+	// BridgeForwarded: a message crossed a broker bridge (Link: the
+	// bridge's name; Direction "out" to the remote once acknowledged, "in"
+	// published locally).
+	BridgeForwarded Kind = "bridge_forwarded"
+	// BridgeQueued: a message for a bridge's remote was queued while the
+	// remote was down.
+	BridgeQueued Kind = "bridge_queued"
+	Log          Kind = "log"
 )
 
 // Cause says why a connection ended or a message was dropped.

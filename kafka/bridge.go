@@ -80,6 +80,12 @@ type BridgeConfig struct {
 	// unread, the field bug that stalls a sarama async producer. Only for
 	// reproducing it.
 	Undrained bool
+	// Persistent subscribes with a persistent session (CleanSession 0)
+	// instead of a clean one, so the broker queues QoS 1/2 messages for the
+	// bridge while its link is down. Reconnect, when positive, dials the
+	// broker again that long after the link ended (reconnect.go).
+	Persistent bool
+	Reconnect  time.Duration
 
 	// Events receives the bridge's events (source kafka) and its MQTT
 	// client's (source client).
@@ -245,6 +251,7 @@ type Bridge struct {
 
 	mu         sync.Mutex
 	conn       *client.Client
+	sess       *client.Session // a Persistent bridge's session, across reconnects
 	subscribed time.Time
 	closed     bool
 }
@@ -280,26 +287,12 @@ func StartBridge(ctx context.Context, cfg BridgeConfig) (*Bridge, error) {
 	if b.async != nil && !cfg.Undrained {
 		b.drain()
 	}
-	conn, _, err := client.Dial(ctx, cfg.MQTT, client.Options{ClientID: cfg.Name, CleanSession: true,
-		KeepAlive: 30 * time.Second, Events: cfg.Events, MessageBuffer: 1024})
+	conn, _, err := client.Dial(ctx, cfg.MQTT, b.mqttOptions())
 	if err != nil {
 		b.Close()
 		return nil, fmt.Errorf("bridge %s: connect to MQTT %s: %w", cfg.Name, cfg.MQTT, err)
 	}
-	subs := make([]packet.Subscription, len(cfg.Filters))
-	for i, f := range cfg.Filters {
-		subs[i] = packet.Subscription{Filter: f, QoS: cfg.QoS}
-	}
-	granted, err := conn.Subscribe(ctx, subs...)
-	if err == nil {
-		for i, g := range granted {
-			if g >= 0x80 {
-				err = fmt.Errorf("filter %s refused (0x%02x)", cfg.Filters[i], g)
-				break
-			}
-		}
-	}
-	if err != nil {
+	if err := b.subscribe(ctx, conn); err != nil {
 		conn.Close()
 		b.Close()
 		return nil, fmt.Errorf("bridge %s: subscribe: %w", cfg.Name, err)
@@ -358,7 +351,11 @@ func (b *Bridge) run(conn *client.Client) {
 				if b.ctx.Err() == nil {
 					b.emit(events.Event{Kind: events.Log, Detail: fmt.Sprintf("bridge MQTT link ended: %v", conn.Err())})
 				}
-				return
+				if conn = b.reconnect(); conn == nil {
+					return
+				}
+				msgs = conn.Messages()
+				continue
 			}
 			if b.ctx.Err() != nil {
 				return // closing: the producer must not take more

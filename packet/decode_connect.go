@@ -15,6 +15,11 @@ func decodeConnect(d *dec) (Packet, error) {
 		return nil, err
 	}
 	c := &Connect{ProtocolName: name, ProtocolLevel: level}
+	if level&0x80 != 0 && (level&0x7f == V31 || level&0x7f == V311) {
+		// A bridge (try_private): the level with its top bit set.
+		c.Bridge, level = true, level&0x7f
+		c.ProtocolLevel = level
+	}
 	d.v5 = level == V5
 	switch {
 	case name != "MQTT" && name != "MQIsdp":

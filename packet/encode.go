@@ -112,6 +112,10 @@ func appendConnect(dst []byte, c *Connect, version byte) ([]byte, error) {
 			level = V311
 		}
 	}
+	wire := level
+	if c.Bridge && (level == V31 || level == V311) {
+		wire |= 0x80
+	}
 	name := c.ProtocolName
 	if name == "" {
 		name = "MQTT"
@@ -168,7 +172,7 @@ func appendConnect(dst []byte, c *Connect, version byte) ([]byte, error) {
 	if dst, err = appendHeader(dst, CONNECT, 0, n); err != nil {
 		return dst, err
 	}
-	dst = append(appendStr(dst, name), level, flags)
+	dst = append(appendStr(dst, name), wire, flags)
 	dst = appendU16(dst, c.KeepAlive)
 	if v5 {
 		dst = appendProps(dst, c.Props, pl)

@@ -75,6 +75,11 @@ type Connect struct {
 	PasswordFlag  bool
 	Password      []byte
 	Props         *Properties // MQTT 5 only
+	// Bridge is the top bit of the protocol level byte that bridges set
+	// (Mosquitto's try_private): 0x83 or 0x84 on the wire, ProtocolLevel
+	// still 3 or 4. Not in the standard; a server that knows it does not
+	// send a bridge its own messages back. Only with levels 3 and 4.
+	Bridge bool
 }
 
 // Connack is the CONNACK packet. ReturnCode is the 3.1.1 return code or the

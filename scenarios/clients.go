@@ -85,7 +85,7 @@ func (cr *clientRun) connect(ctx context.Context) error {
 	if cfg.Proxy {
 		conn, err = cr.r.proxy.Dial(ctx, cfg.Name)
 	} else {
-		conn, err = client.DialConn(ctx, cr.r.brokerURL, nil)
+		conn, err = client.DialConn(ctx, cr.r.urlFor(cfg.Broker), nil)
 	}
 	if err != nil {
 		return fmt.Errorf("client %s: dial: %w", cfg.Name, err)

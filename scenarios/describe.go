@@ -28,6 +28,9 @@ func Describe(w io.Writer, sc *Scenario) error {
 	if sc.Target.Address != "" {
 		target += " " + sc.Target.Address
 	}
+	if sc.Target.Persistence {
+		target += " (its persistence on)"
+	}
 	fmt.Fprintf(&b, "target: %s   seed: %d   timeout: %s   drain: %s\n", target, sc.Seed, sc.Timeout, sc.Drain)
 	if len(sc.Requires) > 0 {
 		fmt.Fprintf(&b, "requires: %s\n", strings.Join(sc.Requires, ", "))

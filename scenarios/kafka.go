@@ -57,6 +57,11 @@ type KafkaBridge struct {
 	Retries       int      `yaml:"retries"`
 	Backoff       Duration `yaml:"backoff"`
 	Undrained     bool     `yaml:"undrained"`
+	// CleanSession false gives the bridge a persistent MQTT session, and
+	// Reconnect dials the broker again that long after its link ended (a
+	// broker restart); see kafka.BridgeConfig.Persistent.
+	CleanSession *bool    `yaml:"clean_session"`
+	Reconnect    Duration `yaml:"reconnect"`
 }
 
 // KafkaWatcher is a consumer group member; see kafka.WatcherConfig.
@@ -205,8 +210,8 @@ func (sc *Scenario) validateKafka(c *checker) {
 		}
 		checkQoS(c, f+".qos", b.QoS)
 		topicKnown(f+".topic", b.Topic)
-		if b.Linger < 0 || b.Backoff < 0 || b.BatchMessages < 0 || b.Retries < 0 {
-			c.fail(f, "linger, backoff, batch_messages and retries must not be negative")
+		if b.Linger < 0 || b.Backoff < 0 || b.BatchMessages < 0 || b.Retries < 0 || b.Reconnect < 0 {
+			c.fail(f, "linger, backoff, batch_messages, retries and reconnect must not be negative")
 		}
 		level := -1
 		if b.KeyLevel != nil {
@@ -396,7 +401,8 @@ func (r *runner) startKafka(ctx context.Context) error {
 		b, err := kafka.StartBridge(ctx, kafka.BridgeConfig{Name: bc.Name, MQTT: r.brokerURL, Filters: bc.Filters,
 			QoS: byte(bc.QoS), Brokers: kr.bootstrap, Topic: bc.Topic, Mode: bc.Mode, Acks: bc.Acks, Idempotent: bc.Idempotent,
 			Partitioner: bc.Partitioner, Key: bc.Key, KeyLevel: level, Linger: bc.Linger.D(), BatchMessages: bc.BatchMessages,
-			Retries: bc.Retries, Backoff: bc.Backoff.D(), Undrained: bc.Undrained, Events: sink, Logger: r.log})
+			Retries: bc.Retries, Backoff: bc.Backoff.D(), Undrained: bc.Undrained, Events: sink, Logger: r.log,
+			Persistent: bc.CleanSession != nil && !*bc.CleanSession, Reconnect: bc.Reconnect.D()})
 		if err != nil {
 			return err
 		}

@@ -19,6 +19,8 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	// The process target runs this test binary as its broker child.
+	targets.RunChild()
 	// The storm holds four sockets per device in this process (device,
 	// proxy both sides, broker).
 	if _, _, err := simulator.RaiseOpenFileLimit(); err != nil {

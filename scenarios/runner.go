@@ -50,11 +50,15 @@ type runner struct {
 	opts Options
 	log  *slog.Logger
 
-	target     targets.Target
-	brokerURL  string // tcp://host:port
-	brokerAddr string // host:port
-	proxy      *netem.Proxy
-	runID      uint32
+	target targets.Target
+	// extra are the brokers of brokers: by name, and bridgeProxies the
+	// fault proxies of proxied bridges by "<bridge>/<remote>" (bridges.go).
+	extra         map[string]*extraBroker
+	bridgeProxies map[string]*netem.Proxy
+	brokerURL     string // tcp://host:port
+	brokerAddr    string // host:port
+	proxy         *netem.Proxy
+	runID         uint32
 
 	rec  *events.Recorder
 	col  *reports.Collector
@@ -110,6 +114,10 @@ func Run(ctx context.Context, sc *Scenario, opts Options) (*reports.Results, err
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	defer r.cancel()
 	started := time.Now()
+	defer r.stopTopology()
+	if err := r.startTopology(ctx); err != nil {
+		return nil, fmt.Errorf("%w: %w", reports.ErrTargetUnavailable, err)
+	}
 	if err := r.startTarget(ctx); err != nil {
 		if errors.Is(err, targets.ErrUnavailable) {
 			// Nothing was judged: every assertion is skipped with the reason,
@@ -170,7 +178,7 @@ func (r *runner) pickTarget() (targets.Target, error) {
 // targetKind is the name per_target overrides use for the running target.
 func (r *runner) targetKind() string {
 	switch n := r.target.Name(); n {
-	case "inprocess", "mosquitto", "emqx":
+	case "inprocess", "process", "mosquitto", "emqx":
 		return n
 	}
 	return "address"
@@ -192,11 +200,15 @@ func (r *runner) missingCapabilities() []string {
 			missing = append(missing, c)
 		}
 	}
+	missing = append(missing, r.missingDurability(caps)...)
 	for _, s := range r.sc.Steps {
-		if (s.Do == DoRestart || s.Do == DoStopB || s.Do == DoStartB) && !caps.Has("restart") {
+		if (s.Do == DoRestart || s.Do == DoStopB || s.Do == DoStartB) && s.onTarget() && !caps.Has("restart") {
 			missing = append(missing, "restart (step "+s.Name+")")
 			break
 		}
+	}
+	if len(r.sc.Bridges) > 0 && !caps.Has("bridges") {
+		missing = append(missing, "bridges (the scenario's target runs its bridges)")
 	}
 	for _, s := range r.sc.Steps {
 		if s.Do == DoDropPackets {
@@ -221,6 +233,7 @@ func (r *runner) startTarget(ctx context.Context) error {
 	}
 	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
+	r.prepareTarget()
 	if err := r.target.Start(sctx); err != nil {
 		return fmt.Errorf("start target %s: %w", r.target.Name(), err)
 	}
@@ -253,6 +266,12 @@ func (r *runner) stopTargetFunc() func() {
 			defer cancel()
 			if err := r.target.Stop(ctx); err != nil {
 				r.log.Warn("stop target", "err", err)
+			}
+			if c, ok := r.target.(io.Closer); ok {
+				// A process target removes its temporary store.
+				if err := c.Close(); err != nil {
+					r.log.Warn("close target", "err", err)
+				}
 			}
 		})
 	}

@@ -51,6 +51,10 @@ type Scenario struct {
 	Steps []Step `yaml:"steps"`
 	// Assertions are checked over the recorded events after the run.
 	Assertions []Assertion `yaml:"assertions"`
+	// Brokers are more brokers this scenario starts, and Bridges the
+	// bridges the target runs to them (bridges.go).
+	Brokers []Broker `yaml:"brokers"`
+	Bridges []Bridge `yaml:"bridges"`
 	// Kafka is the Kafka leg: cluster, topics, bridges and watchers (kafka.go).
 	Kafka *Kafka `yaml:"kafka"`
 
@@ -61,10 +65,14 @@ type Scenario struct {
 
 // Target says which broker a scenario runs against.
 type Target struct {
-	// Kind is inprocess (default), mosquitto, emqx or address.
+	// Kind is inprocess (default), process (the reference broker as a
+	// child process, which a restart can kill -9), mosquitto, emqx or address.
 	Kind string `yaml:"kind"`
 	// Address is the broker URL for kind address (tcp://host:port).
 	Address string `yaml:"address"`
+	// Persistence runs the broker with its own store on, so state survives
+	// restart_broker (targets.Durable; restart.go).
+	Persistence bool `yaml:"persistence"`
 }
 
 // Group is a fleet device group: every field of a simulator profile group
@@ -84,6 +92,8 @@ type Group struct {
 // (or at a connect step), subscribes, and records everything it receives.
 type Client struct {
 	Name string `yaml:"name"`
+	// Broker is the broker of brokers: this client connects to (default: the target).
+	Broker string `yaml:"broker"`
 	// ClientID defaults to the name.
 	ClientID string `yaml:"client_id"`
 	// Clean asks for a clean session (default true).
@@ -171,6 +181,15 @@ type Step struct {
 	// Violation names a deliberate MQTT 5 misbehaviour do: violate commits
 	// instead of writing bytes (violationKinds).
 	Violation string `yaml:"violation"`
+
+	// Mode is how restart_broker and stop_broker take the broker down:
+	// graceful (default) or kill (SIGKILL, as a crash).
+	Mode string `yaml:"mode"`
+	// Broker names the broker of brokers: a restart_broker, stop_broker
+	// or start_broker acts on (default: the target).
+	Broker string `yaml:"broker"`
+	// Bridge names the proxied bridge whose link a fault or restore acts on.
+	Bridge string `yaml:"bridge"`
 
 	// Kafka step parameters (kafka.go): the Kafka error produce requests
 	// fail with, the partition whose leader moves, the watcher acted on.

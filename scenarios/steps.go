@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/mqttfleet/mqttfleet/events"
@@ -171,6 +172,10 @@ func (r *runner) do(ctx context.Context, s *Step) error {
 		DoLoss, DoDuplicate, DoReorder, DoNATIdle, DoNATRebind:
 		return r.fault(s)
 	case DoRestore:
+		if s.Bridge != "" {
+			r.restoreBridge(s.Bridge)
+			return nil
+		}
 		r.restore(s.Group, s.Client, s.Devices)
 		if len(s.Devices) == 0 {
 			r.undrop(s.Group + s.Client)
@@ -195,12 +200,18 @@ func (r *runner) do(ctx context.Context, s *Step) error {
 		return r.clients[s.Client].subscribe(ctx, s.Topic, s.QoS)
 	case DoWait:
 		return r.wait(ctx, s)
+	case DoRestart, DoStopB, DoStartB:
+		if s.Broker != "" && s.Broker != "target" {
+			return r.extraLifecycle(ctx, s)
+		}
+	}
+	switch s.Do {
 	case DoRestart:
-		return r.target.Restart(ctx)
+		return r.restartBroker(ctx, s)
 	case DoStopB:
-		return r.target.Stop(ctx)
+		return r.stopBroker(ctx, s)
 	case DoStartB:
-		return r.target.Start(ctx)
+		return r.startBroker(ctx, s)
 	case DoMark:
 		return nil
 	}
@@ -314,14 +325,25 @@ func (r *runner) fault(s *Step) error {
 	case DoSlice:
 		f.Kind, f.ChunkSize, f.ChunkDelay = netem.Slice, s.ChunkSize, s.ChunkDelay.D()
 	}
-	sels, key := r.selectors(s.Group, s.Client, s.Devices)
+	var proxies []*netem.Proxy
+	var sels []netem.Selector
+	var key string
+	if s.Bridge != "" {
+		// A bridge link: its proxy (one per remote address) and its group.
+		proxies, sels, key = r.bridgeProxiesOf(s.Bridge), []netem.Selector{netem.ByGroup(s.Bridge)}, bridgeKey(s.Bridge)
+	} else {
+		proxies = []*netem.Proxy{r.proxy}
+		sels, key = r.selectors(s.Group, s.Client, s.Devices)
+	}
 	var ids []string
-	for _, sel := range sels {
-		id, err := r.proxy.Apply(sel, f)
-		if err != nil {
-			return fmt.Errorf("apply %s to %s: %w", f.Kind, sel, err)
+	for _, p := range proxies {
+		for _, sel := range sels {
+			id, err := p.Apply(sel, f)
+			if err != nil {
+				return fmt.Errorf("apply %s to %s: %w", f.Kind, sel, err)
+			}
+			ids = append(ids, id)
 		}
-		ids = append(ids, id)
 	}
 	if (s.Do == DoReset || s.Do == DoClose || s.Do == DoNATRebind) && s.Every == 0 {
 		return nil // one-shot: nothing stays applied
@@ -383,8 +405,14 @@ func (r *runner) restore(group, clientName string, devices []int) {
 
 func (r *runner) removeFaults(key string, ids []string) {
 	gone := map[string]bool{}
+	proxies := []*netem.Proxy{r.proxy}
+	if name, ok := strings.CutPrefix(key, bridgeKey("")); ok {
+		proxies = r.bridgeProxiesOf(name)
+	}
 	for _, id := range ids {
-		_ = r.proxy.Remove(id) // already removed by an earlier restore: fine
+		for _, p := range proxies {
+			_ = p.Remove(id) // already removed by an earlier restore, or another proxy's ID: fine
+		}
 		gone[id] = true
 	}
 	r.mu.Lock()
@@ -400,9 +428,18 @@ func (r *runner) removeFaults(key string, ids []string) {
 
 // describe is a one-line description of a step's action.
 func describe(s *Step) string {
+	if s.Do == DoRestart || s.Do == DoStopB {
+		return describeRestart(s)
+	}
+	if s.Do == DoStartB && !s.onTarget() {
+		return s.Do + " " + s.Broker
+	}
 	who := s.Group
 	if s.Client != "" {
 		who = s.Client
+	}
+	if s.Bridge != "" {
+		who = "the link of bridge " + s.Bridge
 	}
 	if len(s.Devices) > 0 {
 		who += " devices"

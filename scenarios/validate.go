@@ -49,7 +49,7 @@ const (
 var timingFields = []string{"name", "at", "after", "when", "delay", "do"}
 
 // faultFields may be given to every fault action.
-var faultFields = []string{"group", "devices", "client", "direction", "share"}
+var faultFields = []string{"group", "devices", "client", "direction", "share", "bridge"}
 
 // actionFields lists, per action, the fields it reads besides the timing ones.
 var actionFields = map[string][]string{
@@ -62,7 +62,7 @@ var actionFields = map[string][]string{
 	DoDelay:       append([]string{"for", "latency", "jitter"}, faultFields...),
 	DoBandwidth:   append([]string{"for", "rate"}, faultFields...),
 	DoSlice:       append([]string{"for", "chunk_size", "chunk_delay"}, faultFields...),
-	DoRestore:     {"group", "devices", "client"},
+	DoRestore:     {"group", "devices", "client", "bridge"},
 	DoDropPackets: {"group", "devices", "client"},
 	DoConnect:     {"client"},
 	DoDisconn:     {"client"},
@@ -71,9 +71,9 @@ var actionFields = map[string][]string{
 	DoPublish:     {"client", "topic", "payload", "qos", "retain", "count", "interval"},
 	DoSubscribe:   {"client", "topic", "qos"},
 	DoWait:        {"until", "count", "connected", "timeout"},
-	DoRestart:     nil,
-	DoStopB:       nil,
-	DoStartB:      nil,
+	DoRestart:     {"mode", "broker"},
+	DoStopB:       {"mode", "broker"},
+	DoStartB:      {"broker"},
 	DoMark:        nil,
 }
 
@@ -88,18 +88,18 @@ const (
 )
 
 // Target kinds.
-var targetKinds = []string{"inprocess", "mosquitto", "emqx", "address"}
+var targetKinds = []string{"inprocess", "process", "mosquitto", "emqx", "address"}
 
 var perKeys = []string{"client", "topic", "group", "device", "link", "code"}
 
 var capabilityNames = []string{"qos1", "qos2", "retain", "wildcards", "ws", "mqtt5", "empty-client-id",
-	"persistent-sessions", "acl", "restart", "shared-subs", "sub-ids"}
+	"persistent-sessions", "acl", "restart", "shared-subs", "sub-ids", "kill", "persistence", "bridges"}
 
 var eventKinds = []events.Kind{events.Connect, events.ConnAck, events.Disconnect, events.Takeover,
 	events.KeepaliveExpired, events.WillPublished, events.PublishSent, events.PublishReceived,
 	events.PublishAcked, events.PublishFailed, events.Subscribed, events.Unsubscribed, events.Ping, events.Drop,
 	events.FaultInjected, events.FaultRemoved, events.LinkOpened, events.LinkClosed, events.Violation, events.Log,
-	events.SessionExpired, events.WillCancelled}
+	events.SessionExpired, events.WillCancelled, events.BridgeForwarded, events.BridgeQueued}
 
 var eventSources = []events.Source{events.SourceBroker, events.SourceClient, events.SourceNetem,
 	events.SourceSimulator, events.SourceScenario}
@@ -191,6 +191,7 @@ func (sc *Scenario) validate() error {
 		}
 	}
 	sc.validateTarget(c)
+	sc.validateTopology(c)
 	sc.validateGroups(c)
 	sc.validateClients(c)
 	if len(sc.Groups) == 0 && len(sc.Clients) == 0 {
@@ -230,6 +231,9 @@ func (sc *Scenario) validateTarget(c *checker) {
 	}
 	if t.Kind != "address" && t.Address != "" {
 		c.fail("target.address", "an address is only used with kind: address")
+	}
+	if t.Persistence && (t.Kind == "address" || t.Kind == "inprocess") {
+		c.fail("target.persistence", "persistence is turned on by the harness only for targets it runs out of process: kind process or mosquitto, not %s", t.Kind)
 	}
 }
 
@@ -524,7 +528,9 @@ func (sc *Scenario) validateAction(c *checker, s *Step, f string) {
 		if s.Timeout == 0 {
 			s.Timeout = Duration(DefaultWaitTimeout)
 		}
-	case s.Do == DoRestart || s.Do == DoStopB || s.Do == DoStartB || s.Do == DoMark:
+	case s.Do == DoRestart || s.Do == DoStopB:
+		validateRestartMode(c, s, f)
+	case s.Do == DoStartB || s.Do == DoMark:
 	default: // client actions
 		if sc.client(s.Client) == nil {
 			c.fail(f+".client", "no client named %q (clients: %s)", s.Client, sc.names(false, true))
@@ -565,6 +571,9 @@ func (sc *Scenario) validateAction(c *checker, s *Step, f string) {
 }
 
 func (sc *Scenario) validateFaultTarget(c *checker, s *Step, f string) {
+	if s.Bridge != "" {
+		return // validateTopology checks it
+	}
 	if s.Group != "" && s.Client != "" {
 		c.fail(f, "give a group or a client, not both")
 		return
@@ -631,7 +640,7 @@ func (sc *Scenario) validateMatcher(c *checker, m *Matcher, f string) {
 		// A matcher that can match nothing makes `equals: 0` pass on nothing.
 		c.fail(f+".client", "no client or device of this scenario has a client ID matching %q (clients: %s)", m.Client, sc.names(false, true))
 	}
-	if m.Group != "" && sc.group(m.Group) == nil && sc.client(m.Group) == nil {
+	if m.Group != "" && sc.group(m.Group) == nil && sc.client(m.Group) == nil && sc.bridge(m.Group) == nil { // a bridge: its proxied links
 		c.fail(f+".group", "no group named %q (groups: %s)", m.Group, sc.names(true, false))
 	}
 	if m.QoS != nil {

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
+	"github.com/mqttfleet/mqttfleet/broker/bridgeconf"
 	"github.com/testcontainers/testcontainers-go"
 	tclog "github.com/testcontainers/testcontainers-go/log"
 	"github.com/testcontainers/testcontainers-go/wait"
@@ -60,13 +62,27 @@ type Container struct {
 	Env map[string]string
 	// Caps are the declared capabilities.
 	Caps Capabilities
+	// BridgeConf is the path (among Files) of the broker's config file
+	// AddBridge appends bridges to; "" when the broker cannot run one.
+	BridgeConf string
 	// StartupTimeout bounds the wait for the listeners; 0 means 60 s.
 	StartupTimeout time.Duration
+	// PersistFiles replace the Files of the same path when persistence is
+	// on (SetPersistence): the broker's config with its own store turned on.
+	PersistFiles []File
 
-	mu   sync.Mutex
-	c    *testcontainers.DockerContainer
-	urls map[string]string
-	logs []byte // logs of containers already terminated
+	mu      sync.Mutex
+	persist bool // run with PersistFiles
+	pin     bool // host ports are pinned so a restart keeps them (SetPersistence)
+	killed  bool // Kill stopped the container; Start starts the same one again
+	// bridges run in the broker itself (AddBridge, bridges.go); they need
+	// host networking, so the broker listens on hostAddr (127.0.0.1).
+	bridges  []bridgeconf.Config
+	hostNet  bool
+	hostAddr string
+	c        *testcontainers.DockerContainer
+	urls     map[string]string
+	logs     []byte // logs of containers already terminated
 }
 
 // Name returns TargetName.
@@ -83,11 +99,16 @@ func (t *Container) Addr(transport string) (string, bool) {
 	return u, ok
 }
 
-// Start creates and starts the container and waits for its listeners.
+// Start creates and starts the container and waits for its listeners;
+// after Kill it starts the killed container again, its filesystem (and so
+// the broker's store) as the broker left it.
 func (t *Container) Start(ctx context.Context) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.c != nil {
+		if t.killed {
+			return t.startAgain(ctx, t.logCount(ctx))
+		}
 		return nil
 	}
 	setLocalDockerDefaults()
@@ -102,6 +123,9 @@ func (t *Container) Start(ctx context.Context) error {
 	var exposed []string
 	var waits []wait.Strategy
 	for _, p := range t.Ports {
+		if t.hostNet {
+			break // no port mapping: the broker listens on the host's 127.0.0.1 (bridges.go)
+		}
 		exposed = append(exposed, p.Port)
 		waits = append(waits, wait.ForListeningPort(p.Port).SkipInternalCheck().WithStartupTimeout(timeout))
 	}
@@ -113,7 +137,16 @@ func (t *Container) Start(ctx context.Context) error {
 		testcontainers.WithWaitStrategy(wait.ForAll(waits...).WithDeadline(timeout)),
 		testcontainers.WithLabels(map[string]string{"org.mqttfleet.target": t.TargetName}),
 	}
-	for _, f := range t.Files {
+	if t.hostNet {
+		opts = append(opts, testcontainers.WithHostConfigModifier(func(hc *container.HostConfig) { hc.NetworkMode = "host" }))
+	} else if t.pin {
+		pin, err := pinPorts(t.Ports)
+		if err != nil {
+			return fmt.Errorf("start %s: %w", t.TargetName, err)
+		}
+		opts = append(opts, testcontainers.WithHostConfigModifier(pin))
+	}
+	for _, f := range t.withBridges(t.files()) {
 		opts = append(opts, testcontainers.WithFiles(testcontainers.ContainerFile{
 			Reader: bytes.NewReader(f.Content), ContainerFilePath: f.Path, FileMode: 0o644,
 		}))
@@ -146,6 +179,10 @@ func (t *Container) Start(ctx context.Context) error {
 // resolve maps each container port to its host URL.
 func (t *Container) resolve(ctx context.Context) error {
 	t.urls = map[string]string{}
+	if t.hostNet {
+		t.urls["tcp"] = "tcp://" + t.hostAddr
+		return nil
+	}
 	for transport, p := range t.Ports {
 		scheme := "tcp"
 		if transport == "ws" {
@@ -172,7 +209,7 @@ func (t *Container) stopLocked(ctx context.Context) error {
 		return nil
 	}
 	c := t.c
-	t.c, t.urls = nil, nil
+	t.c, t.urls, t.killed = nil, nil, false
 	t.keepLogs(ctx, c)
 	if err := c.Terminate(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("terminate %s container: %w", t.TargetName, err)
@@ -189,13 +226,23 @@ func (t *Container) Restart(ctx context.Context) error {
 		return fmt.Errorf("restart %s: not started", t.TargetName)
 	}
 	seen := t.logCount(ctx)
-	grace := 5 * time.Second
-	if err := t.c.Stop(ctx, &grace); err != nil {
-		return fmt.Errorf("stop %s container: %w", t.TargetName, err)
+	if !t.killed {
+		// SIGTERM, then SIGKILL if the broker has not exited within the grace.
+		grace := 30 * time.Second
+		if err := t.c.Stop(ctx, &grace); err != nil {
+			return fmt.Errorf("stop %s container: %w", t.TargetName, err)
+		}
 	}
+	return t.startAgain(ctx, seen)
+}
+
+// startAgain starts the stopped container and waits for the broker to
+// serve (seen: WaitLog lines printed before it stopped).
+func (t *Container) startAgain(ctx context.Context, seen int) error {
 	if err := t.c.Start(ctx); err != nil {
 		return fmt.Errorf("start %s container again: %w", t.TargetName, err)
 	}
+	t.killed = false
 	if err := t.waitLogAfter(ctx, seen); err != nil {
 		return err
 	}

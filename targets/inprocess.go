@@ -13,6 +13,7 @@ import (
 
 	"github.com/mqttfleet/mqttfleet/broker"
 	"github.com/mqttfleet/mqttfleet/broker/auth"
+	_ "github.com/mqttfleet/mqttfleet/broker/bridge" // bridges: in the config, and in scenarios
 	"github.com/mqttfleet/mqttfleet/events"
 	"github.com/mqttfleet/mqttfleet/internal/syncbuf"
 )
@@ -57,7 +58,7 @@ func (t *InProcess) Capabilities() Capabilities {
 	return Capabilities{MaxQoS: maxQoS, Retain: retain, Wildcards: true, WebSocket: true, MQTT5: true,
 		MaxPacketSize: t.Config.MaxPacketSize, EmptyClientID: true, PersistentSessions: true, Restartable: true,
 		ACL: t.Config.Auth.ACLFile == "", EnhancedAuth: t.Config.Auth.SCRAMFile == "", Variants: true,
-		SharedSubscriptions: true, SubscriptionIDs: true}
+		SharedSubscriptions: true, SubscriptionIDs: true, Bridges: true}
 }
 
 // Start creates and starts the broker.

@@ -1,6 +1,7 @@
 package targets
 
 import (
+	"bytes"
 	_ "embed"
 	"os"
 	"time"
@@ -27,15 +28,18 @@ var mosquittoConf []byte
 // config at /mosquitto/config/mosquitto.conf (the path both the official
 // image and the locally built one read).
 func NewMosquitto() *Container {
+	conf := append(append([]byte(nil), mosquittoConf...), "acl_file /mosquitto/config/acl\n"...)
 	return &Container{
 		TargetName: "mosquitto",
 		Image:      imageFromEnv(MosquittoImageEnv, DefaultMosquittoImage),
 		ImageEnv:   MosquittoImageEnv,
 		Ports:      map[string]ContainerPort{"tcp": {Port: "1883/tcp"}},
 		Files: []File{
-			{Path: "/mosquitto/config/mosquitto.conf", Content: append(append([]byte(nil), mosquittoConf...), "acl_file /mosquitto/config/acl\n"...)},
+			{Path: "/mosquitto/config/mosquitto.conf", Content: conf},
 			{Path: "/mosquitto/config/acl", Content: []byte(ACLFile)},
 		},
+		PersistFiles: []File{{Path: "/mosquitto/config/mosquitto.conf", Content: mosquittoPersistConf(conf)}},
+		BridgeConf:   "/mosquitto/config/mosquitto.conf",
 		// The official image's entrypoint script only fixes ownership of
 		// directories this config does not use; the local image has no shell.
 		Entrypoint: []string{"/usr/sbin/mosquitto"},
@@ -43,7 +47,7 @@ func NewMosquitto() *Container {
 		WaitLog:    " running",
 		Caps: Capabilities{MaxQoS: 2, Retain: true, Wildcards: true, MQTT5: true,
 			EmptyClientID: true, PersistentSessions: true, Restartable: true, ACL: true,
-			SharedSubscriptions: true, SubscriptionIDs: true},
+			SharedSubscriptions: true, SubscriptionIDs: true, Kill: true, Persistence: true, Bridges: true},
 	}
 }
 
@@ -62,7 +66,7 @@ func NewEMQX() *Container {
 		},
 		Caps: Capabilities{MaxQoS: 2, Retain: true, Wildcards: true, WebSocket: true, MQTT5: true,
 			EmptyClientID: true, PersistentSessions: true, Restartable: true,
-			SharedSubscriptions: true, SubscriptionIDs: true},
+			SharedSubscriptions: true, SubscriptionIDs: true, Kill: true},
 		// EMQX 5 prints "EMQX <version> is running now!" once its listeners serve.
 		WaitLog:        "is running now",
 		StartupTimeout: 120 * time.Second,
@@ -74,4 +78,19 @@ func imageFromEnv(env, def string) string {
 		return v
 	}
 	return def
+}
+
+// mosquittoPersistConf turns Mosquitto's own persistence on in conf, as
+// safely against a kill -9 as Mosquitto allows. Mosquitto keeps its state in
+// memory and writes the whole database file at autosave points, never per
+// message; autosave_on_changes with autosave_interval 1 writes it after every
+// change (a retained message, a subscription, a queued message), which is
+// the nearest it has to the reference broker's sync: every_write. The
+// PUBACK is still sent before that write, so a kill in between loses the
+// message (docs/deviations.md). /tmp/ is writable by the user the broker
+// runs as in both images, and lives in the container's own filesystem, so
+// it survives a stop and start (or kill and start) of the same container.
+func mosquittoPersistConf(conf []byte) []byte {
+	out := bytes.Replace(conf, []byte("persistence false\n"), nil, 1)
+	return append(out, "persistence true\npersistence_location /tmp/\nautosave_interval 1\nautosave_on_changes true\n"...)
 }

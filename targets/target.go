@@ -67,6 +67,15 @@ type Capabilities struct {
 	ACL bool
 	// Restartable: Restart works (the harness owns the broker process).
 	Restartable bool
+	// Kill: the target is a Killer, so a broker can be ended with SIGKILL
+	// and started again (restart.go).
+	Kill bool
+	// Persistence: the target is Durable, running its broker with a store
+	// that survives a restart when asked to.
+	Persistence bool
+	// Bridges: the target is a Bridger; its broker runs bridges to other
+	// brokers (the reference broker's own, or Mosquitto's).
+	Bridges bool
 	// EnhancedAuth: the broker offers MQTT 5.0 enhanced authentication with
 	// SCRAM-SHA-256 and knows user SCRAMUser with password SCRAMPassword.
 	EnhancedAuth bool
@@ -81,7 +90,7 @@ type Capabilities struct {
 // Has reports whether the capabilities include the named feature, so specs
 // can declare needs as strings: "qos1", "qos2", "retain", "wildcards", "ws",
 // "mqtt5", "empty-client-id", "persistent-sessions", "acl", "restart",
-// "enhanced_auth", "variants", "shared-subs", "sub-ids".
+// "enhanced_auth", "variants", "shared-subs", "sub-ids", "kill", "persistence", "bridges".
 func (c Capabilities) Has(feature string) bool {
 	switch feature {
 	case "qos1":
@@ -104,6 +113,12 @@ func (c Capabilities) Has(feature string) bool {
 		return c.ACL
 	case "restart":
 		return c.Restartable
+	case "kill":
+		return c.Kill
+	case "persistence":
+		return c.Persistence
+	case "bridges":
+		return c.Bridges
 	case "enhanced_auth":
 		return c.EnhancedAuth
 	case "variants":
@@ -126,6 +141,7 @@ func (c Capabilities) Has(feature string) bool {
 const ACLFile = `# mqttfleet conformance ACL
 topic readwrite #
 topic readwrite $mqf/#
+topic read $SYS/#
 user ` + ACLUser + `
 topic readwrite mqf/#
 `
@@ -142,12 +158,15 @@ const (
 )
 
 // ByName returns the target a flag or environment variable names:
-// "inprocess", "mosquitto", "emqx", or a broker URL ("tcp://host:port",
+// "inprocess", "process" (the reference broker as a child process),
+// "mosquitto", "emqx", or a broker URL ("tcp://host:port",
 // "ws://host:port/path") for a broker the user already runs.
 func ByName(name string) (Target, error) {
 	switch n := strings.TrimSpace(name); {
 	case n == "inprocess":
 		return NewInProcess(), nil
+	case n == "process":
+		return NewProcess(), nil
 	case n == "mosquitto":
 		return NewMosquitto(), nil
 	case n == "emqx":
@@ -155,7 +174,7 @@ func ByName(name string) (Target, error) {
 	case strings.Contains(n, "://"):
 		return NewExternal(n)
 	default:
-		return nil, fmt.Errorf("unknown target %q: want inprocess, mosquitto, emqx or a tcp:// or ws:// URL", name)
+		return nil, fmt.Errorf("unknown target %q: want inprocess, process, mosquitto, emqx or a tcp:// or ws:// URL", name)
 	}
 }
 

@@ -22,6 +22,7 @@ func TestByName(t *testing.T) {
 		wantErr             bool
 	}{
 		{name: "inprocess", want: "inprocess"},
+		{name: "process", want: "process"},
 		{name: "mosquitto", want: "mosquitto"},
 		{name: "emqx", want: "emqx"},
 		{name: "tcp://127.0.0.1:1883", want: "tcp://127.0.0.1:1883", tcp: "tcp://127.0.0.1:1883"},

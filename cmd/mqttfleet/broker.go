@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/mqttfleet/mqttfleet/broker"
+	_ "github.com/mqttfleet/mqttfleet/broker/bridge" // bridges: in the config, and in scenarios
 	"github.com/mqttfleet/mqttfleet/events"
 )
 

@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/mqttfleet/mqttfleet/reports"
+	"github.com/mqttfleet/mqttfleet/targets"
 )
 
 // runFunc does a command's work until ctx ends; args are the positional
@@ -53,6 +54,9 @@ func registerGroup(use, summary string, subs func() []*cobra.Command) {
 var errUsage = reports.ErrInvalid
 
 func main() {
+	// A `process` scenario target runs this executable as its reference
+	// broker child; serve as that and exit when asked.
+	targets.RunChild()
 	os.Exit(run(os.Args[1:]))
 }
 

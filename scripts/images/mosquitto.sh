@@ -14,7 +14,11 @@ if ! command -v docker >/dev/null 2>&1 || ! docker info >/dev/null 2>&1; then
 	echo "images/mosquitto: no Docker engine; skipping $IMAGE" >&2
 	exit 0
 fi
-if [ "${FORCE:-0}" != 1 ] && docker image inspect "$IMAGE" >/dev/null 2>&1; then
+# RECIPE changes when what goes into the image does: an image built by an
+# older recipe is rebuilt. 2: libgcc_s.so.1, which glibc loads at run time
+# when a thread exits (Mosquitto's bridge resolves its address in one).
+RECIPE=2
+if [ "${FORCE:-0}" != 1 ] && [ "$(docker image inspect -f '{{index .Config.Labels "org.mqttfleet.recipe"}}' "$IMAGE" 2>/dev/null)" = "$RECIPE" ]; then
 	exit 0
 fi
 if [ ! -x "$BIN" ]; then
@@ -27,7 +31,10 @@ trap 'rm -rf "$ctx"' EXIT
 mkdir -p "$ctx/rootfs/etc" "$ctx/rootfs/usr/sbin" "$ctx/rootfs/tmp"
 cp "$BIN" "$ctx/rootfs/usr/sbin/mosquitto"
 # ldd prints "name => /path (addr)" or "/path (addr)" for the loader.
-ldd "$BIN" | awk '/=> \//{print $3} /^\t\//{print $1}' | sort -u | while read -r lib; do
+# ldd does not list what glibc dlopens: libgcc_s.so.1 (pthread_exit and
+# pthread_cancel unwind with it; without it a thread's exit aborts the broker).
+gcc_s="$(ldconfig -p | awk '/libgcc_s\.so\.1 .*x86-64|libgcc_s\.so\.1 .*=> \// {print $NF; exit}')"
+{ ldd "$BIN" | awk '/=> \//{print $3} /^\t\//{print $1}'; if [ -n "$gcc_s" ]; then echo "$gcc_s"; fi; } | sort -u | while read -r lib; do
 	mkdir -p "$ctx/rootfs$(dirname "$lib")"
 	cp -L "$lib" "$ctx/rootfs$lib"
 done
@@ -39,7 +46,7 @@ cp "$here/deploy/images/mosquitto/Dockerfile" "$here/targets/mosquitto.conf" "$c
 
 version="$({ "$BIN" -h 2>/dev/null || true; } | awk '/mosquitto version/{print $3; exit}')"
 echo "images/mosquitto: building $IMAGE from $BIN ${version:-}"
-if ! out="$(docker build -q --label "org.opencontainers.image.version=${version:-unknown}" -t "$IMAGE" "$ctx" 2>&1)"; then
+if ! out="$(docker build -q --label "org.opencontainers.image.version=${version:-unknown}" --label "org.mqttfleet.recipe=$RECIPE" -t "$IMAGE" "$ctx" 2>&1)"; then
 	echo "$out" >&2
 	exit 1
 fi
