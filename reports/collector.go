@@ -44,6 +44,10 @@ const (
 	cFaults
 	cLinksOpened
 	cLinksClosed
+	cKafkaProduced
+	cKafkaFailed
+	cKafkaRetries
+	cKafkaConsumed
 	nCounters
 )
 
@@ -51,6 +55,7 @@ var counterNames = [nCounters]string{
 	"connects", "connect_failures", "disconnects", "takeovers", "publishes_sent", "publishes_received",
 	"publishes_acked", "lost", "duplicates", "dropped", "subscribes", "pings", "keepalive_expired",
 	"wills_published", "violations", "faults_injected", "links_opened", "links_closed",
+	"kafka_produced", "kafka_failed", "kafka_retries", "kafka_consumed",
 }
 
 // histograms a Collector fills, fleet view; the first len(SeriesLatencies)
@@ -59,12 +64,13 @@ const (
 	hConnect = iota
 	hPublishAck
 	hE2E
+	hKafka
 	hSubscribe
 	hPing
 	nHists
 )
 
-var histNames = [nHists]string{"connect_latency", "publish_ack_latency", "e2e_latency", "subscribe_latency", "ping_rtt"}
+var histNames = [nHists]string{"connect_latency", "publish_ack_latency", "e2e_latency", "kafka_latency", "subscribe_latency", "ping_rtt"}
 
 // per-second columns, in columnOrder; cConnDelta is the change of the
 // connected gauge, summed into ColConnected when a snapshot is taken.
@@ -80,13 +86,19 @@ const (
 	sLost
 	sDup
 	sDropped
+	sKafkaProduced
+	sKafkaFailed
+	sKafkaConsumed
 	nCols
 )
 
-const nSecondHists = hE2E + 1
+const nSecondHists = hKafka + 1
 
 type second struct {
-	cols    [nCols]int64
+	cols [nCols]int64
+	// kafka counts the records each Kafka watcher read in this second, for
+	// the lag gauge (the slowest watcher's backlog).
+	kafka   map[string]int64
 	lat     [nSecondHists]*histogram.Histogram
 	compact bool // lat histograms are compacted; a late sample recompacts
 }
@@ -129,6 +141,8 @@ type Collector struct {
 	firstTime  time.Time
 	lastTime   time.Time
 	rc         map[string]int64 // fleet reason-code counters, by name (see RCCounter)
+	// kafkaWatchers are the Kafka watchers seen, for the lag gauge.
+	kafkaWatchers map[string]bool
 }
 
 // TrackSequences turns on counting lost and duplicate messages from the
@@ -159,7 +173,7 @@ func (c *Collector) Totals() map[string]int64 {
 func NewCollector(kind Kind, run Run) *Collector {
 	c := &Collector{
 		kind: kind, run: run,
-		live: map[string]int32{}, seqs: map[seqKey]uint64{},
+		live: map[string]int32{}, seqs: map[seqKey]uint64{}, kafkaWatchers: map[string]bool{},
 		disc: map[string]int64{}, brokerDisc: map[string]int64{},
 		open: map[faultKey]int{}, byKind: map[string]int64{}, bySource: map[string]int64{},
 		rc: map[string]int64{},
@@ -251,6 +265,21 @@ func (c *Collector) Emit(e events.Event) {
 		cnt[cSent]++
 		col(sSent, 1)
 	case events.PublishReceived:
+		if e.Source == events.SourceKafka {
+			// A record a Kafka watcher read: the Kafka leg's own figures,
+			// not an MQTT delivery (its latency is device -> Kafka).
+			cnt[cKafkaConsumed]++
+			col(sKafkaConsumed, 1)
+			if sec != nil {
+				if sec.kafka == nil {
+					sec.kafka = map[string]int64{}
+				}
+				sec.kafka[e.ClientID]++
+			}
+			c.kafkaWatchers[e.ClientID] = true
+			c.latency(hKafka, sec, e.Latency)
+			break
+		}
 		cnt[cReceived]++
 		col(sReceived, 1)
 		if !fromBroker {
@@ -299,6 +328,15 @@ func (c *Collector) Emit(e events.Event) {
 		c.fleet[cLinksOpened]++
 	case events.LinkClosed:
 		c.fleet[cLinksClosed]++
+	case events.KafkaProduced:
+		cnt[cKafkaProduced]++
+		col(sKafkaProduced, 1)
+	case events.KafkaFailed:
+		cnt[cKafkaFailed]++
+		col(sKafkaFailed, 1)
+		c.note(e)
+	case events.KafkaRetry:
+		cnt[cKafkaRetries]++
 	}
 }
 

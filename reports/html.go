@@ -307,6 +307,7 @@ func charts(b *strings.Builder, r *Results) {
 			{name: "refused connects", color: colOrange, values: column(s, ColConnectFailures), bars: true},
 		}
 		ch.render(b)
+		kafkaCharts(b, base, s)
 	}
 	disconnectChart(b, r)
 	faultTable(b, r)
@@ -569,4 +570,44 @@ func reasonTable(b *strings.Builder, r *Results) {
 			esc(rc.Packet), rc.Code, esc(ReasonName(rc.Packet, rc.Code)), fmtInt(rc.Count))
 	}
 	b.WriteString(`</tbody></table></div>`)
+}
+
+// kafkaCharts draws the Kafka leg (device -> MQTT -> bridge -> Kafka ->
+// watcher) when the run had one: records per second, the slowest watcher's
+// lag, and device -> Kafka latency. Runs without a Kafka leg show none.
+func kafkaCharts(b *strings.Builder, base timeChart, s *Series) {
+	seen := false
+	for _, name := range []string{ColKafkaProduced, ColKafkaConsumed, ColKafkaFailed} {
+		for _, v := range s.Columns[name] {
+			seen = seen || v > 0
+		}
+	}
+	if !seen {
+		return
+	}
+	ch := base
+	ch.id, ch.title, ch.unit = "kafka-records", "Kafka leg: records per second", "records / s"
+	ch.note = "Records the MQTT -> Kafka bridge produced (acknowledged by Kafka) and gave up on, and records the Kafka watchers read."
+	ch.lines = []line{
+		{name: "produced", color: colBlue, values: column(s, ColKafkaProduced), under: true},
+		{name: "read by watchers", color: colGreen, values: column(s, ColKafkaConsumed)},
+		{name: "failed", color: colRed, values: column(s, ColKafkaFailed), bars: true},
+	}
+	ch.render(b)
+
+	ch = base
+	ch.id, ch.title, ch.unit = "kafka-lag", "Kafka leg: consumer lag", "records"
+	ch.note = "Records produced and not yet read by the slowest watcher, at the end of each second: a growing lag is a consumer falling behind (or a stalled watcher)."
+	ch.lines = []line{{name: "lag", color: colOrange, values: column(s, ColKafkaLag), area: true, agg: aggLast}}
+	ch.render(b)
+
+	ch = base
+	ch.id, ch.title, ch.unit = "kafka-latency", "Kafka leg: device -> Kafka latency", "milliseconds"
+	ch.note = "Per-second percentiles from the device's publish to the watcher reading the record (the payload's send time)."
+	ch.yFormat = trimFloat
+	ch.lines = []line{
+		{name: "p50", color: colPurple, values: percentileMS(s, "kafka_latency", false), agg: aggMax},
+		{name: "p99", color: colOrange, values: percentileMS(s, "kafka_latency", true), agg: aggMax},
+	}
+	ch.render(b)
 }

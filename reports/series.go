@@ -21,21 +21,27 @@ const (
 	ColLost            = "lost"             // messages lost, at the second they were sent (the writer's accounting)
 	ColDup             = "dup"              // extra copies received
 	ColDropped         = "dropped"          // Drop events (any source)
+	// The Kafka leg (device -> MQTT -> bridge -> Kafka -> watcher).
+	ColKafkaProduced = "kafka_produced" // records the bridge produced (acknowledged by Kafka)
+	ColKafkaFailed   = "kafka_failed"   // records the bridge gave up on
+	ColKafkaConsumed = "kafka_consumed" // records the watchers read
+	ColKafkaLag      = "kafka_lag"      // gauge: records produced and not yet read by the slowest watcher
 )
 
 // columnOrder fixes the order columns are written and merged in.
 var columnOrder = []string{
 	ColConnected, ColConnects, ColConnectFailures, ColDisconnects, ColTakeovers,
 	ColSent, ColReceived, ColAcked, ColLost, ColDup, ColDropped,
+	ColKafkaProduced, ColKafkaFailed, ColKafkaConsumed, ColKafkaLag,
 }
 
 // gauges are columns that hold a level rather than a count: Merge carries a
 // part's last value past its end, since its connections stay up until they
 // are counted down.
-var gauges = map[string]bool{ColConnected: true}
+var gauges = map[string]bool{ColConnected: true, ColKafkaLag: true}
 
 // SeriesLatencies names the histograms also kept per second.
-var SeriesLatencies = []string{"connect_latency", "publish_ack_latency", "e2e_latency"}
+var SeriesLatencies = []string{"connect_latency", "publish_ack_latency", "e2e_latency", "kafka_latency"}
 
 // Series is a per-second time series. Index i covers the wall-clock second
 // [Start+i s, Start+(i+1) s). Latency percentiles over time come from one

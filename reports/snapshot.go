@@ -82,11 +82,29 @@ func (c *Collector) series() *Series {
 	}
 	// columnOrder[j] is per-second column j+1 in second.cols (0 is the gauge delta).
 	var connected int64
+	// The Kafka lag gauge: records produced so far minus those the slowest
+	// watcher has read so far (never below 0: a watcher that reads a record
+	// twice, after a crash before its commit, is not ahead of the bridge).
+	var produced int64
+	consumed := map[string]int64{}
+	lag := func() int64 {
+		var worst int64
+		for w := range c.kafkaWatchers {
+			worst = max(worst, produced-consumed[w])
+		}
+		return worst
+	}
 	for i, sec := range c.secs {
 		if sec == nil {
 			s.Columns[ColConnected][i] = connected
+			s.Columns[ColKafkaLag][i] = lag()
 			continue
 		}
+		produced += sec.cols[sKafkaProduced]
+		for w, n := range sec.kafka {
+			consumed[w] += n
+		}
+		s.Columns[ColKafkaLag][i] = lag()
 		connected += sec.cols[sConnDelta]
 		s.Columns[ColConnected][i] = connected
 		for j := 1; j < nCols; j++ {

@@ -447,10 +447,10 @@ func (r *runner) startWatcher(ctx context.Context, wc *KafkaWatcher) (*kafka.Wat
 	kr.mu.Unlock()
 	w, err := kafka.StartWatcher(kafka.WatcherConfig{Name: wc.Name, Brokers: kr.bootstrap, Topic: wc.Topic, Group: wc.Group,
 		Offsets: wc.Offsets, Commit: wc.Commit, CommitInterval: wc.CommitInterval.D(),
-		// Records go to the recorder (assertions, totals) and the events
-		// file, not to the Collector: its end-to-end latency and receipt
-		// series are the MQTT leg's, and Kafka receipts would blur them.
-		Sink:   kafka.EventSink(events.Multi(r.rec, r.opts.Events), r.runID),
+		// Records go to the recorder (assertions, totals), the events file
+		// and the Collector, which keeps them apart from the MQTT leg
+		// (reports: kafka_consumed, kafka_lag, kafka_latency).
+		Sink:   kafka.EventSink(r.sink, r.runID),
 		Events: events.SinkFunc(func(e events.Event) { r.sink.Emit(e) }), Logger: r.log})
 	if err != nil {
 		return nil, err

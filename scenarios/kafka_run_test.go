@@ -1,6 +1,7 @@
 package scenarios
 
 import (
+	"bytes"
 	"context"
 	"strings"
 	"testing"
@@ -116,6 +117,37 @@ func TestKafkaThousandDevices(t *testing.T) {
 			}
 			if verdicts["order per device"] != want {
 				t.Errorf("order per device with the %s partitioner: %s, want %s", tc.partitioner, verdicts["order per device"], want)
+			}
+			// The numbers the report prints come from the same run: the
+			// Kafka leg's series and the headline totals (the bridge is a
+			// pipe, not a receiver owed the fleet's messages).
+			c := res.Counters
+			if c["lost"] != 0 || c["expected"] != c["kafka_consumed"] || c["kafka_produced"] != c["publishes_sent"] {
+				t.Errorf("totals: expected %d lost %d kafka_produced %d kafka_consumed %d publishes_sent %d: want every sent message produced, read once, none lost",
+					c["expected"], c["lost"], c["kafka_produced"], c["kafka_consumed"], c["publishes_sent"])
+			}
+			var produced, consumed int64
+			for i := range res.Series.Len {
+				produced += res.Series.Columns[reports.ColKafkaProduced][i]
+				consumed += res.Series.Columns[reports.ColKafkaConsumed][i]
+			}
+			if produced != c["kafka_produced"] || consumed != c["kafka_consumed"] {
+				t.Errorf("series sum produced %d consumed %d, counters %d %d", produced, consumed, c["kafka_produced"], c["kafka_consumed"])
+			}
+			if lag := res.Series.Columns[reports.ColKafkaLag]; lag[len(lag)-1] != 0 {
+				t.Errorf("lag at the end %d, want 0 (every record read)", lag[len(lag)-1])
+			}
+			if h := res.Histograms["kafka_latency"]; h == nil || h.Count() != uint64(c["kafka_consumed"]) {
+				t.Errorf("kafka_latency histogram %v, want one sample per record read (%d)", h, c["kafka_consumed"])
+			}
+			var page bytes.Buffer
+			if err := reports.HTML(&page, res); err != nil {
+				t.Fatal(err)
+			}
+			for _, id := range []string{"chart-kafka-records", "chart-kafka-lag", "chart-kafka-latency"} {
+				if !strings.Contains(page.String(), `id="`+id+`"`) {
+					t.Errorf("report has no %s chart", id)
+				}
 			}
 		})
 	}

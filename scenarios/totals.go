@@ -24,7 +24,18 @@ func totals(res *reports.Results, evs []events.Event, sc *Scenario, m moments) e
 	if err != nil {
 		return err
 	}
-	l := account(evs, ledgerOptions{from: all, to: all, during: during, sentKind: events.PublishSent, perGroup: true})
+	// A Kafka bridge's MQTT subscription is the pipe to Kafka, accounted
+	// at the watchers that read what it produced; as a receiver of its own
+	// it would be owed every message and, its receipts carrying no
+	// sequence, show them all lost.
+	pipes := map[string]bool{}
+	if sc.Kafka != nil {
+		for _, b := range sc.Kafka.Bridges {
+			pipes[b.Name] = true
+		}
+	}
+	receivers := func(e events.Event) bool { return e.Source == events.SourceKafka || !pipes[e.ClientID] }
+	l := account(evs, ledgerOptions{from: all, to: receivers, during: during, sentKind: events.PublishSent, perGroup: true})
 	if res.Counters == nil {
 		res.Counters = map[string]int64{}
 	}
