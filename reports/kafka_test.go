@@ -39,8 +39,8 @@ func TestKafkaLeg(t *testing.T) {
 		ColKafkaConsumed: {4, 6, 10},
 		ColKafkaFailed:   {0, 1, 0},
 		// slow has read nothing until second 2: its lag is the whole 10.
-		ColKafkaLag:  {10, 10, 0},
-		ColReceived:  {0, 1, 0},
+		ColKafkaLag: {10, 10, 0},
+		ColReceived: {0, 1, 0},
 	} {
 		if got := s.Columns[name]; !equalInts(got, want) {
 			t.Errorf("%s = %v, want %v", name, got, want)
