@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sort"
 	"sync"
 	"testing"
@@ -136,4 +137,83 @@ func BenchmarkDeviceToKafka(b *testing.B) {
 			b.ReportMetric(float64(lat.p(0.99).Microseconds())/1000, "p99-ms")
 		})
 	}
+}
+
+// BenchmarkBridgeMemoryPerInFlight measures the bridge's heap per record in
+// flight: the cluster holds every produce request (Cluster.HoldProduce), a
+// device publishes b.N QoS 1 messages, and once the bridge's in-flight
+// count stops growing (the async producer's buffers are full, the MQTT
+// intake back-pressured) the live heap grown since before the run is
+// divided by the records in flight. Then the cluster answers and every
+// record must be produced.
+//
+//	go test -run '^$' -bench BridgeMemoryPerInFlight -benchtime 20000x ./kafka/
+func BenchmarkBridgeMemoryPerInFlight(b *testing.B) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	br := brokertest.Start(b, func(c *broker.Config) { c.MaxQueued = 1 << 20 })
+	cl, err := StartCluster(ClusterConfig{Brokers: 1, Topics: []Topic{{Name: "telemetry", Partitions: 4}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	bridge, err := StartBridge(ctx, BridgeConfig{Name: "bridge", MQTT: brokertest.TCP(br), Filters: []string{"fleet/+/t"}, QoS: 1,
+		Brokers: cl.Addrs(), Topic: "telemetry", Mode: ModeAsync, Acks: "all", KeyLevel: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer bridge.Close()
+	dev, _, err := client.Dial(ctx, brokertest.TCP(br), client.Options{ClientID: "dev", CleanSession: true, MaxInflight: 1000})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer dev.Disconnect(context.Background())
+	release := cl.HoldProduce()
+	defer release()
+	heap := func() uint64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	before := heap()
+	b.ResetTimer()
+	go func() {
+		for s := 1; s <= b.N; s++ {
+			msg := payload.AppendHeader(make([]byte, 0, 128), payload.Header{Run: testRun, Seq: uint64(s), Sent: time.Now()})
+			msg = append(msg, make([]byte, 100)...)
+			if err := dev.PublishAsync(ctx, fmt.Sprintf("fleet/dev-%d/t", s%50), 1, false, msg).Err(); err != nil && ctx.Err() == nil {
+				b.Errorf("publish: %v", err)
+				return
+			}
+		}
+	}()
+	// In flight grows until the producer's buffers are full or every
+	// message is in; it is settled once it has not moved for a second.
+	var inflight int64
+	for last, since := int64(-1), time.Now(); ; time.Sleep(20 * time.Millisecond) {
+		inflight = bridge.Stats().InFlight
+		if inflight != last {
+			last, since = inflight, time.Now()
+		} else if time.Since(since) > time.Second {
+			break
+		}
+		if ctx.Err() != nil {
+			b.Fatal("in flight never settled")
+		}
+	}
+	grown := int64(heap()) - int64(before)
+	b.StopTimer()
+	release()
+	for st := bridge.Stats(); st.Produced < int64(b.N); st = bridge.Stats() {
+		if ctx.Err() != nil {
+			b.Fatalf("after release: %+v, want %d produced", st, b.N)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if inflight == 0 {
+		b.Fatal("nothing was in flight")
+	}
+	b.ReportMetric(float64(inflight), "records-in-flight")
+	b.ReportMetric(float64(grown)/float64(inflight), "heap-B/record")
 }

@@ -229,3 +229,29 @@ func (c *Cluster) Close() {
 	c.faults.Wait()
 	c.kc.Close()
 }
+
+// HoldProduce makes the cluster hold every produce request unanswered
+// until release is called (or the cluster closes): records pile up in the
+// producer as in-flight, as behind a stalled broker, without failing.
+// Other requests (metadata, fetches) are served meanwhile. release is
+// idempotent.
+func (c *Cluster) HoldProduce() (release func()) {
+	held := make(chan struct{})
+	var once sync.Once
+	c.kc.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.kc.KeepControl()
+		select {
+		case <-held:
+		default:
+			// Yields to the cluster's other requests while this one waits.
+			c.kc.SleepControl(func() {
+				select {
+				case <-held:
+				case <-c.quit:
+				}
+			})
+		}
+		return nil, nil, false // then served as usual
+	})
+	return func() { once.Do(func() { close(held) }) }
+}
