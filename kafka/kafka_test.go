@@ -323,3 +323,54 @@ func TestUndrainedAsyncStalls(t *testing.T) {
 		t.Fatal("Close of a stalled bridge did not return within 30s")
 	}
 }
+
+// TestHoldProduce: while the cluster holds produce requests the bridge's
+// records stay in flight, none produced, none failed; released, every one
+// is produced.
+func TestHoldProduce(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	br := brokertest.Start(t, nil)
+	cl, err := StartCluster(ClusterConfig{Brokers: 1, Topics: []Topic{{Name: "telemetry", Partitions: 2}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	bridge, err := StartBridge(ctx, BridgeConfig{Name: "bridge", MQTT: brokertest.TCP(br), Filters: []string{"fleet/+/t"}, QoS: 1,
+		Brokers: cl.Addrs(), Topic: "telemetry", Mode: ModeAsync, Acks: "all", KeyLevel: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bridge.Close()
+	release := cl.HoldProduce()
+	defer release()
+	dev, _, err := client.Dial(ctx, brokertest.TCP(br), client.Options{ClientID: "dev", CleanSession: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Disconnect(context.Background())
+	for i := range 100 {
+		if err := dev.Publish(ctx, fmt.Sprintf("fleet/d%d/t", i%5), 1, false, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for st := bridge.Stats(); st.InFlight < 100; st = bridge.Stats() {
+		if ctx.Err() != nil {
+			t.Fatalf("held: %+v, want 100 in flight", st)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if st := bridge.Stats(); st.Produced != 0 || st.Failed != 0 {
+		t.Fatalf("held: %+v, want nothing produced or failed", st)
+	}
+	release()
+	for st := bridge.Stats(); st.Produced < 100; st = bridge.Stats() {
+		if ctx.Err() != nil {
+			t.Fatalf("released: %+v, want 100 produced", st)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if st := bridge.Stats(); st.InFlight != 0 || st.Failed != 0 {
+		t.Errorf("released: %+v, want none in flight or failed", st)
+	}
+}
