@@ -51,6 +51,11 @@ type Config struct {
 	Shard Shard
 	// Events receives every fleet event besides the internal Collector.
 	Events events.Sink
+	// AfterPublishing, when set, runs once publishing has stopped and the
+	// drain has passed, before the devices disconnect and the results are
+	// taken: an outside receiver (a Kafka watcher) finishes reading there,
+	// its events still counted (Inject).
+	AfterPublishing func(ctx context.Context)
 	// TLS is used for tls and wss transports.
 	TLS *tls.Config
 	// Grace defaults to DefaultGrace.
@@ -431,6 +436,9 @@ func (f *Fleet) Run(ctx context.Context) (*reports.Results, error) {
 	f.tr.finish()
 	drain := time.NewTimer(f.p.Drain)
 	<-drain.C
+	if f.cfg.AfterPublishing != nil {
+		f.cfg.AfterPublishing(ctx)
+	}
 	f.shutdown()
 	f.closeEvents()
 	res := f.results(stopped)
@@ -622,4 +630,37 @@ func (rt *groupRT) v5Props(v profile.Vars) (conn, pub *packet.Properties) {
 		}
 	}
 	return conn, pub
+}
+
+// PayloadRun is the run number every device writes in its payload header
+// (payload.Header.Run): an outside receiver keeps only this run's messages.
+func (f *Fleet) PayloadRun() uint32 { return f.run }
+
+// Inject adds an event an outside receiver observed (a Kafka watcher's
+// record) to the run's stream: the results' counters, series and events
+// file. Only while Run runs (AfterPublishing included); later ones are
+// dropped.
+func (f *Fleet) Inject(e events.Event) {
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	f.evMu.RLock()
+	if f.evOpen {
+		f.evq <- e // its own Source kept (emit stamps the fleet's)
+	}
+	f.evMu.RUnlock()
+}
+
+// Published returns, per device index of this fleet (or shard), the
+// messages it has published so far: the last sequence number it assigned.
+func (f *Fleet) Published() map[int]uint64 {
+	out := make(map[int]uint64, len(f.devices))
+	for _, d := range f.devices {
+		d.mu.Lock()
+		if d.pub != nil {
+			out[d.idx] = d.pub.current()
+		}
+		d.mu.Unlock()
+	}
+	return out
 }

@@ -43,6 +43,7 @@ type simulateFlags struct {
 	echo                                                                     bool
 	minConnected, maxLoss, maxDup                                            string
 	limits                                                                   simulator.Limits
+	kafka                                                                    kafkaWatchFlags
 }
 
 func simulateCmd(fs *pflag.FlagSet) runFunc {
@@ -55,6 +56,7 @@ func simulateCmd(fs *pflag.FlagSet) runFunc {
 	fs.StringVar(&o.results, "results", "simulate-results.json", "write the results file here")
 	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus /metrics on this host:port while running")
 	o.prog = progressFlags(fs)
+	o.kafka.define(fs)
 	fs.StringVar(&o.runID, "run-id", "", "the run's ID in its results, shared by its shards (default: from profile name, seed and --start-at)")
 	fs.StringVar(&o.events, "events", "", "write every fleet event as JSON lines to this file")
 	fs.StringVar(&o.startAt, "start-at", "", "run start as Unix milliseconds (set by --procs so shards ramp up as one)")
@@ -94,6 +96,11 @@ func runSimulate(ctx context.Context, o *simulateFlags, args []string) error {
 	if o.procs > 1 {
 		if o.shard != "" {
 			return fmt.Errorf("%w: --procs and --shard exclude each other", errUsage)
+		}
+		if o.kafka.spec != "" {
+			// Each shard would read the whole topic; one watcher for the
+			// fleet needs the merged run (not built yet).
+			return fmt.Errorf("%w: --kafka-watch runs with one process: drop --procs", errUsage)
 		}
 		return runProcs(ctx, o)
 	}
@@ -199,9 +206,21 @@ func runOneFleet(ctx context.Context, o *simulateFlags, p *profile.Profile) erro
 		defer jl.Close()
 		cfg.Events = jl
 	}
+	var kw *kafkaWatch
+	if o.kafka.spec != "" {
+		if kw, err = newKafkaWatch(&o.kafka, &cfg); err != nil {
+			return err
+		}
+	}
 	fleet, err := simulator.New(cfg)
 	if err != nil {
 		return err
+	}
+	if kw != nil {
+		if err := kw.start(fleet); err != nil {
+			return err
+		}
+		defer kw.stop()
 	}
 	// Every device holds one socket: refuse up front, naming the numbers,
 	// rather than failing at device 19,937.
@@ -243,6 +262,9 @@ func runOneFleet(ctx context.Context, o *simulateFlags, p *profile.Profile) erro
 	res.Run.Command = os.Args
 	res.Run.Host, _ = os.Hostname()
 	judge(res, o.limits)
+	if kw != nil && res.Run.Status != reports.StatusTargetUnavailable {
+		kw.judge(res)
+	}
 	if err := res.Write(o.results); err != nil {
 		return err
 	}
