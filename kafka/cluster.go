@@ -119,8 +119,8 @@ func ErrorCode(name string) (*kerr.Error, error) {
 	return nil, fmt.Errorf("unknown Kafka error %q (want a name such as NOT_LEADER_FOR_PARTITION or a code)", name)
 }
 
-// ProduceFault is a window of failing produce requests.
-type ProduceFault struct {
+// RequestFault is a window of failing produce or fetch requests.
+type RequestFault struct {
 	h      *kfake.FaultHandle
 	c      *Cluster
 	end    chan struct{}
@@ -128,7 +128,11 @@ type ProduceFault struct {
 	topic  string
 	code   *kerr.Error
 	detail string
+	name   string // the Fault of its events: kafka_fail_produce or kafka_fail_fetch
 }
+
+// ProduceFault is the RequestFault of FailProduce (the name it had first).
+type ProduceFault = RequestFault
 
 // FailProduce fails every produce request for topic ("" for every topic)
 // with errCode for the window d (0: until End or Close), then lets them
@@ -136,20 +140,32 @@ type ProduceFault struct {
 // REQUEST_TIMED_OUT and NOT_ENOUGH_REPLICAS_AFTER_APPEND, which Kafka sends
 // after appending: a producer that retries then writes the batch twice
 // unless it is idempotent. The fault is in place when FailProduce returns.
-func (c *Cluster) FailProduce(topic string, errCode *kerr.Error, d time.Duration) (*ProduceFault, error) {
+func (c *Cluster) FailProduce(topic string, errCode *kerr.Error, d time.Duration) (*RequestFault, error) {
+	return c.failRequests(kmsg.Produce, "kafka_fail_produce", "produce", topic, errCode, d)
+}
+
+// FailFetch fails every fetch request for topic ("" for every topic) with
+// errCode for the window d (0: until End or Close): consumers read nothing
+// and retry, as from a broker whose disk or replica is in trouble; records
+// already written wait and are read once the window ends.
+func (c *Cluster) FailFetch(topic string, errCode *kerr.Error, d time.Duration) (*RequestFault, error) {
+	return c.failRequests(kmsg.Fetch, "kafka_fail_fetch", "fetch", topic, errCode, d)
+}
+
+func (c *Cluster) failRequests(key kmsg.Key, name, what, topic string, errCode *kerr.Error, d time.Duration) (*RequestFault, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
-		return nil, errors.New("fail produce: cluster closed")
+		return nil, fmt.Errorf("fail %s: cluster closed", what)
 	}
-	f := &ProduceFault{c: c, end: make(chan struct{}), topic: topic, code: errCode,
-		h: c.kc.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: topic, Err: errCode, Count: -1})}
-	f.detail = fmt.Sprintf("produce requests fail with %s", errCode.Message)
+	f := &RequestFault{c: c, end: make(chan struct{}), topic: topic, code: errCode, name: name,
+		h: c.kc.Fault(kfake.Fault{Keys: []kmsg.Key{key}, Topic: topic, Err: errCode, Count: -1})}
+	f.detail = fmt.Sprintf("%s requests fail with %s", what, errCode.Message)
 	if topic != "" {
 		f.detail += " on " + topic
 	}
 	c.sink.Emit(events.Event{Time: time.Now(), Kind: events.FaultInjected, Source: events.SourceKafka,
-		Fault: "kafka_fail_produce", Topic: topic, Code: int(errCode.Code), Detail: f.detail})
+		Fault: name, Topic: topic, Code: int(errCode.Code), Detail: f.detail})
 	c.faults.Add(1)
 	go func() { // ends the window after d, at End, or at Close
 		defer c.faults.Done()
@@ -166,20 +182,20 @@ func (c *Cluster) FailProduce(topic string, errCode *kerr.Error, d time.Duration
 		}
 		f.h.Remove()
 		c.sink.Emit(events.Event{Time: time.Now(), Kind: events.FaultRemoved, Source: events.SourceKafka,
-			Fault: "kafka_fail_produce", Topic: topic, Code: int(errCode.Code),
+			Fault: name, Topic: topic, Code: int(errCode.Code),
 			Detail: fmt.Sprintf("%s; %d requests failed", f.detail, f.h.Hits())})
 	}()
 	return f, nil
 }
 
-// Hits is how many produce requests the fault has failed so far.
-func (f *ProduceFault) Hits() int { return f.h.Hits() }
+// Hits is how many requests the fault has failed so far.
+func (f *RequestFault) Hits() int { return f.h.Hits() }
 
 // Wait blocks until the fault has failed n requests or ctx ends.
-func (f *ProduceFault) Wait(ctx context.Context, n int) error { return f.h.Wait(ctx, n) }
+func (f *RequestFault) Wait(ctx context.Context, n int) error { return f.h.Wait(ctx, n) }
 
 // End ends the window now; requests after it go through.
-func (f *ProduceFault) End() {
+func (f *RequestFault) End() {
 	f.h.Remove() // at once; the window's goroutine reports it
 	f.once.Do(func() { close(f.end) })
 }

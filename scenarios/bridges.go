@@ -130,7 +130,7 @@ func (sc *Scenario) validateTopology(c *checker) {
 	}
 	for i := range sc.Steps {
 		s, f := &sc.Steps[i], fmt.Sprintf("steps[%d]", i)
-		if s.Bridge != "" {
+		if s.Bridge != "" && (isFault(s.Do) || s.Do == DoRestore) {
 			br := sc.bridge(s.Bridge)
 			switch {
 			case br == nil:

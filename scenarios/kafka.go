@@ -84,6 +84,9 @@ const (
 	DoKafkaRestore      = "kafka_restore"
 	DoKafkaCrashWatcher = "kafka_crash_watcher"
 	DoKafkaStartWatcher = "kafka_start_watcher"
+	DoKafkaFailFetch    = "kafka_fail_fetch"
+	DoKafkaStopBridge   = "kafka_stop_bridge"
+	DoKafkaStartBridge  = "kafka_start_bridge"
 )
 
 func init() {
@@ -92,13 +95,17 @@ func init() {
 	actionFields[DoKafkaRestore] = nil
 	actionFields[DoKafkaCrashWatcher] = []string{"watcher"}
 	actionFields[DoKafkaStartWatcher] = []string{"watcher"}
+	actionFields[DoKafkaFailFetch] = []string{"topic", "error", "for"}
+	actionFields[DoKafkaStopBridge] = []string{"bridge"}
+	actionFields[DoKafkaStartBridge] = []string{"bridge"}
 	eventKinds = append(eventKinds, events.KafkaProduced, events.KafkaFailed, events.KafkaRetry, events.KafkaRebalance)
 	eventSources = append(eventSources, events.SourceKafka)
 }
 
 func isKafkaAction(do string) bool {
 	switch do {
-	case DoKafkaFailProduce, DoKafkaMoveLeader, DoKafkaRestore, DoKafkaCrashWatcher, DoKafkaStartWatcher:
+	case DoKafkaFailProduce, DoKafkaMoveLeader, DoKafkaRestore, DoKafkaCrashWatcher, DoKafkaStartWatcher,
+		DoKafkaFailFetch, DoKafkaStopBridge, DoKafkaStartBridge:
 		return true
 	}
 	return false
@@ -306,7 +313,7 @@ func (sc *Scenario) validateKafkaStep(c *checker, s *Step, f string) {
 		}
 	}
 	switch s.Do {
-	case DoKafkaFailProduce:
+	case DoKafkaFailProduce, DoKafkaFailFetch:
 		embeddedOnly()
 		if s.Error == "" {
 			s.Error = "NOT_LEADER_FOR_PARTITION"
@@ -330,6 +337,16 @@ func (sc *Scenario) validateKafkaStep(c *checker, s *Step, f string) {
 		}
 	case DoKafkaRestore:
 		embeddedOnly()
+	case DoKafkaStopBridge, DoKafkaStartBridge:
+		found := false
+		var bs []string
+		for _, b := range k.Bridges {
+			found = found || b.Name == s.Bridge
+			bs = append(bs, b.Name)
+		}
+		if !found {
+			c.fail(f+".bridge", "no kafka bridge named %q (bridges: %s)", s.Bridge, strings.Join(bs, ", "))
+		}
 	case DoKafkaCrashWatcher, DoKafkaStartWatcher:
 		found := false
 		for _, w := range k.Watchers {
@@ -363,7 +380,28 @@ type kafkaRun struct {
 	mu       sync.Mutex
 	bridges  []*kafka.Bridge
 	watchers map[string]*kafka.Watcher // running watchers by name
-	faults   []*kafka.ProduceFault
+	faults   []*kafka.RequestFault
+}
+
+// startKafkaBridge starts a bridge of the scenario and adds it to the run.
+func (r *runner) startKafkaBridge(ctx context.Context, bc *KafkaBridge) (*kafka.Bridge, error) {
+	kr := r.kafka
+	level := -1
+	if bc.KeyLevel != nil {
+		level = *bc.KeyLevel
+	}
+	b, err := kafka.StartBridge(ctx, kafka.BridgeConfig{Name: bc.Name, MQTT: r.brokerURL, Filters: bc.Filters,
+		QoS: byte(bc.QoS), Brokers: kr.bootstrap, Topic: bc.Topic, Mode: bc.Mode, Acks: bc.Acks, Idempotent: bc.Idempotent,
+		Partitioner: bc.Partitioner, Key: bc.Key, KeyLevel: level, Linger: bc.Linger.D(), BatchMessages: bc.BatchMessages,
+		Retries: bc.Retries, Backoff: bc.Backoff.D(), Undrained: bc.Undrained, Events: events.SinkFunc(func(e events.Event) { r.sink.Emit(e) }),
+		Logger: r.log, Persistent: bc.CleanSession != nil && !*bc.CleanSession, Reconnect: bc.Reconnect.D()})
+	if err != nil {
+		return nil, err
+	}
+	kr.mu.Lock()
+	kr.bridges = append(kr.bridges, b)
+	kr.mu.Unlock()
+	return b, nil
 }
 
 // startKafka starts the cluster (embedded), the bridges and the watchers
@@ -393,22 +431,10 @@ func (r *runner) startKafka(ctx context.Context) error {
 		r.sink.Emit(events.Event{Time: time.Now(), Kind: events.Log, Source: events.SourceKafka,
 			Detail: "embedded Kafka cluster at " + cl.Bootstrap()})
 	}
-	for _, bc := range k.Bridges {
-		level := -1
-		if bc.KeyLevel != nil {
-			level = *bc.KeyLevel
-		}
-		b, err := kafka.StartBridge(ctx, kafka.BridgeConfig{Name: bc.Name, MQTT: r.brokerURL, Filters: bc.Filters,
-			QoS: byte(bc.QoS), Brokers: kr.bootstrap, Topic: bc.Topic, Mode: bc.Mode, Acks: bc.Acks, Idempotent: bc.Idempotent,
-			Partitioner: bc.Partitioner, Key: bc.Key, KeyLevel: level, Linger: bc.Linger.D(), BatchMessages: bc.BatchMessages,
-			Retries: bc.Retries, Backoff: bc.Backoff.D(), Undrained: bc.Undrained, Events: sink, Logger: r.log,
-			Persistent: bc.CleanSession != nil && !*bc.CleanSession, Reconnect: bc.Reconnect.D()})
-		if err != nil {
+	for i := range k.Bridges {
+		if _, err := r.startKafkaBridge(ctx, &k.Bridges[i]); err != nil {
 			return err
 		}
-		kr.mu.Lock()
-		kr.bridges = append(kr.bridges, b)
-		kr.mu.Unlock()
 	}
 	for i := range k.Watchers {
 		wc := &k.Watchers[i]
@@ -472,12 +498,16 @@ func (r *runner) startWatcher(ctx context.Context, wc *KafkaWatcher) (*kafka.Wat
 func (r *runner) kafkaStep(ctx context.Context, s *Step) error {
 	kr := r.kafka
 	switch s.Do {
-	case DoKafkaFailProduce:
+	case DoKafkaFailProduce, DoKafkaFailFetch:
 		code, err := kafka.ErrorCode(s.Error)
 		if err != nil {
 			return err
 		}
-		f, err := kr.cluster.FailProduce(s.Topic, code, s.For.D())
+		fail := kr.cluster.FailProduce
+		if s.Do == DoKafkaFailFetch {
+			fail = kr.cluster.FailFetch
+		}
+		f, err := fail(s.Topic, code, s.For.D())
 		if err != nil {
 			return err
 		}
@@ -499,6 +529,44 @@ func (r *runner) kafkaStep(ctx context.Context, s *Step) error {
 			f.End()
 		}
 		return nil
+	case DoKafkaStopBridge:
+		kr.mu.Lock()
+		var b *kafka.Bridge
+		for i, x := range kr.bridges {
+			if x.Config().Name == s.Bridge {
+				b = x
+				kr.bridges = append(kr.bridges[:i:i], kr.bridges[i+1:]...)
+				break
+			}
+		}
+		kr.mu.Unlock()
+		if b == nil {
+			return fmt.Errorf("kafka bridge %s is not running", s.Bridge)
+		}
+		st := b.Stats()
+		b.Close() // the producer flushes what it holds; the MQTT link ends
+		r.sink.Emit(events.Event{Time: time.Now(), Kind: events.FaultInjected, Source: events.SourceKafka, ClientID: s.Bridge,
+			Fault: "kafka_bridge_stopped", Detail: fmt.Sprintf("bridge %s stopped: %d received, %d produced, %d failed", s.Bridge, st.Received, st.Produced, st.Failed)})
+		return nil
+	case DoKafkaStartBridge:
+		for i := range kr.cfg.Bridges {
+			if bc := &kr.cfg.Bridges[i]; bc.Name == s.Bridge {
+				kr.mu.Lock()
+				for _, x := range kr.bridges {
+					if x.Config().Name == s.Bridge {
+						kr.mu.Unlock()
+						return fmt.Errorf("kafka bridge %s is already running", s.Bridge)
+					}
+				}
+				kr.mu.Unlock()
+				if _, err := r.startKafkaBridge(ctx, bc); err != nil {
+					return err
+				}
+				r.sink.Emit(events.Event{Time: time.Now(), Kind: events.FaultRemoved, Source: events.SourceKafka, ClientID: s.Bridge,
+					Fault: "kafka_bridge_stopped", Detail: "bridge " + s.Bridge + " started again"})
+				return nil
+			}
+		}
 	case DoKafkaCrashWatcher:
 		kr.mu.Lock()
 		w := kr.watchers[s.Watcher]
@@ -655,8 +723,21 @@ func describeKafka(s *Step) string {
 			return fmt.Sprintf("kafka: move the leader of %s/%d", s.Topic, *s.Partition)
 		}
 		return "kafka: move the leader of every partition of " + s.Topic
+	case DoKafkaFailFetch:
+		d := "kafka: fetch requests fail with " + s.Error
+		if s.Topic != "" {
+			d += " on " + s.Topic
+		}
+		if s.For > 0 {
+			d += " for " + s.For.String()
+		}
+		return d
+	case DoKafkaStopBridge:
+		return "kafka: stop bridge " + s.Bridge
+	case DoKafkaStartBridge:
+		return "kafka: start bridge " + s.Bridge + " again"
 	case DoKafkaRestore:
-		return "kafka: end produce failures"
+		return "kafka: end produce and fetch failures"
 	case DoKafkaCrashWatcher:
 		return "kafka: crash watcher " + s.Watcher + " (no commit)"
 	case DoKafkaStartWatcher:

@@ -152,3 +152,97 @@ func TestKafkaThousandDevices(t *testing.T) {
 		})
 	}
 }
+
+// kafkaOutage: 20 devices keep publishing while the bridge is stopped for a
+// second and, later, fetches fail for half a second; CLEAN sets the bridge's
+// MQTT session.
+const kafkaOutage = `name: kafka-outage
+seed: 37
+groups:
+  - name: devices
+    count: 20
+    client_id: "dev-{{.Index}}"
+    publish: {interval: 50ms, count: 60, topic: "fleet/dev-{{.Index}}/temp", qos: 1, payload: {size: 32}}
+kafka:
+  topics:
+    - {name: telemetry, partitions: 2}
+  bridges:
+    - {name: bridge, filters: ["fleet/+/temp"], qos: 1, topic: telemetry, mode: async, acks: all, key_level: 1, clean_session: CLEAN}
+  watchers:
+    - {name: kwatch, topic: telemetry, group: fleet, commit: after}
+steps:
+  - do: wait
+    connected: devices
+    timeout: 1m
+  - name: bridge-down
+    delay: 500ms
+    do: kafka_stop_bridge
+    bridge: bridge
+  - name: bridge-up
+    delay: 1s
+    do: kafka_start_bridge
+    bridge: bridge
+  - name: fetch-fails
+    delay: 300ms
+    do: kafka_fail_fetch
+    topic: telemetry
+    for: 500ms
+  - name: published
+    delay: 3s
+    do: mark
+assertions:
+  - name: every reading reached the watcher
+    expect: delivery
+    from: {group: devices}
+    to: {client: kwatch}
+    max_lost: 0
+  - name: the fetch fault failed fetches
+    expect: count
+    events: {kind: fault_removed, source: kafka, fault: kafka_fail_fetch}
+    min: 1
+`
+
+// TestKafkaBridgeStopStartAndFetchFault: a bridge stopped and started again
+// with a persistent MQTT session loses nothing (the broker queued for it),
+// with a clean one it loses what came while it was down; a fetch fault
+// only delays the watcher.
+func TestKafkaBridgeStopStartAndFetchFault(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: a fleet through Kafka")
+	}
+	for _, tc := range []struct {
+		clean string
+		want  reports.Verdict
+	}{{"false", reports.Pass}, {"true", reports.Fail}} {
+		t.Run("clean_session="+tc.clean, func(t *testing.T) {
+			sc, err := Parse([]byte(strings.ReplaceAll(kafkaOutage, "CLEAN", tc.clean)), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+			res, err := Run(ctx, sc, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, a := range res.Assertions {
+				t.Logf("%s %s: %s", a.Verdict, a.Name, a.Message)
+			}
+			if a := assertionNamed(res, "every reading reached the watcher"); a == nil || a.Verdict != tc.want {
+				t.Errorf("delivery with clean_session %s: %+v, want %s", tc.clean, a, tc.want)
+			}
+			if a := assertionNamed(res, "the fetch fault failed fetches"); a == nil || a.Verdict != reports.Pass {
+				t.Errorf("fetch fault: %+v", a)
+			}
+			stops := 0
+			for _, f := range res.Faults {
+				if f.Kind == "kafka_bridge_stopped" {
+					stops++
+				}
+			}
+			if stops != 1 {
+				t.Errorf("%d bridge-stopped fault windows in the results, want 1: %+v", stops, res.Faults)
+			}
+		})
+	}
+}
