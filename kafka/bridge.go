@@ -41,6 +41,8 @@ const (
 
 // BridgeConfig configures an MQTT -> Kafka bridge.
 type BridgeConfig struct {
+	// Auth is SASL and TLS to the cluster; nil for neither.
+	Auth *Auth
 	// Name labels the bridge's events; the MQTT client ID is the name too.
 	Name string
 	// MQTT is the broker to subscribe on (tcp://host:port or host:port).
@@ -99,6 +101,9 @@ func (cfg *BridgeConfig) Check() error {
 	var errs []string
 	if cfg.Name == "" {
 		errs = append(errs, "a bridge needs a name")
+	}
+	if err := cfg.Auth.Check(); err != nil {
+		errs = append(errs, err.Error())
 	}
 	if cfg.MQTT == "" {
 		errs = append(errs, "an MQTT broker address")
@@ -180,6 +185,9 @@ func (b *Bridge) saramaConfig() (*sarama.Config, error) {
 		return nil, err
 	}
 	sc.Producer.RequiredAcks = acks
+	if err := cfg.Auth.sarama(sc); err != nil {
+		return nil, err
+	}
 	sc.Producer.Return.Successes = true
 	sc.Producer.Return.Errors = true
 	if cfg.Idempotent {

@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"sort"
@@ -34,6 +35,11 @@ type ClusterConfig struct {
 	// Events receives fault_injected and fault_removed events for the
 	// Kafka-side faults (source kafka).
 	Events events.Sink
+	// SASLUsers, when set, makes the cluster require SASL PLAIN with one of
+	// these user -> password pairs (as a secured cluster does); TLS serves
+	// every broker over TLS.
+	SASLUsers map[string]string
+	TLS       *tls.Config
 }
 
 // Cluster is an embedded Kafka cluster (franz-go's kfake) with fault hooks.
@@ -56,6 +62,15 @@ func StartCluster(cfg ClusterConfig) (*Cluster, error) {
 		n = 3
 	}
 	opts := []kfake.Opt{kfake.NumBrokers(n), kfake.ClusterID("mqttfleet")}
+	if len(cfg.SASLUsers) > 0 {
+		opts = append(opts, kfake.EnableSASL())
+		for u, p := range cfg.SASLUsers {
+			opts = append(opts, kfake.Superuser(SASLPlain, u, p))
+		}
+	}
+	if cfg.TLS != nil {
+		opts = append(opts, kfake.TLS(cfg.TLS))
+	}
 	if len(cfg.Ports) > 0 {
 		opts = append(opts, kfake.Ports(cfg.Ports...))
 	}

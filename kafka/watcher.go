@@ -69,6 +69,8 @@ func (f SinkFunc) Deliver(d Delivery) { f(d) }
 
 // WatcherConfig configures a watcher: one consumer group member.
 type WatcherConfig struct {
+	// Auth is SASL and TLS to the cluster; nil for neither.
+	Auth *Auth
 	// Name labels the watcher's events and is its group member's client ID.
 	Name    string
 	Brokers []string
@@ -93,6 +95,9 @@ func (cfg *WatcherConfig) Check() error {
 	var errs []string
 	if cfg.Name == "" {
 		errs = append(errs, "a name")
+	}
+	if err := cfg.Auth.Check(); err != nil {
+		errs = append(errs, err.Error())
 	}
 	if len(cfg.Brokers) == 0 {
 		errs = append(errs, "Kafka bootstrap brokers")
@@ -171,7 +176,11 @@ func StartWatcher(cfg WatcherConfig) (*Watcher, error) {
 	if cfg.Offsets == OffsetsNewest {
 		reset = kgo.NewOffset().AtEnd()
 	}
-	cl, err := kgo.NewClient(
+	authOpts, err := cfg.Auth.kgo()
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(append(authOpts,
 		kgo.SeedBrokers(cfg.Brokers...),
 		// Follow a moved leader quickly (default 5s between metadata refreshes).
 		kgo.MetadataMinAge(200*time.Millisecond),
@@ -200,7 +209,7 @@ func StartWatcher(cfg WatcherConfig) (*Watcher, error) {
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
 			w.rebalance("lost", m, false)
 		}),
-	)
+	)...)
 	if err != nil {
 		return nil, fmt.Errorf("watcher %s: %w", cfg.Name, err)
 	}
