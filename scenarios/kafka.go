@@ -32,6 +32,27 @@ type KafkaCluster struct {
 	Kind      string `yaml:"kind"`
 	Brokers   int    `yaml:"brokers"`
 	Bootstrap string `yaml:"bootstrap"`
+	// Auth is SASL and TLS to an external cluster (kafka.Auth).
+	Auth *KafkaAuth `yaml:"auth"`
+}
+
+// KafkaAuth is how bridges and watchers authenticate to an external cluster.
+type KafkaAuth struct {
+	SASL     string `yaml:"sasl"` // "" or PLAIN
+	User     string `yaml:"user"`
+	Password string `yaml:"password"`
+	TLS      bool   `yaml:"tls"`
+	CAFile   string `yaml:"ca_file"`
+	Insecure bool   `yaml:"insecure"`
+}
+
+// auth is the kafka.Auth of a cluster's settings (nil for none).
+func (c *KafkaCluster) auth() *kafka.Auth {
+	if c.Auth == nil {
+		return nil
+	}
+	a := kafka.Auth(*c.Auth)
+	return &a
 }
 
 // KafkaTopic is a topic the embedded cluster creates.
@@ -141,6 +162,13 @@ func (sc *Scenario) validateKafka(c *checker) {
 	case "embedded", "external":
 	default:
 		c.fail("kafka.cluster.kind", "kafka cluster kind must be embedded or external, not %q", cl.Kind)
+	}
+	if cl.Auth != nil {
+		if cl.Kind != "external" {
+			c.fail("kafka.cluster.auth", "auth is for an external cluster; the embedded one needs none")
+		} else if err := cl.auth().Check(); err != nil {
+			c.fail("kafka.cluster.auth", "%v", err)
+		}
 	}
 	if cl.Kind == "external" && cl.Bootstrap == "" {
 		c.fail("kafka.cluster.bootstrap", "an external cluster needs bootstrap: host:port[,host:port...]")
@@ -394,7 +422,7 @@ func (r *runner) startKafkaBridge(ctx context.Context, bc *KafkaBridge) (*kafka.
 		QoS: byte(bc.QoS), Brokers: kr.bootstrap, Topic: bc.Topic, Mode: bc.Mode, Acks: bc.Acks, Idempotent: bc.Idempotent,
 		Partitioner: bc.Partitioner, Key: bc.Key, KeyLevel: level, Linger: bc.Linger.D(), BatchMessages: bc.BatchMessages,
 		Retries: bc.Retries, Backoff: bc.Backoff.D(), Undrained: bc.Undrained, Events: events.SinkFunc(func(e events.Event) { r.sink.Emit(e) }),
-		Logger: r.log, Persistent: bc.CleanSession != nil && !*bc.CleanSession, Reconnect: bc.Reconnect.D()})
+		Logger: r.log, Persistent: bc.CleanSession != nil && !*bc.CleanSession, Reconnect: bc.Reconnect.D(), Auth: kr.cfg.Cluster.auth()})
 	if err != nil {
 		return nil, err
 	}
@@ -471,7 +499,7 @@ func (r *runner) startWatcher(ctx context.Context, wc *KafkaWatcher) (*kafka.Wat
 		return nil, fmt.Errorf("kafka watcher %s is already running", wc.Name)
 	}
 	kr.mu.Unlock()
-	w, err := kafka.StartWatcher(kafka.WatcherConfig{Name: wc.Name, Brokers: kr.bootstrap, Topic: wc.Topic, Group: wc.Group,
+	w, err := kafka.StartWatcher(kafka.WatcherConfig{Name: wc.Name, Brokers: kr.bootstrap, Topic: wc.Topic, Group: wc.Group, Auth: kr.cfg.Cluster.auth(),
 		Offsets: wc.Offsets, Commit: wc.Commit, CommitInterval: wc.CommitInterval.D(),
 		// Records go to the recorder (assertions, totals), the events file
 		// and the Collector, which keeps them apart from the MQTT leg

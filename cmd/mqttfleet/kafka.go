@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/mqttfleet/mqttfleet/events"
 	"github.com/mqttfleet/mqttfleet/kafka"
@@ -136,6 +137,7 @@ func kafkaBridgeCmd() *cobra.Command {
 	batch := f.Int("batch-messages", 0, "records per batch (0: sarama's default)")
 	retries := f.Int("retries", 0, "retries per batch (0: sarama's default of 3)")
 	backoff := f.Duration("backoff", 100*time.Millisecond, "first retry backoff, doubled per attempt up to 1s")
+	bridgeAuth := kafkaAuthFlags(f, "")
 	every := f.Duration("every", 5*time.Second, "print the counters this often (0: only at the end)")
 	eventsPath := f.String("events", "", "write the bridge's events as JSON lines to this file")
 	c.RunE = func(cmd *cobra.Command, args []string) error {
@@ -153,7 +155,7 @@ func kafkaBridgeCmd() *cobra.Command {
 		cfg := kafka.BridgeConfig{Name: *name, MQTT: *mqtt, Filters: filters, QoS: byte(*qos), Brokers: splitList(*brokers),
 			Topic: *topic, Mode: *mode, Acks: *acks, Idempotent: *idem, Partitioner: *part, Key: *key, KeyLevel: *keyLevel,
 			Linger: *linger, BatchMessages: *batch, Retries: *retries, Backoff: *backoff, Events: sink,
-			Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))}
+			Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)), Auth: bridgeAuth()}
 		if *qos < 0 || *qos > 2 {
 			return fmt.Errorf("%w: --qos must be 0, 1 or 2", errUsage)
 		}
@@ -262,6 +264,7 @@ func kafkaWatchCmd() *cobra.Command {
 			"and device -> Kafka latency."}
 	f := c.Flags()
 	name := f.String("name", "mqttfleet-watch", "watcher name: the group member's client ID")
+	watchAuth := kafkaAuthFlags(f, "")
 	brokers := f.String("kafka", "127.0.0.1:9092", "Kafka bootstrap servers, comma separated")
 	topic := f.String("topic", "mqtt", "Kafka topic")
 	group := f.String("group", "", "consumer group (default: the name)")
@@ -275,7 +278,7 @@ func kafkaWatchCmd() *cobra.Command {
 		}
 		tl := &watchTally{seen: map[uint32]map[uint64]bool{}, max: map[uint32]uint64{}}
 		cfg := kafka.WatcherConfig{Name: *name, Brokers: splitList(*brokers), Topic: *topic, Group: *group, Offsets: *offsets,
-			Commit: *commit, CommitInterval: *interval, Sink: tl, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))}
+			Commit: *commit, CommitInterval: *interval, Sink: tl, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)), Auth: watchAuth()}
 		if err := cfg.Check(); err != nil {
 			return fmt.Errorf("%w: %v", errUsage, err)
 		}
@@ -289,4 +292,22 @@ func kafkaWatchCmd() *cobra.Command {
 		return nil
 	}
 	return c
+}
+
+// kafkaAuthFlags binds the SASL/TLS flags of a Kafka client (prefix "" for
+// the kafka commands, "kafka-" for simulate) and returns their Auth, nil
+// when none is set. The password comes from $MQTTFLEET_KAFKA_PASSWORD so it
+// stays out of process listings and shell history.
+func kafkaAuthFlags(f *pflag.FlagSet, prefix string) func() *kafka.Auth {
+	sasl := f.String(prefix+"sasl", "", "SASL mechanism to the cluster: PLAIN (password from $MQTTFLEET_KAFKA_PASSWORD)")
+	user := f.String(prefix+"sasl-user", "", "SASL user")
+	useTLS := f.Bool(prefix+"tls", false, "dial the cluster over TLS")
+	ca := f.String(prefix+"ca-file", "", "PEM CA certificates the cluster's certificates are checked against (with --"+prefix+"tls)")
+	insecure := f.Bool(prefix+"tls-insecure", false, "skip checking the cluster's certificates (with --"+prefix+"tls)")
+	return func() *kafka.Auth {
+		if *sasl == "" && *user == "" && !*useTLS && *ca == "" && !*insecure {
+			return nil
+		}
+		return &kafka.Auth{SASL: *sasl, User: *user, Password: os.Getenv("MQTTFLEET_KAFKA_PASSWORD"), TLS: *useTLS, CAFile: *ca, Insecure: *insecure}
+	}
 }

@@ -23,6 +23,7 @@ import (
 // MQTT leg.
 
 type kafkaWatchFlags struct {
+	auth    func() *kafka.Auth
 	spec    string
 	group   string
 	maxLoss string
@@ -36,6 +37,7 @@ func (k *kafkaWatchFlags) define(fs *pflag.FlagSet) {
 	fs.StringVar(&k.maxLoss, "kafka-max-loss", "0", "verdict: published messages never read from Kafka, a count or a share")
 	fs.StringVar(&k.maxDup, "kafka-max-dup", "", "verdict: duplicate records allowed, a count or a share (default unchecked: at least once allows them)")
 	fs.DurationVar(&k.drain, "kafka-drain", 30*time.Second, "after publishing, wait at most this long for the last records to reach Kafka")
+	k.auth = kafkaAuthFlags(fs, "kafka-")
 }
 
 // parse splits bootstrap/topic.
@@ -187,7 +189,7 @@ func (kw *kafkaWatch) start(f *simulator.Fleet) error {
 	}
 	ev := kafka.EventSink(events.SinkFunc(f.Inject), f.PayloadRun())
 	w, err := kafka.StartWatcher(kafka.WatcherConfig{Name: "kafka-watch", Brokers: kw.brokers, Topic: kw.topic, Group: group,
-		Offsets: kafka.OffsetsOldest, Commit: kafka.CommitAuto,
+		Offsets: kafka.OffsetsOldest, Commit: kafka.CommitAuto, Auth: kw.flags.auth(),
 		Sink: kafka.SinkFunc(func(d kafka.Delivery) { kw.ledger.Deliver(d); ev.Deliver(d) })})
 	if err != nil {
 		return fmt.Errorf("--kafka-watch %s: %w", kw.flags.spec, err)
