@@ -737,8 +737,12 @@ func (r *runner) stopKafka() {
 // describeKafka is a one-line description of a Kafka step.
 func describeKafka(s *Step) string {
 	switch s.Do {
-	case DoKafkaFailProduce:
-		d := "kafka: produce requests fail with " + s.Error
+	case DoKafkaFailProduce, DoKafkaFailFetch:
+		what := "produce"
+		if s.Do == DoKafkaFailFetch {
+			what = "fetch"
+		}
+		d := "kafka: " + what + " requests fail with " + s.Error
 		if s.Topic != "" {
 			d += " on " + s.Topic
 		}
@@ -751,15 +755,6 @@ func describeKafka(s *Step) string {
 			return fmt.Sprintf("kafka: move the leader of %s/%d", s.Topic, *s.Partition)
 		}
 		return "kafka: move the leader of every partition of " + s.Topic
-	case DoKafkaFailFetch:
-		d := "kafka: fetch requests fail with " + s.Error
-		if s.Topic != "" {
-			d += " on " + s.Topic
-		}
-		if s.For > 0 {
-			d += " for " + s.For.String()
-		}
-		return d
 	case DoKafkaStopBridge:
 		return "kafka: stop bridge " + s.Bridge
 	case DoKafkaStartBridge:
