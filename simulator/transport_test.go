@@ -1,30 +1,22 @@
 package simulator
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"net"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/mqttfleet/mqttfleet/broker"
 	"github.com/mqttfleet/mqttfleet/events"
 	"github.com/mqttfleet/mqttfleet/internal/brokertest"
+	"github.com/mqttfleet/mqttfleet/internal/testcerts"
 	"github.com/mqttfleet/mqttfleet/simulator/profile"
 )
 
 // TestTransports runs the same small echo fleet over TCP, WebSocket, TLS and
 // secure WebSocket, with both drivers, against the reference broker.
 func TestTransports(t *testing.T) {
-	dir := t.TempDir()
-	cert, key := selfSigned(t, dir)
+	certs := testcerts.New(t, "simulator")
+	cert, key := certs.Cert, certs.Key
 	b := brokertest.Start(t, func(cfg *broker.Config) {
 		cfg.Listeners = append(cfg.Listeners,
 			broker.ListenerConfig{Name: "ws", Type: "ws", Addr: "127.0.0.1:0"},
@@ -47,36 +39,6 @@ func TestTransports(t *testing.T) {
 	}
 }
 
-// selfSigned writes a throwaway certificate for 127.0.0.1 and its key.
-func selfSigned(t *testing.T, dir string) (certFile, keyFile string) {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage:    x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kd, err := x509.MarshalECPrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kd}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certFile, keyFile
-}
 
 // TestSourceAddresses checks devices bind their source addresses
 // round-robin by index, as the broker sees them.
