@@ -374,3 +374,91 @@ func TestHoldProduce(t *testing.T) {
 		t.Errorf("released: %+v, want none in flight or failed", st)
 	}
 }
+
+// TestPartitionConsumer: watchers with partitions read just those, without
+// a group (no rebalance, no commit): two of them, one per partition, read
+// every record once between them; mixing partitions with a group or a
+// commit mode is refused.
+func TestPartitionConsumer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	br := brokertest.Start(t, nil)
+	cl, err := StartCluster(ClusterConfig{Brokers: 1, Topics: []Topic{{Name: "telemetry", Partitions: 2}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	bridge, err := StartBridge(ctx, BridgeConfig{Name: "bridge", MQTT: brokertest.TCP(br), Filters: []string{"fleet/+/t"}, QoS: 1,
+		Brokers: cl.Addrs(), Topic: "telemetry", Mode: ModeSync, Acks: "all", KeyLevel: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bridge.Close()
+	type seen struct {
+		mu    sync.Mutex
+		parts map[int32]int
+		n     int
+	}
+	var ws []*Watcher
+	got := []*seen{{parts: map[int32]int{}}, {parts: map[int32]int{}}}
+	for i := range 2 {
+		s := got[i]
+		w, err := StartWatcher(WatcherConfig{Name: fmt.Sprintf("p%d", i), Brokers: cl.Addrs(), Topic: "telemetry", Partitions: []int32{int32(i)},
+			Sink: SinkFunc(func(d Delivery) { s.mu.Lock(); s.parts[d.Partition]++; s.n++; s.mu.Unlock() })})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Close()
+		<-w.Ready()
+		ws = append(ws, w)
+	}
+	dev, _, err := client.Dial(ctx, brokertest.TCP(br), client.Options{ClientID: "dev", CleanSession: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Disconnect(context.Background())
+	for i := range 40 {
+		if err := dev.Publish(ctx, fmt.Sprintf("fleet/d%d/t", i%8), 1, false, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	total := func() int {
+		n := 0
+		for _, s := range got {
+			s.mu.Lock()
+			n += s.n
+			s.mu.Unlock()
+		}
+		return n
+	}
+	for total() < 40 {
+		if ctx.Err() != nil {
+			t.Fatalf("read %d of 40 (bridge %+v)", total(), bridge.Stats())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for i, s := range got {
+		s.mu.Lock()
+		for p := range s.parts {
+			if p != int32(i) {
+				t.Errorf("watcher p%d read partition %d", i, p)
+			}
+		}
+		s.mu.Unlock()
+	}
+	if ok, err := CaughtUp(ctx, ws[0]); err != nil || !ok {
+		t.Errorf("caught up on its own partition: %v %v", ok, err)
+	}
+	if total() != 40 {
+		t.Errorf("read %d, want 40 (each record once)", total())
+	}
+	for _, bad := range []WatcherConfig{
+		{Name: "b", Brokers: cl.Addrs(), Topic: "telemetry", Partitions: []int32{0}, Group: "g", Sink: SinkFunc(func(Delivery) {})},
+		{Name: "b", Brokers: cl.Addrs(), Topic: "telemetry", Partitions: []int32{0}, Commit: CommitAfter, Sink: SinkFunc(func(Delivery) {})},
+		{Name: "b", Brokers: cl.Addrs(), Topic: "telemetry", Partitions: []int32{-1}, Sink: SinkFunc(func(Delivery) {})},
+	} {
+		if err := bad.Check(); err == nil {
+			t.Errorf("%+v accepted", bad)
+		}
+	}
+}

@@ -77,6 +77,11 @@ type WatcherConfig struct {
 	Topic   string
 	// Group is the consumer group (default the name).
 	Group string
+	// Partitions, when set, makes the watcher a consumer of just these
+	// partitions, without a group: nothing is committed, no rebalance
+	// happens, and a watcher started again reads from Offsets again (as a
+	// partition consumer of sarama's or kgo's does). Group must be empty.
+	Partitions []int32
 	// Offsets is oldest (default) or newest: where the group starts
 	// without a committed offset.
 	Offsets string
@@ -105,7 +110,20 @@ func (cfg *WatcherConfig) Check() error {
 	if cfg.Topic == "" {
 		errs = append(errs, "a topic")
 	}
-	if cfg.Group == "" {
+	if len(cfg.Partitions) > 0 {
+		if cfg.Group != "" {
+			errs = append(errs, "either partitions (a partition consumer, no group) or a group, not both")
+		}
+		if cfg.Commit != "" {
+			errs = append(errs, "no commit mode with partitions: a partition consumer commits nothing")
+		}
+		cfg.Commit = commitNone
+		for _, p := range cfg.Partitions {
+			if p < 0 {
+				errs = append(errs, fmt.Sprintf("partitions of 0 or more, not %d", p))
+			}
+		}
+	} else if cfg.Group == "" {
 		cfg.Group = cfg.Name
 	}
 	switch cfg.Offsets {
@@ -118,7 +136,7 @@ func (cfg *WatcherConfig) Check() error {
 	switch cfg.Commit {
 	case "":
 		cfg.Commit = CommitAuto
-	case CommitAuto, CommitAfter:
+	case CommitAuto, CommitAfter, commitNone:
 	default:
 		errs = append(errs, fmt.Sprintf("commit auto or after, not %q", cfg.Commit))
 	}
@@ -139,6 +157,9 @@ func (cfg *WatcherConfig) Check() error {
 	}
 	return nil
 }
+
+// commitNone is the commit mode of a partition consumer.
+const commitNone = "none"
 
 // Watcher is one consumer group member reading a topic and handing every
 // record to its Sink.
@@ -180,38 +201,28 @@ func StartWatcher(cfg WatcherConfig) (*Watcher, error) {
 	if err != nil {
 		return nil, err
 	}
-	cl, err := kgo.NewClient(append(authOpts,
+	opts := append(authOpts,
 		kgo.SeedBrokers(cfg.Brokers...),
 		// Follow a moved leader quickly (default 5s between metadata refreshes).
 		kgo.MetadataMinAge(200*time.Millisecond),
 		kgo.ClientID(cfg.Name),
-		kgo.ConsumerGroup(cfg.Group),
-		kgo.ConsumeTopics(cfg.Topic),
-		kgo.ConsumeResetOffset(reset),
-		// Our own commit loop (auto) or per-batch commits (after): with
-		// kgo's autocommit a Close would commit, and a crash could not be
-		// told from a clean stop.
-		kgo.DisableAutoCommit(),
-		kgo.FetchMaxWait(200*time.Millisecond),
-		kgo.SessionTimeout(6*time.Second),
-		kgo.HeartbeatInterval(500*time.Millisecond),
-		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
-			w.rebalance("assigned", m, true)
-		}),
-		kgo.OnPartitionsRevoked(func(ctx context.Context, cl *kgo.Client, m map[string][]int32) {
-			if w.cfg.Commit == CommitAuto && !w.crashing.Load() {
-				// A member giving partitions up in a rebalance commits first,
-				// as an auto-committing consumer does.
-				_ = cl.CommitUncommittedOffsets(ctx)
-			}
-			w.rebalance("revoked", m, false)
-		}),
-		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
-			w.rebalance("lost", m, false)
-		}),
-	)...)
+		kgo.FetchMaxWait(200*time.Millisecond))
+	if len(cfg.Partitions) > 0 {
+		ps := map[int32]kgo.Offset{}
+		for _, p := range cfg.Partitions {
+			ps[p] = reset
+		}
+		opts = append(opts, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{cfg.Topic: ps}))
+	} else {
+		opts = append(opts, w.groupOpts(reset)...)
+	}
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("watcher %s: %w", cfg.Name, err)
+	}
+	if len(cfg.Partitions) > 0 {
+		m := map[string][]int32{cfg.Topic: cfg.Partitions}
+		w.rebalance("assigned", m, true) // its partitions are its own from the start
 	}
 	w.cl = cl
 	ctx, cancel := context.WithCancel(context.Background())
@@ -229,6 +240,36 @@ func StartWatcher(cfg WatcherConfig) (*Watcher, error) {
 		}()
 	}
 	return w, nil
+}
+
+// groupOpts are the client options of a consumer group member.
+func (w *Watcher) groupOpts(reset kgo.Offset) []kgo.Opt {
+	cfg := w.cfg
+	return []kgo.Opt{
+		kgo.ConsumerGroup(cfg.Group),
+		kgo.ConsumeTopics(cfg.Topic),
+		kgo.ConsumeResetOffset(reset),
+		// Our own commit loop (auto) or per-batch commits (after): with
+		// kgo's autocommit a Close would commit, and a crash could not be
+		// told from a clean stop.
+		kgo.DisableAutoCommit(),
+		kgo.SessionTimeout(6*time.Second),
+		kgo.HeartbeatInterval(500*time.Millisecond),
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+			w.rebalance("assigned", m, true)
+		}),
+		kgo.OnPartitionsRevoked(func(ctx context.Context, cl *kgo.Client, m map[string][]int32) {
+			if w.cfg.Commit == CommitAuto && !w.crashing.Load() {
+				// A member giving partitions up in a rebalance commits first,
+				// as an auto-committing consumer does.
+				_ = cl.CommitUncommittedOffsets(ctx)
+			}
+			w.rebalance("revoked", m, false)
+		}),
+		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+			w.rebalance("lost", m, false)
+		}),
+	}
 }
 
 func (w *Watcher) rebalance(what string, m map[string][]int32, add bool) {
@@ -425,12 +466,21 @@ func CaughtUp(ctx context.Context, ws ...*Watcher) (bool, error) {
 		return false, err
 	}
 	read := map[int32]int64{}
+	covered := map[int32]bool{} // partition consumers cover only their partitions
+	all := false
 	for _, w := range ws {
 		for p, o := range w.Positions() {
 			read[p] = max(read[p], o)
 		}
+		all = all || len(w.cfg.Partitions) == 0
+		for _, p := range w.cfg.Partitions {
+			covered[p] = true
+		}
 	}
 	for p, end := range ends {
+		if !all && !covered[p] {
+			continue
+		}
 		if end > 0 && read[p] < end {
 			return false, nil
 		}
@@ -461,7 +511,7 @@ func (w *Watcher) stop(commit bool) {
 	w.mu.Unlock()
 	w.cancel()
 	w.wg.Wait()
-	if commit {
+	if commit && len(w.cfg.Partitions) == 0 { // a partition consumer has nothing to commit
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		if err := w.cl.CommitUncommittedOffsets(ctx); err != nil {
 			w.cfg.Logger.Debug("kafka final commit", "watcher", w.cfg.Name, "err", err)

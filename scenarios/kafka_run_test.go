@@ -246,3 +246,59 @@ func TestKafkaBridgeStopStartAndFetchFault(t *testing.T) {
 		})
 	}
 }
+
+// TestKafkaPartitionWatchers: two partition consumers, one per partition,
+// read every record once between them (a count over both), and being owed
+// nothing in particular they do not turn the run's totals red.
+func TestKafkaPartitionWatchers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: a fleet through Kafka")
+	}
+	const file = `name: kafka-partitions
+seed: 41
+groups:
+  - name: devices
+    count: 10
+    client_id: "dev-{{.Index}}"
+    publish: {interval: 50ms, count: 20, topic: "fleet/dev-{{.Index}}/temp", qos: 1, payload: {size: 32}}
+kafka:
+  topics:
+    - {name: telemetry, partitions: 2}
+  bridges:
+    - {name: bridge, filters: ["fleet/+/temp"], qos: 1, topic: telemetry, mode: async, acks: all, key_level: 1}
+  watchers:
+    - {name: p0, topic: telemetry, partitions: [0]}
+    - {name: p1, topic: telemetry, partitions: [1]}
+steps:
+  - do: wait
+    connected: devices
+    timeout: 1m
+  - name: published
+    delay: 2s
+    do: mark
+assertions:
+  - name: every record read once across the two partitions
+    expect: count
+    events: {kind: publish_received, source: kafka}
+    equals: 200
+`
+	sc, err := Parse([]byte(file), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := Run(ctx, sc, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range res.Assertions {
+		t.Logf("%s %s: %s", a.Verdict, a.Name, a.Message)
+	}
+	if res.Verdict() != reports.Pass {
+		t.Errorf("verdict %s, want pass", res.Verdict())
+	}
+	if res.Counters["lost"] != 0 || res.Counters["kafka_consumed"] != 200 {
+		t.Errorf("counters lost %d kafka_consumed %d, want 0 and 200", res.Counters["lost"], res.Counters["kafka_consumed"])
+	}
+}
