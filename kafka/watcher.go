@@ -253,8 +253,8 @@ func (w *Watcher) groupOpts(reset kgo.Offset) []kgo.Opt {
 		// kgo's autocommit a Close would commit, and a crash could not be
 		// told from a clean stop.
 		kgo.DisableAutoCommit(),
-		kgo.SessionTimeout(6*time.Second),
-		kgo.HeartbeatInterval(500*time.Millisecond),
+		kgo.SessionTimeout(6 * time.Second),
+		kgo.HeartbeatInterval(500 * time.Millisecond),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
 			w.rebalance("assigned", m, true)
 		}),

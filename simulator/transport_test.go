@@ -39,7 +39,6 @@ func TestTransports(t *testing.T) {
 	}
 }
 
-
 // TestSourceAddresses checks devices bind their source addresses
 // round-robin by index, as the broker sees them.
 func TestSourceAddresses(t *testing.T) {
