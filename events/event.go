@@ -85,7 +85,13 @@ const (
 	// BridgeQueued: a message for a bridge's remote was queued while the
 	// remote was down.
 	BridgeQueued Kind = "bridge_queued"
-	Log          Kind = "log"
+	// PacketIn and PacketOut are the packets the adversarial broker
+	// (package adversary) read from and wrote to a client, for verdicts
+	// on what the client did after what the broker did (Detail: the
+	// packet type; PacketID, QoS, Dup, Topic, Code where it has them).
+	PacketIn  Kind = "packet_in"
+	PacketOut Kind = "packet_out"
+	Log       Kind = "log"
 )
 
 // Cause says why a connection ended or a message was dropped.
