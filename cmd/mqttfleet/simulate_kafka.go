@@ -33,7 +33,7 @@ type kafkaWatchFlags struct {
 
 func (k *kafkaWatchFlags) define(fs *pflag.FlagSet) {
 	fs.StringVar(&k.spec, "kafka-watch", "", "also read the fleet's records from Kafka: bootstrap[,bootstrap...]/topic (e.g. 127.0.0.1:9092/telemetry); every record is accounted per device")
-	fs.StringVar(&k.group, "kafka-group", "", "consumer group of --kafka-watch (default mqttfleet-<run id>: a fresh group reading from the oldest offset)")
+	fs.StringVar(&k.group, "kafka-group", "", "consumer group of --kafka-watch (default: a fresh group per run, reading from the oldest offset)")
 	fs.StringVar(&k.maxLoss, "kafka-max-loss", "0", "verdict: published messages never read from Kafka, a count or a share")
 	fs.StringVar(&k.maxDup, "kafka-max-dup", "", "verdict: duplicate records allowed, a count or a share (default unchecked: at least once allows them)")
 	fs.DurationVar(&k.drain, "kafka-drain", 30*time.Second, "after publishing, wait at most this long for the last records to reach Kafka")
