@@ -330,25 +330,9 @@ func TestUndrainedAsyncStalls(t *testing.T) {
 func TestHoldProduce(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	br := brokertest.Start(t, nil)
-	cl, err := StartCluster(ClusterConfig{Brokers: 1, Topics: []Topic{{Name: "telemetry", Partitions: 2}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	bridge, err := StartBridge(ctx, BridgeConfig{Name: "bridge", MQTT: brokertest.TCP(br), Filters: []string{"fleet/+/t"}, QoS: 1,
-		Brokers: cl.Addrs(), Topic: "telemetry", Mode: ModeAsync, Acks: "all", KeyLevel: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bridge.Close()
+	cl, bridge, dev := rig(ctx, t, ModeAsync)
 	release := cl.HoldProduce()
 	defer release()
-	dev, _, err := client.Dial(ctx, brokertest.TCP(br), client.Options{ClientID: "dev", CleanSession: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dev.Disconnect(context.Background())
 	for i := range 100 {
 		if err := dev.Publish(ctx, fmt.Sprintf("fleet/d%d/t", i%5), 1, false, []byte("x")); err != nil {
 			t.Fatal(err)
@@ -382,18 +366,7 @@ func TestHoldProduce(t *testing.T) {
 func TestPartitionConsumer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	br := brokertest.Start(t, nil)
-	cl, err := StartCluster(ClusterConfig{Brokers: 1, Topics: []Topic{{Name: "telemetry", Partitions: 2}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	bridge, err := StartBridge(ctx, BridgeConfig{Name: "bridge", MQTT: brokertest.TCP(br), Filters: []string{"fleet/+/t"}, QoS: 1,
-		Brokers: cl.Addrs(), Topic: "telemetry", Mode: ModeSync, Acks: "all", KeyLevel: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bridge.Close()
+	cl, bridge, dev := rig(ctx, t, ModeSync)
 	type seen struct {
 		mu    sync.Mutex
 		parts map[int32]int
@@ -412,11 +385,6 @@ func TestPartitionConsumer(t *testing.T) {
 		<-w.Ready()
 		ws = append(ws, w)
 	}
-	dev, _, err := client.Dial(ctx, brokertest.TCP(br), client.Options{ClientID: "dev", CleanSession: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dev.Disconnect(context.Background())
 	for i := range 40 {
 		if err := dev.Publish(ctx, fmt.Sprintf("fleet/d%d/t", i%8), 1, false, []byte("x")); err != nil {
 			t.Fatal(err)
@@ -461,4 +429,29 @@ func TestPartitionConsumer(t *testing.T) {
 			t.Errorf("%+v accepted", bad)
 		}
 	}
+}
+
+// rig is a reference broker, a one-broker cluster with topic telemetry (2
+// partitions), a bridge of mode from fleet/+/t into it, and a device
+// client; all stopped when the test ends.
+func rig(ctx context.Context, t *testing.T, mode string) (*Cluster, *Bridge, *client.Client) {
+	t.Helper()
+	br := brokertest.Start(t, nil)
+	cl, err := StartCluster(ClusterConfig{Brokers: 1, Topics: []Topic{{Name: "telemetry", Partitions: 2}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	bridge, err := StartBridge(ctx, BridgeConfig{Name: "bridge", MQTT: brokertest.TCP(br), Filters: []string{"fleet/+/t"}, QoS: 1,
+		Brokers: cl.Addrs(), Topic: "telemetry", Mode: mode, Acks: "all", KeyLevel: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = bridge.Close() })
+	dev, _, err := client.Dial(ctx, brokertest.TCP(br), client.Options{ClientID: "dev", CleanSession: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = dev.Disconnect(context.Background()) })
+	return cl, bridge, dev
 }
