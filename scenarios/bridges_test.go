@@ -31,9 +31,16 @@ func runBridgeFile(t *testing.T, file string, vars map[string]string, change fun
 	if change != nil {
 		change(sc)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	return runLogged(t, sc, Options{}, 3*time.Minute)
+}
+
+// runLogged runs sc within timeout, failing the test if it cannot run, and
+// logs every verdict with its message.
+func runLogged(t *testing.T, sc *Scenario, opts Options, timeout time.Duration) *reports.Results {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	res, err := Run(ctx, sc, Options{})
+	res, err := Run(ctx, sc, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -219,15 +219,7 @@ func TestKafkaBridgeStopStartAndFetchFault(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-			defer cancel()
-			res, err := Run(ctx, sc, Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, a := range res.Assertions {
-				t.Logf("%s %s: %s", a.Verdict, a.Name, a.Message)
-			}
+			res := runLogged(t, sc, Options{}, 3*time.Minute)
 			if a := assertionNamed(res, "every reading reached the watcher"); a == nil || a.Verdict != tc.want {
 				t.Errorf("delivery with clean_session %s: %+v, want %s", tc.clean, a, tc.want)
 			}
@@ -286,15 +278,7 @@ assertions:
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	res, err := Run(ctx, sc, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range res.Assertions {
-		t.Logf("%s %s: %s", a.Verdict, a.Name, a.Message)
-	}
+	res := runLogged(t, sc, Options{}, 2*time.Minute)
 	if res.Verdict() != reports.Pass {
 		t.Errorf("verdict %s, want pass", res.Verdict())
 	}

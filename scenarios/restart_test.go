@@ -243,15 +243,7 @@ func TestKafkaBrokerRestartRed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	res, err := Run(ctx, sc, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range res.Assertions {
-		t.Logf("  %-7s %s: %s", a.Verdict, a.Name, a.Message)
-	}
+	res := runLogged(t, sc, Options{}, 2*time.Minute)
 	if a := assertionNamed(res, "the broker was killed and came back"); a == nil || a.Verdict != reports.Pass {
 		t.Errorf("the kill must still happen: %+v", a)
 	}
@@ -274,15 +266,7 @@ func TestBrokerRestartKillIsACrash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	res, err := Run(ctx, sc, Options{Target: &targets.Process{Sync: "interval", SyncInterval: 10 * time.Second}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range res.Assertions {
-		t.Logf("  %-7s %s: %s", a.Verdict, a.Name, a.Message)
-	}
+	res := runLogged(t, sc, Options{Target: &targets.Process{Sync: "interval", SyncInterval: 10 * time.Second}}, 2*time.Minute)
 	// Acknowledgements of the first batch's deliveries may be lost by the
 	// kill too, so that batch may come again: only its loss is checked.
 	if a := assertionNamed(res, "graceful restart - every queued QoS 1 message delivered once"); a == nil || !strings.Contains(a.Message, " 0 lost") {
