@@ -56,17 +56,21 @@ const (
 	// connection with the client's ID would: DISCONNECT 0x8E (5.0) or a
 	// plain close (3.1.1).
 	Takeover = "takeover"
+	// Send answers, then writes Bytes as they are: a malformed or
+	// forbidden packet, to see whether the client closes the connection
+	// as the standard asks of a receiver [MQTT-4.8.0-1].
+	Send = "send"
 )
 
 var triggers = []string{OnConnect, OnPingreq, OnPublish, OnPubrel, OnSubscribe, OnDeliver}
 
 // allowed lists the misbehaviours each trigger takes.
 var allowed = map[string][]string{
-	OnConnect:   {Delay, Withhold, Refuse, Close, CloseAfter, Unexpected, Takeover},
+	OnConnect:   {Delay, Withhold, Refuse, Close, CloseAfter, Unexpected, Takeover, Send},
 	OnPingreq:   {Delay, Withhold, Close, CloseAfter},
 	OnPublish:   {Delay, Withhold, Close, CloseAfter, Reorder},
 	OnPubrel:    {Delay, Withhold, Close},
-	OnSubscribe: {Delay, Withhold, Close},
+	OnSubscribe: {Delay, Withhold, Close, Send},
 	OnDeliver:   {Duplicate, Close},
 }
 
@@ -85,6 +89,12 @@ type Action struct {
 	Count int `yaml:"count"`
 	// Client limits the action to connections with this client ID ("" for all).
 	Client string `yaml:"client"`
+	// Conn limits the action to the client ID's Conn-th connection to this
+	// server (1 for the first; 0 for every one), so a script can break the
+	// first connection and let the reconnect through.
+	Conn int `yaml:"conn"`
+	// Bytes is what send writes (YAML: a list of byte values).
+	Bytes []byte `yaml:"bytes"`
 }
 
 func (a Action) String() string {
@@ -100,6 +110,11 @@ func (a Action) String() string {
 		s += fmt.Sprintf(" 0x%02X", a.Code)
 	case Reorder:
 		s += fmt.Sprintf(" %d", a.Count)
+	case Send:
+		s += fmt.Sprintf(" % X", a.Bytes)
+	}
+	if a.Conn > 0 {
+		s += fmt.Sprintf(" (connection %d)", a.Conn)
 	}
 	return s
 }
@@ -127,6 +142,12 @@ func (s *Script) Check() error {
 		}
 		if a.Nth < 0 {
 			errs = append(errs, f+".nth: must not be negative")
+		}
+		if a.Conn < 0 {
+			errs = append(errs, f+".conn: must not be negative")
+		}
+		if a.Do == Send && len(a.Bytes) == 0 {
+			errs = append(errs, f+".bytes: do: send needs the bytes to send")
 		}
 		if a.Delay < 0 {
 			errs = append(errs, f+".delay: must not be negative")

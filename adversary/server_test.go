@@ -337,3 +337,93 @@ func TestClientSeesWithheldPingresp(t *testing.T) {
 		t.Error("no PINGREQ in, or no withhold event")
 	}
 }
+
+func TestSendRawBytes(t *testing.T) {
+	s, _ := start(t, Action{On: OnSubscribe, Do: Send, Bytes: []byte{0xD1, 0x00}})
+	r, _, _ := dial(t, s, "c", packet.V311)
+	_ = r.WritePacket(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "a", QoS: 0}}})
+	read[*packet.Suback](t, r, "SUBACK")
+	// The next bytes are the script's, as they are: a PINGRESP with a
+	// reserved flag set, which no encoder would write.
+	if _, err := r.ReadPacket(5 * time.Second); err == nil || !strings.Contains(err.Error(), "flags") {
+		t.Fatalf("after SUBACK: %v, want the raw PINGRESP 0xD1 refused for its flags", err)
+	}
+}
+
+func TestConnFilterSessionPresentAndTakeover(t *testing.T) {
+	s, ev := start(t, Action{On: OnConnect, Conn: 1, Do: Refuse, Code: 3})
+	connect := func(clean bool) (*client.Raw, *packet.Connack) {
+		nc, err := net.Dial("tcp", s.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = nc.Close() })
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		r, ack, err := client.RawConnect(ctx, nc, &packet.Connect{ProtocolName: "MQTT", ProtocolLevel: packet.V311, ClientID: "twin", CleanSession: clean, KeepAlive: 60})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r, ack
+	}
+	if _, ack := connect(false); ack.ReturnCode != 3 {
+		t.Fatalf("first connection: CONNACK %d, want 3 (conn: 1)", ack.ReturnCode)
+	}
+	first, ack := connect(false)
+	if ack.ReturnCode != 0 || !ack.SessionPresent {
+		t.Fatalf("second connection: CONNACK %d session present %t, want 0 and true", ack.ReturnCode, ack.SessionPresent)
+	}
+	_, ack = connect(true)
+	if ack.ReturnCode != 0 || ack.SessionPresent {
+		t.Fatalf("clean connection: CONNACK %d session present %t, want 0 and false", ack.ReturnCode, ack.SessionPresent)
+	}
+	closed(t, first, "connection taken over by the third")
+	if n := ev.count(events.Takeover, ""); n != 1 {
+		t.Errorf("%d takeover events, want 1", n)
+	}
+}
+
+func TestRecordKeepsBytesAndWhoClosed(t *testing.T) {
+	var mu sync.Mutex
+	var recs []Record
+	s, err := Start(Config{Record: func(r Record) { mu.Lock(); recs = append(recs, r); mu.Unlock() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	r, _, _ := dial(t, s, "rec", packet.V311)
+	_ = r.WritePacket(&packet.Disconnect{})
+	_ = r.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		n := len(recs)
+		mu.Unlock()
+		if n >= 4 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(recs) != 4 {
+		t.Fatalf("%d records, want CONNECT, CONNACK, DISCONNECT, closed: %+v", len(recs), recs)
+	}
+	want := []string{DirIn, DirOut, DirIn, DirClosed}
+	for i, r := range recs {
+		if r.Dir != want[i] {
+			t.Fatalf("record %d: %s, want %s", i, r.Dir, want[i])
+		}
+	}
+	if c, ok := recs[0].Packet.(*packet.Connect); !ok || c.ClientID != "rec" || recs[0].Raw[0] != 0x10 {
+		t.Errorf("first record %+v", recs[0])
+	}
+	if !bytesEqual(recs[2].Raw, []byte{0xE0, 0x00}) {
+		t.Errorf("DISCONNECT bytes % X", recs[2].Raw)
+	}
+	if recs[3].Err != ErrClientClosed {
+		t.Errorf("end: %v, want closed by the client (the server leaves the close to it after DISCONNECT)", recs[3].Err)
+	}
+}
+
+func bytesEqual(a, b []byte) bool { return string(a) == string(b) }

@@ -168,6 +168,11 @@ func (c *Client) handshake(ctx context.Context) (*packet.Connack, error) {
 	defer stop()
 
 	cp := c.opts.connectPacket()
+	if cp.PasswordFlag && !cp.UsernameFlag && c.version != packet.V5 {
+		// Found by the client conformance suite: the CONNECT went out and
+		// a strict broker closed the link on it.
+		return nil, fmt.Errorf("connect: a password without a user name is not allowed before MQTT 5 [MQTT-3.1.2-22]: %w", ErrProtocol)
+	}
 	var ax AuthExchange // an enhanced authentication in progress (auth.go)
 	if c.reauth != nil {
 		var err error

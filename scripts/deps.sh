@@ -13,6 +13,10 @@ command -v xmllint >/dev/null 2>&1 || need_apt+=(libxml2-utils)
 command -v ip >/dev/null 2>&1 && command -v tc >/dev/null 2>&1 || need_apt+=(iproute2)
 command -v iptables >/dev/null 2>&1 || need_apt+=(iptables)
 command -v nsenter >/dev/null 2>&1 || need_apt+=(util-linux)
+# Device clients the client conformance suite grades (clientconf): mosquitto_sub/pub
+# come with mosquitto-clients above; Python paho-mqtt for Debian's own python3.
+command -v mosquitto_sub >/dev/null 2>&1 || need_apt+=(mosquitto-clients)
+/usr/bin/python3 -c 'import paho.mqtt.client' >/dev/null 2>&1 || need_apt+=(python3-paho-mqtt)
 
 apt_install() {
 	if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then

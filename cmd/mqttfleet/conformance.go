@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/mqttfleet/mqttfleet/clientconf"
 	"github.com/mqttfleet/mqttfleet/conformance"
 	"github.com/mqttfleet/mqttfleet/reports"
 	"github.com/mqttfleet/mqttfleet/targets"
@@ -49,9 +50,18 @@ func conformanceCmd(fs *pflag.FlagSet) runFunc {
 	timeout := fs.Duration("timeout", 30*time.Minute, "bound on the whole run")
 	verbose := fs.BoolP("verbose", "v", false, "report every spec, not only failures")
 	deviations := fs.String("deviations", "", `expected deviations of a known broker (e.g. "mosquitto") for targets given by URL`)
+	var clients targetList
+	fs.Var(&clients, "client", "grade device clients instead of brokers: paho (paho.mqtt.golang), native (mqttfleet's client), mosquitto (mosquitto_sub/pub), python (paho-mqtt), or all (repeatable or comma-separated)")
+	probes := fs.String("probes", "", "with --client: run only these probes (comma-separated; default all)")
 	return func(ctx context.Context, args []string) error {
 		if len(args) > 0 {
 			return fmt.Errorf("%w: unexpected arguments %q", errUsage, args)
+		}
+		if len(clients) > 0 {
+			if len(names) > 0 {
+				return fmt.Errorf("%w: --client grades clients against the adversarial broker; it does not take --target", errUsage)
+			}
+			return clientConformance(ctx, clients, *probes, outputs(*results, *junit, *html, *md, *out))
 		}
 		if len(names) == 0 {
 			names = targetList{"inprocess"}
@@ -79,4 +89,84 @@ func conformanceCmd(fs *pflag.FlagSet) runFunc {
 		}
 		return err
 	}
+}
+
+func outputs(results, junit, html, md, out string) conformance.Outputs {
+	outs := conformance.Outputs{Results: results, JUnit: junit, HTML: html, Markdown: md}
+	if out != "" {
+		d := conformance.OutputsInDir(out)
+		outs.Results = cmp.Or(outs.Results, d.Results)
+		outs.JUnit = cmp.Or(outs.JUnit, d.JUnit)
+		outs.HTML = cmp.Or(outs.HTML, d.HTML)
+	}
+	return outs
+}
+
+// clientDrivers maps --client names to the clients the suite can start.
+var clientDrivers = map[string]clientconf.Driver{
+	"paho":      clientconf.Paho{},
+	"native":    clientconf.Native{},
+	"mosquitto": clientconf.Mosquitto{},
+	"python":    clientconf.PythonPaho{},
+}
+
+// clientConformance runs the client suite (clientconf) and writes the same
+// outputs as the broker suite. Exit status: 0 every check passed or deviated
+// as declared, 1 a check failed, 3 no client asked for could run here.
+func clientConformance(ctx context.Context, names targetList, probes string, outs conformance.Outputs) error {
+	var ds []clientconf.Driver
+	for _, n := range names {
+		if n == "all" {
+			ds = append(ds, clientconf.Paho{}, clientconf.Native{}, clientconf.Mosquitto{}, clientconf.PythonPaho{})
+			continue
+		}
+		d, ok := clientDrivers[n]
+		if !ok {
+			return fmt.Errorf("%w: --client %q: want paho, native, mosquitto, python or all", errUsage, n)
+		}
+		ds = append(ds, d)
+	}
+	var only []string
+	for _, p := range strings.Split(probes, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			found := false
+			for _, x := range clientconf.Probes {
+				found = found || x.Name == p
+			}
+			if !found {
+				return fmt.Errorf("%w: --probes: no probe %q", errUsage, p)
+			}
+			only = append(only, p)
+		}
+	}
+	done := 0
+	res := clientconf.Run(ctx, clientconf.Options{Drivers: ds, Probes: only, Progress: func(client, probe string, failed bool) {
+		done++
+		mark := "ok"
+		if failed {
+			mark = "a check failed (declared deviations included)"
+		}
+		fmt.Fprintf(os.Stderr, "[%3d] %-20s %-34s %s\n", done, client, probe, mark)
+	}})
+	results := res.Results()
+	for c, why := range res.Skipped {
+		fmt.Fprintf(os.Stderr, "mqttfleet conformance: client %s skipped: %s\n", c, why)
+	}
+	if err := conformance.WriteOutputs(results, outs); err != nil {
+		return err
+	}
+	rm := results.Conformance
+	failed := false
+	for _, c := range res.Clients {
+		cov := rm.Coverage[c]
+		fmt.Printf("%-20s %d graded: %d pass, %d fail, %d declared deviation\n", c, cov.Tested, cov.Pass, cov.Fail, cov.Deviation)
+		failed = failed || cov.Fail > 0
+	}
+	if len(res.Clients) == 0 {
+		return fmt.Errorf("conformance: no client could run here: %w", reports.ErrTargetUnavailable)
+	}
+	if failed {
+		return conformance.ErrSpecsFailed
+	}
+	return nil
 }
