@@ -32,6 +32,8 @@ var Behaviours = []Behaviour{
 	{"client:backoff-jitter", "The waits between reconnect attempts carry random jitter, so a fleet does not reconnect in step."},
 	{"client:twin-no-kick-loop", "Two instances with one client ID and auto-reconnect do not take the ID from each other more than 0.5 times a second once settled."},
 	{"client:reordered-acks", "Accepts PUBACKs out of order: every publish completes, no resend, no close."},
+	{"client:closes-on-bad-input", "5.0: closes the connection on a malformed packet or protocol error from the server (3.1.1 numbers this MQTT-4.8.0-1)."},
+	{"client:well-formed", "Every packet the client sends decodes; this row holds decoding failures that cite no numbered statement."},
 	{"client:qos2-exactly-once", "A QoS 2 message delivered twice (DUP, same packet ID) before PUBREL reaches the application once."},
 }
 
@@ -206,8 +208,7 @@ func (g *grader) wellFormed() {
 			}
 			if first {
 				_, ok := r.Packet.(*packet.Connect)
-				g.check("MQTT-3.1.0-1", ok || g.v5, "first packet on connection %d: %s", r.Conn, describe(r))
-				g.check(g.id("", "MQTT-3.1.0-1"), ok, "first packet on connection %d: %s", r.Conn, describe(r))
+				g.check(g.id("MQTT-3.1.0-1", "MQTT-3.1.0-1"), ok, "first packet on connection %d: %s", r.Conn, describe(r))
 				first = false
 			}
 			if r.Err != nil {
@@ -217,7 +218,7 @@ func (g *grader) wellFormed() {
 					stmt = pe.Statement
 				}
 				if stmt == "" {
-					stmt = g.id("MQTT-4.8.0-1", "MQTT-4.13.1-1")
+					stmt = "client:well-formed"
 				} else if g.v5 {
 					stmt = conformance.V5Prefix + stmt
 				}

@@ -41,7 +41,7 @@ var Probes = []Probe{
 		},
 		Grade: func(g *grader) {
 			g.wellFormed()
-			g.idleKeepAlive(g.id("MQTT-3.1.2-23", "MQTT-3.1.2-22"))
+			g.idleKeepAlive(g.id("MQTT-3.1.2-23", "MQTT-3.1.2-20"))
 			g.disconnected()
 		},
 	},
@@ -108,8 +108,8 @@ var Probes = []Probe{
 				ok = ok && p.QoS == 1 && !p.Dup && !ids[p.PacketID]
 				ids[p.PacketID] = true
 			}
-			g.check(g.id("MQTT-4.3.2-1", "MQTT-4.3.2-1"), ok, "%d QoS 1 PUBLISHes of 5, fresh IDs, DUP 0: %t", len(pubs), ok)
-			g.check(g.id("MQTT-2.3.1-2", "MQTT-2.2.1-3"), len(ids) == len(pubs) && len(pubs) > 0, "%d distinct packet IDs in %d PUBLISHes in flight", len(ids), len(pubs))
+			g.check(g.id("MQTT-4.3.2-1", "MQTT-4.3.2-2"), ok, "%d QoS 1 PUBLISHes of 5, fresh IDs, DUP 0: %t", len(pubs), ok)
+			g.check(g.id("MQTT-2.3.1-2", "MQTT-4.3.2-1"), len(ids) == len(pubs) && len(pubs) > 0, "%d distinct packet IDs in %d PUBLISHes in flight", len(ids), len(pubs))
 			g.disconnected()
 		},
 	},
@@ -132,7 +132,7 @@ var Probes = []Probe{
 					rePublished = rePublished || (r.Dir == adversary.DirIn && len(recs) > 0 && slices.Contains(recs, p.PacketID))
 				}
 			}
-			g.check(g.id("MQTT-4.3.3-1", "MQTT-4.3.3-1"), len(pubs) == 4 && len(rels) == 4 && !rePublished,
+			g.check(g.id("MQTT-4.3.3-1", "MQTT-4.3.3-6"), len(pubs) == 4 && len(rels) == 4 && !rePublished,
 				"4 QoS 2 PUBLISHes: %d sent, %d PUBRELs after PUBREC, PUBLISH again after PUBREC: %t", len(pubs), len(rels), rePublished)
 			g.check(g.id("MQTT-4.6.0-4", "MQTT-4.6.0-4"), len(rels) == 4 && slices.Equal(recs, rels), "PUBREC order %v, PUBREL order %v", recs, rels)
 			g.check(g.id("MQTT-2.3.1-6", "MQTT-2.2.1-5"), len(rels) > 0 && sameSet(recs, rels), "PUBREL IDs %v echo PUBREC IDs %v", rels, recs)
@@ -259,7 +259,7 @@ var Probes = []Probe{
 				}
 			}
 			g.check(g.id("MQTT-4.4.0-1", "MQTT-4.4.0-1"), relAgain, "PUBREL %d unanswered when the link broke; after %d reconnect(s) the client sent %v", rel1, len(cs)-1, again)
-			g.check(g.id("MQTT-4.3.3-1", "MQTT-4.3.3-1"), !slices.Contains(again, "PUBLISH"), "after PUBREC the client sent %v on the new connection", again)
+			g.check(g.id("MQTT-4.3.3-1", "MQTT-4.3.3-6"), !slices.Contains(again, "PUBLISH"), "after PUBREC the client sent %v on the new connection", again)
 		},
 	},
 	{
@@ -271,13 +271,16 @@ var Probes = []Probe{
 		},
 	},
 	{
-		Name: "takeover-reconnect", Window: 9 * time.Second,
-		Script: []adversary.Action{{On: adversary.OnConnect, Conn: 1, Do: adversary.Takeover, Delay: 500 * time.Millisecond}},
+		// A link cut without a word, as a NAT timeout or a 3.1.1 takeover
+		// looks to the client. (A 5.0 DISCONNECT 0x8E is a different
+		// matter: a client may rightly stay away after it.)
+		Name: "link-cut-reconnect", Window: 9 * time.Second,
+		Script: []adversary.Action{{On: adversary.OnConnect, Conn: 1, Do: adversary.CloseAfter}},
 		Job:    func(j *Job) { j.Reconnect, j.Subscribe = true, []Sub{{Filter: "cc/t", QoS: 1}} },
 		Grade: func(g *grader) {
 			g.wellFormed()
 			n := len(g.connects())
-			g.check("client:reconnects", n >= 2, "connection ended as a takeover would; %d CONNECTs in %s", n, 9*time.Second)
+			g.check("client:reconnects", n >= 2, "connection cut right after CONNACK; %d CONNECTs in %s", n, 9*time.Second)
 		},
 	},
 	refusedProbe(5, "client:refused-5-no-tight-loop"),
@@ -304,7 +307,7 @@ var Probes = []Probe{
 		Script: []adversary.Action{{On: adversary.OnSubscribe, Do: adversary.Send, Bytes: []byte{0xD1, 0x00}}}, // PINGRESP with flags 0001
 		Job:    func(j *Job) { j.Subscribe = []Sub{{Filter: "cc/m", QoS: 0}} },
 		Grade: func(g *grader) {
-			g.closesOnBadInput(g.id("MQTT-2.2.2-2", "MQTT-2.1.3-1"), "PINGRESP with reserved flags 0001")
+			g.closesOnBadInput(g.id("MQTT-2.2.2-2", ""), "PINGRESP with reserved flags 0001")
 		},
 	},
 	{
@@ -336,7 +339,7 @@ var Probes = []Probe{
 		Name: "receive-second-connack", Window: 6 * time.Second,
 		Script: []adversary.Action{{On: adversary.OnConnect, Do: adversary.Unexpected}},
 		Job:    func(j *Job) { j.Subscribe = []Sub{{Filter: "cc/m", QoS: 0}} },
-		Grade:  func(g *grader) { g.closesOnBadInput(g.id("MQTT-4.8.0-1", "MQTT-4.13.1-1"), "a second CONNACK") },
+		Grade:  func(g *grader) { g.closesOnBadInput(g.id("MQTT-4.8.0-1", ""), "a second CONNACK") },
 	},
 	{
 		Name: "receive-bom", Window: 5 * time.Second,
@@ -447,8 +450,8 @@ func (g *grader) disconnected() {
 					closed = x.Err == adversary.ErrClientClosed && x.Time.Sub(r.Time) < 3*time.Second
 				}
 			}
-			g.check(g.id("MQTT-3.14.4-1", "MQTT-3.14.4-1"), closed, "after DISCONNECT the client closed the connection within 3 s: %t", closed)
-			g.check(g.id("MQTT-3.14.4-2", "MQTT-3.14.4-2"), len(after) == 0, "packets after DISCONNECT: %v", after)
+			g.check(g.id("MQTT-3.14.4-1", "MQTT-3.14.4-2"), closed, "after DISCONNECT the client closed the connection within 3 s: %t", closed)
+			g.check(g.id("MQTT-3.14.4-2", "MQTT-3.14.4-1"), len(after) == 0, "packets after DISCONNECT: %v", after)
 			return
 		}
 	}
@@ -529,7 +532,7 @@ func (g *grader) acks() {
 	}
 	g.check(g.id("MQTT-4.5.0-2", "MQTT-4.5.0-2"), len(missing) == 0, "deliveries QoS 1 %v, QoS 2 %v; answers PUBACK %v PUBREC %v %v", q1, q2, acked1, rec2, missing)
 	g.check(g.id("MQTT-4.3.2-2", "MQTT-4.3.2-4"), len(q1) == 0 || sameSet(q1, acked1), "QoS 1 IDs %v, PUBACK IDs %v", q1, acked1)
-	g.check(g.id("MQTT-4.3.3-2", "MQTT-4.3.3-9"), len(q2) == 0 || sameSet(q2, rec2) && len(rel2) > 0 && sameSet(rel2, comp2),
+	g.check(g.id("MQTT-4.3.3-2", "MQTT-4.3.3-8"), len(q2) == 0 || sameSet(q2, rec2) && len(rel2) > 0 && sameSet(rel2, comp2),
 		"QoS 2 deliveries %v, PUBRECs %v; server PUBRELs %v, PUBCOMPs %v", q2, rec2, rel2, comp2)
 	g.check(g.id("MQTT-2.3.1-6", "MQTT-2.2.1-5"), sameSet(uniq(append(q1, q2...)), uniq(append(acked1, rec2...))), "acks echo the delivered IDs")
 	g.check(g.id("MQTT-4.6.0-2", "MQTT-4.6.0-2"), len(q1) == 0 || slices.Equal(q1, acked1), "QoS 1 delivered %v, PUBACKs in order %v", q1, acked1)
@@ -596,7 +599,12 @@ func (g *grader) closesOnBadInput(id, what string) {
 	end, who := g.closeOf(conn)
 	ok := who == adversary.ErrClientClosed && end.Sub(sent) <= 3*time.Second
 	g.check(id, ok, "server sent %s; the client %s", what, since(sent, end, who))
-	g.check(g.id("MQTT-4.8.0-1", "MQTT-4.13.1-1"), ok, "server sent %s; the client %s", what, since(sent, end, who))
+	// 5.0 numbers no client-side "close on a protocol violation"; the
+	// behaviour is graded under its own name there.
+	g.check(g.id("MQTT-4.8.0-1", ""), ok, "server sent %s; the client %s", what, since(sent, end, who))
+	if g.v5 {
+		g.check("client:closes-on-bad-input", ok, "server sent %s; the client %s", what, since(sent, end, who))
+	}
 }
 
 func isSecondConnack(recs []adversary.Record, r adversary.Record) bool {

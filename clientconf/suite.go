@@ -74,6 +74,14 @@ func Run(ctx context.Context, opts Options) *Result {
 			res.Skipped[d.Name()] = err.Error()
 			continue
 		}
+		speaks := false
+		for _, proto := range opts.Protocols {
+			speaks = speaks || slices.Contains(d.Protocols(), proto)
+		}
+		if !speaks {
+			res.Skipped[d.Name()] = fmt.Sprintf("speaks protocol level %v only, not %v", d.Protocols(), opts.Protocols)
+			continue
+		}
 		res.Clients = append(res.Clients, d.Name())
 		for _, proto := range opts.Protocols {
 			if !slices.Contains(d.Protocols(), proto) {
@@ -164,7 +172,7 @@ func (r *probeRun) snapshot() []adversary.Record {
 func runProbe(ctx context.Context, d Driver, p Probe, proto byte) Outcome {
 	o := Outcome{Client: d.Name(), Probe: p.Name, Protocol: proto}
 	run := &probeRun{more: make(chan struct{})}
-	srv, err := adversary.Start(adversary.Config{Script: adversary.Script{Actions: p.Script}, Record: run.record})
+	srv, err := adversary.Start(adversary.Config{Script: adversary.Script{Actions: forProtocol(p.Script, proto)}, Record: run.record})
 	if err != nil {
 		o.Err = err
 		return o
@@ -350,4 +358,39 @@ func (r *Result) Results() *reports.Results {
 		Conformance: rm,
 	}
 	return res
+}
+
+// v5Refusal maps a 3.1.1 CONNACK return code to the 5.0 reason code that
+// means the same.
+var v5Refusal = map[int]int{1: 0x84, 2: 0x85, 3: 0x88, 4: 0x86, 5: 0x87}
+
+// forProtocol adapts a probe's script to 5.0: refusal codes become reason
+// codes, and a raw PUBLISH gets the empty property block 5.0 requires after
+// its topic, so it breaks only the rule the probe is about.
+func forProtocol(actions []adversary.Action, proto byte) []adversary.Action {
+	if proto != packet.V5 {
+		return actions
+	}
+	out := slices.Clone(actions)
+	for i, a := range out {
+		if a.Do == adversary.Refuse {
+			if c, ok := v5Refusal[a.Code]; ok {
+				out[i].Code = c
+			}
+		}
+		if a.Do == adversary.Send && len(a.Bytes) > 4 && a.Bytes[0]>>4 == 3 && a.Bytes[1] < 0x7f {
+			tl := int(a.Bytes[2])<<8 | int(a.Bytes[3])
+			at := 4 + tl
+			if (a.Bytes[0]>>1)&3 != 0 {
+				at += 2 // packet identifier
+			}
+			if at <= len(a.Bytes) {
+				b := append(slices.Clone(a.Bytes[:at]), 0x00)
+				b = append(b, a.Bytes[at:]...)
+				b[1]++
+				out[i].Bytes = b
+			}
+		}
+	}
+	return out
 }

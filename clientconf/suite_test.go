@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mqttfleet/mqttfleet/packet"
 	"github.com/mqttfleet/mqttfleet/reports"
 )
 
@@ -25,6 +26,7 @@ func probesFromEnv() []string {
 // each available client must have at least 60 statements and behaviours
 // graded.
 func TestClients(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	res := Run(ctx, Options{Drivers: allDrivers, Probes: probesFromEnv()})
@@ -53,4 +55,27 @@ func TestClients(t *testing.T) {
 func firstLines(s string, n int) string {
 	l := strings.SplitN(s, "\n", n+1)
 	return strings.Join(l[:min(n, len(l))], " | ")
+}
+
+// TestClientsV5 is TestClients at protocol level 5 for the clients that
+// speak it.
+func TestClientsV5(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	res := Run(ctx, Options{Drivers: allDrivers, Probes: probesFromEnv(), Protocols: []byte{packet.V5}})
+	rm := res.Results().Conformance
+	for _, client := range res.Clients {
+		cov := rm.Coverage[client]
+		t.Logf("%s: %d graded: %d pass, %d fail, %d deviation", client, cov.Tested, cov.Pass, cov.Fail, cov.Deviation)
+		for _, st := range rm.Statements {
+			c := rm.Cell(client, st.ID)
+			if c.Status == reports.CellFail {
+				t.Errorf("%s %s: undeclared failure:\n%s", client, st.ID, c.Reason)
+			}
+		}
+		if len(probesFromEnv()) == 0 && cov.Tested < 60 {
+			t.Errorf("%s: %d statements and behaviours graded at 5.0, want at least 60", client, cov.Tested)
+		}
+	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/mqttfleet/mqttfleet/clientconf"
 	"github.com/mqttfleet/mqttfleet/conformance"
+	"github.com/mqttfleet/mqttfleet/packet"
 	"github.com/mqttfleet/mqttfleet/reports"
 	"github.com/mqttfleet/mqttfleet/targets"
 )
@@ -53,6 +54,7 @@ func conformanceCmd(fs *pflag.FlagSet) runFunc {
 	var clients targetList
 	fs.Var(&clients, "client", "grade device clients instead of brokers: paho (paho.mqtt.golang), native (mqttfleet's client), mosquitto (mosquitto_sub/pub), python (paho-mqtt), or all (repeatable or comma-separated)")
 	probes := fs.String("probes", "", "with --client: run only these probes (comma-separated; default all)")
+	protocol := fs.String("protocol", "3.1.1", "with --client: protocol level to grade: 3.1.1, 5 or both")
 	return func(ctx context.Context, args []string) error {
 		if len(args) > 0 {
 			return fmt.Errorf("%w: unexpected arguments %q", errUsage, args)
@@ -61,7 +63,12 @@ func conformanceCmd(fs *pflag.FlagSet) runFunc {
 			if len(names) > 0 {
 				return fmt.Errorf("%w: --client grades clients against the adversarial broker; it does not take --target", errUsage)
 			}
-			return clientConformance(ctx, clients, *probes, outputs(*results, *junit, *html, *md, *out))
+			protos, ok := map[string][]byte{"3.1.1": {packet.V311}, "4": {packet.V311}, "5": {packet.V5}, "5.0": {packet.V5},
+				"both": {packet.V311, packet.V5}}[*protocol]
+			if !ok {
+				return fmt.Errorf("%w: --protocol %q: want 3.1.1, 5 or both", errUsage, *protocol)
+			}
+			return clientConformance(ctx, clients, *probes, protos, outputs(*results, *junit, *html, *md, *out))
 		}
 		if len(names) == 0 {
 			names = targetList{"inprocess"}
@@ -113,7 +120,7 @@ var clientDrivers = map[string]clientconf.Driver{
 // clientConformance runs the client suite (clientconf) and writes the same
 // outputs as the broker suite. Exit status: 0 every check passed or deviated
 // as declared, 1 a check failed, 3 no client asked for could run here.
-func clientConformance(ctx context.Context, names targetList, probes string, outs conformance.Outputs) error {
+func clientConformance(ctx context.Context, names targetList, probes string, protos []byte, outs conformance.Outputs) error {
 	var ds []clientconf.Driver
 	for _, n := range names {
 		if n == "all" {
@@ -140,7 +147,7 @@ func clientConformance(ctx context.Context, names targetList, probes string, out
 		}
 	}
 	done := 0
-	res := clientconf.Run(ctx, clientconf.Options{Drivers: ds, Probes: only, Progress: func(client, probe string, failed bool) {
+	res := clientconf.Run(ctx, clientconf.Options{Drivers: ds, Probes: only, Protocols: protos, Progress: func(client, probe string, failed bool) {
 		done++
 		mark := "ok"
 		if failed {

@@ -90,3 +90,35 @@ func TestColorOnlyOnATerminalWithoutNoColor(t *testing.T) {
 		}
 	}
 }
+
+// The client suite writes the same results set; its cells are clients.
+func TestConformanceClientWritesTheResultsSet(t *testing.T) {
+	dir := t.TempDir()
+	code := run([]string{"conformance", "--client", "native,paho", "--probes", "publish-qos1,connect-plain", "--out", dir})
+	if code != reports.ExitPass {
+		t.Fatalf("conformance --client exited %d, want 0", code)
+	}
+	res, err := reports.Read(filepath.Join(dir, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, client := range []string{"mqttfleet-client", "paho.mqtt.golang"} {
+		if c := res.Conformance.Cell(client, "MQTT-4.3.2-1"); c.Status != reports.CellPass {
+			t.Errorf("%s MQTT-4.3.2-1: %s %s, want pass", client, c.Status, c.Reason)
+		}
+	}
+	junit, _ := os.ReadFile(filepath.Join(dir, "junit.xml"))
+	if !bytes.Contains(junit, []byte("MQTT-3.1.0-1")) || !bytes.Contains(junit, []byte("paho.mqtt.golang")) {
+		t.Errorf("junit.xml lacks the statement or the client:\n%.600s", junit)
+	}
+	for _, bad := range [][]string{
+		{"conformance", "--client", "nosuch"},
+		{"conformance", "--client", "paho", "--probes", "nosuch"},
+		{"conformance", "--client", "paho", "--target", "inprocess"},
+		{"conformance", "--client", "paho", "--protocol", "6"},
+	} {
+		if code := run(bad); code != reports.ExitInvalid {
+			t.Errorf("%v exited %d, want %d", bad, code, reports.ExitInvalid)
+		}
+	}
+}
