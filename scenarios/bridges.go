@@ -3,6 +3,7 @@ package scenarios
 import (
 	"context"
 	"fmt"
+	"github.com/mqttfleet/mqttfleet/adversary"
 	"net/url"
 	"strings"
 	"time"
@@ -25,8 +26,12 @@ import (
 // Broker is an extra broker of a topology.
 type Broker struct {
 	Name string `yaml:"name"`
-	// Kind is inprocess (default), process or mosquitto.
+	// Kind is inprocess (default), process, mosquitto, or adversary: the
+	// adversarial broker (package adversary) running Script, to show what
+	// the fleet's client library does when a broker misbehaves.
 	Kind string `yaml:"kind"`
+	// Script is the adversary's misbehaviours (kind adversary only).
+	Script *adversary.Script `yaml:"script"`
 	// Persistence keeps the broker's state across restart steps (kinds
 	// process and mosquitto).
 	Persistence bool `yaml:"persistence"`
@@ -54,7 +59,7 @@ type Bridge struct {
 	rules []bridgeconf.Topic // parsed by validation
 }
 
-var brokerKinds = []string{"inprocess", "process", "mosquitto"}
+var brokerKinds = []string{"inprocess", "process", "mosquitto", "adversary"}
 
 // validateTopology checks brokers:, bridges: and what refers to them.
 func (sc *Scenario) validateTopology(c *checker) {
@@ -74,8 +79,18 @@ func (sc *Scenario) validateTopology(c *checker) {
 		if !oneOf(b.Kind, brokerKinds) {
 			c.fail(f+".kind", "unknown broker kind %q%s; want one of %s", b.Kind, suggest(b.Kind, brokerKinds), strings.Join(brokerKinds, ", "))
 		}
-		if b.Persistence && b.Kind == "inprocess" {
+		if b.Persistence && (b.Kind == "inprocess" || b.Kind == "adversary") {
 			c.fail(f+".persistence", "persistence needs kind process or mosquitto (brokers the harness runs out of process)")
+		}
+		switch {
+		case b.Script != nil && b.Kind != "adversary":
+			c.fail(f+".script", "a script is for kind adversary (the broker that misbehaves on purpose)")
+		case b.Kind == "adversary" && b.Script == nil:
+			c.fail(f+".script", "kind adversary needs a script: {actions: [{on: pingreq, do: withhold}]} (docs/clients.md)")
+		case b.Script != nil:
+			if err := b.Script.Check(); err != nil {
+				c.fail(f+".script", "%v", err)
+			}
 		}
 	}
 	bridges := map[string]bool{}
@@ -126,6 +141,20 @@ func (sc *Scenario) validateTopology(c *checker) {
 		}
 		if cl.Proxy {
 			c.fail(f, "a client of another broker cannot sit behind the fault proxy (it fronts the target); fault the bridge link instead")
+		}
+	}
+	for i := range sc.Groups {
+		g := &sc.Groups[i]
+		if g.Broker == "" || g.Broker == "target" {
+			g.Broker = ""
+			continue
+		}
+		f := fmt.Sprintf("groups[%d].broker", i)
+		if !names[g.Broker] {
+			c.fail(f, "no broker named %q (brokers: %s)", g.Broker, strings.Join(sc.brokerNames(), ", "))
+		}
+		if g.Proxy {
+			c.fail(f, "a group on another broker cannot sit behind the fault proxy (it fronts the target)")
 		}
 	}
 	for i := range sc.Steps {
@@ -191,8 +220,11 @@ func (r *runner) startTopology(ctx context.Context) error {
 	r.bridgeProxies = map[string]*netem.Proxy{}
 	for i := range r.sc.Brokers {
 		b := &r.sc.Brokers[i]
-		t, err := targets.ByName(b.Kind)
-		if err != nil {
+		var t targets.Target
+		var err error
+		if b.Kind == "adversary" {
+			t = targets.NewAdversary(*b.Script, events.SinkFunc(func(e events.Event) { r.sink.Emit(e) }))
+		} else if t, err = targets.ByName(b.Kind); err != nil {
 			return err
 		}
 		if d, ok := t.(targets.Durable); ok {
@@ -365,3 +397,24 @@ func (r *runner) restoreBridge(name string) {
 // onTarget reports whether a lifecycle step acts on the target (not on a
 // broker of brokers:).
 func (s *Step) onTarget() bool { return s.Broker == "" || s.Broker == "target" }
+
+// UsesTarget reports whether anything in the scenario connects to the
+// target broker: a group or client without broker:, or a bridge (the
+// target runs it). A file that grades client libraries against brokers:
+// of its own does not, and a second target would add nothing.
+func (sc *Scenario) UsesTarget() bool {
+	if len(sc.Bridges) > 0 {
+		return true
+	}
+	for _, g := range sc.Groups {
+		if g.Broker == "" {
+			return true
+		}
+	}
+	for _, c := range sc.Clients {
+		if c.Broker == "" {
+			return true
+		}
+	}
+	return false
+}

@@ -81,6 +81,9 @@ func (r *runner) up(gr *groupRun) error {
 	case gr.g.Proxy:
 		cfg.Driver = &proxyDriver{proxy: r.proxy, group: gr.linkGroup}
 	}
+	if gr.g.Broker != "" {
+		cfg.Broker = hostPort(r.urlFor(gr.g.Broker))
+	}
 	f, err := simulator.New(cfg)
 	if err != nil {
 		return fmt.Errorf("group %s up: %w", gr.g.Name, err)

@@ -86,6 +86,10 @@ type Group struct {
 	// Driver is native (default; this module's client) or paho
 	// (paho.mqtt.golang, with its own auto-reconnect).
 	Driver string `yaml:"driver"`
+	// Broker is the broker of brokers: the group's devices connect to
+	// (default: the target), such as an adversary showing what the
+	// group's client library does when a broker misbehaves.
+	Broker string `yaml:"broker"`
 }
 
 // Client is one scenario client: it connects at the start of the timeline
