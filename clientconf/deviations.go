@@ -13,6 +13,7 @@ var Deviations = map[string]map[string]string{
 		"MQTT-4.8.0-1":             "keeps the connection after each of the protocol violations above instead of closing it",
 		"MQTT-4.3.3-1":             "after a reconnect resends a QoS 2 PUBLISH (DUP) whose PUBREC it had already received and answered with PUBREL, then sends the PUBREL again",
 		"MQTT-4.6.0-1":             "resends unacknowledged QoS 2 PUBLISHes after a reconnect in an order of its store (IDs [2 1] for [1 2]), not the order they were first sent",
+		"client:backoff-jitter":    "its reconnect waits are exactly 1, 2, 4, 8 s (after an immediate first retry): no jitter, so a fleet cut at once reconnects in step",
 		"client:qos2-exactly-once": "hands a QoS 2 message to the application again when the server sends it a second time with DUP before PUBREL",
 	},
 	"mosquitto_sub/pub": {

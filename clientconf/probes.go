@@ -684,16 +684,23 @@ func fmtGaps(gs []time.Duration) string {
 }
 
 // jittered reports whether the gaps are not all whole multiples (within
-// 8%) of the shortest: a fixed or doubling schedule without jitter lands on
+// 3%) of the shortest: a fixed or doubling schedule without jitter lands on
 // them every time, a jittered one misses.
 func jittered(gs []time.Duration) bool {
-	base := slices.Min(gs)
-	if base <= 0 {
+	// An immediate first retry (paho's) says nothing about jitter.
+	var waits []time.Duration
+	for _, g := range gs {
+		if g >= 200*time.Millisecond {
+			waits = append(waits, g)
+		}
+	}
+	if len(waits) < 2 {
 		return false
 	}
-	for _, g := range gs {
+	base := slices.Min(waits)
+	for _, g := range waits {
 		r := float64(g) / float64(base)
-		if math.Abs(r-math.Round(r)) > 0.08 {
+		if math.Abs(r-math.Round(r)) > 0.03 {
 			return true
 		}
 	}
