@@ -74,6 +74,7 @@ type grader struct {
 	job    Job
 	recs   []adversary.Record
 	got    Received
+	blind  bool // the driver cannot say what the client delivered
 	checks []Check
 	failed bool
 }

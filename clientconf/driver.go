@@ -72,3 +72,16 @@ type Msg struct {
 
 // Received is what the client delivered to its application.
 type Received []Msg
+
+// Limited is a Driver that can do only some jobs (a program with a fixed
+// command line): the suite runs only the probes whose job it can do, and
+// grades nothing for the others.
+type Limited interface {
+	Can(job Job) bool
+}
+
+// Blind is a Driver that cannot report what the client delivered to its
+// application: checks that need the deliveries are not graded.
+type Blind interface {
+	Blind() bool
+}

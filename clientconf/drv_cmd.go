@@ -297,3 +297,72 @@ func msgsJSON(ms []Msg) []map[string]any {
 	}
 	return out
 }
+
+// Command runs any program as the client under test: Args is its command
+// line with placeholders {host}, {port}, {id} (the probe's client ID) and
+// {keepalive} (seconds). It does what its command line says, so the suite
+// runs only the probes that ask nothing more than connecting, subscribing
+// (as the program does) and staying, and grades nothing that needs to know
+// what it delivered. At a probe's end it gets SIGTERM.
+type Command struct {
+	Label string   // the column name (default "cmd:" + the program's base name)
+	Args  []string // program and arguments
+}
+
+// ParseCommand splits a command line on blanks (no shell quoting).
+func ParseCommand(line string) (Command, error) {
+	args := strings.Fields(line)
+	if len(args) == 0 {
+		return Command{}, errors.New("empty command line")
+	}
+	if !strings.Contains(line, "{port}") {
+		return Command{}, fmt.Errorf("command line %q has no {port}: the client would not find the suite's broker", line)
+	}
+	return Command{Args: args}, nil
+}
+
+// Name is the label.
+func (c Command) Name() string {
+	if c.Label != "" {
+		return c.Label
+	}
+	return "cmd:" + filepath.Base(c.Args[0])
+}
+
+// Protocols: whatever the program speaks; the suite grades 3.1.1 unless
+// asked for 5 (the program's own CONNECT says which it is).
+func (Command) Protocols() []byte { return []byte{packet.V311, packet.V5} }
+
+// Available says whether the program is on PATH.
+func (c Command) Available() error {
+	if _, err := exec.LookPath(c.Args[0]); err != nil {
+		return fmt.Errorf("%s: %w", c.Args[0], err)
+	}
+	return nil
+}
+
+// Can: jobs that only connect, subscribe and stay (with or without the
+// program's own reconnect), with no credentials or will it cannot be told.
+func (Command) Can(job Job) bool {
+	return len(job.Publish) == 0 && job.PublishEvery == 0 && len(job.Unsubscribe) == 0 && job.Clean &&
+		job.Will == nil && job.Username == "" && !job.DisconnectEarly
+}
+
+// Blind: a program's deliveries are not known.
+func (Command) Blind() bool { return true }
+
+// Run starts the program with the placeholders filled.
+func (c Command) Run(ctx context.Context, job Job) (Received, error) {
+	host, port, err := net.SplitHostPort(job.Addr)
+	if err != nil {
+		return nil, err
+	}
+	r := strings.NewReplacer("{host}", host, "{port}", port, "{id}", job.ClientID,
+		"{keepalive}", strconv.Itoa(int(job.KeepAlive/time.Second)))
+	args := make([]string, len(c.Args))
+	for i, a := range c.Args {
+		args[i] = r.Replace(a)
+	}
+	_, err = runProgram(ctx, exec.Command(args[0], args[1:]...), syscall.SIGTERM, true, nil, func(string) (Msg, bool) { return Msg{}, false })
+	return nil, err
+}

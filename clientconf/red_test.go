@@ -102,3 +102,32 @@ func TestNoClientIsNotGreen(t *testing.T) {
 		t.Fatalf("status %s, skipped %v", r.Run.Status, res.Skipped)
 	}
 }
+
+// A program given by its command line runs the probes it can do and no
+// other: here mosquitto_sub, which can connect and subscribe but not
+// publish.
+func TestCommandDriver(t *testing.T) {
+	c, err := ParseCommand("mosquitto_sub -h {host} -p {port} -i {id} -k {keepalive} -t cc/#")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Available(); err != nil {
+		t.Skipf("mosquitto_sub: %v (make deps installs mosquitto-clients)", err)
+	}
+	res := Run(context.Background(), Options{Drivers: []Driver{c}, Probes: []string{"connect-plain", "publish-qos1"}})
+	if len(res.Outcomes) != 1 || res.Outcomes[0].Probe != "connect-plain" {
+		t.Fatalf("outcomes %+v, want connect-plain only (the program cannot publish)", res.Outcomes)
+	}
+	rm := res.Results().Conformance
+	for _, id := range []string{"MQTT-3.1.0-1", "MQTT-3.8.1-1", "MQTT-3.14.4-1"} {
+		if cell := rm.Cell("cmd:mosquitto_sub", id); cell.Status != reports.CellPass {
+			t.Errorf("%s: %s %s", id, cell.Status, cell.Reason)
+		}
+	}
+	if _, err := ParseCommand("mosquitto_sub -h localhost -p 1883"); err == nil {
+		t.Error("a command line without {port} was accepted")
+	}
+	if _, err := ParseCommand("  "); err == nil {
+		t.Error("an empty command line was accepted")
+	}
+}

@@ -88,9 +88,13 @@ func Run(ctx context.Context, opts Options) *Result {
 				continue
 			}
 			for _, p := range Probes {
-				if len(opts.Probes) == 0 || slices.Contains(opts.Probes, p.Name) {
-					tasks = append(tasks, task{d, p, proto})
+				if len(opts.Probes) > 0 && !slices.Contains(opts.Probes, p.Name) {
+					continue
 				}
+				if l, ok := d.(Limited); ok && !l.Can(p.job("127.0.0.1:1883", proto)) {
+					continue
+				}
+				tasks = append(tasks, task{d, p, proto})
 			}
 		}
 	}
@@ -178,10 +182,7 @@ func runProbe(ctx context.Context, d Driver, p Probe, proto byte) Outcome {
 		return o
 	}
 	run.srv = srv
-	job := Job{Addr: srv.Addr(), ClientID: "cc-" + p.Name, Protocol: proto, KeepAlive: keepAlive, Clean: true, Disconnect: true}
-	if p.Job != nil {
-		p.Job(&job)
-	}
+	job := p.job(srv.Addr(), proto)
 	wctx, cancel := context.WithTimeout(ctx, p.Window)
 	defer cancel()
 	run.ctx = wctx
@@ -210,6 +211,9 @@ func runProbe(ctx context.Context, d Driver, p Probe, proto byte) Outcome {
 	settle(run)
 	_ = srv.Close()
 	g := &grader{probe: p.Name, end: end, v5: proto == packet.V5, job: job, recs: run.snapshot()}
+	if b, ok := d.(Blind); ok && b.Blind() {
+		g.blind = true
+	}
 	for _, r := range got {
 		g.got = append(g.got, r...)
 	}
@@ -393,4 +397,13 @@ func forProtocol(actions []adversary.Action, proto byte) []adversary.Action {
 		}
 	}
 	return out
+}
+
+// job is what the probe asks the client to do against addr.
+func (p Probe) job(addr string, proto byte) Job {
+	j := Job{Addr: addr, ClientID: "cc-" + p.Name, Protocol: proto, KeepAlive: keepAlive, Clean: true, Disconnect: true}
+	if p.Job != nil {
+		p.Job(&j)
+	}
+	return j
 }

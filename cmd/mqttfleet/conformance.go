@@ -53,13 +53,14 @@ func conformanceCmd(fs *pflag.FlagSet) runFunc {
 	deviations := fs.String("deviations", "", `expected deviations of a known broker (e.g. "mosquitto") for targets given by URL`)
 	var clients targetList
 	fs.Var(&clients, "client", "grade device clients instead of brokers: paho (paho.mqtt.golang), native (mqttfleet's client), mosquitto (mosquitto_sub/pub), python (paho-mqtt), or all (repeatable or comma-separated)")
+	cmds := fs.StringArray("client-cmd", nil, "grade any program as a client: its command line with {host}, {port}, {id} and {keepalive} (repeatable; only the probes that need no more than connecting and subscribing run)")
 	probes := fs.String("probes", "", "with --client: run only these probes (comma-separated; default all)")
 	protocol := fs.String("protocol", "3.1.1", "with --client: protocol level to grade: 3.1.1, 5 or both")
 	return func(ctx context.Context, args []string) error {
 		if len(args) > 0 {
 			return fmt.Errorf("%w: unexpected arguments %q", errUsage, args)
 		}
-		if len(clients) > 0 {
+		if len(clients) > 0 || len(*cmds) > 0 {
 			if len(names) > 0 {
 				return fmt.Errorf("%w: --client grades clients against the adversarial broker; it does not take --target", errUsage)
 			}
@@ -68,7 +69,7 @@ func conformanceCmd(fs *pflag.FlagSet) runFunc {
 			if !ok {
 				return fmt.Errorf("%w: --protocol %q: want 3.1.1, 5 or both", errUsage, *protocol)
 			}
-			return clientConformance(ctx, clients, *probes, protos, outputs(*results, *junit, *html, *md, *out))
+			return clientConformance(ctx, clients, *cmds, *probes, protos, outputs(*results, *junit, *html, *md, *out))
 		}
 		if len(names) == 0 {
 			names = targetList{"inprocess"}
@@ -120,8 +121,15 @@ var clientDrivers = map[string]clientconf.Driver{
 // clientConformance runs the client suite (clientconf) and writes the same
 // outputs as the broker suite. Exit status: 0 every check passed or deviated
 // as declared, 1 a check failed, 3 no client asked for could run here.
-func clientConformance(ctx context.Context, names targetList, probes string, protos []byte, outs conformance.Outputs) error {
+func clientConformance(ctx context.Context, names targetList, cmds []string, probes string, protos []byte, outs conformance.Outputs) error {
 	var ds []clientconf.Driver
+	for _, line := range cmds {
+		c, err := clientconf.ParseCommand(line)
+		if err != nil {
+			return fmt.Errorf("%w: --client-cmd: %w", errUsage, err)
+		}
+		ds = append(ds, c)
+	}
 	for _, n := range names {
 		if n == "all" {
 			ds = append(ds, clientconf.Paho{}, clientconf.Native{}, clientconf.Mosquitto{}, clientconf.PythonPaho{})
