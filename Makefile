@@ -13,7 +13,7 @@ export TESTCONTAINERS_HOST_OVERRIDE := 127.0.0.1
 # No registry here: the Mosquitto target uses the image `make images` builds from Debian's package.
 export MQTTFLEET_MOSQUITTO_IMAGE ?= mqttfleet/mosquitto:2.0.11
 
-CONFORMANCE_TARGETS ?= inprocess,mosquitto
+CONFORMANCE_TARGETS ?= inprocess,mosquitto,nats
 CONFORMANCE_OUT     ?= results/conformance
 
 .PHONY: all build deps test vet fmt-check unit fuzz fuzz-long bench run images conformance demo clean

@@ -17,6 +17,8 @@ command -v nsenter >/dev/null 2>&1 || need_apt+=(util-linux)
 # come with mosquitto-clients above; Python paho-mqtt for Debian's own python3.
 command -v mosquitto_sub >/dev/null 2>&1 || need_apt+=(mosquitto-clients)
 /usr/bin/python3 -c 'import paho.mqtt.client' >/dev/null 2>&1 || need_apt+=(python3-paho-mqtt)
+# NATS server (its MQTT listener) for the nats container target: scripts/images/nats.sh.
+[ -x /usr/sbin/nats-server ] || need_apt+=(nats-server)
 
 apt_install() {
 	if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then

@@ -94,3 +94,34 @@ func mosquittoPersistConf(conf []byte) []byte {
 	out := bytes.Replace(conf, []byte("persistence false\n"), nil, 1)
 	return append(out, "persistence true\npersistence_location /tmp/\nautosave_interval 1\nautosave_on_changes true\n"...)
 }
+
+// NATS defaults: no official image carries our config, so the default is
+// the locally built one (scripts/images/nats.sh, from Debian's nats-server).
+const (
+	DefaultNATSImage = "mqttfleet/nats:2.9.10"
+	NATSImageEnv     = "MQTTFLEET_NATS_IMAGE"
+)
+
+// natsConf runs NATS with its MQTT listener (JetStream on, as MQTT needs).
+//
+//go:embed nats.conf
+var natsConf []byte
+
+// NewNATS returns the NATS server target with its MQTT listener: MQTT
+// 3.1.1 only, QoS 0 and 1 (a QoS 2 subscription is granted QoS 1; a QoS 2
+// PUBLISH is refused), retained messages, wills and persistent sessions
+// kept in JetStream.
+func NewNATS() *Container {
+	return &Container{
+		TargetName: "nats",
+		Image:      imageFromEnv(NATSImageEnv, DefaultNATSImage),
+		ImageEnv:   NATSImageEnv,
+		Ports:      map[string]ContainerPort{"tcp": {Port: "1883/tcp"}},
+		Files:      []File{{Path: "/etc/nats/mqttfleet.conf", Content: natsConf}},
+		Entrypoint: []string{"/usr/sbin/nats-server"},
+		Cmd:        []string{"-c", "/etc/nats/mqttfleet.conf"},
+		WaitLog:    "Server is ready",
+		Caps: Capabilities{MaxQoS: 1, Retain: true, Wildcards: true,
+			PersistentSessions: true, Restartable: true, Kill: true},
+	}
+}

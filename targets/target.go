@@ -171,10 +171,12 @@ func ByName(name string) (Target, error) {
 		return NewMosquitto(), nil
 	case n == "emqx":
 		return NewEMQX(), nil
+	case n == "nats":
+		return NewNATS(), nil
 	case strings.Contains(n, "://"):
 		return NewExternal(n)
 	default:
-		return nil, fmt.Errorf("unknown target %q: want inprocess, process, mosquitto, emqx or a tcp:// or ws:// URL", name)
+		return nil, fmt.Errorf("unknown target %q: want inprocess, process, mosquitto, emqx, nats or a tcp:// or ws:// URL", name)
 	}
 }
 
