@@ -16,7 +16,7 @@ export MQTTFLEET_MOSQUITTO_IMAGE ?= mqttfleet/mosquitto:2.0.11
 CONFORMANCE_TARGETS ?= inprocess,mosquitto,nats
 CONFORMANCE_OUT     ?= results/conformance
 
-.PHONY: all build deps test vet fmt-check unit fuzz fuzz-long bench run images conformance demo clean
+.PHONY: all build deps test vet fmt-check unit fuzz fuzz-long bench run images conformance demo clean shards k8s-manifests
 
 all: build
 
@@ -49,6 +49,19 @@ fuzz:
 ## fuzz-long: the documented 10-minute run per target.
 fuzz-long:
 	bash scripts/fuzz.sh 10m
+
+## shards: rehearse the Kubernetes Indexed Job of deploy/k8s on this machine: N shard processes of the
+## 16,000-device fleet (N=4: 4 x 4,000) against the reference broker, merged into shards-out/report.html.
+N ?= 4
+shards:
+	$(GO) build -o bin/mqttfleet ./cmd/mqttfleet
+	mkdir -p shards-out
+	bin/mqttfleet shards manifests --profile deploy/k8s/fleet-profile.yaml --shards $(N) -o shards-out/fleet.yaml
+	bin/mqttfleet shards rehearse --manifests shards-out/fleet.yaml --out shards-out
+
+## k8s-manifests: regenerate deploy/k8s/fleet.yaml (4 shards) from deploy/k8s/fleet-profile.yaml.
+k8s-manifests:
+	$(GO) run ./cmd/mqttfleet shards manifests --profile deploy/k8s/fleet-profile.yaml --shards 4 -o deploy/k8s/fleet.yaml
 
 ## images: build the local container images (idempotent; no registry needed).
 images:

@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -108,5 +110,73 @@ func TestSingleDashLongFlags(t *testing.T) {
 	err = execute(context.Background(), []string{"simulate", "--devices", "-3"})
 	if reports.ExitCode(nil, err) != reports.ExitInvalid || !strings.Contains(err.Error(), "--devices") {
 		t.Fatalf("simulate --devices -3: %v", err)
+	}
+}
+
+// `shards rehearse` runs an Indexed Job's pods as processes and merges them:
+// the merged totals are the sum of the shards', its span the wall-clock
+// span of all of them.
+func TestShardsRehearsalMerges(t *testing.T) {
+	dir := t.TempDir()
+	profile := filepath.Join(dir, "fleet.yaml")
+	if err := os.WriteFile(profile, []byte(`name: rehearse
+seed: 3
+duration: 3s
+drain: 1s
+groups:
+  - name: devices
+    count: 300
+    client_id: "r-{{.Index}}"
+    publish: {interval: 1s, qos: 1, topic: "r/{{.Index}}"}
+    subscriptions: [{filter: "r/{{.Index}}", qos: 1}]
+    lifecycle: {rate: 1000}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	manifests := filepath.Join(dir, "m.yaml")
+	if code := run([]string{"shards", "manifests", "--profile", profile, "--shards", "3", "-o", manifests}); code != 0 {
+		t.Fatalf("shards manifests exited %d", code)
+	}
+	out := filepath.Join(dir, "out")
+	cmd := exec.Command(os.Args[0], "shards", "rehearse", "--manifests", manifests, "--out", out)
+	cmd.Env = append(os.Environ(), "MQTTFLEET_BE_MAIN=1")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("shards rehearse: %v\n%s", err, b)
+	}
+	merged, err := reports.Read(filepath.Join(out, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var parts []*reports.Results
+	for i := range 3 {
+		p, err := reports.Read(filepath.Join(out, "results", fmt.Sprintf("shard-%d.json", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts = append(parts, p)
+	}
+	start, end := parts[0].Run.Start, parts[0].Run.End
+	for _, k := range []string{"devices", "connects", "publishes_sent", "publishes_received", "expected", "lost"} {
+		var sum int64
+		for _, p := range parts {
+			sum += p.Counters[k]
+			if p.Run.Start.Before(start) {
+				start = p.Run.Start
+			}
+			if p.Run.End.After(end) {
+				end = p.Run.End
+			}
+		}
+		if merged.Counters[k] != sum || (k == "devices" && sum != 300) || (k == "publishes_sent" && sum == 0) {
+			t.Errorf("%s: merged %d, shards sum %d", k, merged.Counters[k], sum)
+		}
+	}
+	if !merged.Run.Start.Equal(start) || !merged.Run.End.Equal(end) {
+		t.Errorf("merged span %s..%s, shards %s..%s", merged.Run.Start, merged.Run.End, start, end)
+	}
+	for _, f := range []string{"report.html", "junit.xml"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Error(err)
+		}
 	}
 }

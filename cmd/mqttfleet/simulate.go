@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -36,7 +37,7 @@ type simulateFlags struct {
 	profile, broker, driver, shard, results, metrics, events, startAt, runID string
 	prog                                                                     progress
 	fs                                                                       *pflag.FlagSet
-	procs, devices, qos, maxConnecting                                       int
+	procs, devices, qos, maxConnecting, shards                               int
 	duration, interval, keepalive                                            time.Duration
 	rate                                                                     float64
 	seed                                                                     uint64
@@ -52,8 +53,9 @@ func simulateCmd(fs *pflag.FlagSet) runFunc {
 	fs.StringVar(&o.broker, "broker", "", "broker address: host:port or tcp://, ws://, tls://, wss:// URL (overrides the profile's)")
 	fs.StringVar(&o.driver, "driver", "native", "client library: native (lean, for scale) or paho (paho.mqtt.golang)")
 	fs.StringVar(&o.shard, "shard", "", "run only shard i/N of the fleet (contiguous device indexes)")
+	fs.IntVar(&o.shards, "shards", 0, "the fleet's shard count when this process is one pod of a Kubernetes Indexed Job: its index comes from $JOB_COMPLETION_INDEX (instead of --shard i/N)")
 	fs.IntVar(&o.procs, "procs", 1, "run the fleet as this many local shard processes and merge their results")
-	fs.StringVar(&o.results, "results", "simulate-results.json", "write the results file here")
+	fs.StringVar(&o.results, "results", "simulate-results.json", "write the results file here ({index} is replaced by the shard index)")
 	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus /metrics on this host:port while running")
 	o.prog = progressFlags(fs)
 	o.kafka.define(fs)
@@ -84,6 +86,9 @@ func runSimulate(ctx context.Context, o *simulateFlags, args []string) error {
 		o.profile = args[0]
 	}
 	if err := o.prog.check(); err != nil {
+		return err
+	}
+	if err := o.shardFromJob(); err != nil {
 		return err
 	}
 	p, err := o.buildProfile(fs)
@@ -437,7 +442,7 @@ func runProcs(ctx context.Context, o *simulateFlags) error {
 // shardFlags passes the flags the user set on to a shard process, except
 // those the parent sets per shard.
 func shardFlags(fs *pflag.FlagSet) []string {
-	skip := map[string]bool{"procs": true, "shard": true, "results": true, "start-at": true, "progress": true,
+	skip := map[string]bool{"procs": true, "shard": true, "shards": true, "results": true, "start-at": true, "progress": true,
 		"metrics": true, "profile": true}
 	var out []string
 	fs.Visit(func(f *pflag.Flag) {
@@ -489,4 +494,30 @@ func printSummary(w io.Writer, r *reports.Results) {
 		}
 		fmt.Fprintln(w)
 	}
+}
+
+// shardFromJob takes the shard index from a Kubernetes Indexed Job's
+// $JOB_COMPLETION_INDEX when --shards N is given, and fills {index} in
+// --results, so every pod of the Job runs the same command line
+// (deploy/k8s, docs/simulator.md).
+func (o *simulateFlags) shardFromJob() error {
+	if o.shards > 0 {
+		if o.shard != "" {
+			return fmt.Errorf("%w: --shards takes the index from $JOB_COMPLETION_INDEX; --shard i/N gives both: use one", errUsage)
+		}
+		idx := os.Getenv("JOB_COMPLETION_INDEX")
+		i, err := strconv.Atoi(idx)
+		if err != nil || i < 0 || i >= o.shards {
+			return fmt.Errorf("%w: --shards %d needs $JOB_COMPLETION_INDEX between 0 and %d (an Indexed Job sets it), got %q", errUsage, o.shards, o.shards-1, idx)
+		}
+		o.shard = fmt.Sprintf("%d/%d", i, o.shards)
+	}
+	if strings.Contains(o.results, "{index}") {
+		idx := "0"
+		if o.shard != "" {
+			idx, _, _ = strings.Cut(o.shard, "/")
+		}
+		o.results = strings.ReplaceAll(o.results, "{index}", idx)
+	}
+	return nil
 }
