@@ -125,3 +125,34 @@ func NewNATS() *Container {
 			PersistentSessions: true, Restartable: true, Kill: true},
 	}
 }
+
+// RabbitMQ defaults: the locally built image (scripts/images/rabbitmq.sh,
+// from Debian's rabbitmq-server with the rabbitmq_mqtt plugin on).
+const (
+	DefaultRabbitMQImage = "mqttfleet/rabbitmq:3.10.8"
+	RabbitMQImageEnv     = "MQTTFLEET_RABBITMQ_IMAGE"
+)
+
+// rabbitmqConf runs RabbitMQ's MQTT plugin with anonymous clients as guest.
+//
+//go:embed rabbitmq.conf
+var rabbitmqConf []byte
+
+// NewRabbitMQ returns the RabbitMQ target with its MQTT plugin: MQTT 3.1.1
+// only (5.0 came in RabbitMQ 3.13), QoS 0 and 1 (a QoS 2 subscription is
+// granted QoS 1), retained messages (in a per-node store), wills, and
+// persistent sessions as durable queues.
+func NewRabbitMQ() *Container {
+	return &Container{
+		TargetName: "rabbitmq",
+		Image:      imageFromEnv(RabbitMQImageEnv, DefaultRabbitMQImage),
+		ImageEnv:   RabbitMQImageEnv,
+		Ports:      map[string]ContainerPort{"tcp": {Port: "1883/tcp"}},
+		Files:      []File{{Path: "/etc/rabbitmq/rabbitmq.conf", Content: rabbitmqConf}},
+		WaitLog:    "Server startup complete",
+		// Erlang boots, then the MQTT plugin waits for a Raft election.
+		StartupTimeout: 120 * time.Second,
+		Caps: Capabilities{MaxQoS: 1, Retain: true, Wildcards: true,
+			PersistentSessions: true, Restartable: true, Kill: true},
+	}
+}

@@ -173,10 +173,12 @@ func ByName(name string) (Target, error) {
 		return NewEMQX(), nil
 	case n == "nats":
 		return NewNATS(), nil
+	case n == "rabbitmq":
+		return NewRabbitMQ(), nil
 	case strings.Contains(n, "://"):
 		return NewExternal(n)
 	default:
-		return nil, fmt.Errorf("unknown target %q: want inprocess, process, mosquitto, emqx, nats or a tcp:// or ws:// URL", name)
+		return nil, fmt.Errorf("unknown target %q: want inprocess, process, mosquitto, emqx, nats, rabbitmq or a tcp:// or ws:// URL", name)
 	}
 }
 
