@@ -85,3 +85,13 @@ type Limited interface {
 type Blind interface {
 	Blind() bool
 }
+
+// busyTicks is the clock of a busy job: a tick per PublishEvery, or a
+// channel that never fires when the job is idle. stop releases the ticker.
+func busyTicks(job Job) (tick <-chan time.Time, stop func()) {
+	if job.PublishEvery <= 0 {
+		return nil, func() {}
+	}
+	t := time.NewTicker(job.PublishEvery)
+	return t.C, t.Stop
+}

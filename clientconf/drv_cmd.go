@@ -169,12 +169,8 @@ func (Mosquitto) Run(ctx context.Context, job Job) (Received, error) {
 			if job.DisconnectEarly {
 				return
 			}
-			var tick <-chan time.Time
-			if job.PublishEvery > 0 {
-				t := time.NewTicker(job.PublishEvery)
-				defer t.Stop()
-				tick = t.C
-			}
+			tick, stop := busyTicks(job)
+			defer stop()
 			for {
 				select {
 				case <-ctx.Done():

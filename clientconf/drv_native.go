@@ -118,12 +118,8 @@ func nativeSession(ctx context.Context, c *client.Client, job Job, first bool) e
 			return c.Disconnect(context.Background())
 		}
 	}
-	var tick <-chan time.Time
-	if job.PublishEvery > 0 {
-		t := time.NewTicker(job.PublishEvery)
-		defer t.Stop()
-		tick = t.C
-	}
+	tick, stop := busyTicks(job)
+	defer stop()
 	for {
 		select {
 		case <-ctx.Done():

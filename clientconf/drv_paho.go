@@ -98,12 +98,8 @@ func (Paho) Run(ctx context.Context, job Job) (Received, error) {
 		c.Disconnect(250)
 		return result(), nil
 	}
-	var tick <-chan time.Time
-	if job.PublishEvery > 0 {
-		t := time.NewTicker(job.PublishEvery)
-		defer t.Stop()
-		tick = t.C
-	}
+	tick, stop := busyTicks(job)
+	defer stop()
 	for {
 		select {
 		case <-ctx.Done():

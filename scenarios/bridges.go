@@ -129,33 +129,25 @@ func (sc *Scenario) validateTopology(c *checker) {
 			c.fail(f+".max_queued", "must not be negative")
 		}
 	}
-	for i := range sc.Clients {
-		cl := &sc.Clients[i]
-		if cl.Broker == "" || cl.Broker == "target" {
-			cl.Broker = ""
-			continue
+	// A client or group on a broker of brokers: names it, and is not
+	// behind the fault proxy (which fronts the target).
+	onBroker := func(f string, broker *string, proxy bool) {
+		if *broker == "" || *broker == "target" {
+			*broker = ""
+			return
 		}
-		f := fmt.Sprintf("clients[%d].broker", i)
-		if !names[cl.Broker] {
-			c.fail(f, "no broker named %q (brokers: %s)", cl.Broker, strings.Join(sc.brokerNames(), ", "))
+		if !names[*broker] {
+			c.fail(f, "no broker named %q (brokers: %s)", *broker, strings.Join(sc.brokerNames(), ", "))
 		}
-		if cl.Proxy {
-			c.fail(f, "a client of another broker cannot sit behind the fault proxy (it fronts the target); fault the bridge link instead")
+		if proxy {
+			c.fail(f, "on another broker it cannot sit behind the fault proxy (it fronts the target); fault the bridge link instead")
 		}
 	}
+	for i := range sc.Clients {
+		onBroker(fmt.Sprintf("clients[%d].broker", i), &sc.Clients[i].Broker, sc.Clients[i].Proxy)
+	}
 	for i := range sc.Groups {
-		g := &sc.Groups[i]
-		if g.Broker == "" || g.Broker == "target" {
-			g.Broker = ""
-			continue
-		}
-		f := fmt.Sprintf("groups[%d].broker", i)
-		if !names[g.Broker] {
-			c.fail(f, "no broker named %q (brokers: %s)", g.Broker, strings.Join(sc.brokerNames(), ", "))
-		}
-		if g.Proxy {
-			c.fail(f, "a group on another broker cannot sit behind the fault proxy (it fronts the target)")
-		}
+		onBroker(fmt.Sprintf("groups[%d].broker", i), &sc.Groups[i].Broker, sc.Groups[i].Proxy)
 	}
 	for i := range sc.Steps {
 		s, f := &sc.Steps[i], fmt.Sprintf("steps[%d]", i)

@@ -10,17 +10,13 @@ IMAGE="${MQTTFLEET_MOSQUITTO_IMAGE:-mqttfleet/mosquitto:2.0.11}"
 BIN=/usr/sbin/mosquitto
 here="$(cd "$(dirname "$0")/../.." && pwd)"
 
-if ! command -v docker >/dev/null 2>&1 || ! docker info >/dev/null 2>&1; then
-	echo "images/mosquitto: no Docker engine; skipping $IMAGE" >&2
-	exit 0
-fi
+# shellcheck source=common.bash
+. "$here/scripts/images/common.bash"
 # RECIPE changes when what goes into the image does: an image built by an
 # older recipe is rebuilt. 2: libgcc_s.so.1, which glibc loads at run time
 # when a thread exits (Mosquitto's bridge resolves its address in one).
 RECIPE=2
-if [ "${FORCE:-0}" != 1 ] && [ "$(docker image inspect -f '{{index .Config.Labels "org.mqttfleet.recipe"}}' "$IMAGE" 2>/dev/null)" = "$RECIPE" ]; then
-	exit 0
-fi
+image_current "$IMAGE" "$RECIPE"
 if [ ! -x "$BIN" ]; then
 	echo "images/mosquitto: $BIN missing (apt-get install mosquitto); cannot build $IMAGE" >&2
 	exit 1
@@ -34,10 +30,11 @@ cp "$BIN" "$ctx/rootfs/usr/sbin/mosquitto"
 # ldd does not list what glibc dlopens: libgcc_s.so.1 (pthread_exit and
 # pthread_cancel unwind with it; without it a thread's exit aborts the broker).
 gcc_s="$(ldconfig -p | awk '/libgcc_s\.so\.1 .*x86-64|libgcc_s\.so\.1 .*=> \// {print $NF; exit}')"
-{ ldd "$BIN" | awk '/=> \//{print $3} /^\t\//{print $1}'; if [ -n "$gcc_s" ]; then echo "$gcc_s"; fi; } | sort -u | while read -r lib; do
-	mkdir -p "$ctx/rootfs$(dirname "$lib")"
-	cp -L "$lib" "$ctx/rootfs$lib"
-done
+copy_libs "$ctx/rootfs" "$BIN"
+if [ -n "$gcc_s" ]; then
+	mkdir -p "$ctx/rootfs$(dirname "$gcc_s")"
+	cp -L "$gcc_s" "$ctx/rootfs$gcc_s"
+fi
 printf 'root:x:0:0:root:/:/sbin/nologin\nmosquitto:x:1883:1883:mosquitto:/:/sbin/nologin\n' >"$ctx/rootfs/etc/passwd"
 printf 'root:x:0:\nmosquitto:x:1883:\n' >"$ctx/rootfs/etc/group"
 chmod 1777 "$ctx/rootfs/tmp"
@@ -46,7 +43,4 @@ cp "$here/deploy/images/mosquitto/Dockerfile" "$here/targets/mosquitto.conf" "$c
 
 version="$({ "$BIN" -h 2>/dev/null || true; } | awk '/mosquitto version/{print $3; exit}')"
 echo "images/mosquitto: building $IMAGE from $BIN ${version:-}"
-if ! out="$(docker build -q --label "org.opencontainers.image.version=${version:-unknown}" --label "org.mqttfleet.recipe=$RECIPE" -t "$IMAGE" "$ctx" 2>&1)"; then
-	echo "$out" >&2
-	exit 1
-fi
+build_image "$IMAGE" "$RECIPE" "$version" "$ctx"

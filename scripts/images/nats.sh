@@ -9,14 +9,9 @@ IMAGE="${MQTTFLEET_NATS_IMAGE:-mqttfleet/nats:2.9.10}"
 BIN=/usr/sbin/nats-server
 here="$(cd "$(dirname "$0")/../.." && pwd)"
 
-if ! command -v docker >/dev/null 2>&1 || ! docker info >/dev/null 2>&1; then
-	echo "images/nats: no Docker engine; skipping $IMAGE" >&2
-	exit 0
-fi
-RECIPE=1
-if [ "${FORCE:-0}" != 1 ] && [ "$(docker image inspect -f '{{index .Config.Labels "org.mqttfleet.recipe"}}' "$IMAGE" 2>/dev/null)" = "$RECIPE" ]; then
-	exit 0
-fi
+# shellcheck source=common.bash
+. "$here/scripts/images/common.bash"
+image_current "$IMAGE" 1
 if [ ! -x "$BIN" ]; then
 	echo "images/nats: $BIN missing (apt-get install nats-server); cannot build $IMAGE" >&2
 	exit 0
@@ -26,10 +21,7 @@ ctx="$(mktemp -d)"
 trap 'rm -rf "$ctx"' EXIT
 mkdir -p "$ctx/rootfs/etc" "$ctx/rootfs/usr/sbin" "$ctx/rootfs/tmp"
 cp "$BIN" "$ctx/rootfs/usr/sbin/nats-server"
-ldd "$BIN" | awk '/=> \//{print $3} /^\t\//{print $1}' | sort -u | while read -r lib; do
-	mkdir -p "$ctx/rootfs$(dirname "$lib")"
-	cp -L "$lib" "$ctx/rootfs$lib"
-done
+copy_libs "$ctx/rootfs" "$BIN"
 printf 'root:x:0:0:root:/:/sbin/nologin\nnats:x:4222:4222:nats:/:/sbin/nologin\n' >"$ctx/rootfs/etc/passwd"
 printf 'root:x:0:\nnats:x:4222:\n' >"$ctx/rootfs/etc/group"
 chmod 1777 "$ctx/rootfs/tmp"
@@ -37,7 +29,4 @@ cp "$here/deploy/images/nats/Dockerfile" "$here/targets/nats.conf" "$ctx/"
 
 version="$("$BIN" --version 2>/dev/null | awk '{print $2}' | tr -d v)"
 echo "images/nats: building $IMAGE from $BIN ${version:-}"
-if ! out="$(docker build -q --label "org.opencontainers.image.version=${version:-unknown}" --label "org.mqttfleet.recipe=$RECIPE" -t "$IMAGE" "$ctx" 2>&1)"; then
-	echo "$out" >&2
-	exit 1
-fi
+build_image "$IMAGE" 1 "$version" "$ctx"

@@ -9,14 +9,10 @@ set -euo pipefail
 IMAGE="${MQTTFLEET_RABBITMQ_IMAGE:-mqttfleet/rabbitmq:3.10.8}"
 here="$(cd "$(dirname "$0")/../.." && pwd)"
 
-if ! command -v docker >/dev/null 2>&1 || ! docker info >/dev/null 2>&1; then
-	echo "images/rabbitmq: no Docker engine; skipping $IMAGE" >&2
-	exit 0
-fi
+# shellcheck source=common.bash
+. "$here/scripts/images/common.bash"
 RECIPE=1
-if [ "${FORCE:-0}" != 1 ] && [ "$(docker image inspect -f '{{index .Config.Labels "org.mqttfleet.recipe"}}' "$IMAGE" 2>/dev/null)" = "$RECIPE" ]; then
-	exit 0
-fi
+image_current "$IMAGE" "$RECIPE"
 for need in /usr/lib/rabbitmq/bin/rabbitmq-server /usr/lib/erlang/bin/erl /bin/busybox; do
 	if [ ! -e "$need" ]; then
 		echo "images/rabbitmq: $need missing (apt-get install rabbitmq-server busybox-static); cannot build $IMAGE" >&2
@@ -36,13 +32,8 @@ done
 mkdir -p "$root/usr/bin"
 ln -sf /bin/env "$root/usr/bin/env"
 # The shared libraries of every ELF file of the runtime and the release (the crypto NIF needs libcrypto).
-find /usr/lib/erlang /usr/lib/rabbitmq -type f \( -perm -u+x -o -name '*.so' \) -print0 |
-	xargs -0 -r file | awk -F: '/ELF/{print $1}' | while read -r f; do
-	ldd "$f" 2>/dev/null | awk '/=> \//{print $3} /^\t\//{print $1}'
-done | sort -u | while read -r lib; do
-	mkdir -p "$root$(dirname "$lib")"
-	cp -L "$lib" "$root$lib"
-done
+mapfile -t elfs < <(find /usr/lib/erlang /usr/lib/rabbitmq -type f \( -perm -u+x -o -name '*.so' \) -print0 | xargs -0 -r file | awk -F: '/ELF/{print $1}')
+copy_libs "$root" "${elfs[@]}"
 printf 'root:x:0:0:root:/:/bin/sh\nrabbitmq:x:999:999:rabbitmq:/var/lib/rabbitmq:/bin/sh\n' >"$root/etc/passwd"
 printf 'root:x:0:\nrabbitmq:x:999:\n' >"$root/etc/group"
 printf '127.0.0.1 localhost\n' >"$root/etc/hosts"
@@ -54,7 +45,4 @@ echo '[rabbitmq_mqtt].' >"$ctx/enabled_plugins"
 
 version="$(ls /usr/lib/rabbitmq/lib | sed -n 's/^rabbitmq_server-//p' | head -1)"
 echo "images/rabbitmq: building $IMAGE from Debian's rabbitmq-server ${version:-}"
-if ! out="$(docker build -q --label "org.opencontainers.image.version=${version:-unknown}" --label "org.mqttfleet.recipe=$RECIPE" -t "$IMAGE" "$ctx" 2>&1)"; then
-	echo "$out" >&2
-	exit 1
-fi
+build_image "$IMAGE" "$RECIPE" "$version" "$ctx"
