@@ -16,7 +16,7 @@ export MQTTFLEET_MOSQUITTO_IMAGE ?= mqttfleet/mosquitto:2.0.11
 CONFORMANCE_TARGETS ?= inprocess,mosquitto,nats
 CONFORMANCE_OUT     ?= results/conformance
 
-.PHONY: all build deps test vet fmt-check unit fuzz fuzz-long bench run images conformance demo clean shards k8s-manifests
+.PHONY: all build deps test vet fmt-check unit fuzz fuzz-long bench run images conformance demo clean shards k8s-manifests matrix
 
 all: build
 
@@ -50,8 +50,21 @@ fuzz:
 fuzz-long:
 	bash scripts/fuzz.sh 10m
 
+## matrix: conformance and the scenario library against every broker in MATRIX_TARGETS (those that cannot run
+## here are skipped), published as docs/matrix.md and docs/matrix.html; the runs' files stay in matrix-out/.
+MATRIX_TARGETS ?= inprocess,mosquitto,nats
+matrix: images
+	$(GO) build -o bin/mqttfleet ./cmd/mqttfleet
+	rm -rf matrix-out && mkdir -p matrix-out/scenarios
+	bin/mqttfleet conformance --target $(MATRIX_TARGETS) --results matrix-out/conformance.json || true
+	for t in $(subst $(comma), ,$(MATRIX_TARGETS)); do for f in scenarios/library/*.yaml; do \
+		bin/mqttfleet run --target $$t --progress off --out matrix-out/scenarios/$$t/$$(basename $$f .yaml) $$f >/dev/null 2>&1 || true; \
+	done; done
+	bin/mqttfleet report matrix --conformance matrix-out/conformance.json --scenarios matrix-out/scenarios --md docs/matrix.md --html docs/matrix.html
+
 ## shards: rehearse the Kubernetes Indexed Job of deploy/k8s on this machine: N shard processes of the
 ## 16,000-device fleet (N=4: 4 x 4,000) against the reference broker, merged into shards-out/report.html.
+comma := ,
 N ?= 4
 shards:
 	$(GO) build -o bin/mqttfleet ./cmd/mqttfleet

@@ -52,7 +52,72 @@ func reportCommands() []*cobra.Command {
 			"missing shards are named and fail the merged run."}
 	o := m.Flags().StringP("output", "o", "", "merged results file (required)")
 	m.RunE = func(_ *cobra.Command, args []string) error { return mergeResults(*o, args) }
-	return append(out, m)
+	return append(out, m, matrixCommand())
+}
+
+// matrixCommand is `report matrix`: the published broker comparison from a
+// conformance results file and the scenario library's results per broker.
+func matrixCommand() *cobra.Command {
+	c := &cobra.Command{Use: "matrix --conformance results.json --scenarios DIR [--md FILE] [--html FILE]",
+		Short: "write the broker matrix (statement x broker, scenario x broker) as Markdown and HTML",
+		Long: "Reads a conformance results file and DIR/<broker>/<scenario>.json (or DIR/<broker>/<scenario>/results.json,\n" +
+			"the layout `mqttfleet run --out` leaves) and writes the matrix `make matrix` publishes as docs/matrix.md."}
+	conf := c.Flags().String("conformance", "", "conformance results file")
+	scen := c.Flags().String("scenarios", "", "directory of scenario results per broker")
+	md := c.Flags().String("md", "", "Markdown output (default: standard output)")
+	html := c.Flags().String("html", "", "HTML output")
+	c.RunE = func(_ *cobra.Command, args []string) error {
+		if len(args) > 0 || (*conf == "" && *scen == "") {
+			return fmt.Errorf("%w: report matrix needs --conformance and/or --scenarios", errUsage)
+		}
+		bm := &reports.BrokerMatrix{Scenarios: map[string]map[string]*reports.Results{}}
+		if *conf != "" {
+			r, err := reports.Read(*conf)
+			if err != nil {
+				return err
+			}
+			bm.Conformance = r
+		}
+		if *scen != "" {
+			brokers, err := os.ReadDir(*scen)
+			if err != nil {
+				return err
+			}
+			for _, b := range brokers {
+				if !b.IsDir() {
+					continue
+				}
+				entries, err := os.ReadDir(filepath.Join(*scen, b.Name()))
+				if err != nil {
+					return err
+				}
+				for _, e := range entries {
+					p, name := filepath.Join(*scen, b.Name(), e.Name()), strings.TrimSuffix(e.Name(), ".json")
+					if e.IsDir() {
+						p = filepath.Join(p, "results.json")
+					} else if !strings.HasSuffix(e.Name(), ".json") {
+						continue
+					}
+					r, err := reports.Read(p)
+					if err != nil {
+						return err
+					}
+					if bm.Scenarios[b.Name()] == nil {
+						bm.Scenarios[b.Name()] = map[string]*reports.Results{}
+					}
+					bm.Scenarios[b.Name()][name] = r
+				}
+			}
+		}
+		if err := writeOutput(*md, bm.Markdown); err != nil {
+			return err
+		}
+		if *html != "" {
+			return writeOutput(*html, bm.HTML)
+		}
+		return nil
+	}
+	return c
 }
 
 // mergeResults merges shard files into one results file.
