@@ -13,7 +13,7 @@ export TESTCONTAINERS_HOST_OVERRIDE := 127.0.0.1
 # No registry here: the Mosquitto target uses the image `make images` builds from Debian's package.
 export MQTTFLEET_MOSQUITTO_IMAGE ?= mqttfleet/mosquitto:2.0.11
 
-CONFORMANCE_TARGETS ?= inprocess,mosquitto,nats
+CONFORMANCE_TARGETS ?= inprocess,mosquitto,nats,rabbitmq
 CONFORMANCE_OUT     ?= results/conformance
 
 .PHONY: all build deps test vet fmt-check unit fuzz fuzz-long bench run images conformance demo clean shards k8s-manifests matrix
@@ -52,7 +52,7 @@ fuzz-long:
 
 ## matrix: conformance and the scenario library against every broker in MATRIX_TARGETS (those that cannot run
 ## here are skipped), published as docs/matrix.md and docs/matrix.html; the runs' files stay in matrix-out/.
-MATRIX_TARGETS ?= inprocess,mosquitto,nats
+MATRIX_TARGETS ?= inprocess,mosquitto,nats,rabbitmq
 matrix: images
 	$(GO) build -o bin/mqttfleet ./cmd/mqttfleet
 	rm -rf matrix-out && mkdir -p matrix-out/scenarios

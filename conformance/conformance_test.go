@@ -13,7 +13,7 @@ import (
 )
 
 // TestConformance runs the suite against the targets in MQTTFLEET_TARGETS
-// (default "inprocess,mosquitto,nats", where a target that cannot run here is
+// (default "inprocess,mosquitto,nats,rabbitmq", where a target that cannot run here is
 // skipped with its reason; a target named in the variable must run) and
 // writes results.json, junit.xml and report.html to
 // MQTTFLEET_CONFORMANCE_OUT when set. MQTTFLEET_DEVIATIONS=mosquitto gives
@@ -22,7 +22,7 @@ func TestConformance(t *testing.T) {
 	names := os.Getenv("MQTTFLEET_TARGETS")
 	explicit := names != ""
 	if !explicit {
-		names = "inprocess,mosquitto,nats"
+		names = "inprocess,mosquitto,nats,rabbitmq"
 	}
 	ts, err := targets.List(names)
 	if err != nil {

@@ -19,6 +19,11 @@ command -v mosquitto_sub >/dev/null 2>&1 || need_apt+=(mosquitto-clients)
 /usr/bin/python3 -c 'import paho.mqtt.client' >/dev/null 2>&1 || need_apt+=(python3-paho-mqtt)
 # NATS server (its MQTT listener) for the nats container target: scripts/images/nats.sh.
 [ -x /usr/sbin/nats-server ] || need_apt+=(nats-server)
+# RabbitMQ (MQTT plugin) for the rabbitmq container target: scripts/images/rabbitmq.sh copies Debian's
+# Erlang runtime and release into an image, with a static busybox for its sh scripts.
+[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || need_apt+=(rabbitmq-server)
+[ -x /bin/busybox ] || need_apt+=(busybox-static)
+command -v file >/dev/null 2>&1 || need_apt+=(file)
 
 apt_install() {
 	if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
