@@ -59,3 +59,25 @@ func TestAdversaryBrokerValidation(t *testing.T) {
 		}
 	}
 }
+
+// The kick-loop grade turns: twins with a fixed 1 s retry are graded
+// looping. (The paho grade's other direction - a 60 s cap settles paho's
+// twins - was checked by hand: 2 takeovers in the last 32 s. It is not a
+// test because paho's reconnect sleeps through Disconnect for up to its
+// cap, a goroutine goleak would report.)
+func TestKickLoopGradeTurns(t *testing.T) {
+	sc, err := Load("library/kick-loop.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range sc.Groups {
+		if sc.Groups[i].Name == "damped" {
+			sc.Groups[i].Reconnect.Policy = "fixed"
+			sc.Groups[i].Reconnect.Jitter = 0
+		}
+	}
+	res := runLogged(t, sc, Options{}, 3*time.Minute)
+	if v := verdictOf(res, "client grade - backoff with jitter is not looping - under 5 takeovers in the last 32 s"); v != reports.Fail {
+		t.Errorf("twins retrying every 1 s: %s, want fail (graded looping)", v)
+	}
+}

@@ -39,6 +39,7 @@ type device struct {
 	everOnline  bool
 	connectedAt time.Time
 	attempts    int // failed attempts in a row
+	backoff     int // step of the reconnect backoff (Reconnect.ResetAfter)
 	published   int
 	timer       *time.Timer // next publish
 	life        *time.Timer // next churn roll, online end, or reconnect
@@ -137,6 +138,9 @@ func (d *device) connect() {
 		return
 	}
 	d.conn, d.online, d.connectedAt, d.attempts = conn, true, time.Now(), 0
+	if d.g.g.Reconnect.ResetAfter == 0 {
+		d.backoff = 0
+	}
 	again := d.everOnline
 	d.everOnline = true
 	d.mu.Unlock()
@@ -318,6 +322,9 @@ func (d *device) lost(gen uint32, err error) {
 	}
 	connectedAt := d.connectedAt
 	d.online = false
+	if ra := d.g.g.Reconnect.ResetAfter; ra > 0 && now.Sub(connectedAt) >= ra {
+		d.backoff = 0 // the link lasted: the next outage starts from Delay
+	}
 	if !d.g.autoReconnect {
 		d.conn = nil
 		d.gen++
@@ -361,7 +368,14 @@ func (d *device) retry() {
 		return
 	}
 	d.attempts++
-	wait, ok := ReconnectDelay(d.g.g.Reconnect, d.attempts, d.rng)
+	d.backoff++
+	r := d.g.g.Reconnect
+	if r.MaxAttempts > 0 && d.attempts > r.MaxAttempts {
+		d.gone = true
+		return
+	}
+	r.MaxAttempts = 0 // counted above, on failures only; the wait follows the backoff step
+	wait, ok := ReconnectDelay(r, d.backoff, d.rng)
 	if !ok {
 		d.gone = true
 		return

@@ -235,6 +235,11 @@ type Reconnect struct {
 	Jitter float64 `yaml:"jitter"`
 	// MaxAttempts stops after this many failed attempts in a row; zero is unlimited.
 	MaxAttempts int `yaml:"max_attempts"`
+	// ResetAfter is how long a connection must last before the backoff
+	// starts again from Delay; zero resets it at every CONNACK. With it, a
+	// link taken over right after CONNACK (a twin with the same client ID)
+	// or cut at once keeps the wait growing, so twins damp their kick loop.
+	ResetAfter time.Duration `yaml:"reset_after"`
 }
 
 // Transport kinds.

@@ -354,6 +354,9 @@ func (r *Reconnect) validate(c *checker, f string) {
 	if r.Jitter < 0 || r.Jitter >= 1 {
 		c.fail(f+".jitter", "must be in [0, 1), got %g", r.Jitter)
 	}
+	if r.ResetAfter < 0 {
+		c.fail(f+".reset_after", "must not be negative, got %s", r.ResetAfter)
+	}
 	if r.MaxAttempts < 0 {
 		c.fail(f+".max_attempts", "must not be negative, got %d", r.MaxAttempts)
 	}
