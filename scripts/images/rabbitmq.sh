@@ -33,7 +33,7 @@ mkdir -p "$root/usr/bin"
 ln -sf /bin/env "$root/usr/bin/env"
 # The shared libraries of every ELF file of the runtime and the release (the crypto NIF needs libcrypto).
 mapfile -t elfs < <(find /usr/lib/erlang /usr/lib/rabbitmq -type f \( -perm -u+x -o -name '*.so' \) -print0 | xargs -0 -r file | awk -F: '/ELF/{print $1}')
-copy_libs "$root" "${elfs[@]}"
+copy_libs "$root" "${elfs[@]}" /bin/busybox # busybox-static needs none; a dynamic one its libc
 printf 'root:x:0:0:root:/:/bin/sh\nrabbitmq:x:999:999:rabbitmq:/var/lib/rabbitmq:/bin/sh\n' >"$root/etc/passwd"
 printf 'root:x:0:\nrabbitmq:x:999:\n' >"$root/etc/group"
 printf '127.0.0.1 localhost\n' >"$root/etc/hosts"
