@@ -17,13 +17,15 @@ command -v nsenter >/dev/null 2>&1 || need_apt+=(util-linux)
 # come with mosquitto-clients above; Python paho-mqtt for Debian's own python3.
 command -v mosquitto_sub >/dev/null 2>&1 || need_apt+=(mosquitto-clients)
 /usr/bin/python3 -c 'import paho.mqtt.client' >/dev/null 2>&1 || need_apt+=(python3-paho-mqtt)
-# NATS server (its MQTT listener) for the nats container target: scripts/images/nats.sh.
-[ -x /usr/sbin/nats-server ] || need_apt+=(nats-server)
-# RabbitMQ (MQTT plugin) for the rabbitmq container target: scripts/images/rabbitmq.sh copies Debian's
-# Erlang runtime and release into an image, with a static busybox for its sh scripts.
-[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || need_apt+=(rabbitmq-server)
-[ -x /bin/busybox ] || need_apt+=(busybox-static)
-command -v file >/dev/null 2>&1 || need_apt+=(file)
+# Brokers for the container targets, installed apart so that a failure there costs only their
+# targets: NATS (its MQTT listener; scripts/images/nats.sh) and RabbitMQ (MQTT plugin;
+# scripts/images/rabbitmq.sh copies Debian's Erlang runtime and release into an image, with a
+# static busybox for its sh scripts).
+need_brokers=()
+[ -x /usr/sbin/nats-server ] || need_brokers+=(nats-server)
+[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || need_brokers+=(rabbitmq-server)
+[ -x /bin/busybox ] || need_brokers+=(busybox-static)
+command -v file >/dev/null 2>&1 || need_brokers+=(file)
 
 apt_install() {
 	if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
@@ -38,6 +40,9 @@ apt_install() {
 
 if [ ${#need_apt[@]} -gt 0 ]; then
 	apt_install "${need_apt[@]}"
+fi
+if [ ${#need_brokers[@]} -gt 0 ]; then
+	apt_install "${need_brokers[@]}"
 fi
 
 # A Docker engine: use the running one, else start dockerd from Debian's docker.io.
