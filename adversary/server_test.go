@@ -386,7 +386,15 @@ func TestConnFilterSessionPresentAndTakeover(t *testing.T) {
 func TestRecordKeepsBytesAndWhoClosed(t *testing.T) {
 	var mu sync.Mutex
 	var recs []Record
-	s, err := Start(Config{Record: func(r Record) { mu.Lock(); recs = append(recs, r); mu.Unlock() }})
+	ended := make(chan struct{}) // the one connection's end is its last record
+	s, err := Start(Config{Record: func(r Record) {
+		mu.Lock()
+		recs = append(recs, r)
+		mu.Unlock()
+		if r.Dir == DirClosed {
+			close(ended)
+		}
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -394,15 +402,10 @@ func TestRecordKeepsBytesAndWhoClosed(t *testing.T) {
 	r, _, _ := dial(t, s, "rec", packet.V311)
 	_ = r.WritePacket(&packet.Disconnect{})
 	_ = r.Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		mu.Lock()
-		n := len(recs)
-		mu.Unlock()
-		if n >= 4 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
+	select {
+	case <-ended:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no end-of-connection record within 5 s of the client's close")
 	}
 	mu.Lock()
 	defer mu.Unlock()

@@ -28,9 +28,11 @@ func (Paho) Available() error { return nil }
 // Run connects with paho and does the job.
 func (Paho) Run(ctx context.Context, job Job) (Received, error) {
 	var (
-		mu  sync.Mutex
-		got Received
+		mu   sync.Mutex
+		got  Received
+		subs sync.WaitGroup // the goroutines waiting on SUBSCRIBE tokens
 	)
+	defer subs.Wait() // each ends within 10 s, sooner once the client is disconnected
 	subscribe := func(c mqtt.Client) {
 		if len(job.Subscribe) == 0 {
 			return
@@ -40,7 +42,9 @@ func (Paho) Run(ctx context.Context, job Job) (Received, error) {
 			filters[s.Filter] = s.QoS
 		}
 		tok := c.SubscribeMultiple(filters, nil)
+		subs.Add(1)
 		go func() { // paho's callbacks must not block on a token
+			defer subs.Done()
 			if tok.WaitTimeout(10*time.Second) && tok.Error() == nil && len(job.Unsubscribe) > 0 {
 				c.Unsubscribe(job.Unsubscribe...)
 			}

@@ -242,7 +242,7 @@ func settle(r *probeRun) {
 		}
 		more := r.more
 		r.mu.Unlock()
-		if !slices.Contains(mapValues(open), true) {
+		if !slices.Contains(slices.Collect(maps.Values(open)), true) {
 			return
 		}
 		select {
@@ -251,14 +251,6 @@ func settle(r *probeRun) {
 			return
 		}
 	}
-}
-
-func mapValues(m map[int]bool) []bool {
-	var out []bool
-	for _, v := range m {
-		out = append(out, v)
-	}
-	return out
 }
 
 func firstErr(errs []error) error {
